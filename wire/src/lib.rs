@@ -1,0 +1,34 @@
+//! `wire`: sans-IO protocol codecs for oltrace.
+//!
+//! Bytes and a timestamp go in, decoded messages and paired request/response
+//! exchanges come out. Nothing here touches a socket or reads the clock: the
+//! caller (the recording proxy, the pcap importer, the replayer, a test)
+//! passes time in as nanoseconds, so every decoder runs on virtual time.
+//!
+//! # Layout
+//!
+//! - [`types`]: what every codec shares: [`Direction`], [`Limits`],
+//!   [`CappedBytes`] (a body kept as prefix + full length + hash), the
+//!   [`Event`]s a decoder emits, and the [`Decoder`] trait.
+//! - [`session`]: [`Session`], one per connection. It owns the protocol's
+//!   decoder, counts stream offsets, and switches the connection to opaque
+//!   mode when a decoder gives up (or hands over, e.g. after TLS or an HTTP
+//!   `Upgrade`), re-emitting the bytes the decoder held as opaque chunks so
+//!   that nothing is lost.
+//! - [`opaque`]: the decoder for plain TCP: timed chunks.
+//! - [`http`], [`pg`], [`redis`]: one module per protocol, each with its
+//!   decoder (both directions), its message and exchange types, and the
+//!   encoders the replayer needs.
+//!
+//! Every decoder enforces [`Limits::max_frame`], never panics on any input,
+//! and treats "need more bytes" as an ordinary outcome.
+
+pub mod http;
+pub mod opaque;
+pub mod pg;
+pub mod redis;
+pub mod session;
+pub mod types;
+
+pub use session::Session;
+pub use types::*;

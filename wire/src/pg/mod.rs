@@ -1,0 +1,12 @@
+//! PostgreSQL (being written; see issue 3).
+use crate::types::*;
+#[derive(Clone, Debug, PartialEq)]
+pub struct PgMessage;
+#[derive(Clone, Debug, PartialEq)]
+pub struct PgExchange;
+pub struct PgDecoder { inner: crate::opaque::OpaqueDecoder }
+impl PgDecoder { pub fn new(limits: Limits) -> Self { PgDecoder { inner: crate::opaque::OpaqueDecoder::new(limits) } } }
+impl Decoder for PgDecoder {
+    fn feed(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) -> Result<(), Fallback> { self.inner.feed(dir, data, ts, out) }
+    fn eof(&mut self, _dir: Direction, _ts: u64, _out: &mut Vec<Event>) {}
+}

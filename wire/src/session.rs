@@ -1,0 +1,85 @@
+//! [`Session`]: one connection's decoder, with the switch to opaque mode.
+
+use crate::opaque::OpaqueDecoder;
+use crate::types::*;
+
+/// Decodes one connection, both directions.
+///
+/// ```
+/// use wire::{Direction, Event, Limits, Protocol, Session};
+/// let mut s = Session::new(Protocol::Tcp, Limits::default());
+/// let mut out = Vec::new();
+/// s.feed(Direction::ToServer, b"hello", 1_000, &mut out);
+/// assert!(matches!(out[0], Event::Message(_)));
+/// ```
+pub struct Session {
+    protocol: Protocol,
+    decoder: Box<dyn Decoder>,
+    opaque: Option<OpaqueDecoder>,
+    offsets: [u64; 2],
+    limits: Limits,
+}
+
+impl Session {
+    pub fn new(protocol: Protocol, limits: Limits) -> Session {
+        let decoder: Box<dyn Decoder> = match protocol {
+            Protocol::Http => Box::new(crate::http::HttpDecoder::new(limits)),
+            Protocol::Postgres => Box::new(crate::pg::PgDecoder::new(limits)),
+            Protocol::Redis => Box::new(crate::redis::RedisDecoder::new(limits)),
+            Protocol::Tcp => Box::new(OpaqueDecoder::new(limits)),
+        };
+        Session { protocol, decoder, opaque: None, offsets: [0, 0], limits }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// True once the connection has switched to opaque mode.
+    pub fn is_opaque(&self) -> bool {
+        self.opaque.is_some()
+    }
+
+    /// Feeds bytes seen in `dir` at `ts`; events are appended to `out`.
+    pub fn feed(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) {
+        let start = self.offsets[dir.index()];
+        self.offsets[dir.index()] += data.len() as u64;
+        if let Some(opaque) = &mut self.opaque {
+            opaque.chunk(dir, data, ts, out);
+            return;
+        }
+        if let Err(fallback) = self.decoder.feed(dir, data, ts, out) {
+            self.switch_to_opaque(fallback, start, ts, out);
+        }
+    }
+
+    /// The stream in `dir` ended at `ts`.
+    pub fn eof(&mut self, dir: Direction, ts: u64, out: &mut Vec<Event>) {
+        if self.opaque.is_none() {
+            self.decoder.eof(dir, ts, out);
+        }
+    }
+
+    fn switch_to_opaque(&mut self, fallback: Fallback, _call_start: u64, ts: u64, out: &mut Vec<Event>) {
+        // The pending bytes are the tail of each stream: they end at the
+        // current offset.
+        let mut starts = [0u64; 2];
+        for d in [Direction::ToServer, Direction::ToClient] {
+            starts[d.index()] = self.offsets[d.index()].saturating_sub(fallback.pending[d.index()].len() as u64);
+        }
+        out.push(Event::Opaque {
+            reason: fallback.reason,
+            dir: fallback.dir,
+            offset: starts[fallback.dir.index()],
+            ts,
+        });
+        let mut opaque = OpaqueDecoder::starting_at(self.limits, starts);
+        // The direction that caused the fallback goes first.
+        let order = [fallback.dir, fallback.dir.reverse()];
+        for d in order {
+            let pending = &fallback.pending[d.index()];
+            opaque.chunk(d, pending, ts, out);
+        }
+        self.opaque = Some(opaque);
+    }
+}

@@ -1,0 +1,275 @@
+//! Types shared by every codec.
+
+use bytes::Bytes;
+use xxhash_rust::xxh3::Xxh3;
+
+/// Which way bytes travel on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// From the client (the side that connected) to the server.
+    ToServer,
+    /// From the server back to the client.
+    ToClient,
+}
+
+impl Direction {
+    /// 0 for [`Direction::ToServer`], 1 for [`Direction::ToClient`]: an index
+    /// for per-direction arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
+
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+}
+
+/// The protocols a [`crate::Session`] can decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Http,
+    Postgres,
+    Redis,
+    /// Plain TCP: timed opaque chunks.
+    Tcp,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Postgres => "postgres",
+            Protocol::Redis => "redis",
+            Protocol::Tcp => "tcp",
+        }
+    }
+}
+
+/// Size limits every decoder enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest single frame a decoder will buffer (a PostgreSQL message,
+    /// an HTTP head, a Redis bulk string header line, ...). Anything larger
+    /// makes the decoder fall back to opaque mode rather than buffer without
+    /// bound.
+    pub max_frame: usize,
+    /// How many bytes of a client-to-server message are kept in
+    /// [`Message::raw`] (and of a request body). The replayer re-sends these,
+    /// so the default is generous.
+    pub request_cap: usize,
+    /// How many bytes of a server-to-client message (and of a response body)
+    /// are kept.
+    pub response_cap: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_frame: 64 << 20, request_cap: 1 << 20, response_cap: 64 << 10 }
+    }
+}
+
+impl Limits {
+    /// The cap for messages travelling in `dir`.
+    pub fn cap(&self, dir: Direction) -> usize {
+        match dir {
+            Direction::ToServer => self.request_cap,
+            Direction::ToClient => self.response_cap,
+        }
+    }
+}
+
+/// Bytes kept up to a cap: the prefix, the full length, and, when the prefix
+/// is shorter than the whole, a hash of the whole so that two truncated
+/// bodies can still be compared.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CappedBytes {
+    pub prefix: Bytes,
+    /// Full length in bytes.
+    pub len: u64,
+    /// xxh3-64 of the full content; set only when truncated.
+    pub hash: Option<u64>,
+}
+
+impl CappedBytes {
+    /// Keeps all of `data` when it fits under `cap`, else a prefix and a hash.
+    pub fn new(data: &[u8], cap: usize) -> CappedBytes {
+        let mut b = CappedBuilder::new(cap);
+        b.push(data);
+        b.finish()
+    }
+
+    /// Whole bytes, never truncated.
+    pub fn whole(data: Bytes) -> CappedBytes {
+        CappedBytes { len: data.len() as u64, prefix: data, hash: None }
+    }
+
+    pub fn is_truncated(&self) -> bool {
+        (self.prefix.len() as u64) < self.len
+    }
+}
+
+/// Builds a [`CappedBytes`] from pieces that arrive one at a time (a body
+/// streamed across many reads), in memory bounded by the cap.
+#[derive(Clone)]
+pub struct CappedBuilder {
+    cap: usize,
+    prefix: Vec<u8>,
+    len: u64,
+    hasher: Xxh3,
+}
+
+impl std::fmt::Debug for CappedBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CappedBuilder").field("cap", &self.cap).field("len", &self.len).finish()
+    }
+}
+
+impl CappedBuilder {
+    pub fn new(cap: usize) -> CappedBuilder {
+        CappedBuilder { cap, prefix: Vec::new(), len: 0, hasher: Xxh3::new() }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        let room = self.cap.saturating_sub(self.prefix.len());
+        self.prefix.extend_from_slice(&data[..room.min(data.len())]);
+        self.len += data.len() as u64;
+        self.hasher.update(data);
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn finish(self) -> CappedBytes {
+        let truncated = (self.prefix.len() as u64) < self.len;
+        CappedBytes {
+            hash: truncated.then(|| self.hasher.digest()),
+            prefix: Bytes::from(self.prefix),
+            len: self.len,
+        }
+    }
+}
+
+/// One decoded message, in either direction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub dir: Direction,
+    /// Time the message's first byte was fed.
+    pub first_ts: u64,
+    /// Time its last byte was fed.
+    pub last_ts: u64,
+    /// Offset of its first byte in its direction's stream.
+    pub offset: u64,
+    /// The message's exact bytes as they crossed the wire, capped by
+    /// [`Limits::cap`].
+    pub raw: CappedBytes,
+    pub kind: MessageKind,
+}
+
+/// What a message says, by protocol.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MessageKind {
+    Http(crate::http::HttpMessage),
+    Pg(crate::pg::PgMessage),
+    Redis(crate::redis::RedisMessage),
+    /// Bytes of a connection in opaque mode (plain TCP, TLS, an upgraded
+    /// connection, or after a decoder gave up).
+    Opaque,
+}
+
+/// When the four edges of an exchange happened, in the caller's nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Timings {
+    pub request_first: u64,
+    pub request_last: u64,
+    /// `None` when no response came (connection closed, or no reply expected).
+    pub response_first: Option<u64>,
+    pub response_last: Option<u64>,
+}
+
+/// How an exchange ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExchangeStatus {
+    /// Request and response both complete.
+    Complete,
+    /// The connection ended before the response was complete.
+    Unanswered,
+    /// The protocol says no reply comes (Redis `CLIENT REPLY OFF`, a
+    /// PostgreSQL Terminate, ...).
+    NoReply,
+}
+
+/// A request paired with its response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exchange {
+    pub timings: Timings,
+    /// Bytes on the wire, request side and response side.
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub status: ExchangeStatus,
+    pub detail: ExchangeDetail,
+}
+
+/// The protocol's summary of an exchange.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExchangeDetail {
+    Http(crate::http::HttpExchange),
+    Pg(crate::pg::PgExchange),
+    Redis(crate::redis::RedisExchange),
+}
+
+/// What a [`crate::Session`] emits.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Message(Message),
+    Exchange(Exchange),
+    /// The connection switched to opaque mode: from here on only
+    /// [`MessageKind::Opaque`] chunks follow.
+    Opaque { reason: String, dir: Direction, offset: u64, ts: u64 },
+}
+
+/// A decoder's way of saying "from here on, treat this connection as opaque".
+/// Returned on input it cannot decode, on a frame over [`Limits::max_frame`],
+/// and on deliberate hand-overs (TLS accepted, HTTP `Upgrade`/`CONNECT`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fallback {
+    /// Why, for the trace: e.g. `"pg: unknown backend message tag 0x5a"`.
+    pub reason: String,
+    /// The direction whose bytes caused it.
+    pub dir: Direction,
+    /// Bytes the decoder had accepted but not emitted as messages, per
+    /// direction (index by [`Direction::index`]), in stream order. The
+    /// session re-emits them as opaque chunks, so no byte is lost.
+    pub pending: [Bytes; 2],
+}
+
+/// A protocol decoder: one per connection, fed both directions.
+///
+/// Contract (checked by the tests and fuzz targets):
+/// - feeding the same bytes whole or split at any offset yields the same
+///   events (timestamps aside);
+/// - a strict prefix of a message is "need more bytes", never an error;
+/// - it never panics, and buffers at most [`Limits::max_frame`] bytes plus
+///   the caps per direction.
+pub trait Decoder: Send {
+    /// Feed bytes that travelled in `dir` at time `ts`. Emits zero or more
+    /// events into `out`. `Err` switches the connection to opaque mode; the
+    /// bytes of this call that were not consumed before the error must be
+    /// included in [`Fallback::pending`].
+    fn feed(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) -> Result<(), Fallback>;
+
+    /// The stream in `dir` ended (FIN) at `ts`. Lets read-until-close HTTP
+    /// bodies complete and incomplete exchanges be reported as
+    /// [`ExchangeStatus::Unanswered`].
+    fn eof(&mut self, dir: Direction, ts: u64, out: &mut Vec<Event>);
+}
