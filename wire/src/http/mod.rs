@@ -1,12 +1,46 @@
-//! HTTP/1.1 (being written; see issue 3).
-use crate::types::*;
-#[derive(Clone, Debug, PartialEq)]
-pub struct HttpMessage;
-#[derive(Clone, Debug, PartialEq)]
-pub struct HttpExchange;
-pub struct HttpDecoder { inner: crate::opaque::OpaqueDecoder }
-impl HttpDecoder { pub fn new(limits: Limits) -> Self { HttpDecoder { inner: crate::opaque::OpaqueDecoder::new(limits) } } }
-impl Decoder for HttpDecoder {
-    fn feed(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) -> Result<(), Fallback> { self.inner.feed(dir, data, ts, out) }
-    fn eof(&mut self, _dir: Direction, _ts: u64, _out: &mut Vec<Event>) {}
-}
+//! HTTP/1.x: a sans-IO decoder for both directions of a connection, the
+//! pairing of requests with responses, and the encoders the replayer needs.
+//!
+//! # What it understands
+//!
+//! Requests and responses (`httparse` reads the heads); bodies framed by
+//! `Content-Length`, by the chunked transfer coding (trailers included) or,
+//! for responses, by the end of the connection; bodiless responses (to
+//! `HEAD`, `1xx`, `204`, `304`); interim `1xx` responses such as the
+//! `100 Continue` of `Expect: 100-continue`; keep-alive and pipelining
+//! (responses pair with requests first in, first out); and the hand-over to
+//! opaque mode after `101 Switching Protocols` or a `2xx` answer to
+//! `CONNECT`, reported as a [`crate::Fallback`] whose `pending` bytes are
+//! whatever followed the switch.
+//!
+//! # Layout
+//!
+//! - [`decoder`]: [`HttpDecoder`], the per-connection state machine (receive
+//!   buffers, body framing, streaming of oversized messages, fallback).
+//! - [`head`] (private): parsing heads with `httparse` into positions, and
+//!   reading the fields that frame the body.
+//! - [`chunked`] (private): the chunked transfer coding as a push parser.
+//! - [`message`]: [`HttpMessage`], [`HttpRequest`], [`HttpResponse`]: what is
+//!   recorded for each message.
+//! - [`exchange`]: [`HttpExchange`], and the FIFO that pairs requests with
+//!   responses.
+//! - [`encode`]: [`encode_request`], [`encode_response`], [`rewrite_host`].
+//!
+//! # Events
+//!
+//! One [`crate::Message`] per request (emitted when its body is complete),
+//! one per response (interim `1xx` included), and one [`crate::Exchange`]
+//! per request once its final response is complete, or when the connection
+//! ends first ([`crate::ExchangeStatus::Unanswered`]).
+
+mod chunked;
+pub mod decoder;
+pub mod encode;
+pub mod exchange;
+mod head;
+pub mod message;
+
+pub use decoder::HttpDecoder;
+pub use encode::{encode_request, encode_response, rewrite_host};
+pub use exchange::HttpExchange;
+pub use message::{bytes_str, find_header, Header, HttpMessage, HttpRequest, HttpResponse, HttpVersion};

@@ -1,0 +1,258 @@
+//! What one decoded HTTP/1.x message says: [`HttpMessage`] (a request or a
+//! response), with helpers that read its headers and target.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use crate::types::CappedBytes;
+
+/// The protocol version on a start line. `httparse` only accepts `HTTP/1.x`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HttpVersion {
+    /// `HTTP/1.0`
+    Http10,
+    /// `HTTP/1.1`
+    Http11,
+}
+
+impl HttpVersion {
+    /// From the minor version `httparse` reports (`0` or `1`).
+    pub(crate) fn from_minor(minor: u8) -> HttpVersion {
+        if minor == 0 {
+            HttpVersion::Http10
+        } else {
+            HttpVersion::Http11
+        }
+    }
+
+    /// `"HTTP/1.0"` or `"HTTP/1.1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "HTTP/1.0",
+            HttpVersion::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// A header field: name and value, exactly as sent (the value without the
+/// surrounding whitespace `httparse` strips). Both are slices of the
+/// message's frozen head, so keeping them costs no copy.
+pub type Header = (Bytes, Bytes);
+
+/// One HTTP/1.x message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HttpMessage {
+    /// Client to server.
+    Request(HttpRequest),
+    /// Server to client: a final response, or an interim `1xx` (for example
+    /// the `100 Continue` of `Expect: 100-continue`), which is emitted as its
+    /// own message and does not end the exchange.
+    Response(HttpResponse),
+}
+
+impl HttpMessage {
+    /// The request, if this is one.
+    pub fn request(&self) -> Option<&HttpRequest> {
+        match self {
+            HttpMessage::Request(r) => Some(r),
+            HttpMessage::Response(_) => None,
+        }
+    }
+
+    /// The response, if this is one.
+    pub fn response(&self) -> Option<&HttpResponse> {
+        match self {
+            HttpMessage::Response(r) => Some(r),
+            HttpMessage::Request(_) => None,
+        }
+    }
+
+    /// The header fields, in wire order.
+    pub fn headers(&self) -> &[Header] {
+        match self {
+            HttpMessage::Request(r) => &r.headers,
+            HttpMessage::Response(r) => &r.headers,
+        }
+    }
+
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        find_header(self.headers(), name)
+    }
+
+    /// The decoded body (de-chunked content), capped.
+    pub fn body(&self) -> &CappedBytes {
+        match self {
+            HttpMessage::Request(r) => &r.body,
+            HttpMessage::Response(r) => &r.body,
+        }
+    }
+
+    /// False for a message cut short: the connection ended (or the decoder
+    /// fell back to opaque mode) before its last byte.
+    pub fn is_complete(&self) -> bool {
+        match self {
+            HttpMessage::Request(r) => r.complete,
+            HttpMessage::Response(r) => r.complete,
+        }
+    }
+}
+
+/// A request: start line, header fields, body and trailers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpRequest {
+    /// The method token, e.g. `GET`.
+    pub method: Bytes,
+    /// The request target exactly as sent: origin-form (`/path?query`),
+    /// absolute-form (`http://host/path`, kept as is: see
+    /// [`HttpRequest::absolute_form`]), authority-form (`host:443`, for
+    /// `CONNECT`) or `*`.
+    pub target: Bytes,
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub version: HttpVersion,
+    /// Header fields in wire order.
+    pub headers: Vec<Header>,
+    /// The body content: de-chunked when `chunked`, capped at
+    /// [`crate::Limits::request_cap`]. Empty when the request has no body.
+    pub body: CappedBytes,
+    /// True when the body used the chunked transfer coding.
+    pub chunked: bool,
+    /// Trailer fields after the last chunk, in wire order (chunked only).
+    pub trailers: Vec<Header>,
+    /// False when the message was cut short (see [`HttpMessage::is_complete`]).
+    pub complete: bool,
+}
+
+impl HttpRequest {
+    /// The method as text.
+    pub fn method_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.method)
+    }
+
+    /// The target as text.
+    pub fn target_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.target)
+    }
+
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        find_header(&self.headers, name)
+    }
+
+    /// The `Host` header, else the authority of an absolute-form target.
+    pub fn host(&self) -> Option<Bytes> {
+        if let Some(h) = self.header("host") {
+            return Some(h.clone());
+        }
+        split_absolute_form(&self.target).map(|(host, _)| host)
+    }
+
+    /// For an absolute-form target (`http://host:port/path?q`, as sent to a
+    /// forward proxy): the authority (`host:port`) and the origin-form rest
+    /// (`/path?q`, or `/` when the target has no path). `None` for any other
+    /// form.
+    pub fn absolute_form(&self) -> Option<(Bytes, Bytes)> {
+        split_absolute_form(&self.target)
+    }
+}
+
+/// A response: status line, header fields, body and trailers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpResponse {
+    /// The three-digit status code.
+    pub status: u16,
+    /// The reason phrase (may be empty).
+    pub reason: Bytes,
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub version: HttpVersion,
+    /// Header fields in wire order.
+    pub headers: Vec<Header>,
+    /// The body content: de-chunked when `chunked`, capped at
+    /// [`crate::Limits::response_cap`]. Empty for bodiless responses
+    /// (to `HEAD`, `1xx`, `204`, `304`).
+    pub body: CappedBytes,
+    /// True when the body used the chunked transfer coding.
+    pub chunked: bool,
+    /// Trailer fields after the last chunk, in wire order (chunked only).
+    pub trailers: Vec<Header>,
+    /// False when the message was cut short (see [`HttpMessage::is_complete`]).
+    pub complete: bool,
+}
+
+impl HttpResponse {
+    /// The reason phrase as text.
+    pub fn reason_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.reason)
+    }
+
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        find_header(&self.headers, name)
+    }
+
+    /// An interim `1xx` response other than `101 Switching Protocols`: the
+    /// final response to the same request follows.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+}
+
+/// The first header in `headers` named `name` (ASCII case-insensitive).
+pub fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a Bytes> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
+}
+
+/// Text of a header value or other wire bytes, lossy for non-UTF-8.
+pub fn bytes_str(b: &Bytes) -> Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+/// Splits `scheme://authority/rest` into authority and `/rest` (zero-copy).
+pub(crate) fn split_absolute_form(target: &Bytes) -> Option<(Bytes, Bytes)> {
+    let t: &[u8] = target;
+    let colon = t.iter().position(|&b| b == b':')?;
+    let scheme = t.get(..colon)?;
+    if scheme.is_empty() || !scheme.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) {
+        return None;
+    }
+    if t.get(colon + 1..colon + 3)? != b"//" {
+        return None;
+    }
+    let auth_start = colon + 3;
+    let rest = t.get(auth_start..)?;
+    let auth_len = rest.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
+    let auth_end = auth_start + auth_len;
+    let path = if auth_end == t.len() {
+        Bytes::from_static(b"/")
+    } else if t.get(auth_end) == Some(&b'/') {
+        target.slice(auth_end..)
+    } else {
+        // `http://host?q`: origin-form needs a leading slash.
+        let mut p = Vec::with_capacity(t.len() - auth_end + 1);
+        p.push(b'/');
+        p.extend_from_slice(&t[auth_end..]);
+        Bytes::from(p)
+    };
+    Some((target.slice(auth_start..auth_end), path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_form() {
+        let t = Bytes::from_static(b"http://example.com:8080/a/b?c=d");
+        let (h, p) = split_absolute_form(&t).unwrap();
+        assert_eq!(&h[..], b"example.com:8080");
+        assert_eq!(&p[..], b"/a/b?c=d");
+        let (h, p) = split_absolute_form(&Bytes::from_static(b"https://x")).unwrap();
+        assert_eq!((&h[..], &p[..]), (&b"x"[..], &b"/"[..]));
+        let (h, p) = split_absolute_form(&Bytes::from_static(b"http://x?q")).unwrap();
+        assert_eq!((&h[..], &p[..]), (&b"x"[..], &b"/?q"[..]));
+        assert!(split_absolute_form(&Bytes::from_static(b"/a:b//c")).is_none());
+        assert!(split_absolute_form(&Bytes::from_static(b"host:443")).is_none());
+        assert!(split_absolute_form(&Bytes::from_static(b"*")).is_none());
+    }
+}
