@@ -1,1 +1,202 @@
-fn main() {}
+//! `oltrace`: the command line. Arguments become plain configs; the work
+//! is in the `tracer` library.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracer::filter::{parse_duration, Filter};
+use tracer::Outcome;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done, nothing wrong
+  1  done, but damaged parts of an input trace were skipped (reported on stderr)
+  2  error: bad arguments, unreadable or newer-version trace, failed write";
+
+#[derive(Parser)]
+#[command(name = "oltrace", version, about = "Record, inspect and merge serverless traffic traces (*.mp)", after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print records as JSON lines, one per record
+    #[command(after_help = EXIT_CODES)]
+    Cat(CatArgs),
+    /// Summarise a trace: header, record counts, duration, size, damage
+    #[command(after_help = EXIT_CODES)]
+    Info(InfoArgs),
+    /// Merge traces from several workers into one, ordered by time
+    #[command(after_help = EXIT_CODES)]
+    Merge(MergeArgs),
+    /// Write a synthetic trace of realistic serverless traffic
+    #[command(after_help = EXIT_CODES)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+struct CatArgs {
+    /// Trace files, read one after another
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Only records of this connection id (repeatable)
+    #[arg(long = "conn", value_name = "ID")]
+    conns: Vec<u64>,
+    /// Only records on connections of this protocol (repeatable)
+    #[arg(long = "proto", value_name = "PROTO")]
+    protocols: Vec<ProtoArg>,
+    /// Only messages (and gaps, fallbacks) travelling this way
+    #[arg(long = "dir", value_name = "DIR")]
+    direction: Option<DirArg>,
+    /// Only records of this kind (repeatable): conn_open, conn_close,
+    /// message, exchange, invocation, log, gap, fallback
+    #[arg(long = "kind", value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(format::Body::KINDS))]
+    kinds: Vec<String>,
+    /// Only records at or after this time since the trace's start
+    /// (seconds, or with a unit: 1.5s, 250ms, 40us)
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    from: Option<u64>,
+    /// Only records before this time since the trace's start
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    to: Option<u64>,
+    /// Stop after printing this many records
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// The trace file
+    file: PathBuf,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Traces to merge
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// The merged trace to write
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// How far out of time order an input may be and still come out sorted
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_duration)]
+    window: u64,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// The trace to write
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// How many records to write
+    #[arg(long, default_value_t = 10_000)]
+    records: u64,
+    /// The kind of traffic: lambdas calling PostgreSQL and Redis, or small
+    /// keep-alive HTTP exchanges
+    #[arg(long, value_enum, default_value_t = MixArg::Serverless)]
+    mix: MixArg,
+    /// Seed for the generator: the same seed gives the same records
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write at this many records per second of wall-clock time (default:
+    /// as fast as possible)
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
+    /// Flush to disk at least this often
+    #[arg(long, value_name = "TIME", default_value = "100ms", value_parser = parse_duration)]
+    flush_interval: u64,
+    /// Print "flushed N" on stdout after each flush
+    #[arg(long)]
+    report_flushes: bool,
+    /// The source name in the header (default: the host name)
+    #[arg(long, default_value = "")]
+    source: String,
+    /// zstd level, 1 (fast) to 19 (small); 0 stores blocks uncompressed
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
+    zstd_level: i32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProtoArg {
+    Http,
+    Postgres,
+    Redis,
+    Tcp,
+    Mysql,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DirArg {
+    /// client to server
+    ToServer,
+    /// server to client
+    ToClient,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MixArg {
+    Serverless,
+    SmallHttp,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Cat(a) => {
+            let filter = Filter {
+                conns: a.conns,
+                protocols: a
+                    .protocols
+                    .iter()
+                    .map(|p| match p {
+                        ProtoArg::Http => format::Protocol::Http,
+                        ProtoArg::Postgres => format::Protocol::Postgres,
+                        ProtoArg::Redis => format::Protocol::Redis,
+                        ProtoArg::Tcp => format::Protocol::Tcp,
+                        ProtoArg::Mysql => format::Protocol::Mysql,
+                    })
+                    .collect(),
+                direction: a.direction.map(|d| match d {
+                    DirArg::ToServer => format::Direction::ToServer,
+                    DirArg::ToClient => format::Direction::ToClient,
+                }),
+                kinds: a.kinds,
+                from_ns: a.from,
+                to_ns: a.to,
+            };
+            let config = tracer::cat::CatConfig { files: a.files, filter, limit: a.limit };
+            tracer::cat::run(&config, &mut std::io::BufWriter::new(std::io::stdout().lock()))
+        }
+        Command::Info(a) => tracer::info::run(&tracer::info::InfoConfig { file: a.file, json: a.json }, &mut std::io::stdout()),
+        Command::Merge(a) => {
+            tracer::merge_cmd::run(&tracer::merge_cmd::MergeConfig { inputs: a.inputs, output: a.output, window_ns: a.window })
+        }
+        Command::Generate(a) => tracer::generate::run(&tracer::generate::GenerateConfig {
+            output: a.output,
+            records: a.records,
+            mix: match a.mix {
+                MixArg::Serverless => format::synth::Mix::Serverless,
+                MixArg::SmallHttp => format::synth::Mix::SmallHttp,
+            },
+            seed: a.seed,
+            rate: a.rate,
+            flush_interval: std::time::Duration::from_nanos(a.flush_interval),
+            report_flushes: a.report_flushes,
+            source_name: a.source,
+            zstd_level: a.zstd_level,
+        }),
+    };
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Damaged) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("oltrace: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Decoded summaries of messages and exchanges: what the analyzer and
+//! `oltrace cat` read without decoding bytes again. The exact bytes are in
+//! [`crate::Message::data`]; these summaries hold what a person asks about
+//! (SQL text, Redis command words, HTTP method, path and status).
+
+use crate::bytes::BStr;
+use serde::{Deserialize, Serialize};
+
+/// What one message says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decoded {
+    HttpRequest(HttpRequest),
+    HttpResponse(HttpResponse),
+    Pg(PgMessage),
+    Redis(RedisMessage),
+}
+
+/// An HTTP request head.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    pub method: String,
+    /// The request target as sent (origin-form or absolute-form).
+    pub target: String,
+    /// Minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    #[serde(default)]
+    pub version: u8,
+    /// `Content-Type`, when present. (The other headers are in the
+    /// message's exact bytes, [`crate::Message::data`].)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Body length after removing chunked framing.
+    #[serde(default)]
+    pub body_len: u64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub chunked: bool,
+}
+
+/// An HTTP response head (an interim `100 Continue` too).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    pub status: u16,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub version: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub body_len: u64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub chunked: bool,
+}
+
+/// A PostgreSQL message. `kind` names it as the protocol documentation
+/// does (`Query`, `Parse`, `Bind`, `DataRow`, `CommandComplete`, ...); the
+/// other fields are set where that message has them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PgMessage {
+    pub kind: String,
+    /// SQL text (Query, Parse; Execute and Bind when the statement is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// Prepared statement name (Parse, Bind, Describe, Close).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+    /// Bind parameters as text (`None` is SQL NULL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Option<String>>,
+    /// Column names (RowDescription).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Row values as text: a sample, capped (DataRow runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<Vec<Option<String>>>,
+    /// How many rows the message (or run of DataRow messages) holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_count: Option<u64>,
+    /// Command tag (CommandComplete), e.g. `SELECT 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<PgError>,
+    /// Other named fields: startup parameters, ParameterStatus, a
+    /// notification's channel and payload, the transaction status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, String)>,
+}
+
+/// An ErrorResponse or NoticeResponse.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PgError {
+    pub severity: String,
+    /// SQLSTATE code, e.g. `42P01`.
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// A Redis command, reply or push.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RedisMessage {
+    /// `command`, `reply` or `push`.
+    pub kind: String,
+    /// Command words (commands), capped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<BStr>,
+    /// The reply (replies and pushes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<RedisReply>,
+}
+
+/// A summary of a RESP value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RedisReply {
+    /// RESP type: `simple`, `error`, `integer`, `bulk`, `null`, `array`,
+    /// `map`, `set`, `push`, `bool`, `double`, `big_number`, `verbatim`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Text of a string, error, double or big number, capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<BStr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integer: Option<i64>,
+    /// Element count of an aggregate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+}
+
+/// The protocol's summary of an exchange.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExchangeSummary {
+    Http(HttpExchange),
+    Pg(PgExchange),
+    Redis(RedisExchange),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpExchange {
+    pub method: String,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Final status; absent when no response came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Body lengths (after de-chunking).
+    #[serde(default)]
+    pub request_body_len: u64,
+    #[serde(default)]
+    pub response_body_len: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PgExchange {
+    /// The statements run, in order (one for a simple Query without `;`,
+    /// several for a pipeline before one Sync).
+    pub statements: Vec<String>,
+    /// True for the extended protocol (Parse/Bind/Execute).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub extended: bool,
+    /// Command tags, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Rows returned (DataRow messages).
+    #[serde(default)]
+    pub rows: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<PgError>,
+    /// Transaction status after ReadyForQuery: `I`, `T` or `E`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RedisExchange {
+    /// The command name, upper case (`GET`, `SET`, ...).
+    pub command: String,
+    /// The remaining arguments, capped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<BStr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<RedisReply>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}

@@ -1,0 +1,285 @@
+//! The records a trace holds, inside their [`Record`] envelope.
+//!
+//! Every struct is encoded as a MessagePack map with field names, and empty
+//! optional fields are left out: a reader ignores fields it does not know
+//! and defaults fields it does not find, which is what lets a minor format
+//! version add fields (see `docs/trace-format.md`).
+
+use crate::bytes::Payload;
+use crate::decoded::{Decoded, ExchangeSummary};
+use crate::small_enum::small_enum;
+use serde::{Deserialize, Serialize};
+
+small_enum! {
+    /// Which way bytes travelled on a connection.
+    pub enum Direction {
+        /// From the client (the side that connected) to the server.
+        ToServer = 0 => "to_server",
+        /// From the server to the client.
+        ToClient = 1 => "to_client",
+    }
+}
+
+small_enum! {
+    /// The protocol a connection was recorded as.
+    pub enum Protocol {
+        Http = 0 => "http",
+        Postgres = 1 => "postgres",
+        Redis = 2 => "redis",
+        /// Plain TCP: opaque timed chunks.
+        Tcp = 3 => "tcp",
+        Mysql = 4 => "mysql",
+    }
+}
+
+small_enum! {
+    /// How an exchange ended.
+    pub enum ExchangeStatus {
+        /// Request and response both complete.
+        Complete = 0 => "complete",
+        /// The connection ended before the response was complete.
+        Unanswered = 1 => "unanswered",
+        /// The protocol says no reply comes (e.g. Redis `CLIENT REPLY OFF`).
+        NoReply = 2 => "no_reply",
+    }
+}
+
+small_enum! {
+    /// Where a log line came from.
+    pub enum LogStream {
+        Stdout = 0 => "stdout",
+        Stderr = 1 => "stderr",
+        /// A log file folded into the trace (`oltrace wrap --log FILE`).
+        File = 2 => "file",
+    }
+}
+
+small_enum! {
+    /// How a downstream call was tied to the invocation that caused it.
+    pub enum AttributionMethod {
+        /// A W3C `traceparent` header the proxy added to the invocation and
+        /// the lambda propagated.
+        Traceparent = 0 => "traceparent",
+        /// A sqlcommenter comment in the SQL text.
+        Sqlcommenter = 1 => "sqlcommenter",
+        /// The only invocation in flight when the call was made, on a
+        /// connection it had used: inferred, not proven.
+        ConnectionWindow = 2 => "connection_window",
+    }
+}
+
+/// The envelope of every record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Nanoseconds since the trace's anchor ([`crate::Header::anchor_unix_ns`]).
+    /// What instant it marks is said per record kind.
+    pub ts: u64,
+    /// Index into [`crate::Header::sources`]: which recording this came
+    /// from (0 in a trace that was not merged).
+    #[serde(default)]
+    pub src: u16,
+    pub body: Body,
+}
+
+/// What a record says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    ConnOpen(ConnOpen),
+    ConnClose(ConnClose),
+    Message(Message),
+    Exchange(Exchange),
+    Invocation(Invocation),
+    Log(LogLine),
+    Gap(Gap),
+    Fallback(Fallback),
+}
+
+impl Body {
+    /// The record kind's name, as in JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::ConnOpen(_) => "conn_open",
+            Body::ConnClose(_) => "conn_close",
+            Body::Message(_) => "message",
+            Body::Exchange(_) => "exchange",
+            Body::Invocation(_) => "invocation",
+            Body::Log(_) => "log",
+            Body::Gap(_) => "gap",
+            Body::Fallback(_) => "fallback",
+        }
+    }
+
+    /// Every kind name, in the order above.
+    pub const KINDS: &'static [&'static str] =
+        &["conn_open", "conn_close", "message", "exchange", "invocation", "log", "gap", "fallback"];
+
+    /// The connection this record belongs to, if any.
+    pub fn conn(&self) -> Option<u64> {
+        match self {
+            Body::ConnOpen(c) => Some(c.conn),
+            Body::ConnClose(c) => Some(c.conn),
+            Body::Message(m) => Some(m.conn),
+            Body::Exchange(e) => Some(e.conn),
+            Body::Invocation(i) => Some(i.conn),
+            Body::Gap(g) => g.conn,
+            Body::Fallback(f) => Some(f.conn),
+            Body::Log(_) => None,
+        }
+    }
+
+    /// The direction of a message, gap or fallback.
+    pub fn direction(&self) -> Option<Direction> {
+        match self {
+            Body::Message(m) => Some(m.dir),
+            Body::Gap(g) => g.dir,
+            Body::Fallback(f) => Some(f.dir),
+            _ => None,
+        }
+    }
+}
+
+/// A connection was accepted (`ts`: when). Connection ids are unique within
+/// one source; `(src, conn)` names a connection in a merged trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnOpen {
+    pub conn: u64,
+    pub protocol: Protocol,
+    /// The client's address, `ip:port`.
+    pub client: String,
+    /// The upstream server's address as configured (`host:port`).
+    pub server: String,
+    /// The route's name (by default `PROTO:LISTEN`).
+    #[serde(default)]
+    pub route: String,
+}
+
+/// A connection ended (`ts`: when the last side closed).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnClose {
+    pub conn: u64,
+    /// Bytes forwarded client to server, and server to client.
+    pub bytes_to_server: u64,
+    pub bytes_to_client: u64,
+    /// Why it ended abnormally (reset, upstream unreachable, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One protocol message (or, on an opaque connection, one chunk), with its
+/// exact bytes. `ts` is the time of its first byte.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub conn: u64,
+    pub dir: Direction,
+    /// Time of its last byte, same clock as `ts`.
+    pub last_ts: u64,
+    /// Offset of its first byte in its direction's stream.
+    pub offset: u64,
+    /// The exact bytes as they crossed the wire, capped (see
+    /// [`Payload::is_truncated`]); redacted where secrets were.
+    pub data: Payload,
+    /// What the message says, for the protocols we decode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoded: Option<Decoded>,
+    /// True when secrets in `data` (and `decoded`) were blanked.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub redacted: bool,
+}
+
+/// A request paired with its response. `ts` is the request's first byte.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Exchange {
+    pub conn: u64,
+    /// Time of the request's last byte.
+    pub request_last: u64,
+    /// Times of the response's first and last byte; absent when none came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_first: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_last: Option<u64>,
+    /// Bytes on the wire, request side and response side.
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub status: ExchangeStatus,
+    pub summary: ExchangeSummary,
+    /// The invocation that caused this call, and how we know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+}
+
+impl Exchange {
+    /// Request start to response end, when a response came.
+    pub fn latency(&self, ts: u64) -> Option<u64> {
+        self.response_last.map(|end| end.saturating_sub(ts))
+    }
+}
+
+/// Ties a downstream call to an invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribution {
+    /// [`Invocation::id`] (same source).
+    pub invocation: u64,
+    pub method: AttributionMethod,
+}
+
+/// An invocation of a lambda: one request from the gateway to a worker.
+/// `ts` is the request's first byte; its [`Exchange`] on the same
+/// connection carries the timings and status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// Unique within the source.
+    pub id: u64,
+    pub conn: u64,
+    /// The lambda's name, from the platform profile.
+    pub lambda: String,
+    /// The platform profile that named it: `openlambda`, `openwhisk`,
+    /// `aws`, `azure`, or a user pattern's name.
+    pub platform: String,
+    /// A request id the platform sent (e.g. `x-request-id`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The W3C trace id used to attribute downstream calls, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+/// One log line (`ts`: when it was read).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Who wrote it: the wrapped command's name, or the log file's path.
+    pub origin: String,
+    pub stream: LogStream,
+    /// The line, without its line ending.
+    pub text: String,
+}
+
+/// Data the recorder lost, and why (`ts`: when the loss was noticed).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<Direction>,
+    /// Bytes not recorded.
+    pub bytes: u64,
+    /// Records not recorded.
+    pub records: u64,
+    pub reason: String,
+}
+
+/// A connection switched to opaque recording (TLS, an HTTP upgrade, or
+/// bytes the decoder did not understand). `ts`: when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fallback {
+    pub conn: u64,
+    /// The direction whose bytes caused the switch.
+    pub dir: Direction,
+    /// Offset in that direction's stream from which bytes are opaque.
+    pub offset: u64,
+    pub reason: String,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}

@@ -1,0 +1,73 @@
+//! Small fieldless enums that are one byte in MessagePack and a readable
+//! name in JSON (or any human-readable serde format).
+
+/// Defines `enum $name { $variant = code => "json name", ... }` with
+/// `Serialize`/`Deserialize` that write the code in binary formats and the
+/// name in human-readable ones, and accept either when reading.
+macro_rules! small_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal => $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vmeta])* $variant,)+ }
+
+        impl $name {
+            /// Every variant, in code order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The name used in JSON output and on the command line.
+            pub fn name(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+
+            /// The one-byte code used in trace files.
+            pub fn code(self) -> u8 {
+                match self { $($name::$variant => $code,)+ }
+            }
+
+            pub fn from_code(code: u8) -> Option<$name> {
+                match code { $($code => Some($name::$variant),)+ _ => None }
+            }
+
+            pub fn from_name(name: &str) -> Option<$name> {
+                match name { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() { s.serialize_str(self.name()) } else { s.serialize_u8(self.code()) }
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        write!(f, "a {} code or name", stringify!($name))
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<$name, E> {
+                        u8::try_from(v).ok().and_then($name::from_code)
+                            .ok_or_else(|| E::custom(format!("unknown {} code {v}", stringify!($name))))
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<$name, E> {
+                        self.visit_u64(u64::try_from(v).map_err(|_| E::custom("negative code"))?)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$name, E> {
+                        $name::from_name(v).ok_or_else(|| E::custom(format!("unknown {} {v:?}", stringify!($name))))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+pub(crate) use small_enum;

@@ -1,0 +1,40 @@
+//! `tracer`: the library behind the `oltrace` command.
+//!
+//! `main.rs` is a thin clap layer: it turns arguments into the plain config
+//! structs below and calls one `run` function per subcommand, which returns
+//! an [`Outcome`] that becomes the exit code.
+//!
+//! # Layout
+//!
+//! - [`filter`]: record filters (connection, protocol, direction, kind,
+//!   time range) shared by `cat` and future commands.
+//! - [`json`]: the JSON-lines view of a record that `cat` prints.
+//! - [`cat`]: `oltrace cat`, records as JSON lines.
+//! - [`info`]: `oltrace info`, a summary of a trace and any damage in it.
+//! - [`merge_cmd`]: `oltrace merge`, several traces into one.
+//! - [`generate`]: `oltrace generate`, synthetic traces for trying the
+//!   tools, tests and benchmarks.
+
+pub mod cat;
+pub mod filter;
+pub mod generate;
+pub mod info;
+pub mod json;
+pub mod merge_cmd;
+
+/// How a command ended; `main` maps it to the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: done, nothing wrong.
+    Clean,
+    /// Exit 1: done, but damaged stretches of input were skipped.
+    Damaged,
+}
+
+/// Opens a trace, with an error that names the file and the problem.
+pub fn open_trace(path: &std::path::Path) -> anyhow::Result<format::Reader<std::fs::File>> {
+    format::Reader::open(path).map_err(|e| match e {
+        format::FormatError::Io { .. } => anyhow::anyhow!(e),
+        other => anyhow::anyhow!("{}: {other}", path.display()),
+    })
+}
