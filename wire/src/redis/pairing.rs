@@ -1,0 +1,427 @@
+//! Pairing commands with replies.
+//!
+//! Redis answers commands in order, so pairing is a FIFO of commands
+//! awaiting replies, with these exceptions (all tracked here):
+//!
+//! - **Pushes** are not replies: RESP3 `>` frames, RESP2 `message` /
+//!   `pmessage` / `smessage` arrays on a subscribed connection, and the
+//!   lines of a `MONITOR` stream. They are emitted as
+//!   [`super::RedisMessage::Push`] and consume no pending command.
+//! - **Subscribe confirmations** are replies, one per channel:
+//!   `SUBSCRIBE a b` gets two. A bare `UNSUBSCRIBE` gets one per channel it
+//!   drops (one with a null channel when there was none); the decoder
+//!   counts the connection's channels, patterns and shard channels from the
+//!   counts in the confirmations themselves. Under RESP3 the confirmations
+//!   are `>` pushes: they are emitted as pushes *and* counted as the
+//!   command's replies, or pairing would break.
+//! - **`CLIENT REPLY OFF` / `SKIP`**: the server stays silent; the commands
+//!   affected get [`ExchangeStatus::NoReply`], emitted in command order.
+//! - **`MULTI`**: commands up to `EXEC`/`DISCARD` are marked `queued`
+//!   (they still get one reply each: `+QUEUED`).
+//! - **`HELLO`**: a map reply means the connection now speaks RESP3 (which
+//!   changes how pub/sub messages look); `RESET` goes back to RESP2.
+
+use super::exchange::{RedisExchange, ReplySummary};
+use super::message::RedisArgs;
+use super::parse::{peek_pubsub, summary_len, top_kind, PubSub, SubKind};
+use super::value::RespValue;
+use crate::types::*;
+use bytes::Bytes;
+use std::collections::VecDeque;
+
+/// Most commands awaiting replies before the decoder gives up (falls back
+/// to opaque) rather than hold more.
+pub const MAX_PENDING: usize = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplyMode {
+    /// Replies are sent.
+    On,
+    /// `CLIENT REPLY OFF`: no replies until `CLIENT REPLY ON`.
+    Off,
+    /// `CLIENT REPLY SKIP`: the next command gets no reply.
+    Skip,
+}
+
+/// Commands that change how replies flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Special {
+    Other,
+    Hello,
+    Reset,
+    Monitor,
+    Multi,
+    Exec,
+    Discard,
+    Sub(SubKind),
+    Unsub(SubKind),
+    ClientReply(ReplyMode),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// One reply.
+    One,
+    /// No reply will come.
+    NoReply,
+    /// (Un)subscribe confirmations; `remaining: None` for a bare
+    /// `UNSUBSCRIBE` until its first confirmation says how many.
+    Confirm { kind: SubKind, unsub: bool, remaining: Option<u64> },
+}
+
+#[derive(Debug)]
+struct Pending {
+    command: Bytes,
+    args: RedisArgs,
+    inline: bool,
+    queued: bool,
+    special: Special,
+    expect: Expect,
+    req_first: u64,
+    req_last: u64,
+    req_bytes: u64,
+    replies: u32,
+    resp_first: Option<u64>,
+    resp_last: Option<u64>,
+    resp_bytes: u64,
+    summary: Option<ReplySummary>,
+    value: Option<RespValue>,
+    value_truncated: bool,
+}
+
+/// A complete server frame, as the pairing sees it.
+pub(crate) struct FrameRef<'a> {
+    /// The whole message (not capped).
+    pub raw: &'a [u8],
+    /// Its value, capped.
+    pub value: &'a RespValue,
+    pub truncated: bool,
+    pub first_ts: u64,
+    pub last_ts: u64,
+}
+
+/// The pairing state of one connection.
+#[derive(Debug)]
+pub(crate) struct Pairing {
+    pending: VecDeque<Pending>,
+    mode: ReplyMode,
+    in_multi: bool,
+    resp3: bool,
+    monitor: bool,
+    pubsub_used: bool,
+    channels: u64,
+    patterns: u64,
+    shard: u64,
+    server_closed: bool,
+    /// Exchanges completed by the last call, for the decoder to emit after
+    /// the message that completed them.
+    pub(crate) ready: Vec<Event>,
+}
+
+/// The command name in upper case, zero-copy when it already is.
+fn upper(name: Option<Bytes>) -> Bytes {
+    match name {
+        Some(n) if n.iter().any(u8::is_ascii_lowercase) => Bytes::from(n.to_ascii_uppercase()),
+        Some(n) => n,
+        None => Bytes::new(),
+    }
+}
+
+fn classify(name: &[u8], args: &RedisArgs) -> Special {
+    match name {
+        b"HELLO" => Special::Hello,
+        b"RESET" => Special::Reset,
+        b"MONITOR" => Special::Monitor,
+        b"MULTI" => Special::Multi,
+        b"EXEC" => Special::Exec,
+        b"DISCARD" => Special::Discard,
+        b"SUBSCRIBE" => Special::Sub(SubKind::Channel),
+        b"PSUBSCRIBE" => Special::Sub(SubKind::Pattern),
+        b"SSUBSCRIBE" => Special::Sub(SubKind::Shard),
+        b"UNSUBSCRIBE" => Special::Unsub(SubKind::Channel),
+        b"PUNSUBSCRIBE" => Special::Unsub(SubKind::Pattern),
+        b"SUNSUBSCRIBE" => Special::Unsub(SubKind::Shard),
+        b"CLIENT" if args.count == 3 && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"REPLY")) => {
+            match args.get(2) {
+                Some(m) if m.eq_ignore_ascii_case(b"ON") => Special::ClientReply(ReplyMode::On),
+                Some(m) if m.eq_ignore_ascii_case(b"OFF") => Special::ClientReply(ReplyMode::Off),
+                Some(m) if m.eq_ignore_ascii_case(b"SKIP") => Special::ClientReply(ReplyMode::Skip),
+                _ => Special::Other,
+            }
+        }
+        _ => Special::Other,
+    }
+}
+
+impl Pairing {
+    pub(crate) fn new() -> Pairing {
+        Pairing {
+            pending: VecDeque::new(),
+            mode: ReplyMode::On,
+            in_multi: false,
+            resp3: false,
+            monitor: false,
+            pubsub_used: false,
+            channels: 0,
+            patterns: 0,
+            shard: 0,
+            server_closed: false,
+            ready: Vec::new(),
+        }
+    }
+
+    /// A command was decoded. `Err` (a fallback reason) when too many
+    /// commands await replies.
+    pub(crate) fn on_command(
+        &mut self,
+        args: RedisArgs,
+        inline: bool,
+        first_ts: u64,
+        last_ts: u64,
+        bytes: u64,
+    ) -> Result<(), String> {
+        if args.count == 0 {
+            // `*0` or a blank inline line: Redis ignores it, no reply.
+            return Ok(());
+        }
+        let command = upper(args.bytes(0));
+        let mut special = classify(&command, &args);
+        let queued = self.in_multi && !matches!(special, Special::Exec | Special::Discard | Special::Multi | Special::Reset);
+        if queued {
+            // Runs at EXEC: no effect on how replies flow now.
+            special = Special::Other;
+        }
+        // Mirrors Redis: OFF and SKIP are silent themselves, ON always
+        // answers, and RESET clears OFF but not a pending SKIP.
+        let (no_reply, mode) = match (special, self.mode) {
+            (Special::ClientReply(ReplyMode::On), _) => (false, ReplyMode::On),
+            (Special::ClientReply(ReplyMode::Off), _) => (true, ReplyMode::Off),
+            (Special::ClientReply(ReplyMode::Skip), m) => (true, if m == ReplyMode::Off { m } else { ReplyMode::Skip }),
+            (Special::Reset, m) => (m == ReplyMode::Skip, ReplyMode::On),
+            (_, ReplyMode::On) => (false, ReplyMode::On),
+            (_, ReplyMode::Off) => (true, ReplyMode::Off),
+            (_, ReplyMode::Skip) => (true, ReplyMode::On),
+        };
+        self.mode = mode;
+        match special {
+            Special::Multi => self.in_multi = true,
+            Special::Exec | Special::Discard | Special::Reset => self.in_multi = false,
+            Special::Sub(_) | Special::Unsub(_) => self.pubsub_used = true,
+            _ => {}
+        }
+        let channels = args.count.saturating_sub(1);
+        let expect = match special {
+            _ if no_reply => Expect::NoReply,
+            Special::Sub(kind) if channels > 0 => Expect::Confirm { kind, unsub: false, remaining: Some(channels) },
+            Special::Unsub(kind) => {
+                Expect::Confirm { kind, unsub: true, remaining: if channels > 0 { Some(channels) } else { None } }
+            }
+            _ => Expect::One,
+        };
+        let p = Pending {
+            command,
+            args,
+            inline,
+            queued,
+            special,
+            expect,
+            req_first: first_ts,
+            req_last: last_ts,
+            req_bytes: bytes,
+            replies: 0,
+            resp_first: None,
+            resp_last: None,
+            resp_bytes: 0,
+            summary: None,
+            value: None,
+            value_truncated: false,
+        };
+        if self.server_closed {
+            let status = if no_reply { ExchangeStatus::NoReply } else { ExchangeStatus::Unanswered };
+            self.ready.push(exchange(p, status));
+        } else if no_reply && self.pending.is_empty() {
+            self.ready.push(exchange(p, ExchangeStatus::NoReply));
+        } else if self.pending.len() >= MAX_PENDING {
+            return Err(format!("redis: more than {MAX_PENDING} commands awaiting replies"));
+        } else {
+            self.pending.push_back(p);
+        }
+        Ok(())
+    }
+
+    fn count_of(&self, kind: SubKind) -> u64 {
+        match kind {
+            SubKind::Channel => self.channels,
+            SubKind::Pattern => self.patterns,
+            SubKind::Shard => self.shard,
+        }
+    }
+
+    /// Updates the subscription counts from a confirmation. Channel and
+    /// pattern confirmations report their sum; shard ones their own count.
+    fn apply_confirm(&mut self, kind: SubKind, unsub: bool, count: i64) {
+        self.pubsub_used = true;
+        let count = count.max(0) as u64;
+        if kind == SubKind::Shard {
+            self.shard = count;
+            return;
+        }
+        let total = self.channels + self.patterns;
+        let slot = if kind == SubKind::Channel { &mut self.channels } else { &mut self.patterns };
+        if !unsub && count > total {
+            *slot += count - total;
+        } else if unsub && count < total {
+            *slot = slot.saturating_sub(total - count);
+        }
+        // Keep the sum equal to what the server said (e.g. when the
+        // recording started on a connection already subscribed).
+        let total = self.channels + self.patterns;
+        if total > count {
+            let extra = total - count;
+            let other = if kind == SubKind::Channel { &mut self.patterns } else { &mut self.channels };
+            *other = other.saturating_sub(extra);
+        } else if total < count {
+            let slot = if kind == SubKind::Channel { &mut self.channels } else { &mut self.patterns };
+            *slot += count - total;
+        }
+    }
+
+    fn subscribed(&self) -> bool {
+        self.channels + self.patterns + self.shard > 0
+    }
+
+    /// A server frame was decoded. Returns true when it is a push (answers
+    /// no command), false for a reply. Completed exchanges go to `ready`.
+    pub(crate) fn on_frame(&mut self, f: &FrameRef<'_>) -> bool {
+        let push_type = f.raw.first() == Some(&b'>');
+        let pk = if matches!(f.raw.first(), Some(b'*' | b'>')) { peek_pubsub(f.raw) } else { PubSub::Other };
+        if let PubSub::Confirm { kind, unsub, count } = pk {
+            let before = self.count_of(kind);
+            let used = self.pubsub_used;
+            let mut done = None;
+            if let Some(front) = self.pending.front_mut() {
+                if let Expect::Confirm { kind: k, unsub: u, remaining } = &mut front.expect {
+                    if *k == kind && *u == unsub {
+                        let left = remaining.get_or_insert(before.max(1));
+                        *left = left.saturating_sub(1);
+                        done = Some(*left == 0);
+                        attach(front, f);
+                    }
+                }
+            }
+            self.apply_confirm(kind, unsub, count);
+            match done {
+                Some(true) => {
+                    self.complete_front();
+                    return push_type;
+                }
+                Some(false) => return push_type,
+                None if push_type || used => return true,
+                None => {}
+            }
+        }
+        if push_type {
+            return true;
+        }
+        if pk == PubSub::Message && !self.resp3 && (self.subscribed() || self.pending.is_empty()) {
+            return true;
+        }
+        if self.monitor && matches!(f.value, RespValue::Simple(s) if s.first().is_some_and(u8::is_ascii_digit)) {
+            return true;
+        }
+        loop {
+            let Some(front) = self.pending.front_mut() else { return false };
+            if matches!(front.expect, Expect::Confirm { .. }) && front.replies > 0 {
+                // It had its confirmations; this reply is the next command's.
+                self.complete_front();
+                continue;
+            }
+            attach(front, f);
+            let special = front.special;
+            self.after_reply(special, f.value);
+            self.complete_front();
+            return false;
+        }
+    }
+
+    fn after_reply(&mut self, special: Special, value: &RespValue) {
+        match (special, value.unattributed()) {
+            (Special::Hello, RespValue::Map(_)) => self.resp3 = true,
+            (Special::Hello, RespValue::Array(_)) => self.resp3 = false,
+            (Special::Reset, RespValue::Simple(s)) if &s[..] == b"RESET" => {
+                self.resp3 = false;
+                self.monitor = false;
+                self.channels = 0;
+                self.patterns = 0;
+                self.shard = 0;
+            }
+            (Special::Monitor, RespValue::Simple(s)) if &s[..] == b"OK" => self.monitor = true,
+            _ => {}
+        }
+    }
+
+    /// Emits the front command's exchange, then those of the commands
+    /// behind it that expect no reply.
+    fn complete_front(&mut self) {
+        if let Some(p) = self.pending.pop_front() {
+            self.ready.push(exchange(p, ExchangeStatus::Complete));
+        }
+        while self.pending.front().is_some_and(|p| p.expect == Expect::NoReply) {
+            if let Some(p) = self.pending.pop_front() {
+                self.ready.push(exchange(p, ExchangeStatus::NoReply));
+            }
+        }
+    }
+
+    /// The server's stream ended: every command still waiting is
+    /// unanswered (or, when it expected nothing, `NoReply`).
+    pub(crate) fn server_eof(&mut self) {
+        self.server_closed = true;
+        while let Some(p) = self.pending.pop_front() {
+            let status = if p.expect == Expect::NoReply { ExchangeStatus::NoReply } else { ExchangeStatus::Unanswered };
+            self.ready.push(exchange(p, status));
+        }
+    }
+}
+
+fn attach(p: &mut Pending, f: &FrameRef<'_>) {
+    p.replies = p.replies.saturating_add(1);
+    p.resp_first.get_or_insert(f.first_ts);
+    p.resp_last = Some(f.last_ts);
+    p.resp_bytes += f.raw.len() as u64;
+    if p.replies == 1 {
+        let v = f.value.unattributed();
+        p.summary = Some(ReplySummary {
+            kind: top_kind(f.value),
+            len: summary_len(f.raw, f.value),
+            integer: v.as_int(),
+            error: v.error_text().cloned(),
+        });
+        p.value = Some(f.value.clone());
+        p.value_truncated = f.truncated;
+    }
+}
+
+fn exchange(p: Pending, status: ExchangeStatus) -> Event {
+    Event::Exchange(Exchange {
+        timings: Timings {
+            request_first: p.req_first,
+            request_last: p.req_last,
+            response_first: p.resp_first,
+            response_last: p.resp_last,
+        },
+        request_bytes: p.req_bytes,
+        response_bytes: p.resp_bytes,
+        status,
+        detail: ExchangeDetail::Redis(RedisExchange {
+            command: p.command,
+            args: p.args,
+            inline: p.inline,
+            queued: p.queued,
+            reply: p.summary,
+            value: p.value,
+            value_truncated: p.value_truncated,
+            replies: p.replies,
+        }),
+    })
+}

@@ -1,0 +1,439 @@
+//! Building values out of complete, already framed messages.
+//!
+//! Everything here runs after [`super::scan`] said a message is complete and
+//! well formed, on the message's kept prefix (its raw bytes up to the cap).
+//! Values borrow that prefix (zero-copy [`Bytes::slice`]s); when the prefix
+//! is shorter than the message the value is cut where the prefix ends.
+//! Nothing here panics or allocates in proportion to a count read from the
+//! wire: vectors grow with the elements actually present.
+
+use super::scan::{find_crlf, read_int_line, Spans, MAX_DEPTH};
+use super::value::{RespKind, RespValue};
+use bytes::Bytes;
+
+/// Parses the value at the start of `src` (a complete message, or the
+/// prefix of one when `src` was cut by the cap). Returns the value and
+/// whether parsing ran into the end of `src` (the value is partial).
+pub(crate) fn parse_value(src: &Bytes) -> (RespValue, bool) {
+    let mut p = FrameParser { src, pos: 0, cut: false };
+    match p.value(0) {
+        Some(v) => (v, p.cut),
+        None => (empty_of(src.first().copied()), true),
+    }
+}
+
+/// The empty value of the type that `t` starts (for a message whose kept
+/// prefix is too short to hold even its first value).
+fn empty_of(t: Option<u8>) -> RespValue {
+    match t {
+        Some(b'-') => RespValue::Error(Bytes::new()),
+        Some(b':') => RespValue::Integer(0),
+        Some(b'$') => RespValue::Bulk(Bytes::new()),
+        Some(b'*') => RespValue::Array(Vec::new()),
+        Some(b'_') => RespValue::Null,
+        Some(b'#') => RespValue::Boolean(false),
+        Some(b',') => RespValue::Double(Bytes::new()),
+        Some(b'(') => RespValue::BigNumber(Bytes::new()),
+        Some(b'!') => RespValue::BulkError(Bytes::new()),
+        Some(b'=') => RespValue::Verbatim(Bytes::new()),
+        Some(b'%') => RespValue::Map(Vec::new()),
+        Some(b'~') => RespValue::Set(Vec::new()),
+        Some(b'|') => RespValue::Attribute { attrs: Vec::new(), value: Box::new(RespValue::Null) },
+        Some(b'>') => RespValue::Push(Vec::new()),
+        _ => RespValue::Simple(Bytes::new()),
+    }
+}
+
+struct FrameParser<'a> {
+    src: &'a Bytes,
+    pos: usize,
+    /// Set once parsing ran into the end of `src`.
+    cut: bool,
+}
+
+impl FrameParser<'_> {
+    fn stop(&mut self) -> Option<RespValue> {
+        self.cut = true;
+        self.pos = self.src.len();
+        None
+    }
+
+    /// Room for at most as many elements as the remaining bytes can hold.
+    fn capacity(&self, n: u64) -> usize {
+        let room = self.src.len().saturating_sub(self.pos) / 3 + 1;
+        usize::try_from(n).unwrap_or(usize::MAX).min(room).min(1 << 16)
+    }
+
+    fn value(&mut self, depth: usize) -> Option<RespValue> {
+        if depth > MAX_DEPTH + 1 {
+            return self.stop();
+        }
+        let src = self.src;
+        let at = self.pos;
+        let Some(&t) = src.get(at) else { return self.stop() };
+        match t {
+            b'+' | b'-' | b',' | b'(' => {
+                let (text, next) = match find_crlf(src, at + 1) {
+                    Ok(Some(i)) => (src.slice(at + 1..i), i + 2),
+                    _ => {
+                        // The line is cut by the cap: keep its start.
+                        self.cut = true;
+                        let end = if src.last() == Some(&b'\r') { src.len() - 1 } else { src.len() };
+                        (src.slice((at + 1).min(end)..end), src.len())
+                    }
+                };
+                self.pos = next;
+                Some(match t {
+                    b'+' => RespValue::Simple(text),
+                    b'-' => RespValue::Error(text),
+                    b',' => RespValue::Double(text),
+                    _ => RespValue::BigNumber(text),
+                })
+            }
+            b':' => match read_int_line(src, at + 1) {
+                Ok(Some((v, next))) => {
+                    self.pos = next;
+                    Some(RespValue::Integer(v))
+                }
+                _ => self.stop(),
+            },
+            b'_' => match src.get(at + 1..at + 3) {
+                Some(b"\r\n") => {
+                    self.pos = at + 3;
+                    Some(RespValue::Null)
+                }
+                _ => self.stop(),
+            },
+            b'#' => match src.get(at + 1..at + 4) {
+                Some(b"t\r\n") => {
+                    self.pos = at + 4;
+                    Some(RespValue::Boolean(true))
+                }
+                Some(b"f\r\n") => {
+                    self.pos = at + 4;
+                    Some(RespValue::Boolean(false))
+                }
+                _ => self.stop(),
+            },
+            b'$' | b'!' | b'=' => {
+                let Ok(Some((len, start))) = read_int_line(src, at + 1) else { return self.stop() };
+                if len < 0 {
+                    self.pos = start;
+                    return Some(RespValue::NullBulk);
+                }
+                let end = usize::try_from(len).ok().and_then(|l| start.checked_add(l)).unwrap_or(usize::MAX);
+                let payload = if end <= src.len().saturating_sub(2) {
+                    self.pos = end + 2;
+                    src.slice(start..end)
+                } else {
+                    self.cut = true;
+                    self.pos = src.len();
+                    src.slice(start.min(src.len())..end.min(src.len()))
+                };
+                Some(match t {
+                    b'$' => RespValue::Bulk(payload),
+                    b'!' => RespValue::BulkError(payload),
+                    _ => RespValue::Verbatim(payload),
+                })
+            }
+            b'*' | b'~' | b'>' => {
+                let Ok(Some((n, next))) = read_int_line(src, at + 1) else { return self.stop() };
+                self.pos = next;
+                if n < 0 {
+                    return Some(RespValue::NullArray);
+                }
+                let n = n as u64;
+                let mut items = Vec::with_capacity(self.capacity(n));
+                for _ in 0..n {
+                    match self.value(depth + 1) {
+                        Some(v) => items.push(v),
+                        None => break,
+                    }
+                }
+                Some(match t {
+                    b'*' => RespValue::Array(items),
+                    b'~' => RespValue::Set(items),
+                    _ => RespValue::Push(items),
+                })
+            }
+            b'%' | b'|' => {
+                let Ok(Some((n, next))) = read_int_line(src, at + 1) else { return self.stop() };
+                self.pos = next;
+                let n = n.max(0) as u64;
+                let mut pairs = Vec::with_capacity(self.capacity(n.saturating_mul(2)));
+                for _ in 0..n {
+                    let Some(k) = self.value(depth + 1) else { break };
+                    let Some(v) = self.value(depth + 1) else { break };
+                    pairs.push((k, v));
+                }
+                if t == b'%' {
+                    return Some(RespValue::Map(pairs));
+                }
+                let value = self.value(depth + 1).unwrap_or(RespValue::Null);
+                Some(RespValue::Attribute { attrs: pairs, value: Box::new(value) })
+            }
+            _ => self.stop(),
+        }
+    }
+}
+
+/// Declared length of the message's top value, read from its header:
+/// payload bytes for `$ ! =`, element count for `* ~ >`, pairs for `%`.
+/// `None` for other types, nulls, and attributes (see [`summary_len`]).
+pub(crate) fn header_len(raw: &[u8]) -> Option<u64> {
+    match raw.first()? {
+        b'$' | b'!' | b'=' | b'*' | b'~' | b'>' | b'%' => match read_int_line(raw, 1) {
+            Ok(Some((n, _))) if n >= 0 => Some(n as u64),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The length a summary reports: the header's for plain values; for an
+/// attributed value, what was kept of the inner value.
+pub(crate) fn summary_len(raw: &[u8], value: &RespValue) -> Option<u64> {
+    if raw.first() != Some(&b'|') {
+        return header_len(raw);
+    }
+    match value.unattributed() {
+        RespValue::Bulk(b) | RespValue::BulkError(b) | RespValue::Verbatim(b) => Some(b.len() as u64),
+        RespValue::Array(v) | RespValue::Set(v) | RespValue::Push(v) => Some(v.len() as u64),
+        RespValue::Map(v) => Some(v.len() as u64),
+        _ => None,
+    }
+}
+
+/// Which subscription set a pub/sub command or confirmation is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SubKind {
+    /// `SUBSCRIBE` channels.
+    Channel,
+    /// `PSUBSCRIBE` patterns.
+    Pattern,
+    /// `SSUBSCRIBE` shard channels.
+    Shard,
+}
+
+/// What a server frame is, as far as pub/sub is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PubSub {
+    /// Not a pub/sub frame.
+    Other,
+    /// A published message: `message`, `pmessage` or `smessage` with the
+    /// right number of elements.
+    Message,
+    /// A (un)subscribe confirmation and the subscription count it reports.
+    Confirm { kind: SubKind, unsub: bool, count: i64 },
+}
+
+/// Reads a bulk or simple string element at `at`: its bytes and the offset
+/// after it. `Some(None)` for a null element.
+fn word_at(raw: &[u8], at: usize) -> Option<(Option<&[u8]>, usize)> {
+    match raw.get(at)? {
+        b'$' => {
+            let (len, start) = read_int_line(raw, at + 1).ok()??;
+            if len < 0 {
+                return Some((None, start));
+            }
+            let end = start.checked_add(usize::try_from(len).ok()?)?;
+            Some((Some(raw.get(start..end)?), end.checked_add(2)?))
+        }
+        b'+' => {
+            let i = find_crlf(raw, at + 1).ok()??;
+            Some((Some(raw.get(at + 1..i)?), i + 2))
+        }
+        b'_' => Some((None, at + 3)),
+        _ => None,
+    }
+}
+
+/// Classifies a complete server frame (`raw` is the whole message) for the
+/// pub/sub logic: published messages and (un)subscribe confirmations.
+pub(crate) fn peek_pubsub(raw: &[u8]) -> PubSub {
+    peek(raw).unwrap_or(PubSub::Other)
+}
+
+fn peek(raw: &[u8]) -> Option<PubSub> {
+    if !matches!(raw.first()?, b'*' | b'>') {
+        return Some(PubSub::Other);
+    }
+    let (n, at) = read_int_line(raw, 1).ok()??;
+    if !(3..=4).contains(&n) {
+        return Some(PubSub::Other);
+    }
+    let (word, at) = word_at(raw, at)?;
+    let word = word?;
+    if word.len() > 12 {
+        return Some(PubSub::Other);
+    }
+    let mut lower = [0u8; 12];
+    let lower = &mut lower[..word.len()];
+    lower.copy_from_slice(word);
+    lower.make_ascii_lowercase();
+    let (kind, unsub) = match (&*lower, n) {
+        (b"message" | b"smessage", 3) | (b"pmessage", 4) => return Some(PubSub::Message),
+        (b"subscribe", 3) => (SubKind::Channel, false),
+        (b"psubscribe", 3) => (SubKind::Pattern, false),
+        (b"ssubscribe", 3) => (SubKind::Shard, false),
+        (b"unsubscribe", 3) => (SubKind::Channel, true),
+        (b"punsubscribe", 3) => (SubKind::Pattern, true),
+        (b"sunsubscribe", 3) => (SubKind::Shard, true),
+        _ => return Some(PubSub::Other),
+    };
+    let (_, at) = word_at(raw, at)?;
+    if raw.get(at) != Some(&b':') {
+        return Some(PubSub::Other);
+    }
+    let (count, _) = read_int_line(raw, at + 1).ok()??;
+    Some(PubSub::Confirm { kind, unsub, count })
+}
+
+/// Splits an inline command line (without its `\n` and optional `\r`) into
+/// arguments the way Redis does (`sdssplitargs`: spaces separate, `"..."`
+/// with `\n \r \t \b \a \\ \" \xHH` escapes, `'...'` with `\'`). Returns the
+/// arguments' bytes laid end to end and their spans, or `None` when quotes
+/// are unbalanced (Redis then answers with a protocol error).
+pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut spans = Spans::new();
+    let mut p = 0;
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    loop {
+        while line.get(p).is_some_and(|&c| is_space(c)) {
+            p += 1;
+        }
+        let Some(_) = line.get(p) else { break };
+        let start = out.len();
+        let mut inq = false;
+        let mut insq = false;
+        loop {
+            let c = line.get(p).copied();
+            if inq {
+                let c = c?;
+                if c == b'\\' && line.get(p + 1) == Some(&b'x') {
+                    let hex = |i: usize| line.get(i).and_then(|&h| (h as char).to_digit(16));
+                    if let (Some(h), Some(l)) = (hex(p + 2), hex(p + 3)) {
+                        out.push((h * 16 + l) as u8);
+                        p += 4;
+                        continue;
+                    }
+                }
+                if let (b'\\', Some(&e)) = (c, line.get(p + 1)) {
+                    out.push(match e {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                    p += 2;
+                } else if c == b'"' {
+                    if line.get(p + 1).is_some_and(|&n| !is_space(n)) {
+                        return None;
+                    }
+                    p += 1;
+                    break;
+                } else {
+                    out.push(c);
+                    p += 1;
+                }
+            } else if insq {
+                let c = c?;
+                if c == b'\\' && line.get(p + 1) == Some(&b'\'') {
+                    out.push(b'\'');
+                    p += 2;
+                } else if c == b'\'' {
+                    if line.get(p + 1).is_some_and(|&n| !is_space(n)) {
+                        return None;
+                    }
+                    p += 1;
+                    break;
+                } else {
+                    out.push(c);
+                    p += 1;
+                }
+            } else {
+                match c {
+                    None | Some(b' ' | b'\n' | b'\r' | b'\t' | 0) => break,
+                    Some(b'"') => inq = true,
+                    Some(b'\'') => insq = true,
+                    Some(c) => out.push(c),
+                }
+                p += 1;
+            }
+        }
+        let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(out.len())) else { return None };
+        spans.push((s, e));
+    }
+    Some((out, spans))
+}
+
+/// The fallback for unbalanced quotes: words separated by whitespace, as is.
+pub(crate) fn split_words(line: &[u8]) -> (Vec<u8>, Spans) {
+    let mut out = Vec::with_capacity(line.len());
+    let mut spans = Spans::new();
+    for w in line.split(|c| c.is_ascii_whitespace()).filter(|w| !w.is_empty()) {
+        let s = out.len();
+        out.extend_from_slice(w);
+        if let (Ok(s), Ok(e)) = (u32::try_from(s), u32::try_from(out.len())) {
+            spans.push((s, e));
+        }
+    }
+    (out, spans)
+}
+
+/// [`RespKind`] of the frame's top value, looking through attributes.
+pub(crate) fn top_kind(value: &RespValue) -> RespKind {
+    value.unattributed().kind()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let (data, spans) = split_inline(line)?;
+        Some(spans.iter().map(|&(s, e)| data[s as usize..e as usize].to_vec()).collect())
+    }
+
+    #[test]
+    fn inline_splitting() {
+        assert_eq!(words(b"GET k").unwrap(), vec![b"GET".to_vec(), b"k".to_vec()]);
+        assert_eq!(words(b"  set  k \"a b\"  ").unwrap(), vec![b"set".to_vec(), b"k".to_vec(), b"a b".to_vec()]);
+        assert_eq!(words(b"ECHO \"\\x41\\n\" 'it\\'s'").unwrap(), vec![b"ECHO".to_vec(), b"A\n".to_vec(), b"it's".to_vec()]);
+        assert_eq!(words(b"").unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(words(b"a\"b\"").unwrap(), vec![b"ab".to_vec()]);
+        assert!(words(b"ECHO 'it''s'").is_none());
+        assert!(words(b"ECHO \"abc").is_none());
+        assert!(words(b"ECHO \"abc\\").is_none());
+    }
+
+    #[test]
+    fn pubsub_peek() {
+        assert_eq!(peek_pubsub(b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n"), PubSub::Message);
+        assert_eq!(
+            peek_pubsub(b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n"),
+            PubSub::Confirm { kind: SubKind::Channel, unsub: true, count: 0 }
+        );
+        assert_eq!(
+            peek_pubsub(b">3\r\n$10\r\npsubscribe\r\n$2\r\np*\r\n:3\r\n"),
+            PubSub::Confirm { kind: SubKind::Pattern, unsub: false, count: 3 }
+        );
+        assert_eq!(peek_pubsub(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"), PubSub::Other);
+        assert_eq!(peek_pubsub(b"$7\r\nmessage\r\n"), PubSub::Other);
+    }
+
+    #[test]
+    fn cut_values() {
+        let full = Bytes::from_static(b"*3\r\n$5\r\nhello\r\n:1\r\n+ok\r\n");
+        assert_eq!(parse_value(&full).1, false);
+        let (v, cut) = parse_value(&full.slice(..10));
+        assert!(cut);
+        assert_eq!(v, RespValue::Array(vec![RespValue::Bulk(Bytes::from_static(b"he"))]));
+        let (v, cut) = parse_value(&Bytes::new());
+        assert!(cut);
+        assert_eq!(v, RespValue::Simple(Bytes::new()));
+    }
+}

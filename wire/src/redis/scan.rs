@@ -1,0 +1,473 @@
+//! Framing: finds where one RESP message ends, resumably.
+//!
+//! The [`Scanner`] walks a direction's buffer from the start of the current
+//! message and stops at the first byte it lacks, remembering how far it got
+//! (position, open aggregates) so that a message arriving in a thousand
+//! pieces is walked once, not a thousand times. It only checks structure
+//! (type bytes, lengths, counts, CRLFs) and never allocates per element;
+//! building values is [`super::parse`]'s job once the whole message is in.
+//!
+//! Client side (`ToServer`) follows the Redis server's own request parser:
+//! a message starting with `*` is an array of bulk strings, anything else is
+//! an inline command (one line ending in `\n`). While scanning an array the
+//! scanner records the byte span of each argument, so commands are decoded
+//! in this single pass.
+
+use smallvec::SmallVec;
+
+/// Deepest nesting of aggregates accepted in a reply (the decoder falls
+/// back to opaque beyond it).
+pub const MAX_DEPTH: usize = 128;
+
+/// Spans of command arguments kept inline before spilling to the heap.
+pub(crate) type Spans = SmallVec<[(u32, u32); 4]>;
+
+/// The outcome of one scan.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// The message is the first `n` bytes of the buffer.
+    Complete(usize),
+    /// A strict prefix: wait for more bytes.
+    Incomplete,
+    /// Not RESP (or over a limit): the reason, for [`crate::Fallback`].
+    Invalid(String),
+}
+
+/// What the client-side scanner learnt about the command it framed.
+#[derive(Debug, Default)]
+pub(crate) struct CommandScan {
+    /// An inline command (a text line) rather than an array.
+    pub inline: bool,
+    /// Number of arguments the array header announced (0 for inline).
+    pub argc: u64,
+    /// (start, end) of each argument's payload, relative to the message
+    /// start, for arguments starting before the keep limit.
+    pub spans: Spans,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientState {
+    /// At the first byte of a command.
+    Start,
+    /// Inside an inline command line.
+    Inline,
+    /// Inside an array: this many arguments still to come.
+    Args(u64),
+}
+
+/// Resumable framing state for one direction.
+#[derive(Debug)]
+pub(crate) struct Scanner {
+    client: bool,
+    /// Bytes of the current message already walked.
+    pos: usize,
+    /// Where to resume looking for a line end (avoids re-searching a long
+    /// partial line on every feed).
+    line_from: usize,
+    /// Server side: elements still expected by each open aggregate.
+    stack: Vec<u64>,
+    /// Client side.
+    cstate: ClientState,
+    cmd: CommandScan,
+    /// Client side: argument spans starting at or after this offset are not
+    /// recorded (they fall outside the kept prefix anyway).
+    keep: usize,
+}
+
+/// Reads `[-]digits\r\n` starting at `at`. `Ok(None)`: more bytes needed.
+/// Returns the number and the offset just past the `\n`.
+#[inline]
+pub(crate) fn read_int_line(buf: &[u8], at: usize) -> Result<Option<(i64, usize)>, &'static str> {
+    let mut i = at;
+    let neg = buf.get(i) == Some(&b'-');
+    if neg {
+        i += 1;
+    }
+    let digits = i;
+    let mut v: i64 = 0;
+    loop {
+        match buf.get(i) {
+            None => return Ok(None),
+            Some(&c) if c.is_ascii_digit() => {
+                let d = i64::from(c - b'0');
+                v = v
+                    .checked_mul(10)
+                    .and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) })
+                    .ok_or("number out of range")?;
+                i += 1;
+            }
+            Some(b'\r') => break,
+            Some(_) => return Err("bad character in a number"),
+        }
+    }
+    if i == digits {
+        return Err("empty number");
+    }
+    match buf.get(i + 1) {
+        None => Ok(None),
+        Some(b'\n') => Ok(Some((v, i + 2))),
+        Some(_) => Err("number not followed by CRLF"),
+    }
+}
+
+/// Finds the `\r\n` ending the line that starts at or before `from`.
+/// `Ok(Some(i))`: `buf[i..i+2] == "\r\n"`. `Ok(None)`: not yet; resume the
+/// search from the returned hint next time.
+#[inline]
+pub(crate) fn find_crlf(buf: &[u8], from: usize) -> Result<Option<usize>, usize> {
+    let tail = match buf.get(from..) {
+        Some(t) => t,
+        None => return Err(buf.len()),
+    };
+    match memchr::memchr(b'\r', tail) {
+        Some(k) => {
+            let i = from + k;
+            match buf.get(i + 1) {
+                Some(b'\n') => Ok(Some(i)),
+                Some(_) => Ok(None),
+                None => Err(i),
+            }
+        }
+        None => Err(buf.len()),
+    }
+}
+
+impl Scanner {
+    /// A scanner for the client side (`client`) or the server side; `keep`
+    /// bounds the argument spans recorded (the request cap).
+    pub(crate) fn new(client: bool, keep: usize) -> Scanner {
+        Scanner {
+            client,
+            pos: 0,
+            line_from: 0,
+            stack: Vec::new(),
+            cstate: ClientState::Start,
+            cmd: CommandScan::default(),
+            keep,
+        }
+    }
+
+    /// True when the scanner is part-way through a message.
+    #[cfg(test)]
+    pub(crate) fn in_progress(&self) -> bool {
+        self.pos != 0 || self.cstate != ClientState::Start
+    }
+
+    /// Takes what the last complete client message held (call after
+    /// [`Scan::Complete`]).
+    pub(crate) fn take_command(&mut self) -> CommandScan {
+        std::mem::take(&mut self.cmd)
+    }
+
+    /// Forgets the current message (after it completed, or at end of stream).
+    pub(crate) fn reset(&mut self) {
+        self.pos = 0;
+        self.line_from = 0;
+        self.stack.clear();
+        self.cstate = ClientState::Start;
+    }
+
+    /// Walks `buf` (which starts at the current message's first byte) as far
+    /// as it can.
+    pub(crate) fn scan(&mut self, buf: &[u8], max_frame: usize) -> Scan {
+        let r = if self.client { self.scan_client(buf, max_frame) } else { self.scan_server(buf, max_frame) };
+        match r {
+            Scan::Complete(n) if n > max_frame => Scan::Invalid(too_big(n, max_frame)),
+            Scan::Incomplete if buf.len() > max_frame => Scan::Invalid(too_big(buf.len(), max_frame)),
+            r => r,
+        }
+    }
+
+    fn complete(&mut self, n: usize) -> Scan {
+        self.reset();
+        Scan::Complete(n)
+    }
+
+    fn scan_client(&mut self, buf: &[u8], max_frame: usize) -> Scan {
+        loop {
+            match self.cstate {
+                ClientState::Start => {
+                    let Some(&first) = buf.first() else { return Scan::Incomplete };
+                    if first != b'*' {
+                        self.cmd.inline = true;
+                        self.cstate = ClientState::Inline;
+                        continue;
+                    }
+                    let (n, next) = match read_int_line(buf, 1) {
+                        Ok(Some(x)) => x,
+                        Ok(None) => return Scan::Incomplete,
+                        Err(e) => return Scan::Invalid(format!("redis: invalid multibulk length: {e}")),
+                    };
+                    if n <= 0 {
+                        // Redis ignores `*0` and `*-1` requests: no command, no reply.
+                        return self.complete(next);
+                    }
+                    let n = n as u64;
+                    if n.saturating_mul(6) > max_frame as u64 {
+                        return Scan::Invalid(format!(
+                            "redis: command of {n} arguments cannot fit max_frame {max_frame} bytes"
+                        ));
+                    }
+                    self.cmd.argc = n;
+                    self.pos = next;
+                    self.cstate = ClientState::Args(n);
+                }
+                ClientState::Inline => {
+                    let from = self.line_from.max(self.pos);
+                    match buf.get(from..).and_then(|t| memchr::memchr(b'\n', t)) {
+                        Some(k) => return self.complete(from + k + 1),
+                        None => {
+                            self.line_from = buf.len();
+                            return Scan::Incomplete;
+                        }
+                    }
+                }
+                ClientState::Args(mut left) => {
+                    while left > 0 {
+                        let at = self.pos;
+                        match buf.get(at) {
+                            None => return Scan::Incomplete,
+                            Some(b'$') => {}
+                            Some(&c) => {
+                                return Scan::Invalid(format!(
+                                    "redis: expected '$' for a command argument, got 0x{c:02x}"
+                                ))
+                            }
+                        }
+                        let (len, start) = match read_int_line(buf, at + 1) {
+                            Ok(Some(x)) => x,
+                            Ok(None) => return Scan::Incomplete,
+                            Err(e) => return Scan::Invalid(format!("redis: invalid bulk length: {e}")),
+                        };
+                        if len < 0 {
+                            return Scan::Invalid(format!("redis: invalid bulk length {len} in a command"));
+                        }
+                        let len = len as u64;
+                        if len > max_frame as u64 {
+                            return Scan::Invalid(too_big_bulk(len, max_frame));
+                        }
+                        let next = match bulk_end(buf, start, len) {
+                            Ok(Some(next)) => next,
+                            Ok(None) => return Scan::Incomplete,
+                            Err(e) => return Scan::Invalid(format!("redis: {e}")),
+                        };
+                        let end = next - 2;
+                        if start < self.keep {
+                            if let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(end)) {
+                                self.cmd.spans.push((s, e));
+                            }
+                        }
+                        self.pos = next;
+                        left -= 1;
+                        self.cstate = ClientState::Args(left);
+                    }
+                    let n = self.pos;
+                    return self.complete(n);
+                }
+            }
+        }
+    }
+
+    fn scan_server(&mut self, buf: &[u8], max_frame: usize) -> Scan {
+        loop {
+            let at = self.pos;
+            let Some(&t) = buf.get(at) else { return Scan::Incomplete };
+            let mut children: u64 = 0;
+            let next = match t {
+                b'+' | b'-' | b',' | b'(' => {
+                    let from = self.line_from.max(at + 1);
+                    match find_crlf(buf, from) {
+                        Ok(Some(i)) => i + 2,
+                        Ok(None) => return Scan::Invalid("redis: bare CR in a simple line".into()),
+                        Err(hint) => {
+                            self.line_from = hint;
+                            return Scan::Incomplete;
+                        }
+                    }
+                }
+                b':' => match read_int_line(buf, at + 1) {
+                    Ok(Some((_, next))) => next,
+                    Ok(None) => return Scan::Incomplete,
+                    Err(e) => return Scan::Invalid(format!("redis: invalid integer: {e}")),
+                },
+                b'_' => match buf.get(at + 1..at + 3) {
+                    None => return Scan::Incomplete,
+                    Some(b"\r\n") => at + 3,
+                    Some(_) => return Scan::Invalid("redis: invalid null".into()),
+                },
+                b'#' => match buf.get(at + 1..at + 4) {
+                    Some(b"t\r\n") | Some(b"f\r\n") => at + 4,
+                    Some(_) => return Scan::Invalid("redis: invalid boolean".into()),
+                    None => {
+                        // A prefix of `#t\r\n` is incomplete; anything else is wrong now.
+                        let have = buf.get(at + 1..).unwrap_or(&[]);
+                        let ok = match have {
+                            [] => true,
+                            [b't' | b'f'] | [b't' | b'f', b'\r'] => true,
+                            _ => false,
+                        };
+                        if ok {
+                            return Scan::Incomplete;
+                        }
+                        return Scan::Invalid("redis: invalid boolean".into());
+                    }
+                },
+                b'$' | b'!' | b'=' => {
+                    let (len, start) = match read_int_line(buf, at + 1) {
+                        Ok(Some(x)) => x,
+                        Ok(None) => return Scan::Incomplete,
+                        Err(e) => return Scan::Invalid(format!("redis: invalid bulk length: {e}")),
+                    };
+                    if len == -1 && t == b'$' {
+                        start
+                    } else if len < 0 {
+                        return Scan::Invalid(format!("redis: invalid length {len}"));
+                    } else {
+                        let len = len as u64;
+                        if len > max_frame as u64 {
+                            return Scan::Invalid(too_big_bulk(len, max_frame));
+                        }
+                        match bulk_end(buf, start, len) {
+                            Ok(Some(next)) => next,
+                            Ok(None) => return Scan::Incomplete,
+                            Err(e) => return Scan::Invalid(format!("redis: {e}")),
+                        }
+                    }
+                }
+                b'*' | b'~' | b'>' | b'%' | b'|' => {
+                    let (n, next) = match read_int_line(buf, at + 1) {
+                        Ok(Some(x)) => x,
+                        Ok(None) => return Scan::Incomplete,
+                        Err(e) => return Scan::Invalid(format!("redis: invalid aggregate length: {e}")),
+                    };
+                    if n == -1 && t == b'*' {
+                        next
+                    } else if n < 0 {
+                        return Scan::Invalid(format!("redis: invalid aggregate length {n}"));
+                    } else {
+                        let n = n as u64;
+                        children = match t {
+                            b'%' => n.saturating_mul(2),
+                            b'|' => n.saturating_mul(2).saturating_add(1),
+                            _ => n,
+                        };
+                        if children.saturating_mul(3) > max_frame as u64 {
+                            return Scan::Invalid(format!(
+                                "redis: aggregate of {children} elements cannot fit max_frame {max_frame} bytes"
+                            ));
+                        }
+                        if children > 0 && self.stack.len() >= MAX_DEPTH {
+                            return Scan::Invalid(format!("redis: aggregates nested deeper than {MAX_DEPTH}"));
+                        }
+                        next
+                    }
+                }
+                _ => return Scan::Invalid(format!("redis: unknown RESP type byte 0x{t:02x}")),
+            };
+            self.pos = next;
+            self.line_from = 0;
+            if next > max_frame {
+                return Scan::Invalid(too_big(next, max_frame));
+            }
+            if children > 0 {
+                self.stack.push(children);
+                continue;
+            }
+            // A value ended: close every aggregate it completes.
+            loop {
+                match self.stack.last_mut() {
+                    None => return self.complete(next),
+                    Some(left) => {
+                        *left -= 1;
+                        if *left == 0 {
+                            self.stack.pop();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn too_big(n: usize, max_frame: usize) -> String {
+    format!("redis: message of at least {n} bytes exceeds max_frame {max_frame} bytes")
+}
+
+/// Checks the `\r\n` after a bulk payload of `len` bytes starting at
+/// `start`: `Ok(Some(next))` past it, `Ok(None)` when more bytes are needed.
+#[inline]
+fn bulk_end(buf: &[u8], start: usize, len: u64) -> Result<Option<usize>, &'static str> {
+    let end = usize::try_from(len).ok().and_then(|l| start.checked_add(l)).ok_or("bulk length out of range")?;
+    let next = end.checked_add(2).ok_or("bulk length out of range")?;
+    match buf.get(end..next) {
+        None => Ok(None),
+        Some(b"\r\n") => Ok(Some(next)),
+        Some(_) => Err("bulk string not followed by CRLF"),
+    }
+}
+
+fn too_big_bulk(len: u64, max_frame: usize) -> String {
+    format!("redis: bulk string of {len} bytes exceeds max_frame {max_frame} bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(b: &[u8]) -> Scan {
+        Scanner::new(false, usize::MAX).scan(b, 1 << 20)
+    }
+
+    #[test]
+    fn server_values() {
+        assert_eq!(server(b"+OK\r\n"), Scan::Complete(5));
+        assert_eq!(server(b"$3\r\nabc\r\n+x"), Scan::Complete(9));
+        assert_eq!(server(b"*2\r\n:1\r\n*1\r\n_\r\n"), Scan::Complete(15));
+        assert_eq!(server(b"|1\r\n+a\r\n+b\r\n:1\r\n"), Scan::Complete(16));
+        assert_eq!(server(b"*-1\r\n"), Scan::Complete(5));
+        assert_eq!(server(b"*0\r\n"), Scan::Complete(4));
+        for n in 0..9 {
+            assert_eq!(server(&b"$3\r\nabc\r\n"[..n]), Scan::Incomplete, "prefix {n}");
+        }
+        assert!(matches!(server(b"x"), Scan::Invalid(_)));
+        assert!(matches!(server(b"$3\r\nabcd\r\n"), Scan::Invalid(_)));
+        assert!(matches!(server(b"*1000000000\r\n"), Scan::Invalid(_)));
+        assert!(matches!(server(b"$-2\r\n"), Scan::Invalid(_)));
+    }
+
+    #[test]
+    fn resumes() {
+        let msg = b"*3\r\n$1\r\na\r\n*1\r\n:7\r\n+hello world\r\n";
+        let mut s = Scanner::new(false, usize::MAX);
+        for n in 0..msg.len() {
+            assert_eq!(s.scan(&msg[..n], 1 << 20), Scan::Incomplete, "prefix {n}");
+        }
+        assert_eq!(s.scan(msg, 1 << 20), Scan::Complete(msg.len()));
+        assert!(!s.in_progress());
+    }
+
+    #[test]
+    fn depth_limit() {
+        let mut m = b"*1\r\n".repeat(MAX_DEPTH);
+        m.extend_from_slice(b":1\r\n");
+        assert_eq!(server(&m), Scan::Complete(m.len()));
+        let mut m = b"*1\r\n".repeat(MAX_DEPTH + 1);
+        m.extend_from_slice(b":1\r\n");
+        assert!(matches!(server(&m), Scan::Invalid(_)));
+    }
+
+    #[test]
+    fn client_commands() {
+        let mut s = Scanner::new(true, usize::MAX);
+        let m = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        assert_eq!(s.scan(m, 1 << 20), Scan::Complete(m.len()));
+        let c = s.take_command();
+        assert_eq!(c.argc, 2);
+        assert_eq!(&c.spans[..], &[(8, 11), (17, 18)]);
+        assert_eq!(s.scan(b"PING\r\n", 1 << 20), Scan::Complete(6));
+        assert!(s.take_command().inline);
+        assert!(matches!(s.scan(b"*1\r\n:1\r\n", 1 << 20), Scan::Invalid(_)));
+    }
+}
