@@ -1,12 +1,44 @@
-//! PostgreSQL (being written; see issue 3).
-use crate::types::*;
-#[derive(Clone, Debug, PartialEq)]
-pub struct PgMessage;
-#[derive(Clone, Debug, PartialEq)]
-pub struct PgExchange;
-pub struct PgDecoder { inner: crate::opaque::OpaqueDecoder }
-impl PgDecoder { pub fn new(limits: Limits) -> Self { PgDecoder { inner: crate::opaque::OpaqueDecoder::new(limits) } } }
-impl Decoder for PgDecoder {
-    fn feed(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) -> Result<(), Fallback> { self.inner.feed(dir, data, ts, out) }
-    fn eof(&mut self, _dir: Direction, _ts: u64, _out: &mut Vec<Event>) {}
-}
+//! PostgreSQL frontend/backend protocol 3.0: decoder (both directions),
+//! exchange pairing, value decoding, and the frontend encoders and
+//! authentication helpers (MD5, SCRAM-SHA-256) the replayer needs.
+//!
+//! # Layout
+//!
+//! - [`tags`]: message tags, startup codes, auth codes, type OIDs.
+//! - [`message`]: [`PgMessage`], one decoded message, and its parts.
+//! - [`values`]: [`PgValue`], parameters and column values as text.
+//! - [`exchange`]: [`PgExchange`], one request/response round trip.
+//! - `parse` (private): message bodies to [`PgMessage`], every read checked.
+//! - `tracker` (private): pairs answers with requests; tracks prepared
+//!   statements and portals.
+//! - [`decoder`]: [`PgDecoder`], framing and the startup/SSL phase.
+//! - [`encode`]: frontend message encoders for the replayer.
+//! - [`auth`]: MD5 password hashing and a sans-IO SCRAM-SHA-256 client.
+//!
+//! # What comes out
+//!
+//! One [`crate::Message`] per protocol message, except that a run of
+//! consecutive DataRow messages (or CopyData, either way) is coalesced into
+//! one [`PgMessage::DataRows`] / [`PgMessage::CopyData`] event whose `raw`
+//! covers the whole run (capped) and which decodes only the first
+//! [`SAMPLE_ROWS`] rows; the other rows cost a 5-byte header read each. The
+//! run ends when a message with another tag arrives in that direction, at
+//! end of stream, or before a fallback.
+//!
+//! One [`crate::Exchange`] per round trip (see [`PgExchangeKind`]), emitted
+//! after the ReadyForQuery that ends it.
+
+pub mod auth;
+pub mod decoder;
+pub mod encode;
+pub mod exchange;
+pub mod message;
+mod parse;
+pub mod tags;
+mod tracker;
+pub mod values;
+
+pub use decoder::PgDecoder;
+pub use exchange::*;
+pub use message::*;
+pub use values::PgValue;
