@@ -1,7 +1,7 @@
 //! [`RedisDecoder`]: the sans-IO Redis decoder, both directions.
 
 use super::message::{RedisArgs, RedisCommand, RedisMessage, RespFrame};
-use super::pairing::{FrameRef, Pairing};
+use super::pairing::{FrameRef, Pairing, Route};
 use super::parse::{parse_value, split_inline, split_words};
 use super::scan::{Scan, Scanner};
 use crate::types::*;
@@ -114,9 +114,7 @@ impl RedisDecoder {
             raw,
             kind: MessageKind::Redis(RedisMessage::Command(RedisCommand { args: args.clone(), inline })),
         }));
-        let r = self.pairing.on_command(args, inline, first_ts, ts, len as u64);
-        out.append(&mut self.pairing.ready);
-        r
+        self.pairing.on_command(args, inline, first_ts, ts, len as u64, out)
     }
 
     /// Emits the server frame that is the first `len` buffered server bytes.
@@ -125,24 +123,27 @@ impl RedisDecoder {
         let side = &mut self.sides[1];
         let full = side.buf.split_to(len).freeze();
         let (first_ts, offset) = side.advance(len, ts);
-        let (raw, value, truncated, push);
+        let (raw, value, truncated, route);
         if len <= cap {
-            let (v, cut) = parse_value(&full);
-            push = self.pairing.on_frame(&FrameRef { raw: &full, value: &v, truncated: cut, first_ts, last_ts: ts });
+            let (v, cut) = parse_value(&full, full.first().copied());
+            route = self.pairing.on_frame(&FrameRef { raw: &full, value: &v, truncated: cut, first_ts, last_ts: ts });
             raw = CappedBytes::whole(full);
             value = v;
             truncated = cut;
         } else {
             // Keep a copy of the prefix only, so the big buffer is freed.
             let capped = CappedBytes::new(&full, cap);
-            let (v, _) = parse_value(&capped.prefix);
-            push = self.pairing.on_frame(&FrameRef { raw: &full, value: &v, truncated: true, first_ts, last_ts: ts });
+            let (v, _) = parse_value(&capped.prefix, full.first().copied());
+            route = self.pairing.on_frame(&FrameRef { raw: &full, value: &v, truncated: true, first_ts, last_ts: ts });
             raw = capped;
             value = v;
             truncated = true;
         }
         let frame = RespFrame { value, truncated };
-        let kind = if push { RedisMessage::Push(frame) } else { RedisMessage::Reply(frame) };
+        let kind = match route {
+            Route::Reply => RedisMessage::Reply(frame),
+            Route::Push | Route::PushReply => RedisMessage::Push(frame),
+        };
         out.push(Event::Message(Message {
             dir: Direction::ToClient,
             first_ts,
@@ -151,7 +152,7 @@ impl RedisDecoder {
             raw,
             kind: MessageKind::Redis(kind),
         }));
-        out.append(&mut self.pairing.ready);
+        self.pairing.emit_done(out);
     }
 }
 
@@ -173,7 +174,10 @@ impl Decoder for RedisDecoder {
             }
             match side.scan.scan(&side.buf, self.limits.max_frame) {
                 Scan::Incomplete => return Ok(()),
-                Scan::Invalid(reason) => return Err(self.fallback(dir, reason)),
+                Scan::Invalid => {
+                    let reason = std::mem::take(&mut side.scan.error);
+                    return Err(self.fallback(dir, reason));
+                }
                 Scan::Complete(len) => match dir {
                     Direction::ToServer => {
                         if let Err(reason) = self.command(len, ts, out) {
@@ -205,8 +209,7 @@ impl Decoder for RedisDecoder {
             }));
         }
         if dir == Direction::ToClient {
-            self.pairing.server_eof();
-            out.append(&mut self.pairing.ready);
+            self.pairing.server_eof(out);
         }
     }
 }

@@ -69,24 +69,44 @@ enum Expect {
     Confirm { kind: SubKind, unsub: bool, remaining: Option<u64> },
 }
 
+/// A command awaiting its reply: the exchange it will become, built in
+/// place so that completing it is one move.
 #[derive(Debug)]
 struct Pending {
-    command: Bytes,
-    args: RedisArgs,
-    inline: bool,
-    queued: bool,
+    x: Exchange,
     special: Special,
     expect: Expect,
-    req_first: u64,
-    req_last: u64,
-    req_bytes: u64,
-    replies: u32,
-    resp_first: Option<u64>,
-    resp_last: Option<u64>,
-    resp_bytes: u64,
-    summary: Option<ReplySummary>,
-    value: Option<RespValue>,
-    value_truncated: bool,
+    /// All its replies are in: emit it when it reaches the front.
+    done: bool,
+}
+
+impl Pending {
+    fn redis(&mut self) -> Option<&mut RedisExchange> {
+        match &mut self.x.detail {
+            ExchangeDetail::Redis(r) => Some(r),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    fn replies(&self) -> u32 {
+        match &self.x.detail {
+            ExchangeDetail::Redis(r) => r.replies,
+            #[allow(unreachable_patterns)]
+            _ => 0,
+        }
+    }
+}
+
+/// How a server frame was routed by [`Pairing::on_frame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// A push: it answers no command.
+    Push,
+    /// A reply to a pending command (or to none, when nothing was pending).
+    Reply,
+    /// A RESP3 `>` confirmation counted as a command's reply.
+    PushReply,
 }
 
 /// A complete server frame, as the pairing sees it.
@@ -113,9 +133,6 @@ pub(crate) struct Pairing {
     patterns: u64,
     shard: u64,
     server_closed: bool,
-    /// Exchanges completed by the last call, for the decoder to emit after
-    /// the message that completed them.
-    pub(crate) ready: Vec<Event>,
 }
 
 /// The command name in upper case, zero-copy when it already is.
@@ -166,7 +183,6 @@ impl Pairing {
             patterns: 0,
             shard: 0,
             server_closed: false,
-            ready: Vec::new(),
         }
     }
 
@@ -179,6 +195,7 @@ impl Pairing {
         first_ts: u64,
         last_ts: u64,
         bytes: u64,
+        out: &mut Vec<Event>,
     ) -> Result<(), String> {
         if args.count == 0 {
             // `*0` or a blank inline line: Redis ignores it, no reply.
@@ -219,28 +236,31 @@ impl Pairing {
             _ => Expect::One,
         };
         let p = Pending {
-            command,
-            args,
-            inline,
-            queued,
+            x: Exchange {
+                timings: Timings { request_first: first_ts, request_last: last_ts, response_first: None, response_last: None },
+                request_bytes: bytes,
+                response_bytes: 0,
+                status: ExchangeStatus::Complete,
+                detail: ExchangeDetail::Redis(RedisExchange {
+                    command,
+                    args,
+                    inline,
+                    queued,
+                    reply: None,
+                    value: None,
+                    value_truncated: false,
+                    replies: 0,
+                }),
+            },
             special,
             expect,
-            req_first: first_ts,
-            req_last: last_ts,
-            req_bytes: bytes,
-            replies: 0,
-            resp_first: None,
-            resp_last: None,
-            resp_bytes: 0,
-            summary: None,
-            value: None,
-            value_truncated: false,
+            done: false,
         };
         if self.server_closed {
             let status = if no_reply { ExchangeStatus::NoReply } else { ExchangeStatus::Unanswered };
-            self.ready.push(exchange(p, status));
+            emit(p, status, out);
         } else if no_reply && self.pending.is_empty() {
-            self.ready.push(exchange(p, ExchangeStatus::NoReply));
+            emit(p, ExchangeStatus::NoReply, out);
         } else if self.pending.len() >= MAX_PENDING {
             return Err(format!("redis: more than {MAX_PENDING} commands awaiting replies"));
         } else {
@@ -290,58 +310,60 @@ impl Pairing {
         self.channels + self.patterns + self.shard > 0
     }
 
-    /// A server frame was decoded. Returns true when it is a push (answers
-    /// no command), false for a reply. Completed exchanges go to `ready`.
-    pub(crate) fn on_frame(&mut self, f: &FrameRef<'_>) -> bool {
+    /// A server frame was decoded: routes it, attaching it to the command
+    /// it answers. Call [`Pairing::emit_done`] after emitting the frame's
+    /// message.
+    pub(crate) fn on_frame(&mut self, f: &FrameRef<'_>) -> Route {
         let push_type = f.raw.first() == Some(&b'>');
         let pk = if matches!(f.raw.first(), Some(b'*' | b'>')) { peek_pubsub(f.raw) } else { PubSub::Other };
         if let PubSub::Confirm { kind, unsub, count } = pk {
             let before = self.count_of(kind);
             let used = self.pubsub_used;
-            let mut done = None;
-            if let Some(front) = self.pending.front_mut() {
-                if let Expect::Confirm { kind: k, unsub: u, remaining } = &mut front.expect {
+            let mut counted = false;
+            if let Some(p) = self.pending.iter_mut().find(|p| !p.done) {
+                if let Expect::Confirm { kind: k, unsub: u, remaining } = &mut p.expect {
                     if *k == kind && *u == unsub {
                         let left = remaining.get_or_insert(before.max(1));
                         *left = left.saturating_sub(1);
-                        done = Some(*left == 0);
-                        attach(front, f);
+                        p.done = *left == 0;
+                        attach(p, f);
+                        counted = true;
                     }
                 }
             }
             self.apply_confirm(kind, unsub, count);
-            match done {
-                Some(true) => {
-                    self.complete_front();
-                    return push_type;
-                }
-                Some(false) => return push_type,
-                None if push_type || used => return true,
-                None => {}
+            if counted {
+                return if push_type { Route::PushReply } else { Route::Reply };
+            }
+            if push_type || used {
+                return Route::Push;
             }
         }
         if push_type {
-            return true;
+            return Route::Push;
         }
-        if pk == PubSub::Message && !self.resp3 && (self.subscribed() || self.pending.is_empty()) {
-            return true;
+        if pk == PubSub::Message && !self.resp3 && (self.subscribed() || self.pending.iter().all(|p| p.done)) {
+            return Route::Push;
         }
         if self.monitor && matches!(f.value, RespValue::Simple(s) if s.first().is_some_and(u8::is_ascii_digit)) {
-            return true;
+            return Route::Push;
         }
-        loop {
-            let Some(front) = self.pending.front_mut() else { return false };
-            if matches!(front.expect, Expect::Confirm { .. }) && front.replies > 0 {
+        let mut special = None;
+        for p in self.pending.iter_mut().filter(|p| !p.done) {
+            if matches!(p.expect, Expect::Confirm { .. }) && p.replies() > 0 {
                 // It had its confirmations; this reply is the next command's.
-                self.complete_front();
+                p.done = true;
                 continue;
             }
-            attach(front, f);
-            let special = front.special;
-            self.after_reply(special, f.value);
-            self.complete_front();
-            return false;
+            attach(p, f);
+            p.done = true;
+            special = Some(p.special);
+            break;
         }
+        if let Some(special) = special {
+            self.after_reply(special, f.value);
+        }
+        Route::Reply
     }
 
     fn after_reply(&mut self, special: Special, value: &RespValue) {
@@ -360,68 +382,61 @@ impl Pairing {
         }
     }
 
-    /// Emits the front command's exchange, then those of the commands
-    /// behind it that expect no reply.
-    fn complete_front(&mut self) {
-        if let Some(p) = self.pending.pop_front() {
-            self.ready.push(exchange(p, ExchangeStatus::Complete));
-        }
-        while self.pending.front().is_some_and(|p| p.expect == Expect::NoReply) {
+    /// Emits the exchanges of the commands at the front that are done, and
+    /// of those behind them that expect no reply.
+    pub(crate) fn emit_done(&mut self, out: &mut Vec<Event>) {
+        while let Some(front) = self.pending.front() {
+            let status = if front.done {
+                ExchangeStatus::Complete
+            } else if front.expect == Expect::NoReply {
+                ExchangeStatus::NoReply
+            } else {
+                break;
+            };
             if let Some(p) = self.pending.pop_front() {
-                self.ready.push(exchange(p, ExchangeStatus::NoReply));
+                emit(p, status, out);
             }
         }
     }
 
     /// The server's stream ended: every command still waiting is
     /// unanswered (or, when it expected nothing, `NoReply`).
-    pub(crate) fn server_eof(&mut self) {
+    pub(crate) fn server_eof(&mut self, out: &mut Vec<Event>) {
         self.server_closed = true;
         while let Some(p) = self.pending.pop_front() {
-            let status = if p.expect == Expect::NoReply { ExchangeStatus::NoReply } else { ExchangeStatus::Unanswered };
-            self.ready.push(exchange(p, status));
+            let status = if p.done {
+                ExchangeStatus::Complete
+            } else if p.expect == Expect::NoReply {
+                ExchangeStatus::NoReply
+            } else {
+                ExchangeStatus::Unanswered
+            };
+            emit(p, status, out);
         }
     }
 }
 
 fn attach(p: &mut Pending, f: &FrameRef<'_>) {
-    p.replies = p.replies.saturating_add(1);
-    p.resp_first.get_or_insert(f.first_ts);
-    p.resp_last = Some(f.last_ts);
-    p.resp_bytes += f.raw.len() as u64;
-    if p.replies == 1 {
+    let t = &mut p.x.timings;
+    t.response_first.get_or_insert(f.first_ts);
+    t.response_last = Some(f.last_ts);
+    p.x.response_bytes += f.raw.len() as u64;
+    let Some(r) = p.redis() else { return };
+    r.replies = r.replies.saturating_add(1);
+    if r.replies == 1 {
         let v = f.value.unattributed();
-        p.summary = Some(ReplySummary {
+        r.reply = Some(ReplySummary {
             kind: top_kind(f.value),
             len: summary_len(f.raw, f.value),
             integer: v.as_int(),
             error: v.error_text().cloned(),
         });
-        p.value = Some(f.value.clone());
-        p.value_truncated = f.truncated;
+        r.value = Some(f.value.clone());
+        r.value_truncated = f.truncated;
     }
 }
 
-fn exchange(p: Pending, status: ExchangeStatus) -> Event {
-    Event::Exchange(Exchange {
-        timings: Timings {
-            request_first: p.req_first,
-            request_last: p.req_last,
-            response_first: p.resp_first,
-            response_last: p.resp_last,
-        },
-        request_bytes: p.req_bytes,
-        response_bytes: p.resp_bytes,
-        status,
-        detail: ExchangeDetail::Redis(RedisExchange {
-            command: p.command,
-            args: p.args,
-            inline: p.inline,
-            queued: p.queued,
-            reply: p.summary,
-            value: p.value,
-            value_truncated: p.value_truncated,
-            replies: p.replies,
-        }),
-    })
+fn emit(mut p: Pending, status: ExchangeStatus, out: &mut Vec<Event>) {
+    p.x.status = status;
+    out.push(Event::Exchange(p.x));
 }

@@ -12,13 +12,14 @@ use super::value::{RespKind, RespValue};
 use bytes::Bytes;
 
 /// Parses the value at the start of `src` (a complete message, or the
-/// prefix of one when `src` was cut by the cap). Returns the value and
-/// whether parsing ran into the end of `src` (the value is partial).
-pub(crate) fn parse_value(src: &Bytes) -> (RespValue, bool) {
+/// prefix of one when `src` was cut by the cap; `type_byte` is the
+/// message's first byte). Returns the value and whether parsing ran into
+/// the end of `src` (the value is partial).
+pub(crate) fn parse_value(src: &Bytes, type_byte: Option<u8>) -> (RespValue, bool) {
     let mut p = FrameParser { src, pos: 0, cut: false };
     match p.value(0) {
         Some(v) => (v, p.cut),
-        None => (empty_of(src.first().copied()), true),
+        None => (empty_of(type_byte), true),
     }
 }
 
@@ -428,12 +429,12 @@ mod tests {
     #[test]
     fn cut_values() {
         let full = Bytes::from_static(b"*3\r\n$5\r\nhello\r\n:1\r\n+ok\r\n");
-        assert_eq!(parse_value(&full).1, false);
-        let (v, cut) = parse_value(&full.slice(..10));
+        assert!(!parse_value(&full, Some(b'*')).1);
+        let (v, cut) = parse_value(&full.slice(..10), Some(b'*'));
         assert!(cut);
         assert_eq!(v, RespValue::Array(vec![RespValue::Bulk(Bytes::from_static(b"he"))]));
-        let (v, cut) = parse_value(&Bytes::new());
+        let (v, cut) = parse_value(&Bytes::new(), Some(b'$'));
         assert!(cut);
-        assert_eq!(v, RespValue::Simple(Bytes::new()));
+        assert_eq!(v, RespValue::Bulk(Bytes::new()));
     }
 }
