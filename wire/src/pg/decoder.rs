@@ -161,6 +161,7 @@ impl PgDecoder {
             }
             if let Some(run) = &mut side.run {
                 run.raw.push(&side.buf[..n]);
+                run.len += n as u64;
                 run.last_ts = ts;
             }
             side.buf.advance(n);
@@ -392,6 +393,7 @@ impl Decoder for PgDecoder {
             let n = side.skip.min(input.len());
             if let Some(run) = &mut side.run {
                 run.raw.push(&input[..n]);
+                run.len += n as u64;
                 run.last_ts = ts;
             }
             side.skip -= n;

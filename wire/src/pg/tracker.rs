@@ -492,10 +492,18 @@ impl Tracker {
                         p.cur = None;
                     }
                     _ => {
-                        let failed = match p.ops.front() {
-                            Some(Op::Execute(idx, _)) => *idx,
-                            _ => None,
-                        };
+                        // The statement that failed: the Execute itself, or
+                        // the one whose Parse/Bind/Describe failed (the next
+                        // Execute before Sync).
+                        let failed = p
+                            .ops
+                            .iter()
+                            .take_while(|op| !matches!(op, Op::Sync))
+                            .find_map(|op| match op {
+                                Op::Execute(idx, _) => Some(*idx),
+                                _ => None,
+                            })
+                            .flatten();
                         p.set_error(e, failed);
                         p.cur = None;
                         // The server skips everything up to the next Sync.
@@ -514,9 +522,10 @@ impl Tracker {
                 }
             }
             PgMessage::ReadyForQuery { status } => {
-                let mut p = self.pending.pop_front().expect("front exists");
-                p.ex.transaction_status = Some(*status);
-                out.push(crate::types::Event::Exchange(p.finish(ExchangeStatus::Complete)));
+                if let Some(mut p) = self.pending.pop_front() {
+                    p.ex.transaction_status = Some(*status);
+                    out.push(crate::types::Event::Exchange(p.finish(ExchangeStatus::Complete)));
+                }
             }
             _ => {}
         }
