@@ -297,7 +297,7 @@ fn caps_cut_values_not_summaries() {
     let (_, lrange) = &xs[1];
     assert_eq!(lrange.reply.as_ref().unwrap().len, Some(2));
     assert!(lrange.value_truncated);
-    assert_eq!(lrange.value, Some(RespValue::Array(vec![RespValue::Bulk(b("012345"))])));
+    assert_eq!(lrange.value, Some(RespValue::Array(vec![RespValue::Bulk(b("0123456"))])));
     let Event::Message(m) = ev.iter().rev().find(|e| matches!(e, Event::Message(_))).unwrap() else { panic!() };
     assert_eq!(m.raw.len, 28);
     assert_eq!(m.raw.prefix.len(), 16);
