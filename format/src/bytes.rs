@@ -3,7 +3,10 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A byte string: MessagePack `bin` in a trace file; in JSON a string when
-/// it is valid UTF-8, otherwise `{"hex": "..."}`.
+/// it is valid UTF-8, otherwise `{"escaped": "..."}`: the bytes as text,
+/// printable ASCII as is, `\\` for a backslash, `\r`, `\n`, `\t`, and
+/// `\xNN` for every other byte, so binary protocol messages stay readable
+/// (`Q\x00\x00\x00\x0eselect 42\x00`) and lossless.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BStr(pub Vec<u8>);
 
@@ -42,12 +45,23 @@ impl From<&str> for BStr {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// The `escaped` text form described on [`BStr`].
+pub fn escape(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
+    let mut s = String::with_capacity(bytes.len() + bytes.len() / 4);
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(b as char),
+            _ => {
+                s.push_str("\\x");
+                s.push(DIGITS[(b >> 4) as usize] as char);
+                s.push(DIGITS[(b & 15) as usize] as char);
+            }
+        }
     }
     s
 }
@@ -62,7 +76,7 @@ impl Serialize for BStr {
             Err(_) => {
                 use serde::ser::SerializeMap;
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("hex", &hex(&self.0))?;
+                m.serialize_entry("escaped", &escape(&self.0))?;
                 m.end()
             }
         }
@@ -117,5 +131,16 @@ impl Payload {
 
     pub fn is_truncated(&self) -> bool {
         (self.bytes.0.len() as u64) < self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_form_is_readable_and_lossless() {
+        assert_eq!(escape(b"Q\x00\x00\x00\x16select 1\x00"), "Q\\x00\\x00\\x00\\x16select 1\\x00");
+        assert_eq!(escape(b"a\\b\r\n\t\xff"), "a\\\\b\\r\\n\\t\\xff");
     }
 }

@@ -133,8 +133,10 @@ enum ProtoArg {
 #[derive(Clone, Copy, ValueEnum)]
 enum DirArg {
     /// client to server
+    #[value(name = "to_server", alias = "to-server")]
     ToServer,
     /// server to client
+    #[value(name = "to_client", alias = "to-client")]
     ToClient,
 }
 
