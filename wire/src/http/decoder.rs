@@ -28,6 +28,9 @@ use crate::types::*;
 /// `max_frame` bound applies.
 const CHUNK_LINE_MAX: usize = 4096;
 
+/// Initial capacity of a receive buffer.
+const BUF_CHUNK: usize = 4096;
+
 /// Decodes one HTTP/1.x connection: requests on [`Direction::ToServer`],
 /// responses on [`Direction::ToClient`], paired in order into exchanges.
 ///
@@ -77,6 +80,8 @@ struct Side {
 /// Bookkeeping that keeps head detection linear in the bytes received.
 #[derive(Default)]
 struct HeadScan {
+    /// The fast path (parse whatever is buffered) was tried.
+    tried: bool,
     /// Leading CR/LF bytes (empty lines before a start line, allowed).
     lead: usize,
     /// A byte other than CR/LF was seen: `lead` is final.
@@ -124,7 +129,9 @@ struct Current {
     /// Decoded body: the de-chunked content of a chunked body, or the body
     /// of a streaming message. `None` while a non-chunked body is still a
     /// slice of the buffer.
-    body: Option<CappedBuilder>,
+    /// Boxed: a builder carries a hasher of several hundred bytes, and the
+    /// common small message needs none.
+    body: Option<Box<CappedBuilder>>,
     trailers: Vec<Header>,
     /// Set once the message streams.
     stream: Option<Box<Stream>>,
@@ -165,11 +172,19 @@ impl Stop {
     }
 }
 
-/// A finished (or cut short) message, ready to emit.
-struct Built {
-    message: Message,
-    head: Bytes,
-    info: HeadInfo,
+/// What the exchange bookkeeping needs from an emitted message.
+struct Summary {
+    complete: bool,
+    first: u64,
+    last: u64,
+    raw_len: u64,
+    body_len: u64,
+    /// `None` for a request.
+    status: Option<u16>,
+    host: Option<Bytes>,
+    content_type: Option<Bytes>,
+    upgrade: Option<Bytes>,
+    close: bool,
     switch: Switch,
     interim: bool,
     answers: bool,
@@ -177,6 +192,11 @@ struct Built {
 
 impl Side {
     fn push(&mut self, data: &[u8], ts: u64) {
+        if self.buf.capacity() == 0 {
+            // Room for a few small messages per allocation: frozen messages
+            // keep their buffer alive, so a fresh one is needed now and then.
+            self.buf.reserve(data.len().max(BUF_CHUNK));
+        }
         self.buf.extend_from_slice(data);
         let end = self.base + self.buf.len() as u64;
         match self.marks.back_mut() {
@@ -297,6 +317,20 @@ impl HttpDecoder {
         let too_big = |n: usize| {
             format!("http: {} head exceeds max_frame ({n}+ bytes, limit {max} bytes)", side_name(dir))
         };
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        if !hs.tried {
+            hs.tried = true;
+            // Fast path: most heads arrive whole in one read, so parse right
+            // away. A partial head or an error falls through to the
+            // incremental path below, which decides the same way whatever
+            // the read boundaries were (an error counts only once it is
+            // certain).
+            if let Ok(Parsed::Complete(info)) = parse_head(buf, request, spans) {
+                return if info.len > max { Err(too_big(info.len)) } else { Ok(Some(info)) };
+            }
+        }
         if !hs.lead_done {
             while let Some(b) = buf.get(hs.lead) {
                 if matches!(b, b'\r' | b'\n') {
@@ -391,7 +425,7 @@ impl HttpDecoder {
                 }
             }
         };
-        let body = matches!(framing, Framing::Chunked(_)).then(|| CappedBuilder::new(self.limits.cap(dir)));
+        let body = matches!(framing, Framing::Chunked(_)).then(|| Box::new(CappedBuilder::new(self.limits.cap(dir))));
         let side = &mut self.sides[dir.index()];
         side.head = HeadScan::default();
         let offset = side.base;
@@ -418,8 +452,9 @@ impl HttpDecoder {
         let line_max = CHUNK_LINE_MAX.min(self.limits.max_frame);
         let trailer_max = self.limits.max_frame;
         let side = &mut self.sides[dir.index()];
-        let Some(mut cur) = side.cur.take() else { return Ok(false) };
-        let buf: &[u8] = &side.buf;
+        let Side { buf, cur, .. } = &mut *side;
+        let Some(cur) = cur.as_mut() else { return Ok(false) };
+        let buf: &[u8] = buf;
         let mut scan = cur.scan.min(buf.len());
         let result = match &mut cur.framing {
             Framing::Empty => Ok(true),
@@ -460,34 +495,28 @@ impl HttpDecoder {
             },
         };
         cur.scan = scan;
-        let complete = match result {
-            Ok(c) => c,
-            Err(e) => {
-                side.cur = Some(cur);
-                return Err(e);
-            }
-        };
-        if let Some(stream) = &mut cur.stream {
+        let complete = result?;
+        let streaming = cur.stream.is_some();
+        if let (Some(stream), true) = (&mut cur.stream, scan > 0) {
             // Streaming: move what was parsed to the builders right away.
-            if cur.scan > 0 {
-                stream.raw.push(side.buf.get(..cur.scan).unwrap_or_default());
-                stream.last_ts = side.ts_of_first(cur.scan);
-                side.discard(cur.scan);
-                cur.scan = 0;
+            stream.raw.push(buf.get(..scan).unwrap_or_default());
+            cur.scan = 0;
+            let ts = side.ts_of_first(scan);
+            if let Some(Current { stream: Some(stream), .. }) = &mut side.cur {
+                stream.last_ts = ts;
             }
-        } else if !complete && cur.scan > cap {
-            start_streaming(side, &mut cur, cap);
+            side.discard(scan);
+        } else if !streaming && !complete && scan > cap {
+            start_streaming(side, cap);
         }
-        side.cur = Some(cur);
         Ok(complete)
     }
 
     /// The current message in `dir` is complete: emit it.
     fn finish(&mut self, dir: Direction, out: &mut Vec<Event>) -> Result<(), Stop> {
-        let Some(built) = self.build(dir, true, false) else { return Ok(()) };
-        let status = built.info.status().unwrap_or(0);
-        let switch = built.switch;
-        let done = self.deliver(built, true, out);
+        let Some(cur) = &self.sides[dir.index()].cur else { return Ok(()) };
+        let (status, switch) = (cur.info.status().unwrap_or(0), cur.switch);
+        let Some(done) = self.emit(dir, true, false, out) else { return Ok(()) };
         if switch != Switch::None {
             let to = done.switched_to.as_ref().map(|b| String::from_utf8_lossy(b));
             let reason = match (switch, to) {
@@ -504,15 +533,17 @@ impl HttpDecoder {
         Ok(())
     }
 
-    /// Turns the current message of `dir` into a [`Message`]. `complete`:
-    /// it ended normally; `take_all`: every buffered byte belongs to it (the
-    /// stream ended).
-    fn build(&mut self, dir: Direction, complete: bool, take_all: bool) -> Option<Built> {
+    /// Emits the current message of `dir` and records it in its exchange.
+    /// `complete`: it ended normally; `take_all`: every buffered byte belongs
+    /// to it (the stream ended).
+    fn emit(&mut self, dir: Direction, complete: bool, take_all: bool, out: &mut Vec<Event>) -> Option<Delivered> {
         let cap = self.limits.cap(dir);
         let side = &mut self.sides[dir.index()];
         let mut cur = side.cur.take()?;
         let n = if take_all { side.buf.len() } else { cur.scan.min(side.buf.len()) };
-        let (head, parts, raw, body, last_ts) = match cur.stream.take() {
+        let field = |s: Option<Span>, head: &Bytes| s.map(|s| s.bytes(head));
+        let info = &cur.info;
+        let (parts, raw, body, last_ts, host, content_type, upgrade) = match cur.stream.take() {
             Some(stream) => {
                 let Stream { head, parts, mut raw, mut last_ts } = *stream;
                 if n > 0 {
@@ -520,20 +551,37 @@ impl HttpDecoder {
                     last_ts = side.ts_of_first(n);
                     side.discard(n);
                 }
-                let body = cur.body.take().map(CappedBuilder::finish).unwrap_or_default();
-                (head, parts, raw.finish(), body, last_ts)
+                let body = cur.body.take().map(|b| b.finish()).unwrap_or_default();
+                let fields = (field(info.host, &head), field(info.content_type, &head), field(info.upgrade, &head));
+                (parts, raw.finish(), body, last_ts, fields.0, fields.1, fields.2)
             }
             None => {
                 let last_ts = side.ts_of_first(n);
                 let bytes = side.take(n);
-                let parts = cur.info.parts(&bytes, &side.spans);
+                let parts = info.parts(&bytes, &side.spans);
                 let body = match cur.body.take() {
                     Some(b) => b.finish(),
                     None if matches!(cur.framing, Framing::Empty) => CappedBytes::default(),
-                    None => capped(bytes.slice(cur.info.len.min(bytes.len())..cur.scan.min(bytes.len())), cap),
+                    None => capped(bytes.slice(info.len.min(bytes.len())..cur.scan.min(bytes.len())), cap),
                 };
-                (bytes.clone(), parts, capped(bytes, cap), body, last_ts)
+                let fields = (field(info.host, &bytes), field(info.content_type, &bytes), field(info.upgrade, &bytes));
+                (parts, capped(bytes, cap), body, last_ts, fields.0, fields.1, fields.2)
             }
+        };
+        let summary = Summary {
+            complete,
+            first: cur.first_ts,
+            last: last_ts,
+            raw_len: raw.len,
+            body_len: body.len,
+            status: info.status(),
+            host,
+            content_type,
+            upgrade,
+            close: info.close,
+            switch: cur.switch,
+            interim: cur.interim,
+            answers: cur.answers,
         };
         let chunked = matches!(cur.framing, Framing::Chunked(_));
         let trailers = std::mem::take(&mut cur.trailers);
@@ -546,85 +594,74 @@ impl HttpDecoder {
                 HttpMessage::Response(HttpResponse { status, reason, version, headers, body, chunked, trailers, complete })
             }
         };
-        Some(Built {
-            message: Message {
-                dir,
-                first_ts: cur.first_ts,
-                last_ts,
-                offset: cur.offset,
-                raw,
-                kind: MessageKind::Http(kind),
-            },
-            head,
-            info: cur.info,
-            switch: cur.switch,
-            interim: cur.interim,
-            answers: cur.answers,
-        })
+        out.push(Event::Message(Message {
+            dir,
+            first_ts: summary.first,
+            last_ts,
+            offset: cur.offset,
+            raw,
+            kind: MessageKind::Http(kind),
+        }));
+        Some(self.record(summary, out))
     }
 
-    /// Emits a built message and records it in its exchange.
-    fn deliver(&mut self, built: Built, complete: bool, out: &mut Vec<Event>) -> Delivered {
-        let Built { message, head, info, switch, interim, answers } = built;
-        let raw_len = message.raw.len;
-        let (first, last) = (message.first_ts, message.last_ts);
-        let field = |s: Option<Span>| s.map(|s| s.bytes(&head));
+    /// Records the message just emitted (the last event in `out`) in its
+    /// exchange, and emits the exchanges that are now finished.
+    fn record(&mut self, m: Summary, out: &mut Vec<Event>) -> Delivered {
         let mut done = Delivered { unpauses: false, switched_to: None };
-        match &message.kind {
-            MessageKind::Http(HttpMessage::Request(req)) => {
-                let (method, target, body_len) = (req.method.clone(), req.target.clone(), req.body.len);
-                out.push(Event::Message(message));
-                if let Some(e) = self.pipeline.first_unsent_mut() {
-                    e.ex.host = field(info.host).or_else(|| split_absolute_form(&target).map(|(h, _)| h));
-                    e.ex.method = method;
-                    e.ex.target = target;
-                    e.ex.request_content_length = body_len;
-                    e.ex.request_content_type = field(info.content_type);
-                    e.ex.request_complete = complete;
-                    e.ex.connection_close |= info.close;
-                    e.timings.request_first = first;
-                    e.timings.request_last = last;
-                    e.request_bytes = raw_len;
-                    e.request_done = true;
+        match m.status {
+            None => {
+                let Some(Event::Message(Message { kind: MessageKind::Http(HttpMessage::Request(req)), .. })) = out.last()
+                else {
+                    return done;
+                };
+                if let Some(e) = self.pipeline.next_sent() {
+                    e.ex.host = m.host.or_else(|| split_absolute_form(&req.target).map(|(h, _)| h));
+                    e.ex.method = req.method.clone();
+                    e.ex.target = req.target.clone();
+                    e.ex.request_content_length = m.body_len;
+                    e.ex.request_content_type = m.content_type;
+                    e.ex.request_complete = m.complete;
+                    e.ex.connection_close |= m.close;
+                    e.timings.request_first = m.first;
+                    e.timings.request_last = m.last;
+                    e.request_bytes = m.raw_len;
                     // Bytes after a CONNECT/Upgrade request wait for its
                     // answer, unless that answer already came.
-                    if e.pauses && complete && e.response == ResponseState::None {
+                    if e.pauses && m.complete && e.response == ResponseState::None {
                         self.paused = true;
                     }
                 }
             }
-            MessageKind::Http(HttpMessage::Response(resp)) => {
-                let (status, body_len) = (resp.status, resp.body.len);
-                out.push(Event::Message(message));
-                let entry = if answers { self.pipeline.current_mut() } else { None };
+            Some(status) => {
+                let entry = if m.answers { self.pipeline.current_mut() } else { None };
                 if let Some(e) = entry {
-                    if interim {
+                    if m.interim {
                         e.ex.interim_responses += 1;
-                        e.ex.interim_first.get_or_insert(first);
-                        e.response_bytes += raw_len;
+                        e.ex.interim_first.get_or_insert(m.first);
+                        e.response_bytes += m.raw_len;
                     } else {
                         e.ex.status = Some(status);
-                        e.ex.response_content_length = Some(body_len);
-                        e.ex.response_content_type = field(info.content_type);
-                        e.ex.connection_close |= info.close;
-                        e.timings.response_first = Some(first);
-                        e.timings.response_last = Some(last);
-                        e.response_bytes += raw_len;
-                        e.response = if complete { ResponseState::Complete } else { ResponseState::Partial };
-                        e.ex.switched_to = match switch {
+                        e.ex.response_content_length = Some(m.body_len);
+                        e.ex.response_content_type = m.content_type;
+                        e.ex.connection_close |= m.close;
+                        e.timings.response_first = Some(m.first);
+                        e.timings.response_last = Some(m.last);
+                        e.response_bytes += m.raw_len;
+                        e.response = if m.complete { ResponseState::Complete } else { ResponseState::Partial };
+                        e.ex.switched_to = match m.switch {
                             Switch::None => None,
-                            Switch::Upgrade => Some(field(info.upgrade).unwrap_or_else(|| Bytes::from_static(b"unknown protocol"))),
+                            Switch::Upgrade => Some(m.upgrade.unwrap_or_else(|| Bytes::from_static(b"unknown protocol"))),
                             Switch::Tunnel => Some(e.ex.target.clone()),
                         };
-                        done.unpauses = e.pauses && complete;
+                        done.unpauses = e.pauses && m.complete;
                         done.switched_to = e.ex.switched_to.clone();
-                        if complete {
+                        if m.complete {
                             self.pipeline.answer();
                         }
                     }
                 }
             }
-            _ => out.push(Event::Message(message)),
         }
         self.pipeline.emit_ready(self.closed, out);
         done
@@ -635,9 +672,7 @@ impl HttpDecoder {
     /// that never formed a head, as an opaque message.
     fn flush(&mut self, dir: Direction, out: &mut Vec<Event>) {
         let complete = matches!(self.sides[dir.index()].cur.as_ref().map(|c| &c.framing), Some(Framing::Close));
-        if let Some(built) = self.build(dir, complete, true) {
-            self.deliver(built, complete, out);
-        } else {
+        if self.emit(dir, complete, true, out).is_none() {
             self.flush_opaque(dir, out);
         }
     }
@@ -663,9 +698,7 @@ impl HttpDecoder {
         for dir in [Direction::ToServer, Direction::ToClient] {
             let streaming = self.sides[dir.index()].cur.as_ref().is_some_and(|c| c.stream.is_some());
             if streaming {
-                if let Some(built) = self.build(dir, false, false) {
-                    self.deliver(built, false, out);
-                }
+                self.emit(dir, false, false, out);
             }
         }
         self.pipeline.drain(out);
@@ -676,7 +709,8 @@ impl HttpDecoder {
 
 /// The current message outgrew the cap before completing: freeze its head
 /// and move its parsed bytes to builders.
-fn start_streaming(side: &mut Side, cur: &mut Current, cap: usize) {
+fn start_streaming(side: &mut Side, cap: usize) {
+    let Some(mut cur) = side.cur.take() else { return };
     let last_ts = side.ts_of_first(cur.scan);
     let head_len = cur.info.len.min(cur.scan);
     let head = side.take(head_len);
@@ -688,13 +722,14 @@ fn start_streaming(side: &mut Side, cur: &mut Current, cap: usize) {
     raw.push(parsed);
     if cur.body.is_none() {
         // Content-Length or close-delimited: every byte after the head is content.
-        let mut body = CappedBuilder::new(cap);
+        let mut body = Box::new(CappedBuilder::new(cap));
         body.push(parsed);
         cur.body = Some(body);
     }
     side.discard(rest);
     cur.scan = 0;
     cur.stream = Some(Box::new(Stream { head, parts, raw, last_ts }));
+    side.cur = Some(cur);
 }
 
 impl Decoder for HttpDecoder {

@@ -134,6 +134,9 @@ pub(crate) struct Pipeline {
     /// How many entries at the front already have their final response
     /// (they wait for their request to finish, e.g. an early `413`).
     answered: usize,
+    /// How many entries at the front have their request done (requests
+    /// finish in order, so these form a prefix).
+    sent: usize,
 }
 
 impl Pipeline {
@@ -150,9 +153,13 @@ impl Pipeline {
         self.queue.get_mut(self.answered)
     }
 
-    /// The oldest entry whose request is not done yet.
-    pub fn first_unsent_mut(&mut self) -> Option<&mut Entry> {
-        self.queue.iter_mut().find(|e| !e.request_done)
+    /// The oldest entry whose request is not done yet: the request being
+    /// decoded. Marks it done.
+    pub fn next_sent(&mut self) -> Option<&mut Entry> {
+        let e = self.queue.get_mut(self.sent)?;
+        self.sent += 1;
+        e.request_done = true;
+        Some(e)
     }
 
     /// The current entry got its final response.
@@ -174,6 +181,7 @@ impl Pipeline {
                 if self.answered > 0 && e.response == ResponseState::Complete {
                     self.answered -= 1;
                 }
+                self.sent = self.sent.saturating_sub(1);
                 out.push(e.into_event());
             }
         }
@@ -188,5 +196,6 @@ impl Pipeline {
             }
         }
         self.answered = 0;
+        self.sent = 0;
     }
 }
