@@ -91,8 +91,8 @@ impl ChunkState {
     }
 }
 
-fn trailer_too_big(len: usize, max: usize) -> String {
-    format!("http: chunked trailer section of {len}+ bytes exceeds max_frame ({max} bytes)")
+fn trailer_too_big(_len: usize, max: usize) -> String {
+    format!("http: chunked trailer section exceeds max_frame ({max} bytes)")
 }
 
 /// Parses `chunk-size [ BWS ; chunk-ext ] CRLF` at the start of `avail`.
@@ -115,7 +115,7 @@ fn size_line(avail: &[u8], line_max: usize) -> Result<Option<(usize, u64)>, Stri
         size = (size << 4) | u64::from(v);
         digits += 1;
     }
-    let too_long = |len: usize| format!("http: chunk-size line longer than {line_max} bytes ({len}+)");
+    let too_long = |_: usize| format!("http: chunk-size line longer than {line_max} bytes");
     let mut i = digits;
     while matches!(avail.get(i), Some(b' ' | b'\t')) {
         i += 1;

@@ -287,7 +287,7 @@ impl HttpDecoder {
                         return Err(Stop::new(
                             dir,
                             format!(
-                                "http: {held} bytes sent after a CONNECT/Upgrade request, before its response, exceed max_frame ({} bytes)",
+                                "http: bytes sent after a CONNECT/Upgrade request, before its response, exceed max_frame ({} bytes)",
                                 self.limits.max_frame
                             ),
                         ));
@@ -314,9 +314,9 @@ impl HttpDecoder {
         let request = dir == Direction::ToServer;
         let Side { buf, head: hs, spans, .. } = &mut self.sides[dir.index()];
         let buf: &[u8] = buf;
-        let too_big = |n: usize| {
-            format!("http: {} head exceeds max_frame ({n}+ bytes, limit {max} bytes)", side_name(dir))
-        };
+        // The reason names the limit, not the size seen: that depends on
+        // where reads ended.
+        let too_big = |_: usize| format!("http: {} head exceeds max_frame ({max} bytes)", side_name(dir));
         if buf.is_empty() {
             return Ok(None);
         }
@@ -495,8 +495,17 @@ impl HttpDecoder {
             },
         };
         cur.scan = scan;
-        let complete = result?;
+        // On an error too, first reach the state these bytes would have led
+        // to had they come in separate reads (streaming or not), so that the
+        // hand-over does not depend on read boundaries.
+        let complete = *result.as_ref().unwrap_or(&false);
         let streaming = cur.stream.is_some();
+        if result.is_err() {
+            if !streaming && scan > cap {
+                start_streaming(side, cap);
+            }
+            return result;
+        }
         if let (Some(stream), true) = (&mut cur.stream, scan > 0) {
             // Streaming: move what was parsed to the builders right away.
             stream.raw.push(buf.get(..scan).unwrap_or_default());
