@@ -92,6 +92,8 @@ pub struct Reader<R: Read> {
     block_offset: u64,
     decompressor: zstd::bulk::Decompressor<'static>,
     stats: ReadStats,
+    /// Blocks wholly outside [from, to) are skipped unread.
+    window: (u64, u64),
 }
 
 impl Reader<std::fs::File> {
@@ -122,6 +124,7 @@ impl<R: Read> Reader<R> {
             block_offset: 0,
             decompressor: zstd::bulk::Decompressor::new().map_err(FormatError::Stream)?,
             stats: ReadStats { bytes: prefix_len, ..ReadStats::default() },
+            window: (0, u64::MAX),
         })
     }
 
@@ -136,6 +139,13 @@ impl<R: Read> Reader<R> {
 
     pub fn stats(&self) -> ReadStats {
         self.stats
+    }
+
+    /// Skips, without decompressing, every block whose records all lie
+    /// outside `[from, to)` (ns since the anchor). Records of the blocks
+    /// read still need filtering: a block holds a range of times.
+    pub fn skip_blocks_outside(&mut self, from: Option<u64>, to: Option<u64>) {
+        self.window = (from.unwrap_or(0), to.unwrap_or(u64::MAX));
     }
 
     /// Ensures `n` bytes are buffered, unless the input ends first.
@@ -235,6 +245,10 @@ impl<R: Read> Reader<R> {
             let left = (self.hi - self.lo) as u64;
             self.consume(left as usize);
             return Ok(Some(Err(self.damage(offset, left, DamageKind::TornTail, Some(h.count as u64)))));
+        }
+        if h.last_ts < self.window.0 || h.first_ts >= self.window.1 {
+            self.consume(total);
+            return Ok(Some(Ok(())));
         }
         let stored = &self.buf[self.lo + BLOCK_HEADER_LEN..self.lo + total];
         if crc32fast::hash(stored) != h.payload_crc {
