@@ -130,7 +130,7 @@ impl PgDecoder {
 
     /// Splits the first `total` bytes off `dir`'s buffer as one message and
     /// emits it (then the tracker's exchanges).
-    fn emit(&mut self, dir: Direction, total: usize, ts: u64, out: &mut Vec<Event>, decode: impl FnOnce(Bytes) -> PgMessage) -> PgMessage {
+    fn emit(&mut self, dir: Direction, total: usize, ts: u64, out: &mut Vec<Event>, decode: impl FnOnce(Bytes) -> PgMessage) {
         let side = &mut self.sides[dir.index()];
         let bytes = side.buf.split_to(total).freeze();
         let first_ts = side.head_ts;
@@ -145,9 +145,24 @@ impl PgDecoder {
             Direction::ToServer => self.tracker.frontend(&msg, w, &mut self.scratch),
             Direction::ToClient => self.tracker.backend(&msg, w, &mut self.scratch),
         }
-        out.push(Event::Message(Message { dir, first_ts, last_ts: ts, offset, raw, kind: MessageKind::Pg(msg.clone()) }));
+        // Connection state that later framing depends on.
+        match &msg {
+            PgMessage::SslRequest => self.await_encryption = Some(b'S'),
+            PgMessage::GssEncRequest => self.await_encryption = Some(b'G'),
+            PgMessage::Startup(_) => self.startup_phase = false,
+            PgMessage::Authentication(a) => {
+                self.auth = match a {
+                    Authentication::CleartextPassword | Authentication::Md5Password { .. } => AuthState::Password,
+                    Authentication::Sasl { .. } => AuthState::SaslInitial,
+                    Authentication::SaslContinue { .. } => AuthState::SaslContinue,
+                    Authentication::Other { code: 7..=9, .. } => AuthState::Gss,
+                    _ => AuthState::None,
+                }
+            }
+            _ => {}
+        }
+        out.push(Event::Message(Message { dir, first_ts, last_ts: ts, offset, raw, kind: MessageKind::Pg(msg) }));
         out.append(&mut self.scratch);
-        msg
     }
 
     fn step(&mut self, dir: Direction, ts: u64, out: &mut Vec<Event>) -> Result<Step, Fallback> {
@@ -200,13 +215,7 @@ impl PgDecoder {
         if buf.len() < len {
             return Ok(Step::NeedMore);
         }
-        let msg = self.emit(Direction::ToServer, len, ts, out, |bytes| parse::startup(code, bytes.slice(8..)));
-        match msg {
-            PgMessage::SslRequest => self.await_encryption = Some(b'S'),
-            PgMessage::GssEncRequest => self.await_encryption = Some(b'G'),
-            PgMessage::Startup(_) => self.startup_phase = false,
-            _ => {}
-        }
+        self.emit(Direction::ToServer, len, ts, out, |bytes| parse::startup(code, bytes.slice(8..)));
         Ok(Step::Progress)
     }
 
@@ -284,22 +293,13 @@ impl PgDecoder {
                 return Ok(Step::NeedMore);
             }
             let auth = self.auth;
-            let msg = self.emit(dir, total, ts, out, |bytes| {
+            self.emit(dir, total, ts, out, |bytes| {
                 let body = bytes.slice(5..);
                 match dir {
                     Direction::ToServer => parse::frontend(tag, body, auth),
                     Direction::ToClient => parse::backend(tag, body),
                 }
             });
-            if let PgMessage::Authentication(a) = &msg {
-                self.auth = match a {
-                    Authentication::CleartextPassword | Authentication::Md5Password { .. } => AuthState::Password,
-                    Authentication::Sasl { .. } => AuthState::SaslInitial,
-                    Authentication::SaslContinue { .. } => AuthState::SaslContinue,
-                    Authentication::Other { code: 7..=9, .. } => AuthState::Gss,
-                    _ => AuthState::None,
-                };
-            }
             return Ok(Step::Progress);
         };
         // A run message.
