@@ -304,7 +304,11 @@ pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
         while line.get(p).is_some_and(|&c| is_space(c)) {
             p += 1;
         }
-        let Some(_) = line.get(p) else { break };
+        // Like Redis' C string parsing, a NUL byte ends the line.
+        let Some(&c0) = line.get(p) else { break };
+        if c0 == 0 {
+            break;
+        }
         let start = out.len();
         let mut inq = false;
         let mut insq = false;
@@ -357,7 +361,11 @@ pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
                 }
             } else {
                 match c {
-                    None | Some(b' ' | b'\n' | b'\r' | b'\t' | 0) => break,
+                    None | Some(0) => break,
+                    Some(b' ' | b'\n' | b'\r' | b'\t') => {
+                        p += 1;
+                        break;
+                    }
                     Some(b'"') => inq = true,
                     Some(b'\'') => insq = true,
                     Some(c) => out.push(c),
@@ -406,6 +414,9 @@ mod tests {
         assert_eq!(words(b"ECHO \"\\x41\\n\" 'it\\'s'").unwrap(), vec![b"ECHO".to_vec(), b"A\n".to_vec(), b"it's".to_vec()]);
         assert_eq!(words(b"").unwrap(), Vec::<Vec<u8>>::new());
         assert_eq!(words(b"a\"b\"").unwrap(), vec![b"ab".to_vec()]);
+        assert_eq!(words(b"a\0b c").unwrap(), vec![b"a".to_vec()]);
+        assert_eq!(words(b"a \0").unwrap(), vec![b"a".to_vec()]);
+        assert_eq!(words(b"\0").unwrap(), Vec::<Vec<u8>>::new());
         assert!(words(b"ECHO 'it''s'").is_none());
         assert!(words(b"ECHO \"abc").is_none());
         assert!(words(b"ECHO \"abc\\").is_none());
