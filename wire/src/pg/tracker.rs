@@ -375,17 +375,15 @@ impl Tracker {
         self.note_response(&w);
         let Some(p) = self.pending.front_mut() else { return };
         match msg {
-            PgMessage::Authentication(a) => {
-                if p.ex.kind == PgExchangeKind::Startup && p.ex.auth_method.is_none() {
-                    p.ex.auth_method = Some(match a {
-                        Authentication::Ok => "trust",
-                        Authentication::CleartextPassword => "cleartext",
-                        Authentication::Md5Password { .. } => "md5",
-                        Authentication::Sasl { .. } => "sasl",
-                        Authentication::Other { code: 7 | 8 | 9, .. } => "gss",
-                        _ => "other",
-                    });
-                }
+            PgMessage::Authentication(a) if p.ex.kind == PgExchangeKind::Startup && p.ex.auth_method.is_none() => {
+                p.ex.auth_method = Some(match a {
+                    Authentication::Ok => "trust",
+                    Authentication::CleartextPassword => "cleartext",
+                    Authentication::Md5Password { .. } => "md5",
+                    Authentication::Sasl { .. } => "sasl",
+                    Authentication::Other { code: 7..=9, .. } => "gss",
+                    _ => "other",
+                });
             }
             PgMessage::ParseComplete | PgMessage::BindComplete | PgMessage::CloseComplete => {
                 p.ops.pop_front();
@@ -484,7 +482,6 @@ impl Tracker {
                         if let Some(p) = self.pending.pop_front() {
                             out.push(crate::types::Event::Exchange(p.finish(ExchangeStatus::Complete)));
                         }
-                        return;
                     }
                     Some(Op::Query(idx)) => {
                         let idx = *idx;
@@ -516,10 +513,8 @@ impl Tracker {
                     }
                 }
             }
-            PgMessage::NoticeResponse(n) => {
-                if p.ex.notices.len() < MAX_NOTICES {
-                    p.ex.notices.push(n.clone());
-                }
+            PgMessage::NoticeResponse(n) if p.ex.notices.len() < MAX_NOTICES => {
+                p.ex.notices.push(n.clone());
             }
             PgMessage::ReadyForQuery { status } => {
                 if let Some(mut p) = self.pending.pop_front() {
