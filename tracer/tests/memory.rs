@@ -13,6 +13,8 @@ fn oltrace() -> Command {
 
 /// Peak resident memory of a finished child, in KiB.
 fn run_measuring_rss(cmd: &mut Command) -> (i32, i64) {
+    // Reaped below with wait4, which also hands back its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.stdout(Stdio::null()).spawn().unwrap();
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
