@@ -24,11 +24,19 @@ fn parse(data: &[u8]) -> Vec<Chunk> {
     let mut i = 0;
     let mut ts = 0;
     while i + 2 <= data.len() {
-        let dir = if data[i] & 1 == 0 { Direction::ToServer } else { Direction::ToClient };
+        let dir = if data[i] & 1 == 0 {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
         let len = data[i + 1] as usize;
         let end = (i + 2 + len).min(data.len());
         ts += 1;
-        out.push(Chunk { dir, ts, data: data[i + 2..end].to_vec() });
+        out.push(Chunk {
+            dir,
+            ts,
+            data: data[i + 2..end].to_vec(),
+        });
         i = end;
     }
     out
@@ -39,7 +47,11 @@ fn coalesce(chunks: &[Chunk]) -> Vec<Chunk> {
     for c in chunks {
         match merged.last_mut() {
             Some(m) if m.dir == c.dir => m.data.extend_from_slice(&c.data),
-            _ => merged.push(Chunk { dir: c.dir, ts: c.ts, data: c.data.clone() }),
+            _ => merged.push(Chunk {
+                dir: c.dir,
+                ts: c.ts,
+                data: c.data.clone(),
+            }),
         }
     }
     merged
@@ -49,11 +61,23 @@ fn split_at(chunks: &[Chunk], mut at: usize) -> Vec<Chunk> {
     let mut out = Vec::new();
     for c in chunks {
         if at > 0 && at < c.data.len() {
-            out.push(Chunk { dir: c.dir, ts: c.ts, data: c.data[..at].to_vec() });
-            out.push(Chunk { dir: c.dir, ts: c.ts, data: c.data[at..].to_vec() });
+            out.push(Chunk {
+                dir: c.dir,
+                ts: c.ts,
+                data: c.data[..at].to_vec(),
+            });
+            out.push(Chunk {
+                dir: c.dir,
+                ts: c.ts,
+                data: c.data[at..].to_vec(),
+            });
             at = usize::MAX / 2;
         } else {
-            out.push(Chunk { dir: c.dir, ts: c.ts, data: c.data.clone() });
+            out.push(Chunk {
+                dir: c.dir,
+                ts: c.ts,
+                data: c.data.clone(),
+            });
             at = at.saturating_sub(c.data.len());
             if at == 0 {
                 at = usize::MAX / 2;
@@ -81,7 +105,10 @@ fn run(limits: Limits, chunks: &[Chunk]) -> Vec<Event> {
             assert_eq!(m.offset, next[d], "offsets are contiguous");
             next[d] += m.raw.len;
             assert!(m.raw.prefix.len() as u64 <= m.raw.len);
-            assert!(m.raw.prefix.len() <= limits.cap(m.dir).max(0) || !matches!(m.kind, wire::MessageKind::Redis(_)));
+            assert!(
+                m.raw.prefix.len() <= limits.cap(m.dir).max(0)
+                    || !matches!(m.kind, wire::MessageKind::Redis(_))
+            );
             assert!(m.first_ts <= m.last_ts);
         }
         if let Event::Exchange(x) = e {
@@ -96,7 +123,10 @@ fn run(limits: Limits, chunks: &[Chunk]) -> Vec<Event> {
 /// The events up to the switch to opaque mode (excluded), and whether
 /// there was one.
 fn before_fallback(events: &[Event]) -> (&[Event], bool) {
-    match events.iter().position(|e| matches!(e, Event::Opaque { .. })) {
+    match events
+        .iter()
+        .position(|e| matches!(e, Event::Opaque { .. }))
+    {
         Some(i) => (&events[..i], true),
         None => (events, false),
     }
@@ -108,9 +138,21 @@ fuzz_target!(|data: &[u8]| {
     }
     let limits = match data[0] % 4 {
         0 => Limits::default(),
-        1 => Limits { max_frame: 64, request_cap: 16, response_cap: 8 },
-        2 => Limits { max_frame: 1024, request_cap: 0, response_cap: 0 },
-        _ => Limits { max_frame: 300, request_cap: 1 << 20, response_cap: 40 },
+        1 => Limits {
+            max_frame: 64,
+            request_cap: 16,
+            response_cap: 8,
+        },
+        2 => Limits {
+            max_frame: 1024,
+            request_cap: 0,
+            response_cap: 0,
+        },
+        _ => Limits {
+            max_frame: 300,
+            request_cap: 1 << 20,
+            response_cap: 40,
+        },
     };
     let at = u16::from_le_bytes([data[1], data[2]]) as usize;
     let chunks = parse(&data[3..]);

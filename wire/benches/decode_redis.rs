@@ -47,9 +47,15 @@ fn pipelined(batches: usize, per_feed: bool) -> Chunks {
         for i in 0..16 {
             let key = format!("key:{:012}", (b * 16 + i) % 100_000);
             let (c, r) = if b % 2 == 0 {
-                (encode_command(&[b"SET", key.as_bytes(), b"xxx"]), b"+OK\r\n".to_vec())
+                (
+                    encode_command(&[b"SET", key.as_bytes(), b"xxx"]),
+                    b"+OK\r\n".to_vec(),
+                )
             } else {
-                (encode_command(&[b"GET", key.as_bytes()]), b"$3\r\nxxx\r\n".to_vec())
+                (
+                    encode_command(&[b"GET", key.as_bytes()]),
+                    b"$3\r\nxxx\r\n".to_vec(),
+                )
             };
             if per_feed {
                 chunks.push((Direction::ToServer, c));
@@ -72,11 +78,19 @@ fn mixed(batches: usize) -> Chunks {
     let map = |n: usize| {
         RespValue::Map(
             (0..n)
-                .map(|i| (RespValue::Bulk(format!("field{i}").into()), RespValue::Bulk(format!("value-{i:04}").into())))
+                .map(|i| {
+                    (
+                        RespValue::Bulk(format!("field{i}").into()),
+                        RespValue::Bulk(format!("value-{i:04}").into()),
+                    )
+                })
                 .collect(),
         )
     };
-    let mut chunks = vec![(Direction::ToServer, hello), (Direction::ToClient, encode_value(&map(7)))];
+    let mut chunks = vec![
+        (Direction::ToServer, hello),
+        (Direction::ToClient, encode_value(&map(7))),
+    ];
     for b in 0..batches {
         let (mut req, mut resp) = (Vec::new(), Vec::new());
         for i in 0..16 {
@@ -84,13 +98,25 @@ fn mixed(batches: usize) -> Chunks {
             let (c, r) = match i % 4 {
                 0 => (
                     encode_command(&[b"LRANGE", key.as_bytes(), b"0", b"9"]),
-                    encode_value(&RespValue::Array((0..10).map(|j| RespValue::Bulk(format!("item-{j}").into())).collect())),
+                    encode_value(&RespValue::Array(
+                        (0..10)
+                            .map(|j| RespValue::Bulk(format!("item-{j}").into()))
+                            .collect(),
+                    )),
                 ),
-                1 => (encode_command(&[b"HGETALL", key.as_bytes()]), encode_value(&map(5))),
-                2 => (encode_command(&[b"INCR", key.as_bytes()]), encode_value(&RespValue::Integer(i as i64 * 1000))),
+                1 => (
+                    encode_command(&[b"HGETALL", key.as_bytes()]),
+                    encode_value(&map(5)),
+                ),
+                2 => (
+                    encode_command(&[b"INCR", key.as_bytes()]),
+                    encode_value(&RespValue::Integer(i as i64 * 1000)),
+                ),
                 _ => (
                     encode_command(&[b"INCR", b"notanumber"]),
-                    encode_value(&RespValue::Error("ERR value is not an integer or out of range".into())),
+                    encode_value(&RespValue::Error(
+                        "ERR value is not an integer or out of range".into(),
+                    )),
                 ),
             };
             req.extend_from_slice(&c);
@@ -107,7 +133,10 @@ fn big_values() -> Chunks {
     let reply = encode_value(&RespValue::Bulk(value.into()));
     let mut chunks = Vec::new();
     for i in 0..100 {
-        chunks.push((Direction::ToServer, encode_command(&[b"GET", format!("big:{i}").as_bytes()])));
+        chunks.push((
+            Direction::ToServer,
+            encode_command(&[b"GET", format!("big:{i}").as_bytes()]),
+        ));
         for piece in reply.chunks(64 << 10) {
             chunks.push((Direction::ToClient, piece.to_vec()));
         }
@@ -117,7 +146,11 @@ fn big_values() -> Chunks {
 
 fn fixtures() -> Chunks {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/redis");
-    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     names.retain(|p| p.extension().is_some_and(|e| e == "fx"));
     names.sort();
     let mut chunks = Vec::new();
@@ -127,7 +160,11 @@ fn fixtures() -> Chunks {
         let b = std::fs::read(p).unwrap();
         let mut i = 0;
         while i + 13 <= b.len() {
-            let dir = if b[i] == b'C' { Direction::ToServer } else { Direction::ToClient };
+            let dir = if b[i] == b'C' {
+                Direction::ToServer
+            } else {
+                Direction::ToClient
+            };
             let len = u32::from_be_bytes(b[i + 9..i + 13].try_into().unwrap()) as usize;
             chunks.push((dir, b[i + 13..i + 13 + len].to_vec()));
             i += 13 + len;
@@ -147,7 +184,10 @@ fn run_fixtures(chunks: &Chunks) -> usize {
 
 fn main() {
     let p16 = pipelined(625, false); // 10 000 commands
-    if let Some(n) = std::env::var("REDIS_BENCH_ITERS").ok().and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(n) = std::env::var("REDIS_BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         // Fixed work, for `perf stat` (cycles are steadier than wall time on
         // a loaded machine).
         for _ in 0..n {

@@ -14,7 +14,10 @@ fn show(v: &RespValue) -> String {
     let s = |b: &[u8]| {
         let t = String::from_utf8_lossy(b);
         if t.len() > 24 {
-            format!("{:?}..", &t[..t.char_indices().nth(24).map_or(t.len(), |(i, _)| i)])
+            format!(
+                "{:?}..",
+                &t[..t.char_indices().nth(24).map_or(t.len(), |(i, _)| i)]
+            )
         } else {
             format!("{t:?}")
         }
@@ -46,7 +49,13 @@ fn show(v: &RespValue) -> String {
             if p.len() > 2 {
                 format!("%{{{} pairs}}", p.len())
             } else {
-                format!("%{{{}}}", p.iter().map(|(k, v)| format!("{}: {}", show(k), show(v))).collect::<Vec<_>>().join(", "))
+                format!(
+                    "%{{{}}}",
+                    p.iter()
+                        .map(|(k, v)| format!("{}: {}", show(k), show(v)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
         }
         RespValue::Attribute { attrs, value } => format!("|{} attrs| {}", attrs.len(), show(value)),
@@ -70,16 +79,32 @@ fn lines(events: &[Event]) -> Vec<String> {
         match e {
             Event::Message(m) => match &m.kind {
                 MessageKind::Redis(RedisMessage::Command(c)) => {
-                    let args: Vec<String> = c.args.iter().map(|a| {
-                        let t = String::from_utf8_lossy(a);
-                        if t.len() > 24 { format!("{}..({})", &t[..24], a.len()) } else { t.into_owned() }
-                    }).collect();
-                    out.push(format!("C{} {}", if c.inline { "i" } else { "" }, args.join(" ")));
+                    let args: Vec<String> = c
+                        .args
+                        .iter()
+                        .map(|a| {
+                            let t = String::from_utf8_lossy(a);
+                            if t.len() > 24 {
+                                format!("{}..({})", &t[..24], a.len())
+                            } else {
+                                t.into_owned()
+                            }
+                        })
+                        .collect();
+                    out.push(format!(
+                        "C{} {}",
+                        if c.inline { "i" } else { "" },
+                        args.join(" ")
+                    ));
                 }
-                MessageKind::Redis(RedisMessage::Reply(f)) => {
-                    out.push(format!("R {}{}", show(&f.value), if f.truncated { " (cut)" } else { "" }))
+                MessageKind::Redis(RedisMessage::Reply(f)) => out.push(format!(
+                    "R {}{}",
+                    show(&f.value),
+                    if f.truncated { " (cut)" } else { "" }
+                )),
+                MessageKind::Redis(RedisMessage::Push(f)) => {
+                    out.push(format!("P {}", show(&f.value)))
                 }
-                MessageKind::Redis(RedisMessage::Push(f)) => out.push(format!("P {}", show(&f.value))),
                 MessageKind::Opaque => out.push(format!("O {} bytes", m.raw.len)),
                 other => out.push(format!("? {other:?}")),
             },
@@ -139,7 +164,11 @@ fn check_accounting(chunks: &[Chunk], events: &[Event]) {
     let mut next = [0u64; 2];
     for e in events {
         if let Event::Message(m) = e {
-            assert_eq!(m.offset, next[m.dir.index()], "message offsets are contiguous");
+            assert_eq!(
+                m.offset,
+                next[m.dir.index()],
+                "message offsets are contiguous"
+            );
             next[m.dir.index()] += m.raw.len;
             assert!(m.first_ts <= m.last_ts);
         }
@@ -151,7 +180,11 @@ fn assert_lines(events: &[Event], expected: &[&str]) {
     let got = lines(events);
     let want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
     if got != want {
-        panic!("decoded lines differ.\n--- got:\n{}\n--- want:\n{}", got.join("\n"), want.join("\n"));
+        panic!(
+            "decoded lines differ.\n--- got:\n{}\n--- want:\n{}",
+            got.join("\n"),
+            want.join("\n")
+        );
     }
 }
 
@@ -181,7 +214,14 @@ fn cli_basic() {
     let l = lines(&ev);
     // redis-cli first fetches COMMAND DOCS: a 170 kB nested reply, cut at the
     // 64 kB response cap but summarised from its header.
-    assert_eq!(&l[..3], ["C COMMAND DOCS", "R *[218 items] (cut)", "X COMMAND Complete array len=480"]);
+    assert_eq!(
+        &l[..3],
+        [
+            "C COMMAND DOCS",
+            "R *[218 items] (cut)",
+            "X COMMAND Complete array len=480"
+        ]
+    );
     assert_lines(
         &ev[3..],
         &[
@@ -290,9 +330,15 @@ fn cli_resp3() {
             "X XINFO Complete error err=\"ERR no such key\"",
         ],
     );
-    let (_, zscore) = exchanges(&ev).into_iter().find(|(_, r)| &r.command[..] == b"ZSCORE").unwrap();
+    let (_, zscore) = exchanges(&ev)
+        .into_iter()
+        .find(|(_, r)| &r.command[..] == b"ZSCORE")
+        .unwrap();
     assert_eq!(zscore.value.as_ref().unwrap().as_f64(), Some(1.5));
-    let (_, info) = exchanges(&ev).into_iter().find(|(_, r)| r.args.get(1) == Some(&b"INFO"[..])).unwrap();
+    let (_, info) = exchanges(&ev)
+        .into_iter()
+        .find(|(_, r)| r.args.get(1) == Some(&b"INFO"[..]))
+        .unwrap();
     let (fmt, text) = info.value.as_ref().unwrap().verbatim_parts().unwrap();
     assert_eq!(fmt, b"txt");
     assert!(text.starts_with(b"id="));
@@ -308,10 +354,20 @@ fn cli_resp3_every_offset() {
 
 #[test]
 fn benchmark_fixtures() {
-    for (name, stride) in [("bench-nopipe-1", 1), ("bench-nopipe-2", 1), ("bench-nopipe-3", 1), ("bench-p16-1", 1), ("bench-p16-2", 1), ("bench-p16-3", 3)] {
+    for (name, stride) in [
+        ("bench-nopipe-1", 1),
+        ("bench-nopipe-2", 1),
+        ("bench-nopipe-3", 1),
+        ("bench-p16-1", 1),
+        ("bench-p16-2", 1),
+        ("bench-p16-3", 3),
+    ] {
         let ev = run(name, stride);
         let xs = exchanges(&ev);
-        assert!(xs.iter().all(|(x, _)| x.status == ExchangeStatus::Complete), "{name}");
+        assert!(
+            xs.iter().all(|(x, _)| x.status == ExchangeStatus::Complete),
+            "{name}"
+        );
         let want = match name {
             "bench-nopipe-1" | "bench-p16-1" => 2,
             "bench-nopipe-2" | "bench-nopipe-3" => 20,
@@ -321,17 +377,24 @@ fn benchmark_fixtures() {
         assert_eq!(xs.len(), want, "{name}");
         if name.ends_with("-2") {
             // -t set,get runs SET first: the value is 3 bytes, the reply +OK.
-            assert!(xs.iter().all(|(_, r)| &r.command[..] == b"SET" && r.args.len() == 3 && r.args.get(2).unwrap().len() == 3));
-            assert!(xs.iter().all(|(_, r)| r.value == Some(RespValue::Simple("OK".into()))));
+            assert!(xs.iter().all(|(_, r)| &r.command[..] == b"SET"
+                && r.args.len() == 3
+                && r.args.get(2).unwrap().len() == 3));
+            assert!(xs
+                .iter()
+                .all(|(_, r)| r.value == Some(RespValue::Simple("OK".into()))));
         }
         if name.ends_with("-3") {
             assert!(xs.iter().all(|(_, r)| &r.command[..] == b"GET"));
-            assert!(xs.iter().all(|(_, r)| r.reply.as_ref().unwrap().len == Some(3)));
+            assert!(xs
+                .iter()
+                .all(|(_, r)| r.reply.as_ref().unwrap().len == Some(3)));
         }
         if name == "bench-p16-3" {
             // 16 commands per read, answered by 16 replies per read: with
             // -P 16 all 16 commands of a batch share their timestamps.
-            let firsts: std::collections::BTreeSet<u64> = xs.iter().map(|(x, _)| x.timings.request_first).collect();
+            let firsts: std::collections::BTreeSet<u64> =
+                xs.iter().map(|(x, _)| x.timings.request_first).collect();
             assert_eq!(firsts.len(), 13);
         }
     }
@@ -530,7 +593,10 @@ fn client_reply() {
             "X GET Complete bulk len=1",
         ],
     );
-    for (x, _) in exchanges(&ev).into_iter().filter(|(x, _)| x.status == ExchangeStatus::NoReply) {
+    for (x, _) in exchanges(&ev)
+        .into_iter()
+        .filter(|(x, _)| x.status == ExchangeStatus::NoReply)
+    {
         assert_eq!(x.timings.response_first, None);
         assert_eq!(x.response_bytes, 0);
     }
@@ -610,7 +676,9 @@ fn auth_is_flagged() {
         .iter()
         .filter_map(|e| match e {
             Event::Message(m) => match &m.kind {
-                MessageKind::Redis(msg @ RedisMessage::Command(c)) => Some((msg.is_auth(), c.secret_args(), c.name_str().into_owned())),
+                MessageKind::Redis(msg @ RedisMessage::Command(c)) => {
+                    Some((msg.is_auth(), c.secret_args(), c.name_str().into_owned()))
+                }
                 _ => None,
             },
             _ => None,
@@ -618,25 +686,35 @@ fn auth_is_flagged() {
         .collect();
     assert_eq!(
         cmds,
-        vec![(true, vec![1], "AUTH".to_string()), (true, vec![3, 4], "HELLO".to_string()), (false, vec![], "PING".to_string())]
+        vec![
+            (true, vec![1], "AUTH".to_string()),
+            (true, vec![3, 4], "HELLO".to_string()),
+            (false, vec![], "PING".to_string())
+        ]
     );
     let xs = exchanges(&ev);
     assert!(xs[0].1.is_error());
-    assert_eq!(xs[1].1.reply.as_ref().unwrap().kind, wire::redis::RespKind::Map);
+    assert_eq!(
+        xs[1].1.reply.as_ref().unwrap().kind,
+        wire::redis::RespKind::Map
+    );
 }
 
 #[test]
 fn monitor_stream() {
     let ev = run("monitor-1", 1);
     let l = lines(&ev);
-    assert_eq!(&l[..3], ["C MONITOR", "R +\"OK\"", "X MONITOR Complete simple"]);
+    assert_eq!(
+        &l[..3],
+        ["C MONITOR", "R +\"OK\"", "X MONITOR Complete simple"]
+    );
     assert_eq!(l.len(), 4);
     assert!(l[3].starts_with("P +\"17"), "{}", l[3]);
 }
 
 #[test]
 fn big_value() {
-    let ev = run("big-value-1", 13);
+    let ev = run("big-value-1", 997);
     assert_lines(
         &ev,
         &[
@@ -670,8 +748,12 @@ fn big_value() {
 fn small_caps_cut_commands_and_replies() {
     // With tiny caps, arguments and values are cut but pairing and the
     // summaries (from the headers) stay right.
-    let limits = Limits { max_frame: 1 << 20, request_cap: 20, response_cap: 8 };
-    let ev = run_with("big-value-1", 13, limits);
+    let limits = Limits {
+        max_frame: 1 << 20,
+        request_cap: 20,
+        response_cap: 8,
+    };
+    let ev = run_with("big-value-1", 997, limits);
     let xs = exchanges(&ev);
     assert_eq!(xs.len(), 4);
     let (_, set) = xs[0];
@@ -689,11 +771,19 @@ fn small_caps_cut_commands_and_replies() {
 fn small_max_frame_falls_back() {
     // The 70 kB value is over a 64 kB max_frame: opaque from there, every
     // byte still accounted for.
-    let limits = Limits { max_frame: 64 << 10, ..Limits::default() };
+    let limits = Limits {
+        max_frame: 64 << 10,
+        ..Limits::default()
+    };
     let chunks = load("redis/big-value-1.fx");
     let ev = decode(Protocol::Redis, limits, &chunks);
     check_accounting(&chunks, &ev);
-    let Event::Opaque { reason, offset, .. } = &ev[0] else { panic!("{:?}", lines(&ev)) };
-    assert!(reason.contains("70000") && reason.contains("65536") && reason.starts_with("redis:"), "{reason}");
+    let Event::Opaque { reason, offset, .. } = &ev[0] else {
+        panic!("{:?}", lines(&ev))
+    };
+    assert!(
+        reason.contains("70000") && reason.contains("65536") && reason.starts_with("redis:"),
+        "{reason}"
+    );
     assert_eq!(*offset, 0);
 }

@@ -10,7 +10,11 @@ use wire::{Decoder, Direction, Event, Limits, MessageKind, Protocol};
 
 fn line_text() -> impl Strategy<Value = Bytes> {
     // Simple strings and errors cannot hold CR or LF.
-    proptest::collection::vec(any::<u8>().prop_filter("no CR/LF", |c| *c != b'\r' && *c != b'\n'), 0..24).prop_map(Bytes::from)
+    proptest::collection::vec(
+        any::<u8>().prop_filter("no CR/LF", |c| *c != b'\r' && *c != b'\n'),
+        0..24,
+    )
+    .prop_map(Bytes::from)
 }
 
 fn blob() -> impl Strategy<Value = Bytes> {
@@ -54,7 +58,10 @@ fn value() -> impl Strategy<Value = RespValue> {
             proptest::collection::vec(inner.clone(), 0..6).prop_map(RespValue::Set),
             proptest::collection::vec(inner.clone(), 0..6).prop_map(RespValue::Push),
             pairs.clone().prop_map(RespValue::Map),
-            (pairs, inner).prop_map(|(attrs, v)| RespValue::Attribute { attrs, value: Box::new(v) }),
+            (pairs, inner).prop_map(|(attrs, v)| RespValue::Attribute {
+                attrs,
+                value: Box::new(v)
+            }),
         ]
     })
 }
@@ -68,7 +75,13 @@ fn decode(dir: Direction, data: &[u8], at: usize) -> Vec<Event> {
     let mut d = RedisDecoder::new(Limits::default());
     let mut out = Vec::new();
     if dir == Direction::ToClient {
-        d.feed(Direction::ToServer, &encode_command(&[b"PING"]), 0, &mut out).unwrap();
+        d.feed(
+            Direction::ToServer,
+            &encode_command(&[b"PING"]),
+            0,
+            &mut out,
+        )
+        .unwrap();
         out.clear();
     }
     let at = at.min(data.len());
@@ -78,7 +91,16 @@ fn decode(dir: Direction, data: &[u8], at: usize) -> Vec<Event> {
 }
 
 fn only_message(events: &[Event]) -> &wire::Message {
-    let msgs: Vec<_> = events.iter().filter_map(|e| if let Event::Message(m) = e { Some(m) } else { None }).collect();
+    let msgs: Vec<_> = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Message(m) = e {
+                Some(m)
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(msgs.len(), 1, "{events:?}");
     msgs[0]
 }

@@ -5,7 +5,10 @@ mod common;
 
 use bytes::Bytes;
 use wire::redis::*;
-use wire::{Decoder, Direction, Event, ExchangeDetail, ExchangeStatus, Limits, MessageKind, Protocol, Session};
+use wire::{
+    Decoder, Direction, Event, ExchangeDetail, ExchangeStatus, Limits, MessageKind, Protocol,
+    Session,
+};
 
 const C: Direction = Direction::ToServer;
 const S: Direction = Direction::ToClient;
@@ -19,7 +22,8 @@ fn feed_all(limits: Limits, steps: &[(Direction, &[u8])]) -> Vec<Event> {
     let mut d = RedisDecoder::new(limits);
     let mut out = Vec::new();
     for (i, (dir, data)) in steps.iter().enumerate() {
-        d.feed(*dir, data, i as u64 * 10, &mut out).unwrap_or_else(|f| panic!("fallback: {}", f.reason));
+        d.feed(*dir, data, i as u64 * 10, &mut out)
+            .unwrap_or_else(|f| panic!("fallback: {}", f.reason));
     }
     out
 }
@@ -80,27 +84,54 @@ fn values() -> Vec<(&'static [u8], RespValue)> {
         (b"$-1\r\n", NullBulk),
         (b"*-1\r\n", NullArray),
         (b"*0\r\n", Array(vec![])),
-        (b"*2\r\n$1\r\na\r\n:1\r\n", Array(vec![Bulk(b("a")), Integer(1)])),
-        (b"*1\r\n*1\r\n*0\r\n", Array(vec![Array(vec![Array(vec![])])])),
+        (
+            b"*2\r\n$1\r\na\r\n:1\r\n",
+            Array(vec![Bulk(b("a")), Integer(1)]),
+        ),
+        (
+            b"*1\r\n*1\r\n*0\r\n",
+            Array(vec![Array(vec![Array(vec![])])]),
+        ),
         (b"_\r\n", Null),
         (b"#t\r\n", Boolean(true)),
         (b"#f\r\n", Boolean(false)),
         (b",1.5\r\n", Double(b("1.5"))),
         (b",-inf\r\n", Double(b("-inf"))),
-        (b"(3492890328409238509324850943850943825024385\r\n", BigNumber(b("3492890328409238509324850943850943825024385"))),
-        (b"!21\r\nSYNTAX invalid syntax\r\n", BulkError(b("SYNTAX invalid syntax"))),
-        (b"=15\r\ntxt:Some string\r\n", Verbatim(b("txt:Some string"))),
-        (b"%1\r\n+first\r\n:1\r\n", Map(vec![(Simple(b("first")), Integer(1))])),
+        (
+            b"(3492890328409238509324850943850943825024385\r\n",
+            BigNumber(b("3492890328409238509324850943850943825024385")),
+        ),
+        (
+            b"!21\r\nSYNTAX invalid syntax\r\n",
+            BulkError(b("SYNTAX invalid syntax")),
+        ),
+        (
+            b"=15\r\ntxt:Some string\r\n",
+            Verbatim(b("txt:Some string")),
+        ),
+        (
+            b"%1\r\n+first\r\n:1\r\n",
+            Map(vec![(Simple(b("first")), Integer(1))]),
+        ),
         (b"%0\r\n", Map(vec![])),
-        (b"~2\r\n+a\r\n#f\r\n", Set(vec![Simple(b("a")), Boolean(false)])),
+        (
+            b"~2\r\n+a\r\n#f\r\n",
+            Set(vec![Simple(b("a")), Boolean(false)]),
+        ),
         (
             b"|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.1923\r\n*1\r\n:2039123\r\n",
             Attribute {
-                attrs: vec![(Simple(b("key-popularity")), Map(vec![(Bulk(b("a")), Double(b("0.1923")))]))],
+                attrs: vec![(
+                    Simple(b("key-popularity")),
+                    Map(vec![(Bulk(b("a")), Double(b("0.1923")))]),
+                )],
                 value: Box::new(Array(vec![Integer(2039123)])),
             },
         ),
-        (b">2\r\n+pubsub\r\n+x\r\n", Push(vec![Simple(b("pubsub")), Simple(b("x"))])),
+        (
+            b">2\r\n+pubsub\r\n+x\r\n",
+            Push(vec![Simple(b("pubsub")), Simple(b("x"))]),
+        ),
     ]
 }
 
@@ -108,7 +139,10 @@ fn values() -> Vec<(&'static [u8], RespValue)> {
 fn every_resp_type() {
     for (wire_bytes, want) in values() {
         // A PING first so that the value is a reply (pushes aside).
-        let ev = feed_all(Limits::default(), &[(C, b"*1\r\n$4\r\nPING\r\n"), (S, wire_bytes)]);
+        let ev = feed_all(
+            Limits::default(),
+            &[(C, b"*1\r\n$4\r\nPING\r\n"), (S, wire_bytes)],
+        );
         let f = frames(&ev);
         assert_eq!(f.len(), 1, "{:?}", String::from_utf8_lossy(wire_bytes));
         assert_eq!(f[0].1, want, "{:?}", String::from_utf8_lossy(wire_bytes));
@@ -120,7 +154,8 @@ fn every_resp_type() {
 
 #[test]
 fn every_strict_prefix_is_incomplete() {
-    let mut all: Vec<(Direction, Vec<u8>)> = values().into_iter().map(|(w, _)| (S, w.to_vec())).collect();
+    let mut all: Vec<(Direction, Vec<u8>)> =
+        values().into_iter().map(|(w, _)| (S, w.to_vec())).collect();
     all.push((C, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n".to_vec()));
     all.push((C, b"SET k \"a b\"\r\n".to_vec()));
     all.push((C, b"PING\n".to_vec()));
@@ -130,7 +165,11 @@ fn every_strict_prefix_is_incomplete() {
             let mut d = RedisDecoder::new(Limits::default());
             let mut out = Vec::new();
             d.feed(dir, &msg[..n], 0, &mut out).unwrap();
-            assert!(out.is_empty(), "prefix {n} of {:?} emitted {out:?}", String::from_utf8_lossy(&msg));
+            assert!(
+                out.is_empty(),
+                "prefix {n} of {:?} emitted {out:?}",
+                String::from_utf8_lossy(&msg)
+            );
             d.feed(dir, &msg[n..], 1, &mut out).unwrap();
             let Event::Message(m) = &out[0] else { panic!() };
             assert_eq!(m.raw.len, msg.len() as u64);
@@ -143,13 +182,19 @@ fn every_strict_prefix_is_incomplete() {
 fn attributes_summarise_the_value() {
     let ev = feed_all(
         Limits::default(),
-        &[(C, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), (S, b"|1\r\n+ttl\r\n:3600\r\n$3\r\nabc\r\n")],
+        &[
+            (C, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
+            (S, b"|1\r\n+ttl\r\n:3600\r\n$3\r\nabc\r\n"),
+        ],
     );
     let (_, r) = &exchanges(&ev)[0];
     let s = r.reply.as_ref().unwrap();
     assert_eq!(s.kind, RespKind::Bulk);
     assert_eq!(s.len, Some(3));
-    assert_eq!(r.value.as_ref().unwrap().unattributed(), &RespValue::Bulk(b("abc")));
+    assert_eq!(
+        r.value.as_ref().unwrap().unattributed(),
+        &RespValue::Bulk(b("abc"))
+    );
 }
 
 fn fallback(limits: Limits, steps: &[(Direction, &[u8])]) -> (Vec<Event>, wire::Fallback) {
@@ -166,7 +211,8 @@ fn fallback(limits: Limits, steps: &[(Direction, &[u8])]) -> (Vec<Event>, wire::
 #[test]
 fn fallbacks_keep_every_byte() {
     let l = Limits::default();
-    let cases: Vec<(Limits, Vec<(Direction, &[u8])>, &str)> = vec![
+    type Case<'a> = (Limits, Vec<(Direction, &'a [u8])>, &'a str);
+    let cases: Vec<Case> = vec![
         (l, vec![(S, b"?what\r\n")], "unknown RESP type byte 0x3f"),
         (l, vec![(S, b"$3\r\nabcd\r\n")], "not followed by CRLF"),
         (l, vec![(S, b":12a\r\n")], "invalid integer"),
@@ -178,11 +224,31 @@ fn fallbacks_keep_every_byte() {
         (l, vec![(C, b"*1\r\n$-1\r\n")], "invalid bulk length -1"),
         (l, vec![(C, b"*x\r\n")], "invalid multibulk length"),
         // A count that could never fit: refused before any allocation.
-        (l, vec![(S, b"*1000000000\r\n")], "aggregate of 1000000000 elements cannot fit max_frame 67108864"),
-        (l, vec![(S, b"%1000000000\r\n")], "aggregate of 2000000000 elements"),
-        (l, vec![(C, b"*1000000000\r\n")], "command of 1000000000 arguments cannot fit max_frame"),
-        (l, vec![(S, b"$1000000000\r\n")], "bulk string of 1000000000 bytes exceeds max_frame 67108864"),
-        (l, vec![(C, b"*1\r\n$1000000000\r\n")], "bulk string of 1000000000 bytes exceeds max_frame"),
+        (
+            l,
+            vec![(S, b"*1000000000\r\n")],
+            "aggregate of 1000000000 elements cannot fit max_frame 67108864",
+        ),
+        (
+            l,
+            vec![(S, b"%1000000000\r\n")],
+            "aggregate of 2000000000 elements",
+        ),
+        (
+            l,
+            vec![(C, b"*1000000000\r\n")],
+            "command of 1000000000 arguments cannot fit max_frame",
+        ),
+        (
+            l,
+            vec![(S, b"$1000000000\r\n")],
+            "bulk string of 1000000000 bytes exceeds max_frame 67108864",
+        ),
+        (
+            l,
+            vec![(C, b"*1\r\n$1000000000\r\n")],
+            "bulk string of 1000000000 bytes exceeds max_frame",
+        ),
     ];
     for (limits, steps, want) in cases {
         // The client sends a partial command first: its bytes must be in
@@ -195,9 +261,21 @@ fn fallbacks_keep_every_byte() {
         all.extend(steps.iter().cloned());
         let (out, f) = fallback(limits, &all);
         assert!(out.is_empty());
-        assert!(f.reason.starts_with("redis: ") && f.reason.contains(want), "{:?} !~ {want:?}", f.reason);
-        let fed_s: Vec<u8> = all.iter().filter(|(d, _)| *d == S).flat_map(|(_, b)| b.to_vec()).collect();
-        let fed_c: Vec<u8> = all.iter().filter(|(d, _)| *d == C).flat_map(|(_, b)| b.to_vec()).collect();
+        assert!(
+            f.reason.starts_with("redis: ") && f.reason.contains(want),
+            "{:?} !~ {want:?}",
+            f.reason
+        );
+        let fed_s: Vec<u8> = all
+            .iter()
+            .filter(|(d, _)| *d == S)
+            .flat_map(|(_, b)| b.to_vec())
+            .collect();
+        let fed_c: Vec<u8> = all
+            .iter()
+            .filter(|(d, _)| *d == C)
+            .flat_map(|(_, b)| b.to_vec())
+            .collect();
         assert_eq!(&f.pending[0][..], &fed_c[..]);
         assert_eq!(&f.pending[1][..], &fed_s[..]);
     }
@@ -220,11 +298,18 @@ fn depth_limit() {
 
 #[test]
 fn max_frame_bounds_lines_and_messages() {
-    let limits = Limits { max_frame: 64, ..Limits::default() };
+    let limits = Limits {
+        max_frame: 64,
+        ..Limits::default()
+    };
     // A simple string line without its CRLF yet, longer than max_frame.
     let long = [b'+'; 80];
     let (_, f) = fallback(limits, &[(S, &long[..])]);
-    assert!(f.reason.contains("at least 80 bytes exceeds max_frame 64"), "{}", f.reason);
+    assert!(
+        f.reason.contains("at least 80 bytes exceeds max_frame 64"),
+        "{}",
+        f.reason
+    );
     assert_eq!(f.pending[1].len(), 80);
     // An inline command line, the same.
     let (_, f) = fallback(limits, &[(C, &[b'a'; 65][..])]);
@@ -279,26 +364,49 @@ fn session_switches_to_opaque() {
 
 #[test]
 fn caps_cut_values_not_summaries() {
-    let limits = Limits { max_frame: 1 << 20, request_cap: 29, response_cap: 16 };
+    let limits = Limits {
+        max_frame: 1 << 20,
+        request_cap: 29,
+        response_cap: 16,
+    };
     let ev = feed_all(
         limits,
         &[
-            (C, b"*4\r\n$5\r\nRPUSH\r\n$1\r\nk\r\n$10\r\n0123456789\r\n$1\r\nz\r\n"),
+            (
+                C,
+                b"*4\r\n$5\r\nRPUSH\r\n$1\r\nk\r\n$10\r\n0123456789\r\n$1\r\nz\r\n",
+            ),
             (S, b":2\r\n"),
-            (C, b"*4\r\n$6\r\nLRANGE\r\n$1\r\nk\r\n$1\r\n0\r\n$2\r\n-1\r\n"),
+            (
+                C,
+                b"*4\r\n$6\r\nLRANGE\r\n$1\r\nk\r\n$1\r\n0\r\n$2\r\n-1\r\n",
+            ),
             (S, b"*2\r\n$10\r\n0123456789\r\n$1\r\nz\r\n"),
         ],
     );
     let cmds = commands(&ev);
     assert_eq!(cmds[0].args.count, 4);
     assert!(cmds[0].args.truncated);
-    assert_eq!(cmds[0].args.iter().collect::<Vec<_>>(), vec![&b"RPUSH"[..], b"k", b"01"]);
+    assert_eq!(
+        cmds[0].args.iter().collect::<Vec<_>>(),
+        vec![&b"RPUSH"[..], b"k", b"01"]
+    );
     let xs = exchanges(&ev);
     let (_, lrange) = &xs[1];
     assert_eq!(lrange.reply.as_ref().unwrap().len, Some(2));
     assert!(lrange.value_truncated);
-    assert_eq!(lrange.value, Some(RespValue::Array(vec![RespValue::Bulk(b("0123456"))])));
-    let Event::Message(m) = ev.iter().rev().find(|e| matches!(e, Event::Message(_))).unwrap() else { panic!() };
+    assert_eq!(
+        lrange.value,
+        Some(RespValue::Array(vec![RespValue::Bulk(b("0123456"))]))
+    );
+    let Event::Message(m) = ev
+        .iter()
+        .rev()
+        .find(|e| matches!(e, Event::Message(_)))
+        .unwrap()
+    else {
+        panic!()
+    };
     assert_eq!(m.raw.len, 28);
     assert_eq!(m.raw.prefix.len(), 16);
     assert!(m.raw.hash.is_some());
@@ -306,8 +414,15 @@ fn caps_cut_values_not_summaries() {
 
 #[test]
 fn zero_caps() {
-    let limits = Limits { max_frame: 1 << 20, request_cap: 0, response_cap: 0 };
-    let ev = feed_all(limits, &[(C, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), (S, b"$1\r\nv\r\n")]);
+    let limits = Limits {
+        max_frame: 1 << 20,
+        request_cap: 0,
+        response_cap: 0,
+    };
+    let ev = feed_all(
+        limits,
+        &[(C, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), (S, b"$1\r\nv\r\n")],
+    );
     let (x, r) = &exchanges(&ev)[0];
     assert_eq!(x.status, ExchangeStatus::Complete);
     assert_eq!(r.args.count, 2);
@@ -321,7 +436,10 @@ fn pipelined_pairing_and_timings() {
     let ev = feed_all(
         Limits::default(),
         &[
-            (C, b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n*1\r\n$4\r\nPI"),
+            (
+                C,
+                b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n*1\r\n$4\r\nPI",
+            ),
             (C, b"NG\r\n"),
             (S, b"$1\r\n1\r\n$-1\r\n+PO"),
             (S, b"NG\r\n"),
@@ -330,15 +448,42 @@ fn pipelined_pairing_and_timings() {
     let xs = exchanges(&ev);
     let got: Vec<_> = xs
         .iter()
-        .map(|(x, r)| (r.command_str().into_owned(), r.args.str(1).map(|s| s.into_owned()), r.value.clone().unwrap(), x.timings))
+        .map(|(x, r)| {
+            (
+                r.command_str().into_owned(),
+                r.args.str(1).map(|s| s.into_owned()),
+                r.value.clone().unwrap(),
+                x.timings,
+            )
+        })
         .collect();
-    let t = |a, b, c, d| wire::Timings { request_first: a, request_last: b, response_first: Some(c), response_last: Some(d) };
+    let t = |a, b, c, d| wire::Timings {
+        request_first: a,
+        request_last: b,
+        response_first: Some(c),
+        response_last: Some(d),
+    };
     assert_eq!(
         got,
         vec![
-            ("GET".into(), Some("a".into()), RespValue::Bulk(b("1")), t(0, 0, 20, 20)),
-            ("GET".into(), Some("b".into()), RespValue::NullBulk, t(0, 0, 20, 20)),
-            ("PING".into(), None, RespValue::Simple(b("PONG")), t(0, 10, 20, 30)),
+            (
+                "GET".into(),
+                Some("a".into()),
+                RespValue::Bulk(b("1")),
+                t(0, 0, 20, 20)
+            ),
+            (
+                "GET".into(),
+                Some("b".into()),
+                RespValue::NullBulk,
+                t(0, 0, 20, 20)
+            ),
+            (
+                "PING".into(),
+                None,
+                RespValue::Simple(b("PONG")),
+                t(0, 10, 20, 30)
+            ),
         ]
     );
     assert_eq!(xs[2].0.request_bytes, 14);
@@ -349,32 +494,62 @@ fn pipelined_pairing_and_timings() {
 fn unsolicited_frames() {
     // A reply with no command (e.g. "-ERR max number of clients reached"
     // right after connect): a reply message, no exchange.
-    let ev = feed_all(Limits::default(), &[(S, b"-ERR max number of clients reached\r\n")]);
-    assert_eq!(frames(&ev), vec![(false, RespValue::Error(b("ERR max number of clients reached")))]);
+    let ev = feed_all(
+        Limits::default(),
+        &[(S, b"-ERR max number of clients reached\r\n")],
+    );
+    assert_eq!(
+        frames(&ev),
+        vec![(
+            false,
+            RespValue::Error(b("ERR max number of clients reached"))
+        )]
+    );
     assert!(exchanges(&ev).is_empty());
     // A RESP2 array that looks like a pub/sub message is a plain reply on a
     // connection that never subscribed and awaits a reply.
     let ev = feed_all(
         Limits::default(),
-        &[(C, b"*4\r\n$6\r\nLRANGE\r\n$1\r\nk\r\n$1\r\n0\r\n$2\r\n-1\r\n"), (S, b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n")],
+        &[
+            (
+                C,
+                b"*4\r\n$6\r\nLRANGE\r\n$1\r\nk\r\n$1\r\n0\r\n$2\r\n-1\r\n",
+            ),
+            (S, b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n"),
+        ],
     );
-    assert_eq!(frames(&ev)[0].0, false);
+    assert!(!frames(&ev)[0].0);
     assert_eq!(exchanges(&ev).len(), 1);
     // RESP3 pushes never answer a command.
     let ev = feed_all(
         Limits::default(),
-        &[(C, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), (S, b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"), (S, b"$1\r\nv\r\n")],
+        &[
+            (C, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
+            (S, b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"),
+            (S, b"$1\r\nv\r\n"),
+        ],
     );
-    assert_eq!(frames(&ev).iter().map(|f| f.0).collect::<Vec<_>>(), vec![true, false]);
+    assert_eq!(
+        frames(&ev).iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![true, false]
+    );
     assert_eq!(exchanges(&ev)[0].1.value, Some(RespValue::Bulk(b("v"))));
 }
 
 #[test]
 fn empty_commands_expect_nothing() {
-    let ev = feed_all(Limits::default(), &[(C, b"*0\r\n\r\n*-1\r\n*1\r\n$4\r\nPING\r\n"), (S, b"+PONG\r\n")]);
+    let ev = feed_all(
+        Limits::default(),
+        &[
+            (C, b"*0\r\n\r\n*-1\r\n*1\r\n$4\r\nPING\r\n"),
+            (S, b"+PONG\r\n"),
+        ],
+    );
     let cmds = commands(&ev);
     assert_eq!(cmds.len(), 4);
-    assert!(cmds[..3].iter().all(|c| c.args.is_empty() && c.name().is_none()));
+    assert!(cmds[..3]
+        .iter()
+        .all(|c| c.args.is_empty() && c.name().is_none()));
     assert!(cmds[1].inline);
     let xs = exchanges(&ev);
     assert_eq!(xs.len(), 1);
@@ -387,7 +562,10 @@ fn subscribe_without_channels_gets_one_error() {
         Limits::default(),
         &[
             (C, b"*1\r\n$9\r\nSUBSCRIBE\r\n*1\r\n$4\r\nPING\r\n"),
-            (S, b"-ERR wrong number of arguments for 'subscribe' command\r\n+PONG\r\n"),
+            (
+                S,
+                b"-ERR wrong number of arguments for 'subscribe' command\r\n+PONG\r\n",
+            ),
         ],
     );
     let xs = exchanges(&ev);
@@ -407,7 +585,10 @@ fn client_reply_skip_behind_pending_commands() {
             (S, b"+PONG\r\n+PONG\r\n"),
         ],
     );
-    let xs: Vec<_> = exchanges(&ev).into_iter().map(|(x, r)| (r.command_str().into_owned(), x.status)).collect();
+    let xs: Vec<_> = exchanges(&ev)
+        .into_iter()
+        .map(|(x, r)| (r.command_str().into_owned(), x.status))
+        .collect();
     assert_eq!(
         xs,
         vec![
@@ -468,12 +649,18 @@ fn monitor_lines_are_pushes() {
         Limits::default(),
         &[
             (C, b"*1\r\n$7\r\nMONITOR\r\n"),
-            (S, b"+OK\r\n+1700000000.123456 [0 127.0.0.1:1234] \"get\" \"k\"\r\n"),
+            (
+                S,
+                b"+OK\r\n+1700000000.123456 [0 127.0.0.1:1234] \"get\" \"k\"\r\n",
+            ),
             (C, b"*1\r\n$4\r\nQUIT\r\n"),
             (S, b"+OK\r\n"),
         ],
     );
-    assert_eq!(frames(&ev).iter().map(|f| f.0).collect::<Vec<_>>(), vec![false, true, false]);
+    assert_eq!(
+        frames(&ev).iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![false, true, false]
+    );
     assert_eq!(exchanges(&ev).len(), 2);
 }
 
@@ -481,14 +668,23 @@ fn monitor_lines_are_pushes() {
 fn end_of_stream() {
     let mut d = RedisDecoder::new(Limits::default());
     let mut out = Vec::new();
-    d.feed(C, b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$3\r\nTI", 1, &mut out).unwrap();
+    d.feed(
+        C,
+        b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$3\r\nTI",
+        1,
+        &mut out,
+    )
+    .unwrap();
     d.feed(S, b"+PONG\r\n$1", 2, &mut out).unwrap();
     out.clear();
     d.eof(C, 3, &mut out);
     d.eof(S, 4, &mut out);
     // The torn tails come out as opaque messages, then the unanswered GET.
     let Event::Message(m) = &out[0] else { panic!() };
-    assert_eq!((m.dir, m.offset, m.raw.len, m.first_ts, m.last_ts), (C, 34, 10, 1, 3));
+    assert_eq!(
+        (m.dir, m.offset, m.raw.len, m.first_ts, m.last_ts),
+        (C, 34, 10, 1, 3)
+    );
     assert_eq!(m.kind, MessageKind::Opaque);
     let Event::Message(m) = &out[1] else { panic!() };
     assert_eq!((m.dir, m.offset, m.raw.len), (S, 7, 2));
@@ -504,7 +700,10 @@ fn end_of_stream() {
 
 #[test]
 fn lowercase_names_are_uppercased() {
-    let ev = feed_all(Limits::default(), &[(C, b"*2\r\n$3\r\nget\r\n$1\r\nk\r\n"), (S, b"$-1\r\n")]);
+    let ev = feed_all(
+        Limits::default(),
+        &[(C, b"*2\r\n$3\r\nget\r\n$1\r\nk\r\n"), (S, b"$-1\r\n")],
+    );
     let (_, r) = &exchanges(&ev)[0];
     assert_eq!(&r.command[..], b"GET");
     assert_eq!(r.args.get(0), Some(&b"get"[..]));
@@ -512,25 +711,49 @@ fn lowercase_names_are_uppercased() {
 
 #[test]
 fn secrets() {
-    let c = |args: &[&[u8]]| RedisCommand { args: RedisArgs::from_slices(args), inline: false };
+    let c = |args: &[&[u8]]| RedisCommand {
+        args: RedisArgs::from_slices(args),
+        inline: false,
+    };
     assert_eq!(c(&[b"auth", b"user", b"pw"]).secret_args(), vec![1, 2]);
     assert!(c(&[b"auth", b"pw"]).is_auth());
     assert!(c(&[b"HELLO", b"3", b"auth", b"u", b"p"]).is_auth());
     assert!(!c(&[b"HELLO", b"3"]).is_auth());
-    assert_eq!(c(&[b"HELLO", b"3", b"AUTH", b"u", b"p", b"SETNAME", b"x"]).secret_args(), vec![3, 4]);
-    assert_eq!(c(&[b"MIGRATE", b"h", b"1", b"k", b"0", b"5", b"AUTH", b"pw"]).secret_args(), vec![7]);
-    assert_eq!(c(&[b"MIGRATE", b"h", b"1", b"k", b"0", b"5", b"AUTH2", b"u", b"pw"]).secret_args(), vec![7, 8]);
-    assert_eq!(c(&[b"CONFIG", b"SET", b"maxmemory", b"1", b"requirepass", b"x"]).secret_args(), vec![5]);
-    assert_eq!(c(&[b"ACL", b"SETUSER", b"bob", b"on", b">pw", b"~*", b"#abc"]).secret_args(), vec![4, 6]);
+    assert_eq!(
+        c(&[b"HELLO", b"3", b"AUTH", b"u", b"p", b"SETNAME", b"x"]).secret_args(),
+        vec![3, 4]
+    );
+    assert_eq!(
+        c(&[b"MIGRATE", b"h", b"1", b"k", b"0", b"5", b"AUTH", b"pw"]).secret_args(),
+        vec![7]
+    );
+    assert_eq!(
+        c(&[b"MIGRATE", b"h", b"1", b"k", b"0", b"5", b"AUTH2", b"u", b"pw"]).secret_args(),
+        vec![7, 8]
+    );
+    assert_eq!(
+        c(&[b"CONFIG", b"SET", b"maxmemory", b"1", b"requirepass", b"x"]).secret_args(),
+        vec![5]
+    );
+    assert_eq!(
+        c(&[b"ACL", b"SETUSER", b"bob", b"on", b">pw", b"~*", b"#abc"]).secret_args(),
+        vec![4, 6]
+    );
     assert!(c(&[b"GET", b"auth"]).secret_args().is_empty());
 }
 
 #[test]
 fn encoders() {
-    assert_eq!(encode_command(&[b"GET", b"k"]), b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    assert_eq!(
+        encode_command(&[b"GET", b"k"]),
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+    );
     assert_eq!(encode_command(&[]), b"*0\r\n");
     assert_eq!(encode_inline(&[b"SET", b"k", b"a b"]), b"SET k \"a b\"\r\n");
-    assert_eq!(encode_inline(&[b"ECHO", b"", b"q\"\\\n\x01"]), b"ECHO \"\" \"q\\\"\\\\\\n\\x01\"\r\n");
+    assert_eq!(
+        encode_inline(&[b"ECHO", b"", b"q\"\\\n\x01"]),
+        b"ECHO \"\" \"q\\\"\\\\\\n\\x01\"\r\n"
+    );
     // RespArgs equality is by content.
     let a = RedisArgs::from_slices(&[b"GET", b"k"]);
     let ev = feed_all(Limits::default(), &[(C, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")]);
@@ -543,7 +766,10 @@ fn value_helpers() {
     assert_eq!(RespValue::Double(b("inf")).as_f64(), Some(f64::INFINITY));
     assert_eq!(RespValue::Bulk(b("2.5")).as_f64(), Some(2.5));
     assert!(RespValue::Double(b("nan")).as_f64().unwrap().is_nan());
-    assert_eq!(RespValue::Verbatim(b("mkd:# hi")).verbatim_parts(), Some((&b"mkd"[..], &b"# hi"[..])));
+    assert_eq!(
+        RespValue::Verbatim(b("mkd:# hi")).verbatim_parts(),
+        Some((&b"mkd"[..], &b"# hi"[..]))
+    );
     assert_eq!(RespValue::BulkError(b("X y")).error_text(), Some(&b("X y")));
     assert_eq!(RespKind::Map.name(), "map");
     assert_eq!(RespKind::Map.type_byte(), b'%');
@@ -559,11 +785,32 @@ fn split_invariant_on_a_synthetic_conversation() {
         server.extend_from_slice(w);
     }
     let chunks = vec![
-        common::Chunk { dir: C, ts: 1, data: client },
-        common::Chunk { dir: S, ts: 2, data: server },
-        common::Chunk { dir: C, ts: 3, data: b"SET k \"v w\"\r\n*1\r\n$4\r\nPING\r\n".to_vec() },
-        common::Chunk { dir: S, ts: 4, data: b"+OK\r\n+PONG\r\n".to_vec() },
+        common::Chunk {
+            dir: C,
+            ts: 1,
+            data: client,
+        },
+        common::Chunk {
+            dir: S,
+            ts: 2,
+            data: server,
+        },
+        common::Chunk {
+            dir: C,
+            ts: 3,
+            data: b"SET k \"v w\"\r\n*1\r\n$4\r\nPING\r\n".to_vec(),
+        },
+        common::Chunk {
+            dir: S,
+            ts: 4,
+            data: b"+OK\r\n+PONG\r\n".to_vec(),
+        },
     ];
     let ev = common::assert_split_invariant(Protocol::Redis, Limits::default(), &chunks, 1);
-    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Exchange(_))).count(), values().len() + 2);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::Exchange(_)))
+            .count(),
+        values().len() + 2
+    );
 }

@@ -76,12 +76,20 @@ impl RedisDecoder {
             head_ts: 0,
             scan: Scanner::new(client, limits.request_cap),
         };
-        RedisDecoder { limits, sides: [side(true), side(false)], pairing: Pairing::new() }
+        RedisDecoder {
+            limits,
+            sides: [side(true), side(false)],
+            pairing: Pairing::new(),
+        }
     }
 
     fn fallback(&mut self, dir: Direction, reason: String) -> Fallback {
         let pending = [self.sides[0].take_all(), self.sides[1].take_all()];
-        Fallback { reason, dir, pending }
+        Fallback {
+            reason,
+            dir,
+            pending,
+        }
     }
 
     /// Emits the command that is the first `len` buffered client bytes.
@@ -97,7 +105,11 @@ impl RedisDecoder {
         });
         let raw = side.buf.split_to(len).freeze();
         let (first_ts, offset) = side.advance(len, ts);
-        let raw = if len <= cap { CappedBytes::whole(raw) } else { CappedBytes::new(&raw, cap) };
+        let raw = if len <= cap {
+            CappedBytes::whole(raw)
+        } else {
+            CappedBytes::new(&raw, cap)
+        };
         let args = match inline {
             Some((data, spans)) => {
                 let n = spans.len() as u64;
@@ -112,9 +124,13 @@ impl RedisDecoder {
             last_ts: ts,
             offset,
             raw,
-            kind: MessageKind::Redis(RedisMessage::Command(RedisCommand { args: args.clone(), inline })),
+            kind: MessageKind::Redis(RedisMessage::Command(RedisCommand {
+                args: args.clone(),
+                inline,
+            })),
         }));
-        self.pairing.on_command(args, inline, first_ts, ts, len as u64, out)
+        self.pairing
+            .on_command(args, inline, first_ts, ts, len as u64, out)
     }
 
     /// Emits the server frame that is the first `len` buffered server bytes.
@@ -126,7 +142,13 @@ impl RedisDecoder {
         let (raw, value, truncated, route);
         if len <= cap {
             let (v, cut) = parse_value(&full, full.first().copied());
-            route = self.pairing.on_frame(&FrameRef { raw: &full, value: &v, truncated: cut, first_ts, last_ts: ts });
+            route = self.pairing.on_frame(&FrameRef {
+                raw: &full,
+                value: &v,
+                truncated: cut,
+                first_ts,
+                last_ts: ts,
+            });
             raw = CappedBytes::whole(full);
             value = v;
             truncated = cut;
@@ -134,7 +156,13 @@ impl RedisDecoder {
             // Keep a copy of the prefix only, so the big buffer is freed.
             let capped = CappedBytes::new(&full, cap);
             let (v, _) = parse_value(&capped.prefix, full.first().copied());
-            route = self.pairing.on_frame(&FrameRef { raw: &full, value: &v, truncated: true, first_ts, last_ts: ts });
+            route = self.pairing.on_frame(&FrameRef {
+                raw: &full,
+                value: &v,
+                truncated: true,
+                first_ts,
+                last_ts: ts,
+            });
             raw = capped;
             value = v;
             truncated = true;
@@ -157,7 +185,13 @@ impl RedisDecoder {
 }
 
 impl Decoder for RedisDecoder {
-    fn feed(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) -> Result<(), Fallback> {
+    fn feed(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Fallback> {
         if data.is_empty() {
             return Ok(());
         }

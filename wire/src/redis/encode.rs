@@ -34,8 +34,9 @@ pub fn encode_inline(args: &[&[u8]]) -> Vec<u8> {
         }
         // A line starting with `*` would be read as a RESP array: quote it.
         let plain = !a.is_empty()
-            && !(i == 0 && a[0] == b'*')
-            && a.iter().all(|&c| c.is_ascii_graphic() && !matches!(c, b'"' | b'\'' | b'\\'));
+            && (i != 0 || a[0] != b'*')
+            && a.iter()
+                .all(|&c| c.is_ascii_graphic() && !matches!(c, b'"' | b'\'' | b'\\'));
         if plain {
             out.extend_from_slice(a);
             continue;

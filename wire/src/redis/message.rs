@@ -92,9 +92,16 @@ impl RedisCommand {
     /// True for `AUTH`, and for `HELLO` with an `AUTH` option: commands
     /// whose arguments hold credentials.
     pub fn is_auth(&self) -> bool {
-        let Some(name) = self.args.get(0) else { return false };
+        let Some(name) = self.args.get(0) else {
+            return false;
+        };
         name.eq_ignore_ascii_case(b"AUTH")
-            || (name.eq_ignore_ascii_case(b"HELLO") && self.args.iter().skip(2).any(|a| a.eq_ignore_ascii_case(b"AUTH")))
+            || (name.eq_ignore_ascii_case(b"HELLO")
+                && self
+                    .args
+                    .iter()
+                    .skip(2)
+                    .any(|a| a.eq_ignore_ascii_case(b"AUTH")))
     }
 
     /// Indices (into [`RedisCommand::args`], name = 0) of arguments that
@@ -107,7 +114,10 @@ impl RedisCommand {
     pub fn secret_args(&self) -> Vec<usize> {
         let a = &self.args;
         let count = usize::try_from(a.count).unwrap_or(usize::MAX);
-        let eq = |i: usize, s: &str| a.get(i).is_some_and(|x| x.eq_ignore_ascii_case(s.as_bytes()));
+        let eq = |i: usize, s: &str| {
+            a.get(i)
+                .is_some_and(|x| x.eq_ignore_ascii_case(s.as_bytes()))
+        };
         let mut out = Vec::new();
         if eq(0, "AUTH") {
             out.extend(1..count);
@@ -130,7 +140,9 @@ impl RedisCommand {
             }
         } else if eq(0, "ACL") && eq(1, "SETUSER") {
             for i in 3..a.len() {
-                if a.get(i).is_some_and(|r| matches!(r.first(), Some(b'>' | b'<' | b'#' | b'!'))) {
+                if a.get(i)
+                    .is_some_and(|r| matches!(r.first(), Some(b'>' | b'<' | b'#' | b'!')))
+                {
                     out.push(i);
                 }
             }
@@ -169,7 +181,12 @@ impl RedisArgs {
             data.extend_from_slice(a);
             spans.push((s as u32, data.len() as u32));
         }
-        RedisArgs { data: Bytes::from(data), spans, count: args.len() as u64, truncated: false }
+        RedisArgs {
+            data: Bytes::from(data),
+            spans,
+            count: args.len() as u64,
+            truncated: false,
+        }
     }
 
     /// Arguments over `data` (spans relative to it), cut to the first `keep`
@@ -185,8 +202,17 @@ impl RedisArgs {
                 sp.1 = sp.1.min(l);
             }
         }
-        let data = if data.len() > keep { data.slice(..limit) } else { data };
-        RedisArgs { data, spans, count, truncated }
+        let data = if data.len() > keep {
+            data.slice(..limit)
+        } else {
+            data
+        };
+        RedisArgs {
+            data,
+            spans,
+            count,
+            truncated,
+        }
     }
 
     /// Number of arguments kept.
@@ -227,7 +253,9 @@ impl RedisArgs {
 
     /// The kept arguments as separate [`Bytes`] (zero-copy).
     pub fn to_vec(&self) -> Vec<Bytes> {
-        (0..self.spans.len()).filter_map(|i| self.bytes(i)).collect()
+        (0..self.spans.len())
+            .filter_map(|i| self.bytes(i))
+            .collect()
     }
 }
 

@@ -63,7 +63,9 @@ mod scan;
 mod value;
 
 pub use decoder::RedisDecoder;
-pub use encode::{encode_command, encode_command_into, encode_inline, encode_value, encode_value_into};
+pub use encode::{
+    encode_command, encode_command_into, encode_inline, encode_value, encode_value_into,
+};
 pub use exchange::{RedisExchange, ReplySummary};
 pub use message::{RedisArgs, RedisCommand, RedisMessage, RespFrame};
 pub use pairing::MAX_PENDING;

@@ -66,7 +66,11 @@ enum Expect {
     NoReply,
     /// (Un)subscribe confirmations; `remaining: None` for a bare
     /// `UNSUBSCRIBE` until its first confirmation says how many.
-    Confirm { kind: SubKind, unsub: bool, remaining: Option<u64> },
+    Confirm {
+        kind: SubKind,
+        unsub: bool,
+        remaining: Option<u64>,
+    },
 }
 
 /// A command awaiting its reply: the exchange it will become, built in
@@ -158,7 +162,12 @@ fn classify(name: &[u8], args: &RedisArgs) -> Special {
         b"UNSUBSCRIBE" => Special::Unsub(SubKind::Channel),
         b"PUNSUBSCRIBE" => Special::Unsub(SubKind::Pattern),
         b"SUNSUBSCRIBE" => Special::Unsub(SubKind::Shard),
-        b"CLIENT" if args.count == 3 && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"REPLY")) => {
+        b"CLIENT"
+            if args.count == 3
+                && args
+                    .get(1)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"REPLY")) =>
+        {
             match args.get(2) {
                 Some(m) if m.eq_ignore_ascii_case(b"ON") => Special::ClientReply(ReplyMode::On),
                 Some(m) if m.eq_ignore_ascii_case(b"OFF") => Special::ClientReply(ReplyMode::Off),
@@ -203,7 +212,11 @@ impl Pairing {
         }
         let command = upper(args.bytes(0));
         let mut special = classify(&command, &args);
-        let queued = self.in_multi && !matches!(special, Special::Exec | Special::Discard | Special::Multi | Special::Reset);
+        let queued = self.in_multi
+            && !matches!(
+                special,
+                Special::Exec | Special::Discard | Special::Multi | Special::Reset
+            );
         if queued {
             // Runs at EXEC: no effect on how replies flow now.
             special = Special::Other;
@@ -213,7 +226,14 @@ impl Pairing {
         let (no_reply, mode) = match (special, self.mode) {
             (Special::ClientReply(ReplyMode::On), _) => (false, ReplyMode::On),
             (Special::ClientReply(ReplyMode::Off), _) => (true, ReplyMode::Off),
-            (Special::ClientReply(ReplyMode::Skip), m) => (true, if m == ReplyMode::Off { m } else { ReplyMode::Skip }),
+            (Special::ClientReply(ReplyMode::Skip), m) => (
+                true,
+                if m == ReplyMode::Off {
+                    m
+                } else {
+                    ReplyMode::Skip
+                },
+            ),
             (Special::Reset, m) => (m == ReplyMode::Skip, ReplyMode::On),
             (_, ReplyMode::On) => (false, ReplyMode::On),
             (_, ReplyMode::Off) => (true, ReplyMode::Off),
@@ -229,15 +249,26 @@ impl Pairing {
         let channels = args.count.saturating_sub(1);
         let expect = match special {
             _ if no_reply => Expect::NoReply,
-            Special::Sub(kind) if channels > 0 => Expect::Confirm { kind, unsub: false, remaining: Some(channels) },
-            Special::Unsub(kind) => {
-                Expect::Confirm { kind, unsub: true, remaining: if channels > 0 { Some(channels) } else { None } }
-            }
+            Special::Sub(kind) if channels > 0 => Expect::Confirm {
+                kind,
+                unsub: false,
+                remaining: Some(channels),
+            },
+            Special::Unsub(kind) => Expect::Confirm {
+                kind,
+                unsub: true,
+                remaining: if channels > 0 { Some(channels) } else { None },
+            },
             _ => Expect::One,
         };
         let p = Pending {
             x: Exchange {
-                timings: Timings { request_first: first_ts, request_last: last_ts, response_first: None, response_last: None },
+                timings: Timings {
+                    request_first: first_ts,
+                    request_last: last_ts,
+                    response_first: None,
+                    response_last: None,
+                },
                 request_bytes: bytes,
                 response_bytes: 0,
                 status: ExchangeStatus::Complete,
@@ -257,12 +288,18 @@ impl Pairing {
             done: false,
         };
         if self.server_closed {
-            let status = if no_reply { ExchangeStatus::NoReply } else { ExchangeStatus::Unanswered };
+            let status = if no_reply {
+                ExchangeStatus::NoReply
+            } else {
+                ExchangeStatus::Unanswered
+            };
             emit(p, status, out);
         } else if no_reply && self.pending.is_empty() {
             emit(p, ExchangeStatus::NoReply, out);
         } else if self.pending.len() >= MAX_PENDING {
-            return Err(format!("redis: more than {MAX_PENDING} commands awaiting replies"));
+            return Err(format!(
+                "redis: more than {MAX_PENDING} commands awaiting replies"
+            ));
         } else {
             self.pending.push_back(p);
         }
@@ -287,7 +324,11 @@ impl Pairing {
             return;
         }
         let total = self.channels + self.patterns;
-        let slot = if kind == SubKind::Channel { &mut self.channels } else { &mut self.patterns };
+        let slot = if kind == SubKind::Channel {
+            &mut self.channels
+        } else {
+            &mut self.patterns
+        };
         if !unsub && count > total {
             *slot += count - total;
         } else if unsub && count < total {
@@ -298,10 +339,18 @@ impl Pairing {
         let total = self.channels + self.patterns;
         if total > count {
             let extra = total - count;
-            let other = if kind == SubKind::Channel { &mut self.patterns } else { &mut self.channels };
+            let other = if kind == SubKind::Channel {
+                &mut self.patterns
+            } else {
+                &mut self.channels
+            };
             *other = other.saturating_sub(extra);
         } else if total < count {
-            let slot = if kind == SubKind::Channel { &mut self.channels } else { &mut self.patterns };
+            let slot = if kind == SubKind::Channel {
+                &mut self.channels
+            } else {
+                &mut self.patterns
+            };
             *slot += count - total;
         }
     }
@@ -315,13 +364,22 @@ impl Pairing {
     /// message.
     pub(crate) fn on_frame(&mut self, f: &FrameRef<'_>) -> Route {
         let push_type = f.raw.first() == Some(&b'>');
-        let pk = if matches!(f.raw.first(), Some(b'*' | b'>')) { peek_pubsub(f.raw) } else { PubSub::Other };
+        let pk = if matches!(f.raw.first(), Some(b'*' | b'>')) {
+            peek_pubsub(f.raw)
+        } else {
+            PubSub::Other
+        };
         if let PubSub::Confirm { kind, unsub, count } = pk {
             let before = self.count_of(kind);
             let used = self.pubsub_used;
             let mut counted = false;
             if let Some(p) = self.pending.iter_mut().find(|p| !p.done) {
-                if let Expect::Confirm { kind: k, unsub: u, remaining } = &mut p.expect {
+                if let Expect::Confirm {
+                    kind: k,
+                    unsub: u,
+                    remaining,
+                } = &mut p.expect
+                {
                     if *k == kind && *u == unsub {
                         let left = remaining.get_or_insert(before.max(1));
                         *left = left.saturating_sub(1);
@@ -333,7 +391,11 @@ impl Pairing {
             }
             self.apply_confirm(kind, unsub, count);
             if counted {
-                return if push_type { Route::PushReply } else { Route::Reply };
+                return if push_type {
+                    Route::PushReply
+                } else {
+                    Route::Reply
+                };
             }
             if push_type || used {
                 return Route::Push;
@@ -342,10 +404,15 @@ impl Pairing {
         if push_type {
             return Route::Push;
         }
-        if pk == PubSub::Message && !self.resp3 && (self.subscribed() || self.pending.iter().all(|p| p.done)) {
+        if pk == PubSub::Message
+            && !self.resp3
+            && (self.subscribed() || self.pending.iter().all(|p| p.done))
+        {
             return Route::Push;
         }
-        if self.monitor && matches!(f.value, RespValue::Simple(s) if s.first().is_some_and(u8::is_ascii_digit)) {
+        if self.monitor
+            && matches!(f.value, RespValue::Simple(s) if s.first().is_some_and(u8::is_ascii_digit))
+        {
             return Route::Push;
         }
         let mut special = None;

@@ -16,7 +16,11 @@ use bytes::Bytes;
 /// message's first byte). Returns the value and whether parsing ran into
 /// the end of `src` (the value is partial).
 pub(crate) fn parse_value(src: &Bytes, type_byte: Option<u8>) -> (RespValue, bool) {
-    let mut p = FrameParser { src, pos: 0, cut: false };
+    let mut p = FrameParser {
+        src,
+        pos: 0,
+        cut: false,
+    };
     match p.value(0) {
         Some(v) => (v, p.cut),
         None => (empty_of(type_byte), true),
@@ -39,7 +43,10 @@ fn empty_of(t: Option<u8>) -> RespValue {
         Some(b'=') => RespValue::Verbatim(Bytes::new()),
         Some(b'%') => RespValue::Map(Vec::new()),
         Some(b'~') => RespValue::Set(Vec::new()),
-        Some(b'|') => RespValue::Attribute { attrs: Vec::new(), value: Box::new(RespValue::Null) },
+        Some(b'|') => RespValue::Attribute {
+            attrs: Vec::new(),
+            value: Box::new(RespValue::Null),
+        },
         Some(b'>') => RespValue::Push(Vec::new()),
         _ => RespValue::Simple(Bytes::new()),
     }
@@ -62,7 +69,10 @@ impl FrameParser<'_> {
     /// Room for at most as many elements as the remaining bytes can hold.
     fn capacity(&self, n: u64) -> usize {
         let room = self.src.len().saturating_sub(self.pos) / 3 + 1;
-        usize::try_from(n).unwrap_or(usize::MAX).min(room).min(1 << 16)
+        usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(room)
+            .min(1 << 16)
     }
 
     fn value(&mut self, depth: usize) -> Option<RespValue> {
@@ -71,7 +81,9 @@ impl FrameParser<'_> {
         }
         let src = self.src;
         let at = self.pos;
-        let Some(&t) = src.get(at) else { return self.stop() };
+        let Some(&t) = src.get(at) else {
+            return self.stop();
+        };
         match t {
             b'+' | b'-' | b',' | b'(' => {
                 let (text, next) = match find_crlf(src, at + 1) {
@@ -79,7 +91,11 @@ impl FrameParser<'_> {
                     _ => {
                         // The line is cut by the cap: keep its start.
                         self.cut = true;
-                        let end = if src.last() == Some(&b'\r') { src.len() - 1 } else { src.len() };
+                        let end = if src.last() == Some(&b'\r') {
+                            src.len() - 1
+                        } else {
+                            src.len()
+                        };
                         (src.slice((at + 1).min(end)..end), src.len())
                     }
                 };
@@ -117,12 +133,17 @@ impl FrameParser<'_> {
                 _ => self.stop(),
             },
             b'$' | b'!' | b'=' => {
-                let Ok(Some((len, start))) = read_int_line(src, at + 1) else { return self.stop() };
+                let Ok(Some((len, start))) = read_int_line(src, at + 1) else {
+                    return self.stop();
+                };
                 if len < 0 {
                     self.pos = start;
                     return Some(RespValue::NullBulk);
                 }
-                let end = usize::try_from(len).ok().and_then(|l| start.checked_add(l)).unwrap_or(usize::MAX);
+                let end = usize::try_from(len)
+                    .ok()
+                    .and_then(|l| start.checked_add(l))
+                    .unwrap_or(usize::MAX);
                 let payload = if end <= src.len().saturating_sub(2) {
                     self.pos = end + 2;
                     src.slice(start..end)
@@ -138,7 +159,9 @@ impl FrameParser<'_> {
                 })
             }
             b'*' | b'~' | b'>' => {
-                let Ok(Some((n, next))) = read_int_line(src, at + 1) else { return self.stop() };
+                let Ok(Some((n, next))) = read_int_line(src, at + 1) else {
+                    return self.stop();
+                };
                 self.pos = next;
                 if n < 0 {
                     return Some(RespValue::NullArray);
@@ -158,20 +181,29 @@ impl FrameParser<'_> {
                 })
             }
             b'%' | b'|' => {
-                let Ok(Some((n, next))) = read_int_line(src, at + 1) else { return self.stop() };
+                let Ok(Some((n, next))) = read_int_line(src, at + 1) else {
+                    return self.stop();
+                };
                 self.pos = next;
                 let n = n.max(0) as u64;
                 let mut pairs = Vec::with_capacity(self.capacity(n.saturating_mul(2)));
                 for _ in 0..n {
-                    let Some(k) = self.value(depth + 1) else { break };
-                    let Some(v) = self.value(depth + 1) else { break };
+                    let Some(k) = self.value(depth + 1) else {
+                        break;
+                    };
+                    let Some(v) = self.value(depth + 1) else {
+                        break;
+                    };
                     pairs.push((k, v));
                 }
                 if t == b'%' {
                     return Some(RespValue::Map(pairs));
                 }
                 let value = self.value(depth + 1).unwrap_or(RespValue::Null);
-                Some(RespValue::Attribute { attrs: pairs, value: Box::new(value) })
+                Some(RespValue::Attribute {
+                    attrs: pairs,
+                    value: Box::new(value),
+                })
             }
             _ => self.stop(),
         }
@@ -198,7 +230,9 @@ pub(crate) fn summary_len(raw: &[u8], value: &RespValue) -> Option<u64> {
         return header_len(raw);
     }
     match value.unattributed() {
-        RespValue::Bulk(b) | RespValue::BulkError(b) | RespValue::Verbatim(b) => Some(b.len() as u64),
+        RespValue::Bulk(b) | RespValue::BulkError(b) | RespValue::Verbatim(b) => {
+            Some(b.len() as u64)
+        }
         RespValue::Array(v) | RespValue::Set(v) | RespValue::Push(v) => Some(v.len() as u64),
         RespValue::Map(v) => Some(v.len() as u64),
         _ => None,
@@ -225,7 +259,11 @@ pub(crate) enum PubSub {
     /// right number of elements.
     Message,
     /// A (un)subscribe confirmation and the subscription count it reports.
-    Confirm { kind: SubKind, unsub: bool, count: i64 },
+    Confirm {
+        kind: SubKind,
+        unsub: bool,
+        count: i64,
+    },
 }
 
 /// Reads a bulk or simple string element at `at`: its bytes and the offset
@@ -373,7 +411,9 @@ pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
                 p += 1;
             }
         }
-        let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(out.len())) else { return None };
+        let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(out.len())) else {
+            return None;
+        };
         spans.push((s, e));
     }
     Some((out, spans))
@@ -383,7 +423,10 @@ pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
 pub(crate) fn split_words(line: &[u8]) -> (Vec<u8>, Spans) {
     let mut out = Vec::with_capacity(line.len());
     let mut spans = Spans::new();
-    for w in line.split(|c| c.is_ascii_whitespace()).filter(|w| !w.is_empty()) {
+    for w in line
+        .split(|c| c.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+    {
         let s = out.len();
         out.extend_from_slice(w);
         if let (Ok(s), Ok(e)) = (u32::try_from(s), u32::try_from(out.len())) {
@@ -404,14 +447,28 @@ mod tests {
 
     fn words(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         let (data, spans) = split_inline(line)?;
-        Some(spans.iter().map(|&(s, e)| data[s as usize..e as usize].to_vec()).collect())
+        Some(
+            spans
+                .iter()
+                .map(|&(s, e)| data[s as usize..e as usize].to_vec())
+                .collect(),
+        )
     }
 
     #[test]
     fn inline_splitting() {
-        assert_eq!(words(b"GET k").unwrap(), vec![b"GET".to_vec(), b"k".to_vec()]);
-        assert_eq!(words(b"  set  k \"a b\"  ").unwrap(), vec![b"set".to_vec(), b"k".to_vec(), b"a b".to_vec()]);
-        assert_eq!(words(b"ECHO \"\\x41\\n\" 'it\\'s'").unwrap(), vec![b"ECHO".to_vec(), b"A\n".to_vec(), b"it's".to_vec()]);
+        assert_eq!(
+            words(b"GET k").unwrap(),
+            vec![b"GET".to_vec(), b"k".to_vec()]
+        );
+        assert_eq!(
+            words(b"  set  k \"a b\"  ").unwrap(),
+            vec![b"set".to_vec(), b"k".to_vec(), b"a b".to_vec()]
+        );
+        assert_eq!(
+            words(b"ECHO \"\\x41\\n\" 'it\\'s'").unwrap(),
+            vec![b"ECHO".to_vec(), b"A\n".to_vec(), b"it's".to_vec()]
+        );
         assert_eq!(words(b"").unwrap(), Vec::<Vec<u8>>::new());
         assert_eq!(words(b"a\"b\"").unwrap(), vec![b"ab".to_vec()]);
         assert_eq!(words(b"a\0b c").unwrap(), vec![b"a".to_vec()]);
@@ -424,16 +481,30 @@ mod tests {
 
     #[test]
     fn pubsub_peek() {
-        assert_eq!(peek_pubsub(b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n"), PubSub::Message);
+        assert_eq!(
+            peek_pubsub(b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n"),
+            PubSub::Message
+        );
         assert_eq!(
             peek_pubsub(b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n"),
-            PubSub::Confirm { kind: SubKind::Channel, unsub: true, count: 0 }
+            PubSub::Confirm {
+                kind: SubKind::Channel,
+                unsub: true,
+                count: 0
+            }
         );
         assert_eq!(
             peek_pubsub(b">3\r\n$10\r\npsubscribe\r\n$2\r\np*\r\n:3\r\n"),
-            PubSub::Confirm { kind: SubKind::Pattern, unsub: false, count: 3 }
+            PubSub::Confirm {
+                kind: SubKind::Pattern,
+                unsub: false,
+                count: 3
+            }
         );
-        assert_eq!(peek_pubsub(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"), PubSub::Other);
+        assert_eq!(
+            peek_pubsub(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"),
+            PubSub::Other
+        );
         assert_eq!(peek_pubsub(b"$7\r\nmessage\r\n"), PubSub::Other);
     }
 
@@ -443,7 +514,10 @@ mod tests {
         assert!(!parse_value(&full, Some(b'*')).1);
         let (v, cut) = parse_value(&full.slice(..10), Some(b'*'));
         assert!(cut);
-        assert_eq!(v, RespValue::Array(vec![RespValue::Bulk(Bytes::from_static(b"he"))]));
+        assert_eq!(
+            v,
+            RespValue::Array(vec![RespValue::Bulk(Bytes::from_static(b"he"))])
+        );
         let (v, cut) = parse_value(&Bytes::new(), Some(b'$'));
         assert!(cut);
         assert_eq!(v, RespValue::Bulk(Bytes::new()));

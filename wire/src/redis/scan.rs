@@ -94,7 +94,13 @@ pub(crate) fn read_int_line(buf: &[u8], at: usize) -> Result<Option<(i64, usize)
                 let d = i64::from(c - b'0');
                 v = v
                     .checked_mul(10)
-                    .and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) })
+                    .and_then(|v| {
+                        if neg {
+                            v.checked_sub(d)
+                        } else {
+                            v.checked_add(d)
+                        }
+                    })
                     .ok_or("number out of range")?;
                 i += 1;
             }
@@ -173,7 +179,11 @@ impl Scanner {
     /// Walks `buf` (which starts at the current message's first byte) as far
     /// as it can.
     pub(crate) fn scan(&mut self, buf: &[u8], max_frame: usize) -> Scan {
-        let r = if self.client { self.scan_client(buf, max_frame) } else { self.scan_server(buf, max_frame) };
+        let r = if self.client {
+            self.scan_client(buf, max_frame)
+        } else {
+            self.scan_server(buf, max_frame)
+        };
         match r {
             Scan::Complete(n) if n > max_frame => self.fail(too_big(n, max_frame)),
             Scan::Incomplete if buf.len() > max_frame => self.fail(too_big(buf.len(), max_frame)),
@@ -197,7 +207,9 @@ impl Scanner {
         loop {
             match self.cstate {
                 ClientState::Start => {
-                    let Some(&first) = buf.first() else { return Scan::Incomplete };
+                    let Some(&first) = buf.first() else {
+                        return Scan::Incomplete;
+                    };
                     if first != b'*' {
                         self.cmd.inline = true;
                         self.cstate = ClientState::Inline;
@@ -206,7 +218,9 @@ impl Scanner {
                     let (n, next) = match read_int_line(buf, 1) {
                         Ok(Some(x)) => x,
                         Ok(None) => return Scan::Incomplete,
-                        Err(e) => return self.fail(format!("redis: invalid multibulk length: {e}")),
+                        Err(e) => {
+                            return self.fail(format!("redis: invalid multibulk length: {e}"))
+                        }
                     };
                     if n <= 0 {
                         // Redis ignores `*0` and `*-1` requests: no command, no reply.
@@ -250,7 +264,8 @@ impl Scanner {
                             Err(e) => return self.fail(format!("redis: invalid bulk length: {e}")),
                         };
                         if len < 0 {
-                            return self.fail(format!("redis: invalid bulk length {len} in a command"));
+                            return self
+                                .fail(format!("redis: invalid bulk length {len} in a command"));
                         }
                         let len = len as u64;
                         if len > max_frame as u64 {
@@ -281,7 +296,9 @@ impl Scanner {
     fn scan_server(&mut self, buf: &[u8], max_frame: usize) -> Scan {
         loop {
             let at = self.pos;
-            let Some(&t) = buf.get(at) else { return Scan::Incomplete };
+            let Some(&t) = buf.get(at) else {
+                return Scan::Incomplete;
+            };
             let mut children: u64 = 0;
             let next = match t {
                 b'+' | b'-' | b',' | b'(' => {
@@ -311,12 +328,7 @@ impl Scanner {
                     None => {
                         // A prefix of `#t\r\n` is incomplete; anything else is wrong now.
                         let have = buf.get(at + 1..).unwrap_or(&[]);
-                        let ok = match have {
-                            [] => true,
-                            [b't' | b'f'] | [b't' | b'f', b'\r'] => true,
-                            _ => false,
-                        };
-                        if ok {
+                        if matches!(have, [] | [b't' | b'f'] | [b't' | b'f', b'\r']) {
                             return Scan::Incomplete;
                         }
                         return self.fail("redis: invalid boolean");
@@ -348,7 +360,9 @@ impl Scanner {
                     let (n, next) = match read_int_line(buf, at + 1) {
                         Ok(Some(x)) => x,
                         Ok(None) => return Scan::Incomplete,
-                        Err(e) => return self.fail(format!("redis: invalid aggregate length: {e}")),
+                        Err(e) => {
+                            return self.fail(format!("redis: invalid aggregate length: {e}"))
+                        }
                     };
                     if n == -1 && t == b'*' {
                         next
@@ -367,7 +381,8 @@ impl Scanner {
                             ));
                         }
                         if children > 0 && self.stack.len() >= MAX_DEPTH {
-                            return self.fail(format!("redis: aggregates nested deeper than {MAX_DEPTH}"));
+                            return self
+                                .fail(format!("redis: aggregates nested deeper than {MAX_DEPTH}"));
                         }
                         next
                     }
@@ -409,7 +424,10 @@ fn too_big(n: usize, max_frame: usize) -> String {
 /// `start`: `Ok(Some(next))` past it, `Ok(None)` when more bytes are needed.
 #[inline]
 fn bulk_end(buf: &[u8], start: usize, len: u64) -> Result<Option<usize>, &'static str> {
-    let end = usize::try_from(len).ok().and_then(|l| start.checked_add(l)).ok_or("bulk length out of range")?;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|l| start.checked_add(l))
+        .ok_or("bulk length out of range")?;
     let next = end.checked_add(2).ok_or("bulk length out of range")?;
     match buf.get(end..next) {
         None => Ok(None),
@@ -439,7 +457,11 @@ mod tests {
         assert_eq!(server(b"*-1\r\n"), Scan::Complete(5));
         assert_eq!(server(b"*0\r\n"), Scan::Complete(4));
         for n in 0..9 {
-            assert_eq!(server(&b"$3\r\nabc\r\n"[..n]), Scan::Incomplete, "prefix {n}");
+            assert_eq!(
+                server(&b"$3\r\nabc\r\n"[..n]),
+                Scan::Incomplete,
+                "prefix {n}"
+            );
         }
         assert!(server(b"x") == Scan::Invalid);
         assert!(matches!(server(b"$3\r\nabcd\r\n"), Scan::Invalid));

@@ -154,7 +154,10 @@ impl RespKind {
 
     /// True for the null kinds (`$-1`, `*-1`, `_`).
     pub fn is_null(self) -> bool {
-        matches!(self, RespKind::NullBulk | RespKind::NullArray | RespKind::Null)
+        matches!(
+            self,
+            RespKind::NullBulk | RespKind::NullArray | RespKind::Null
+        )
     }
 }
 
