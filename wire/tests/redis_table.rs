@@ -814,3 +814,32 @@ fn split_invariant_on_a_synthetic_conversation() {
         values().len() + 2
     );
 }
+
+#[test]
+fn short_confirmations_resync_past_silent_commands() {
+    // SUBSCRIBE a b gets one confirmation only, then a plain reply: the
+    // SUBSCRIBE is closed, the silent commands behind it are skipped, and
+    // the reply goes to the PING.
+    let mut c = encode_command(&[b"SUBSCRIBE", b"a", b"b"]);
+    c.extend(encode_command(&[b"CLIENT", b"REPLY", b"SKIP"]));
+    c.extend(encode_command(&[b"INCR", b"n"]));
+    c.extend(encode_command(&[b"PING"]));
+    let ev = feed_all(
+        Limits::default(),
+        &[(C, &c), (S, b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"), (S, b"+PONG\r\n")],
+    );
+    let xs: Vec<_> = exchanges(&ev)
+        .into_iter()
+        .map(|(x, r)| (r.command_str().into_owned(), x.status, r.replies))
+        .collect();
+    use ExchangeStatus::*;
+    assert_eq!(
+        xs,
+        vec![
+            ("SUBSCRIBE".into(), Complete, 1),
+            ("CLIENT".into(), NoReply, 0),
+            ("INCR".into(), NoReply, 0),
+            ("PING".into(), Complete, 1),
+        ]
+    );
+}

@@ -373,7 +373,7 @@ impl Pairing {
             let before = self.count_of(kind);
             let used = self.pubsub_used;
             let mut counted = false;
-            if let Some(p) = self.pending.iter_mut().find(|p| !p.done) {
+            if let Some(p) = self.pending.iter_mut().find(|p| !p.done && p.expect != Expect::NoReply) {
                 if let Expect::Confirm {
                     kind: k,
                     unsub: u,
@@ -416,7 +416,7 @@ impl Pairing {
             return Route::Push;
         }
         let mut special = None;
-        for p in self.pending.iter_mut().filter(|p| !p.done) {
+        for p in self.pending.iter_mut().filter(|p| !p.done && p.expect != Expect::NoReply) {
             if matches!(p.expect, Expect::Confirm { .. }) && p.replies() > 0 {
                 // It had its confirmations; this reply is the next command's.
                 p.done = true;
