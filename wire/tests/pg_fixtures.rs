@@ -86,7 +86,7 @@ fn every_fixture_split_invariant_and_accounted() {
         // (bytewise feeding always runs in full).
         let stride = match total {
             0..=12_000 => 1,
-            12_001..=40_000 => 7,
+            12_001..=40_000 => 31,
             _ => 4999,
         };
         if name.contains("ssl_prefer") {
