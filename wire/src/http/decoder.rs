@@ -309,29 +309,38 @@ impl HttpDecoder {
     }
 
     /// Looks for a complete head at the front of `dir`'s buffer.
+    ///
+    /// The outcome after any read depends only on the bytes buffered, never
+    /// on where earlier reads ended (so a split feed falls back, or not, for
+    /// the same reason as a whole one):
+    /// - a head whose end is within `max_frame` is parsed whole;
+    /// - otherwise, a syntax error within the first `p` bytes, `p` the
+    ///   largest power of two not above `min(buffered, max_frame)`, is
+    ///   reported first (prefixes of doubling length keep the work linear and
+    ///   catch TLS or another protocol early, long before any end of head);
+    /// - otherwise more than `max_frame` bytes without an end is "too big".
     fn scan_head(&mut self, dir: Direction) -> Result<Option<HeadInfo>, String> {
         let max = self.limits.max_frame;
         let request = dir == Direction::ToServer;
         let Side { buf, head: hs, spans, .. } = &mut self.sides[dir.index()];
         let buf: &[u8] = buf;
-        // The reason names the limit, not the size seen: that depends on
-        // where reads ended.
-        let too_big = |_: usize| format!("http: {} head exceeds max_frame ({max} bytes)", side_name(dir));
         if buf.is_empty() {
             return Ok(None);
         }
         if !hs.tried {
             hs.tried = true;
             // Fast path: most heads arrive whole in one read, so parse right
-            // away. A partial head or an error falls through to the
-            // incremental path below, which decides the same way whatever
-            // the read boundaries were (an error counts only once it is
-            // certain).
+            // away. A partial head or an error falls through to the rules
+            // above (an error counts only once they make it certain).
             if let Ok(Parsed::Complete(info)) = parse_head(buf, request, spans) {
-                return if info.len > max { Err(too_big(info.len)) } else { Ok(Some(info)) };
+                if info.len <= max {
+                    return Ok(Some(info));
+                }
             }
         }
         if !hs.lead_done {
+            // Empty lines before a start line are allowed: look for the end
+            // of the head after them.
             while let Some(b) = buf.get(hs.lead) {
                 if matches!(b, b'\r' | b'\n') {
                     hs.lead += 1;
@@ -341,36 +350,35 @@ impl HttpDecoder {
                     break;
                 }
             }
-            if !hs.lead_done {
-                return if buf.len() > max { Err(too_big(buf.len())) } else { Ok(None) };
-            }
         }
-        match find_head_end(buf, hs.searched) {
-            Ok(end) => {
-                if end > max {
-                    return Err(too_big(end));
-                }
-                match parse_head(buf.get(..end).unwrap_or_default(), request, spans)? {
-                    Parsed::Complete(info) => Ok(Some(info)),
-                    Parsed::Partial => Err(format!("http: malformed {} head", side_name(dir))),
+        let end = if hs.lead_done {
+            match find_head_end(buf, hs.searched) {
+                Ok(end) => Some(end),
+                Err(resume) => {
+                    hs.searched = resume;
+                    None
                 }
             }
-            Err(resume) => {
-                hs.searched = resume;
-                if buf.len() > max {
-                    return Err(too_big(buf.len()));
-                }
-                // Catch garbage (TLS, another protocol) early, on prefixes of
-                // doubling length: linear work, and the outcome depends only
-                // on how many bytes arrived, not on how they were split.
-                let p = prev_power_of_two(buf.len());
-                if p > hs.prefix_checked {
-                    hs.prefix_checked = p;
-                    parse_head(buf.get(..p).unwrap_or_default(), request, spans)?;
-                }
-                Ok(None)
-            }
+        } else {
+            None
+        };
+        if let Some(end) = end.filter(|&e| e <= max) {
+            return match parse_head(buf.get(..end).unwrap_or_default(), request, spans)? {
+                Parsed::Complete(info) => Ok(Some(info)),
+                Parsed::Partial => Err(format!("http: malformed {} head", side_name(dir))),
+            };
         }
+        let p = prev_power_of_two(buf.len().min(max));
+        if p > hs.prefix_checked {
+            hs.prefix_checked = p;
+            parse_head(buf.get(..p).unwrap_or_default(), request, spans)?;
+        }
+        if end.is_some() || buf.len() > max {
+            // The reason names the limit, not the size seen: that depends on
+            // where reads ended.
+            return Err(format!("http: {} head exceeds max_frame ({max} bytes)", side_name(dir)));
+        }
+        Ok(None)
     }
 
     /// A head was parsed: decide how the body is framed.
