@@ -72,9 +72,8 @@ fn bench(name: &str, bytes: usize, mut f: impl FnMut()) {
 
 fn main() {
     let n = 1000;
-    let keepalive: Vec<_> = (0..n)
-        .flat_map(|i| [(Direction::ToServer, request(i)), (Direction::ToClient, response(i))])
-        .collect();
+    let keepalive: Vec<_> =
+        (0..n).flat_map(|i| [(Direction::ToServer, request(i)), (Direction::ToClient, response(i))]).collect();
     let req_len = request(0).len();
     let resp_len = response(0).len();
     println!("keepalive: {n} exchanges, request {req_len} B, response {resp_len} B");

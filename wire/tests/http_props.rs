@@ -20,14 +20,19 @@ fn method() -> impl Strategy<Value = String> {
 }
 
 fn target() -> impl Strategy<Value = String> {
-    prop_oneof!["/[A-Za-z0-9/._~%?=&-]{0,40}", Just("*".to_string()), "http://[a-z]{1,10}(:[0-9]{2,5})?/[a-z0-9/]{0,10}"]
+    prop_oneof![
+        "/[A-Za-z0-9/._~%?=&-]{0,40}",
+        Just("*".to_string()),
+        "http://[a-z]{1,10}(:[0-9]{2,5})?/[a-z0-9/]{0,10}"
+    ]
 }
 
 /// Header fields the encoder passes through as is (framing fields are
 /// tested separately).
 fn headers() -> impl Strategy<Value = Vec<(String, String)>> {
-    let field = (token(), "([!-~]([ !-~]{0,30}[!-~])?)?")
-        .prop_filter("framing fields", |(n, _)| !n.eq_ignore_ascii_case("content-length") && !n.eq_ignore_ascii_case("transfer-encoding"));
+    let field = (token(), "([!-~]([ !-~]{0,30}[!-~])?)?").prop_filter("framing fields", |(n, _)| {
+        !n.eq_ignore_ascii_case("content-length") && !n.eq_ignore_ascii_case("transfer-encoding")
+    });
     prop::collection::vec(field, 0..12)
 }
 

@@ -14,7 +14,11 @@ const C: Direction = Direction::ToServer;
 const S: Direction = Direction::ToClient;
 
 fn conv(parts: &[(Direction, &[u8])]) -> Vec<Chunk> {
-    parts.iter().enumerate().map(|(i, (dir, data))| Chunk { dir: *dir, ts: (i as u64 + 1) * 100, data: data.to_vec() }).collect()
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, (dir, data))| Chunk { dir: *dir, ts: (i as u64 + 1) * 100, data: data.to_vec() })
+        .collect()
 }
 
 /// Decodes with the default limits, checking split invariance and byte
@@ -39,7 +43,8 @@ fn switch_reason(events: &[Event]) -> Option<String> {
 
 #[test]
 fn leading_empty_lines_belong_to_the_request() {
-    let ev = run(&[(C, b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), (S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")]);
+    let ev =
+        run(&[(C, b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), (S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")]);
     assert_eq!(summary(&ev), ["req GET / body=0", "resp 200 body=0", "exchange GET / Some(200) Complete"]);
     let (m, _) = http_messages(&ev)[0];
     assert_eq!((m.offset, m.raw.len), (0, 31));
@@ -120,7 +125,10 @@ fn chunked_with_extensions_and_trailers() {
 
 #[test]
 fn unanswered_requests_at_end_of_stream() {
-    let ev = run(&[(C, b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n"), (S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")]);
+    let ev = run(&[
+        (C, b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n"),
+        (S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ]);
     let xs = exchanges(&ev);
     assert_eq!(xs.len(), 2);
     assert_eq!((xs[1].0.status, xs[1].1.status), (ExchangeStatus::Unanswered, None));
@@ -144,7 +152,10 @@ fn early_response_before_the_request_body() {
         (C, b"POST /big HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly a part"),
         (S, b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
     ]);
-    assert_eq!(summary(&ev), ["resp 413 body=0", "req POST /big body=11 partial", "exchange POST /big Some(413) Complete"]);
+    assert_eq!(
+        summary(&ev),
+        ["resp 413 body=0", "req POST /big body=11 partial", "exchange POST /big Some(413) Complete"]
+    );
     let (_, h) = exchanges(&ev)[0];
     assert!(!h.request_complete && h.connection_close);
 }
@@ -182,20 +193,36 @@ fn declined_upgrade_and_refused_connect_keep_decoding() {
 
 #[test]
 fn upgrade_without_request_header_still_switches() {
-    let ev = run(&[(C, b"GET / HTTP/1.1\r\n\r\n"), (S, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo/2\r\n\r\nbinary")]);
+    let ev = run(&[
+        (C, b"GET / HTTP/1.1\r\n\r\n"),
+        (S, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo/2\r\n\r\nbinary"),
+    ]);
     assert_eq!(switch_reason(&ev).as_deref(), Some("http: upgraded to foo/2"));
     assert_eq!(opaque_bytes(&ev)[1], b"binary");
 }
 
 #[test]
 fn fallbacks_name_the_problem() {
-    let cases: &[(&[(Direction, &[u8])], &str)] = &[
+    type Case<'a> = (&'a [(Direction, &'a [u8])], &'a str);
+    let cases: &[Case] = &[
         (&[(C, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")], "http: malformed request head: invalid token"),
         (&[(C, b"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n")], "http: invalid or conflicting Content-Length"),
-        (&[(C, b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")], "http: invalid or conflicting Content-Length"),
-        (&[(C, b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n")], "http: request Transfer-Encoding does not end in chunked"),
-        (&[(C, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")], "http: invalid byte 0x7a in chunk-size line"),
-        (&[(C, b"GET / HTTP/1.1\r\n\r\n"), (S, b"SSH-2.0-OpenSSH_9.2\r\n")], "http: malformed response head: invalid HTTP version"),
+        (
+            &[(C, b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")],
+            "http: invalid or conflicting Content-Length",
+        ),
+        (
+            &[(C, b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n")],
+            "http: request Transfer-Encoding does not end in chunked",
+        ),
+        (
+            &[(C, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")],
+            "http: invalid byte 0x7a in chunk-size line",
+        ),
+        (
+            &[(C, b"GET / HTTP/1.1\r\n\r\n"), (S, b"SSH-2.0-OpenSSH_9.2\r\n")],
+            "http: malformed response head: invalid HTTP version",
+        ),
         (&[(C, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")], "http: malformed request head: invalid header name"),
     ];
     for (parts, reason) in cases {
@@ -203,7 +230,8 @@ fn fallbacks_name_the_problem() {
         assert_eq!(switch_reason(&ev).as_deref(), Some(*reason), "{parts:?}");
         // Every byte that was not in a message is replayed as opaque.
         let fed: Vec<u8> = parts.iter().filter(|(d, _)| *d == C).flat_map(|(_, b)| b.to_vec()).collect();
-        let emitted: usize = http_messages(&ev).iter().filter(|(m, _)| m.dir == C).map(|(m, _)| m.raw.len as usize).sum();
+        let emitted: usize =
+            http_messages(&ev).iter().filter(|(m, _)| m.dir == C).map(|(m, _)| m.raw.len as usize).sum();
         assert_eq!(opaque_bytes(&ev)[0], fed[emitted..].to_vec());
     }
 }
@@ -239,7 +267,12 @@ fn streaming_body_cut_by_a_bad_chunk_is_emitted_partial() {
     let ev = run_with(limits, &[(C, &body)]);
     assert_eq!(
         summary(&ev),
-        ["req POST /s body=32 partial", "exchange POST /s None Unanswered", "opaque-switch ToServer: http: invalid byte 0x6e in chunk-size line", "opaque ToServer 9"]
+        [
+            "req POST /s body=32 partial",
+            "exchange POST /s None Unanswered",
+            "opaque-switch ToServer: http: invalid byte 0x6e in chunk-size line",
+            "opaque ToServer 9"
+        ]
     );
     let req = requests(&ev)[0];
     assert_eq!(&req.body.prefix[..], b"0123456789abcdef");
@@ -272,7 +305,10 @@ fn big_bodies_stream_in_bounded_memory() {
 
 #[test]
 fn absolute_form_targets() {
-    let ev = run(&[(C, b"GET http://example.com:8080/p?q=1 HTTP/1.1\r\n\r\n"), (S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")]);
+    let ev = run(&[
+        (C, b"GET http://example.com:8080/p?q=1 HTTP/1.1\r\n\r\n"),
+        (S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ]);
     let req = requests(&ev)[0];
     assert_eq!(req.target_str(), "http://example.com:8080/p?q=1");
     let (host, path) = req.absolute_form().unwrap();

@@ -173,7 +173,9 @@ mod tests {
         assert!(run(b"g\r\n").unwrap_err().contains("invalid byte"));
         assert!(run(b"11111111111111111\r\n").unwrap_err().contains("16 hex"));
         assert!(run(b"1\r\nab\r\n").unwrap_err().contains("CRLF"));
-        assert!(run(b"1;xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx").unwrap_err().contains("longer"));
+        assert!(run(b"1;xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+            .unwrap_err()
+            .contains("longer"));
         assert!(run(b"0\r\nbad header\r\n\r\n").unwrap_err().contains("trailer"));
     }
 

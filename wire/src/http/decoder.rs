@@ -604,12 +604,26 @@ impl HttpDecoder {
         let trailers = std::mem::take(&mut cur.trailers);
         let Parts { start, version, headers } = parts;
         let kind = match start {
-            PartsStart::Request { method, target } => {
-                HttpMessage::Request(HttpRequest { method, target, version, headers, body, chunked, trailers, complete })
-            }
-            PartsStart::Response { status, reason } => {
-                HttpMessage::Response(HttpResponse { status, reason, version, headers, body, chunked, trailers, complete })
-            }
+            PartsStart::Request { method, target } => HttpMessage::Request(HttpRequest {
+                method,
+                target,
+                version,
+                headers,
+                body,
+                chunked,
+                trailers,
+                complete,
+            }),
+            PartsStart::Response { status, reason } => HttpMessage::Response(HttpResponse {
+                status,
+                reason,
+                version,
+                headers,
+                body,
+                chunked,
+                trailers,
+                complete,
+            }),
         };
         out.push(Event::Message(Message {
             dir,
@@ -628,7 +642,8 @@ impl HttpDecoder {
         let mut done = Delivered { unpauses: false, switched_to: None };
         match m.status {
             None => {
-                let Some(Event::Message(Message { kind: MessageKind::Http(HttpMessage::Request(req)), .. })) = out.last()
+                let Some(Event::Message(Message { kind: MessageKind::Http(HttpMessage::Request(req)), .. })) =
+                    out.last()
                 else {
                     return done;
                 };
@@ -668,7 +683,9 @@ impl HttpDecoder {
                         e.response = if m.complete { ResponseState::Complete } else { ResponseState::Partial };
                         e.ex.switched_to = match m.switch {
                             Switch::None => None,
-                            Switch::Upgrade => Some(m.upgrade.unwrap_or_else(|| Bytes::from_static(b"unknown protocol"))),
+                            Switch::Upgrade => {
+                                Some(m.upgrade.unwrap_or_else(|| Bytes::from_static(b"unknown protocol")))
+                            }
                             Switch::Tunnel => Some(e.ex.target.clone()),
                         };
                         done.unpauses = e.pauses && m.complete;
@@ -705,7 +722,14 @@ impl HttpDecoder {
         let (offset, first_ts, last_ts) = (side.base, side.ts_at(side.base), side.ts_of_first(n));
         let bytes = side.take(n);
         side.head = HeadScan::default();
-        out.push(Event::Message(Message { dir, first_ts, last_ts, offset, raw: capped(bytes, cap), kind: MessageKind::Opaque }));
+        out.push(Event::Message(Message {
+            dir,
+            first_ts,
+            last_ts,
+            offset,
+            raw: capped(bytes, cap),
+            kind: MessageKind::Opaque,
+        }));
     }
 
     /// Stops decoding: emits streaming messages cut short and the exchanges

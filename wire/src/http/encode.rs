@@ -24,7 +24,8 @@ pub fn encode_request<H: AsRef<[u8]>, V: AsRef<[u8]>>(
     body: Option<&[u8]>,
 ) -> Vec<u8> {
     let (method, target) = (method.as_ref(), target.as_ref());
-    let mut out = Vec::with_capacity(method.len() + target.len() + 16 + fields_len(headers) + body.map_or(0, |b| b.len() + 32));
+    let mut out =
+        Vec::with_capacity(method.len() + target.len() + 16 + fields_len(headers) + body.map_or(0, |b| b.len() + 32));
     out.extend_from_slice(method);
     out.push(b' ');
     out.extend_from_slice(target);
@@ -166,7 +167,11 @@ mod tests {
 
     #[test]
     fn rewrite() {
-        let out = rewrite_host(b"POST http://old:1/p?q HTTP/1.1\r\nA: b\r\nhost: old:1\r\nContent-Length: 2\r\n\r\nhi", "n:2").unwrap();
+        let out = rewrite_host(
+            b"POST http://old:1/p?q HTTP/1.1\r\nA: b\r\nhost: old:1\r\nContent-Length: 2\r\n\r\nhi",
+            "n:2",
+        )
+        .unwrap();
         assert_eq!(out, b"POST http://n:2/p?q HTTP/1.1\r\nA: b\r\nhost: n:2\r\nContent-Length: 2\r\n\r\nhi");
         let out = rewrite_host(b"GET / HTTP/1.0\r\nA: b\r\n\r\n", "n").unwrap();
         assert_eq!(out, b"GET / HTTP/1.0\r\nHost: n\r\nA: b\r\n\r\n");

@@ -243,7 +243,8 @@ const STACK_HEADERS: usize = 64;
 /// Parses `buf` as a request (`request == true`) or response head. Spans of
 /// the header fields go to `spans` (cleared first). `Err` carries a reason.
 pub(crate) fn parse_head(buf: &[u8], request: bool, spans: &mut Vec<(Span, Span)>) -> Result<Parsed, String> {
-    let mut stack: [MaybeUninit<httparse::Header<'_>>; STACK_HEADERS] = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    let mut stack: [MaybeUninit<httparse::Header<'_>>; STACK_HEADERS] =
+        [const { MaybeUninit::uninit() }; STACK_HEADERS];
     match parse_with(buf, request, &mut stack, spans) {
         Err(httparse::Error::TooManyHeaders) => {
             // Every field takes at least one line: the line count bounds them.
@@ -276,7 +277,8 @@ fn parse_with<'b>(
         let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
             return Ok(Parsed::Partial);
         };
-        let start = StartLine::Request { method: Span::of(buf, method.as_bytes()), target: Span::of(buf, path.as_bytes()) };
+        let start =
+            StartLine::Request { method: Span::of(buf, method.as_bytes()), target: Span::of(buf, path.as_bytes()) };
         Ok(Parsed::Complete(info(buf, start, minor, len, req.headers, spans)))
     } else {
         let mut resp = httparse::Response::new(&mut []);
@@ -330,15 +332,9 @@ fn info(
         spans.push((Span::of(buf, name), vspan));
         // Dispatch on length first: most fields are none of these.
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
-                if h.host.is_none() {
-                    h.host = Some(vspan);
-                }
-            }
+            4 if h.host.is_none() && name.eq_ignore_ascii_case(b"host") => h.host = Some(vspan),
             6 if name.eq_ignore_ascii_case(b"expect") => {
-                if trim(value).eq_ignore_ascii_case(b"100-continue") {
-                    h.expect_continue = true;
-                }
+                h.expect_continue |= trim(value).eq_ignore_ascii_case(b"100-continue");
             }
             7 if name.eq_ignore_ascii_case(b"upgrade") => h.upgrade = Some(vspan),
             10 if name.eq_ignore_ascii_case(b"connection") => {
@@ -350,17 +346,17 @@ fn info(
                     }
                 }
             }
-            12 if name.eq_ignore_ascii_case(b"content-type") => {
-                if h.content_type.is_none() {
-                    h.content_type = Some(vspan);
-                }
+            12 if h.content_type.is_none() && name.eq_ignore_ascii_case(b"content-type") => {
+                h.content_type = Some(vspan)
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 // A list of identical values ("5, 5") is allowed; anything
                 // else makes the length unknowable.
                 for item in value.split(|&b| b == b',').map(trim) {
                     match parse_decimal(item) {
-                        Some(n) if h.content_length.map_or(true, |m| m == n) => h.content_length = Some(n),
+                        Some(n) if h.content_length.is_none() || h.content_length == Some(n) => {
+                            h.content_length = Some(n)
+                        }
                         _ => bad_length = true,
                     }
                 }
@@ -368,7 +364,7 @@ fn info(
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 h.te_present = true;
                 // The last coding of the last field is what frames the body.
-                if let Some(last) = value.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty()).last() {
+                if let Some(last) = value.split(|&b| b == b',').map(trim).rfind(|t| !t.is_empty()) {
                     h.chunked = last.eq_ignore_ascii_case(b"chunked");
                 }
             }
@@ -473,7 +469,8 @@ mod tests {
         assert_eq!(h.upgrade.unwrap().get(head), b"websocket");
         assert_eq!(h.host.unwrap().get(head), b"h");
         assert_eq!(spans.len(), 6);
-        let Ok(Parsed::Complete(h)) = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 1, 2\r\n\r\n", false, &mut spans) else {
+        let Ok(Parsed::Complete(h)) = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 1, 2\r\n\r\n", false, &mut spans)
+        else {
             panic!()
         };
         assert_eq!(h.content_length, Some(u64::MAX));

@@ -59,7 +59,13 @@ pub fn summary(events: &[Event]) -> Vec<String> {
         .map(|e| match e {
             Event::Message(m) => match &m.kind {
                 MessageKind::Http(HttpMessage::Request(r)) => {
-                    format!("req {} {} body={}{}", r.method_str(), r.target_str(), r.body.len, if r.complete { "" } else { " partial" })
+                    format!(
+                        "req {} {} body={}{}",
+                        r.method_str(),
+                        r.target_str(),
+                        r.body.len,
+                        if r.complete { "" } else { " partial" }
+                    )
                 }
                 MessageKind::Http(HttpMessage::Response(r)) => {
                     format!("resp {} body={}{}", r.status, r.body.len, if r.complete { "" } else { " partial" })
@@ -69,7 +75,13 @@ pub fn summary(events: &[Event]) -> Vec<String> {
             },
             Event::Exchange(x) => match &x.detail {
                 ExchangeDetail::Http(h) => {
-                    format!("exchange {} {} {:?} {:?}", String::from_utf8_lossy(&h.method), String::from_utf8_lossy(&h.target), h.status, x.status)
+                    format!(
+                        "exchange {} {} {:?} {:?}",
+                        String::from_utf8_lossy(&h.method),
+                        String::from_utf8_lossy(&h.target),
+                        h.status,
+                        x.status
+                    )
                 }
                 other => format!("{other:?}"),
             },
@@ -85,7 +97,11 @@ pub fn assert_accounts_for_every_byte(events: &[Event], totals: [u64; 2]) {
     for e in events {
         if let Event::Message(m) = e {
             let i = m.dir.index();
-            assert_eq!(m.offset, next[i], "message at {:?} offset {} does not follow the previous one", m.dir, m.offset);
+            assert_eq!(
+                m.offset, next[i],
+                "message at {:?} offset {} does not follow the previous one",
+                m.dir, m.offset
+            );
             next[i] += m.raw.len;
             assert!(m.first_ts <= m.last_ts);
         }
