@@ -122,6 +122,8 @@ pub struct Payload {
     pub hash: Option<u64>,
 }
 
+crate::codec::codec_struct!(Payload { bytes = 0, len = 1, hash = 2 });
+
 impl Payload {
     /// A payload kept whole.
     pub fn whole(bytes: impl Into<Vec<u8>>) -> Payload {

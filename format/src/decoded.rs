@@ -4,6 +4,7 @@
 //! (SQL text, Redis command words, HTTP method, path and status).
 
 use crate::bytes::BStr;
+use crate::codec::{codec_enum, codec_struct};
 use serde::{Deserialize, Serialize};
 
 /// What one message says.
@@ -15,6 +16,8 @@ pub enum Decoded {
     Pg(PgMessage),
     Redis(RedisMessage),
 }
+
+codec_enum!(Decoded { HttpRequest = 0, HttpResponse = 1, Pg = 2, Redis = 3 });
 
 /// An HTTP request head.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -36,6 +39,8 @@ pub struct HttpRequest {
     pub chunked: bool,
 }
 
+codec_struct!(HttpRequest { method = 0, target = 1, version = 2, content_type = 3, body_len = 4, chunked = 5 });
+
 /// An HTTP response head (an interim `100 Continue` too).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HttpResponse {
@@ -51,6 +56,8 @@ pub struct HttpResponse {
     #[serde(default, skip_serializing_if = "is_false")]
     pub chunked: bool,
 }
+
+codec_struct!(HttpResponse { status = 0, reason = 1, version = 2, content_type = 3, body_len = 4, chunked = 5 });
 
 /// A PostgreSQL message. `kind` names it as the protocol documentation
 /// does (`Query`, `Parse`, `Bind`, `DataRow`, `CommandComplete`, ...); the
@@ -87,6 +94,19 @@ pub struct PgMessage {
     pub fields: Vec<(String, String)>,
 }
 
+codec_struct!(PgMessage {
+    kind = 0,
+    sql = 1,
+    statement = 2,
+    params = 3,
+    columns = 4,
+    rows = 5,
+    row_count = 6,
+    tag = 7,
+    error = 8,
+    fields = 9,
+});
+
 /// An ErrorResponse or NoticeResponse.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PgError {
@@ -100,6 +120,8 @@ pub struct PgError {
     pub hint: Option<String>,
 }
 
+codec_struct!(PgError { severity = 0, code = 1, message = 2, detail = 3, hint = 4 });
+
 /// A Redis command, reply or push.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RedisMessage {
@@ -112,6 +134,8 @@ pub struct RedisMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<RedisReply>,
 }
+
+codec_struct!(RedisMessage { kind = 0, args = 1, reply = 2 });
 
 /// A summary of a RESP value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -130,6 +154,8 @@ pub struct RedisReply {
     pub len: Option<u64>,
 }
 
+codec_struct!(RedisReply { kind = 0, text = 1, integer = 2, len = 3 });
+
 /// The protocol's summary of an exchange.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -138,6 +164,8 @@ pub enum ExchangeSummary {
     Pg(PgExchange),
     Redis(RedisExchange),
 }
+
+codec_enum!(ExchangeSummary { Http = 0, Pg = 1, Redis = 2 });
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HttpExchange {
@@ -154,6 +182,15 @@ pub struct HttpExchange {
     #[serde(default)]
     pub response_body_len: u64,
 }
+
+codec_struct!(HttpExchange {
+    method = 0,
+    target = 1,
+    host = 2,
+    status = 3,
+    request_body_len = 4,
+    response_body_len = 5,
+});
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PgExchange {
@@ -176,6 +213,8 @@ pub struct PgExchange {
     pub txn: Option<String>,
 }
 
+codec_struct!(PgExchange { statements = 0, extended = 1, tags = 2, rows = 3, error = 4, txn = 5 });
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RedisExchange {
     /// The command name, upper case (`GET`, `SET`, ...).
@@ -186,6 +225,8 @@ pub struct RedisExchange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<RedisReply>,
 }
+
+codec_struct!(RedisExchange { command = 0, args = 1, reply = 2 });
 
 fn is_false(b: &bool) -> bool {
     !*b

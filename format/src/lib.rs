@@ -16,6 +16,8 @@
 //!   messages and exchanges that the analyzer and `oltrace cat` read.
 //! - [`bytes`]: [`BStr`] and [`Payload`], byte strings that are binary in
 //!   MessagePack and readable text in JSON.
+//! - [`codec`]: the records' MessagePack encoding in a trace file (maps
+//!   keyed by field index), written and read by hand for speed.
 //! - [`header`]: the file prefix and [`Header`]; version checks.
 //! - [`block`]: the on-disk block frame (magic, counts, lengths, CRC32s).
 //! - [`writer`]: [`Writer`], a streaming block writer in bounded memory.
@@ -27,6 +29,7 @@
 
 pub mod block;
 pub mod bytes;
+pub mod codec;
 pub mod decoded;
 pub mod error;
 pub mod header;
@@ -38,6 +41,7 @@ pub mod synth;
 pub mod writer;
 
 pub use bytes::{BStr, Payload};
+pub use codec::DecodeError;
 pub use decoded::*;
 pub use error::FormatError;
 pub use header::{Header, Source, FORMAT_MAJOR, FORMAT_MINOR};

@@ -4,10 +4,12 @@
 //! killed mid-write), a block whose checksum fails, bytes that are not a
 //! block at all, or a record that does not decode each come out of the
 //! iterator as an `Err(`[`Damage`]`)` naming the byte range, and reading
-//! goes on with the next intact block. Records of kinds this build does not
-//! know (written by a newer minor version) are skipped and counted.
+//! goes on with the next intact block. Records of kinds (or holding enum
+//! variants) this build does not know, written by a newer minor version,
+//! are skipped and counted.
 
 use crate::block::{get_varint, BlockHeader, BLOCK_HEADER_LEN, BLOCK_MAGIC, CODEC_ZSTD};
+use crate::codec::DecodeError;
 use crate::error::FormatError;
 use crate::header::Header;
 use crate::record::Record;
@@ -297,19 +299,20 @@ impl<R: Read> Reader<R> {
             };
             let bytes = &rest[used..used + len as usize];
             self.block_pos += used + len as usize;
-            match rmp_serde::from_slice::<Record>(bytes) {
+            match crate::codec::decode_record(bytes) {
                 Ok(record) => {
                     self.stats.records += 1;
                     return Some(Ok(record));
                 }
+                Err(DecodeError::UnknownVariant { .. }) => {
+                    // A kind, decoded form or enum value from a newer minor
+                    // version.
+                    self.stats.unknown_records += 1;
+                    continue;
+                }
                 Err(e) => {
-                    let text = e.to_string();
-                    if text.contains("unknown variant") {
-                        self.stats.unknown_records += 1;
-                        continue;
-                    }
                     let offset = self.block_offset;
-                    return Some(Err(self.damage(offset, 0, DamageKind::BadRecord(text), Some(1))));
+                    return Some(Err(self.damage(offset, 0, DamageKind::BadRecord(e.to_string()), Some(1))));
                 }
             }
         }

@@ -1,11 +1,14 @@
 //! The records a trace holds, inside their [`Record`] envelope.
 //!
-//! Every struct is encoded as a MessagePack map with field names, and empty
-//! optional fields are left out: a reader ignores fields it does not know
-//! and defaults fields it does not find, which is what lets a minor format
-//! version add fields (see `docs/trace-format.md`).
+//! In a trace file every struct is a MessagePack map keyed by field index
+//! and every enum with data a one-entry map keyed by variant index (see
+//! [`crate::codec`]); the indices are listed after each type with
+//! `codec_struct!`/`codec_enum!`. They are only ever appended: never
+//! reorder, renumber or reuse one (a removed field keeps its index
+//! reserved). JSON uses the serde implementations, with names.
 
 use crate::bytes::Payload;
+use crate::codec::{codec_enum, codec_struct};
 use crate::decoded::{Decoded, ExchangeSummary};
 use crate::small_enum::small_enum;
 use serde::{Deserialize, Serialize};
@@ -81,6 +84,8 @@ pub struct Record {
     pub body: Body,
 }
 
+codec_struct!(Record { ts = 0, src = 1, body = 2 });
+
 /// What a record says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -94,6 +99,8 @@ pub enum Body {
     Gap(Gap),
     Fallback(Fallback),
 }
+
+codec_enum!(Body { ConnOpen = 0, ConnClose = 1, Message = 2, Exchange = 3, Invocation = 4, Log = 5, Gap = 6, Fallback = 7 });
 
 impl Body {
     /// The record kind's name, as in JSON output.
@@ -154,6 +161,8 @@ pub struct ConnOpen {
     pub route: String,
 }
 
+codec_struct!(ConnOpen { conn = 0, protocol = 1, client = 2, server = 3, route = 4 });
+
 /// A connection ended (`ts`: when the last side closed).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnClose {
@@ -165,6 +174,8 @@ pub struct ConnClose {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+codec_struct!(ConnClose { conn = 0, bytes_to_server = 1, bytes_to_client = 2, error = 3 });
 
 /// One protocol message (or, on an opaque connection, one chunk), with its
 /// exact bytes. `ts` is the time of its first byte.
@@ -187,6 +198,8 @@ pub struct Message {
     pub redacted: bool,
 }
 
+codec_struct!(Message { conn = 0, dir = 1, last_ts = 2, offset = 3, data = 4, decoded = 5, redacted = 6 });
+
 /// A request paired with its response. `ts` is the request's first byte.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Exchange {
@@ -208,6 +221,18 @@ pub struct Exchange {
     pub attribution: Option<Attribution>,
 }
 
+codec_struct!(Exchange {
+    conn = 0,
+    request_last = 1,
+    response_first = 2,
+    response_last = 3,
+    request_bytes = 4,
+    response_bytes = 5,
+    status = 6,
+    summary = 7,
+    attribution = 8,
+});
+
 impl Exchange {
     /// Request start to response end, when a response came.
     pub fn latency(&self, ts: u64) -> Option<u64> {
@@ -222,6 +247,8 @@ pub struct Attribution {
     pub invocation: u64,
     pub method: AttributionMethod,
 }
+
+codec_struct!(Attribution { invocation = 0, method = 1 });
 
 /// An invocation of a lambda: one request from the gateway to a worker.
 /// `ts` is the request's first byte; its [`Exchange`] on the same
@@ -244,6 +271,8 @@ pub struct Invocation {
     pub trace_id: Option<String>,
 }
 
+codec_struct!(Invocation { id = 0, conn = 1, lambda = 2, platform = 3, request_id = 4, trace_id = 5 });
+
 /// One log line (`ts`: when it was read).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogLine {
@@ -253,6 +282,8 @@ pub struct LogLine {
     /// The line, without its line ending.
     pub text: String,
 }
+
+codec_struct!(LogLine { origin = 0, stream = 1, text = 2 });
 
 /// Data the recorder lost, and why (`ts`: when the loss was noticed).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -268,6 +299,8 @@ pub struct Gap {
     pub reason: String,
 }
 
+codec_struct!(Gap { conn = 0, dir = 1, bytes = 2, records = 3, reason = 4 });
+
 /// A connection switched to opaque recording (TLS, an HTTP upgrade, or
 /// bytes the decoder did not understand). `ts`: when.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -279,6 +312,8 @@ pub struct Fallback {
     pub offset: u64,
     pub reason: String,
 }
+
+codec_struct!(Fallback { conn = 0, dir = 1, offset = 2, reason = 3 });
 
 fn is_false(b: &bool) -> bool {
     !*b

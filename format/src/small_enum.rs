@@ -1,5 +1,6 @@
-//! Small fieldless enums that are one byte in MessagePack and a readable
-//! name in JSON (or any human-readable serde format).
+//! Small fieldless enums that are one byte in MessagePack (a trace file,
+//! through [`crate::codec::Codec`]) and a readable name in JSON (or any
+//! human-readable serde format).
 
 /// Defines `enum $name { $variant = code => "json name", ... }` with
 /// `Serialize`/`Deserialize` that write the code in binary formats and the
@@ -42,6 +43,24 @@ macro_rules! small_enum {
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 if s.is_human_readable() { s.serialize_str(self.name()) } else { s.serialize_u8(self.code()) }
+            }
+        }
+
+        impl $crate::codec::Codec for $name {
+            #[inline]
+            fn encode(&self, out: &mut Vec<u8>) {
+                $(const _: () = assert!($code < 128, "codes are positive fixints");)+
+                out.push(self.code());
+            }
+            #[inline]
+            fn empty() -> Self {
+                $name::ALL[0]
+            }
+            #[inline]
+            fn decode(r: &mut $crate::codec::Rd<'_>) -> Result<Self, $crate::codec::DecodeError> {
+                let code = r.uint(stringify!($name))?;
+                u8::try_from(code).ok().and_then($name::from_code)
+                    .ok_or($crate::codec::DecodeError::UnknownVariant { ty: stringify!($name), index: code })
             }
         }
 

@@ -12,7 +12,6 @@ use crate::block::{put_varint, BlockHeader, CODEC_STORED, CODEC_ZSTD, MAX_BLOCK}
 use crate::error::FormatError;
 use crate::header::Header;
 use crate::record::Record;
-use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -104,8 +103,7 @@ impl<W: Write> Writer<W> {
     /// Adds one record; seals and writes the block when it is full.
     pub fn write(&mut self, record: &Record) -> Result<(), FormatError> {
         self.scratch.clear();
-        let mut ser = rmp_serde::Serializer::new(&mut self.scratch).with_struct_map();
-        record.serialize(&mut ser).map_err(|e| FormatError::Encode(e.to_string()))?;
+        crate::codec::encode_record(record, &mut self.scratch);
         if self.scratch.len() > MAX_BLOCK as usize / 2 {
             return Err(FormatError::Encode(format!(
                 "record of {} bytes exceeds the {} byte limit",

@@ -10,7 +10,7 @@ use format::{DamageKind, FormatError, Header, Reader, Record, Writer, WriterOpti
 /// ends and the records each block holds.
 fn sample() -> (Vec<u8>, Vec<Record>, Vec<(usize, usize)>) {
     let records: Vec<Record> = Synth::new(SynthOptions::default()).take(240).collect();
-    let opts = WriterOptions { block_bytes: 4096, zstd_level: 3 };
+    let opts = WriterOptions { block_bytes: 2048, zstd_level: 3 };
     let mut w = Writer::new(Vec::new(), &Header::new("test", "t"), opts).unwrap();
     // (file length after the block, records written so far)
     let mut ends = Vec::new();
@@ -162,39 +162,93 @@ fn not_a_trace_is_refused() {
     assert!(matches!(Reader::new(&b""[..]), Err(FormatError::BadHeader(_))));
 }
 
-/// Records from a newer minor version: an unknown kind is skipped and
-/// counted; unknown fields in a known kind are ignored.
+/// Records from a newer minor version: an unknown kind, an unknown enum
+/// code, and an unknown variant of an inner enum are skipped and counted;
+/// unknown fields (integer keys past the known ones, and a string key) in
+/// known kinds are ignored; absent fields default.
 #[test]
 fn newer_minor_version_records_are_tolerated() {
-    use serde::Serialize;
+    use format::codec::{put_map_len, put_str, put_uint};
 
-    #[derive(Serialize)]
-    enum FutureBody {
-        #[serde(rename = "log")]
-        Log { origin: String, stream: u8, text: String, severity: String },
-        #[serde(rename = "span")]
-        Span { name: String },
+    // Record: ts 0, src 1, body 2; a future version adds field 3 ("shard").
+    fn record(out: &mut Vec<u8>, ts: u64, body: impl Fn(&mut Vec<u8>)) {
+        put_map_len(out, 4);
+        out.push(0);
+        put_uint(out, ts);
+        out.push(1);
+        put_uint(out, 0);
+        out.push(2);
+        body(out);
+        out.push(3); // unknown field
+        put_uint(out, 77);
     }
-    #[derive(Serialize)]
-    struct FutureRecord {
-        ts: u64,
-        src: u16,
-        body: FutureBody,
-        shard: u32,
+    // A log line (Body variant 5: origin 0, stream 1, text 2) with an
+    // unknown field 3 ("severity", a nested map even) and an unknown
+    // string key.
+    fn log(out: &mut Vec<u8>, stream: u64) {
+        put_map_len(out, 1);
+        out.push(5);
+        put_map_len(out, 5);
+        out.push(0);
+        put_str(out, "w");
+        out.push(1);
+        put_uint(out, stream);
+        out.push(2);
+        put_str(out, "hi");
+        out.push(3);
+        put_map_len(out, 1);
+        put_str(out, "level");
+        put_str(out, "info");
+        put_str(out, "x-note");
+        put_uint(out, 1);
     }
-    let future = [
-        FutureRecord { ts: 5, src: 0, body: FutureBody::Span { name: "x".into() }, shard: 1 },
-        FutureRecord {
-            ts: 6,
-            src: 0,
-            body: FutureBody::Log { origin: "w".into(), stream: 0, text: "hi".into(), severity: "info".into() },
-            shard: 2,
-        },
+    let futures: Vec<Box<dyn Fn(&mut Vec<u8>)>> = vec![
+        // An unknown kind (Body variant 8, "span").
+        Box::new(|out| {
+            record(out, 5, |out| {
+                put_map_len(out, 1);
+                out.push(8);
+                put_map_len(out, 1);
+                out.push(0);
+                put_str(out, "x");
+            })
+        }),
+        // A known kind with unknown fields.
+        Box::new(|out| record(out, 6, |out| log(out, 0))),
+        // A log stream code this build does not know.
+        Box::new(|out| record(out, 7, |out| log(out, 9))),
+        // A message whose decoded form is a variant this build does not
+        // know (Decoded 4); message fields: conn 0, dir 1, data 4, decoded 5.
+        Box::new(|out| {
+            record(out, 8, |out| {
+                put_map_len(out, 1);
+                out.push(2);
+                put_map_len(out, 3);
+                out.push(1);
+                put_uint(out, 1);
+                out.push(4);
+                put_map_len(out, 0);
+                out.push(5);
+                put_map_len(out, 1);
+                out.push(4);
+                put_map_len(out, 0);
+            })
+        }),
+        // A connection close with only its id: every other field defaults.
+        Box::new(|out| {
+            record(out, 9, |out| {
+                put_map_len(out, 1);
+                out.push(1);
+                put_map_len(out, 1);
+                out.push(0);
+                put_uint(out, 3);
+            })
+        }),
     ];
     let mut payload = Vec::new();
-    for r in &future {
+    for f in &futures {
         let mut one = Vec::new();
-        r.serialize(&mut rmp_serde::Serializer::new(&mut one).with_struct_map()).unwrap();
+        f(&mut one);
         format::block::put_varint(&mut payload, one.len() as u64);
         payload.extend_from_slice(&one);
     }
@@ -202,21 +256,27 @@ fn newer_minor_version_records_are_tolerated() {
     Header::new("future", "f").write_prefix(&mut file).unwrap();
     let h = format::block::BlockHeader {
         codec: format::block::CODEC_STORED,
-        count: 2,
+        count: futures.len() as u32,
         raw_len: payload.len() as u32,
         stored_len: payload.len() as u32,
         first_ts: 5,
-        last_ts: 6,
+        last_ts: 9,
         payload_crc: crc32fast::hash(&payload),
     };
     file.extend_from_slice(&h.encode());
     file.extend_from_slice(&payload);
     let mut reader = Reader::new(&file[..]).unwrap();
     let got: Vec<_> = reader.by_ref().collect();
-    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got.len(), 2, "{got:?}");
     let rec = got[0].as_ref().unwrap();
     assert_eq!(rec.ts, 6);
-    assert!(matches!(&rec.body, format::Body::Log(l) if l.text == "hi"));
-    assert_eq!(reader.stats().unknown_records, 1);
+    assert!(
+        matches!(&rec.body, format::Body::Log(l) if l.text == "hi" && l.origin == "w" && l.stream == format::LogStream::Stdout),
+        "{rec:?}"
+    );
+    let rec = got[1].as_ref().unwrap();
+    assert_eq!(rec.ts, 9);
+    assert_eq!(rec.body, format::Body::ConnClose(format::ConnClose { conn: 3, ..Default::default() }));
+    assert_eq!(reader.stats().unknown_records, 3);
     assert_eq!(reader.stats().damaged, 0);
 }
