@@ -345,12 +345,29 @@ impl<'a> Rd<'a> {
     /// An unsigned integer (any MessagePack integer form).
     #[inline]
     pub fn uint(&mut self, expected: &'static str) -> Result<u64> {
-        // Fast path: a positive fixint.
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
+        // Fast paths: a positive fixint, and the unsigned forms.
+        match self.peek()? {
+            b @ 0x00..=0x7f => {
                 self.pos += 1;
                 return Ok(b as u64);
             }
+            0xcc => {
+                self.pos += 1;
+                return Ok(self.byte()? as u64);
+            }
+            0xcd => {
+                self.pos += 1;
+                return Ok(u16::from_be_bytes(self.be()?) as u64);
+            }
+            0xce => {
+                self.pos += 1;
+                return Ok(u32::from_be_bytes(self.be()?) as u64);
+            }
+            0xcf => {
+                self.pos += 1;
+                return Ok(u64::from_be_bytes(self.be()?));
+            }
+            _ => {}
         }
         u64::try_from(self.integer(expected)?).map_err(|_| DecodeError::Range { expected })
     }
@@ -833,6 +850,26 @@ pub(crate) use {codec_enum, codec_struct};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_example_in_the_spec() {
+        // docs/trace-format.md, "Records".
+        let record = Record {
+            ts: 1000,
+            src: 0,
+            body: crate::Body::ConnClose(crate::ConnClose {
+                conn: 3,
+                bytes_to_server: 10,
+                bytes_to_client: 10,
+                error: None,
+            }),
+        };
+        let mut out = Vec::new();
+        encode_record(&record, &mut out);
+        let want = [0x82, 0x00, 0xcd, 0x03, 0xe8, 0x02, 0x81, 0x01, 0x83, 0x00, 0x03, 0x01, 0x0a, 0x02, 0x0a];
+        assert_eq!(out, want);
+        assert_eq!(decode_record(&out).unwrap(), record);
+    }
 
     #[test]
     fn integers_round_trip_in_every_width() {

@@ -111,7 +111,7 @@ fn garbage_between_blocks_is_skipped() {
     let split = ends[3].0;
     let mut bad = file[..split].to_vec();
     bad.extend_from_slice(b"OLBK this is not a block, just noise that starts like one");
-    bad.extend(std::iter::repeat(0xAB).take(5000));
+    bad.extend(std::iter::repeat_n(0xAB, 5000));
     bad.extend_from_slice(&file[split..]);
     let mut good = Vec::new();
     let mut damage = Vec::new();
@@ -202,7 +202,8 @@ fn newer_minor_version_records_are_tolerated() {
         put_str(out, "x-note");
         put_uint(out, 1);
     }
-    let futures: Vec<Box<dyn Fn(&mut Vec<u8>)>> = vec![
+    type Build = Box<dyn Fn(&mut Vec<u8>)>;
+    let futures: Vec<Build> = vec![
         // An unknown kind (Body variant 8, "span").
         Box::new(|out| {
             record(out, 5, |out| {
