@@ -99,9 +99,24 @@ pub struct CappedBytes {
 impl CappedBytes {
     /// Keeps all of `data` when it fits under `cap`, else a prefix and a hash.
     pub fn new(data: &[u8], cap: usize) -> CappedBytes {
-        let mut b = CappedBuilder::new(cap);
-        b.push(data);
-        b.finish()
+        if data.len() <= cap {
+            return CappedBytes { prefix: Bytes::copy_from_slice(data), len: data.len() as u64, hash: None };
+        }
+        CappedBytes {
+            prefix: Bytes::copy_from_slice(&data[..cap]),
+            len: data.len() as u64,
+            hash: Some(xxhash_rust::xxh3::xxh3_64(data)),
+        }
+    }
+
+    /// Like [`CappedBytes::new`] without copying: the prefix shares `data`'s
+    /// buffer. (A truncated prefix then keeps the whole buffer alive; use
+    /// `new` where the rest should be freed.)
+    pub fn from_bytes(data: Bytes, cap: usize) -> CappedBytes {
+        if data.len() <= cap {
+            return CappedBytes::whole(data);
+        }
+        CappedBytes { hash: Some(xxhash_rust::xxh3::xxh3_64(&data)), len: data.len() as u64, prefix: data.slice(..cap) }
     }
 
     /// Whole bytes, never truncated.
@@ -116,12 +131,17 @@ impl CappedBytes {
 
 /// Builds a [`CappedBytes`] from pieces that arrive one at a time (a body
 /// streamed across many reads), in memory bounded by the cap.
+///
+/// The hash is only computed for content that outgrows the cap: the hasher
+/// (about 550 bytes of state) is created at the first byte past the cap and
+/// fed the kept prefix first, so the digest is that of the whole content,
+/// and messages that fit cost no hashing at all.
 #[derive(Clone)]
 pub struct CappedBuilder {
     cap: usize,
     prefix: Vec<u8>,
     len: u64,
-    hasher: Xxh3,
+    hasher: Option<Box<Xxh3>>,
 }
 
 impl std::fmt::Debug for CappedBuilder {
@@ -132,14 +152,23 @@ impl std::fmt::Debug for CappedBuilder {
 
 impl CappedBuilder {
     pub fn new(cap: usize) -> CappedBuilder {
-        CappedBuilder { cap, prefix: Vec::new(), len: 0, hasher: Xxh3::new() }
+        CappedBuilder { cap, prefix: Vec::new(), len: 0, hasher: None }
     }
 
     pub fn push(&mut self, data: &[u8]) {
         let room = self.cap.saturating_sub(self.prefix.len());
-        self.prefix.extend_from_slice(&data[..room.min(data.len())]);
+        let kept = room.min(data.len());
+        self.prefix.extend_from_slice(&data[..kept]);
         self.len += data.len() as u64;
-        self.hasher.update(data);
+        if kept < data.len() {
+            let prefix = &self.prefix;
+            let hasher = self.hasher.get_or_insert_with(|| {
+                let mut h = Box::new(Xxh3::new());
+                h.update(prefix);
+                h
+            });
+            hasher.update(&data[kept..]);
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -151,11 +180,30 @@ impl CappedBuilder {
     }
 
     pub fn finish(self) -> CappedBytes {
-        let truncated = (self.prefix.len() as u64) < self.len;
-        CappedBytes {
-            hash: truncated.then(|| self.hasher.digest()),
-            prefix: Bytes::from(self.prefix),
-            len: self.len,
+        CappedBytes { hash: self.hasher.map(|h| h.digest()), prefix: Bytes::from(self.prefix), len: self.len }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_bytes_hash_the_whole_content_however_it_arrives() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for cap in [0, 1, 100, 4999, 5000, 6000] {
+            let whole = CappedBytes::new(&data, cap);
+            assert_eq!(whole, CappedBytes::from_bytes(Bytes::from(data.clone()), cap), "cap {cap}");
+            for piece in [1, 7, 100, 4096] {
+                let mut b = CappedBuilder::new(cap);
+                for chunk in data.chunks(piece) {
+                    b.push(chunk);
+                }
+                assert_eq!(b.finish(), whole, "cap {cap}, pieces of {piece}");
+            }
+            assert_eq!(whole.len, 5000);
+            assert_eq!(whole.prefix.len(), cap.min(5000));
+            assert_eq!(whole.hash, (cap < 5000).then(|| xxhash_rust::xxh3::xxh3_64(&data)));
         }
     }
 }
