@@ -703,7 +703,9 @@ impl<T: Codec> Codec for Vec<T> {
     fn decode_into(&mut self, r: &mut Rd<'_>) -> Result<()> {
         let n = r.array_len()?;
         self.clear();
-        self.reserve(n);
+        // `n` is checked against the bytes left, but a damaged length
+        // could still ask for far more memory than its elements will use.
+        self.reserve(n.min(1024));
         for _ in 0..n {
             self.push(T::decode(r)?);
         }

@@ -32,6 +32,35 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A record's bytes with some bytes changed, or cut short, decode to a
+    /// record or an error: never a panic or a runaway allocation.
+    #[test]
+    fn damaged_record_bytes_never_panic(
+        record in strategies::record(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut bytes = Vec::new();
+        format::codec::encode_record(&record, &mut bytes);
+        prop_assert_eq!(format::codec::decode_record(&bytes), Ok(record));
+        let cut = cut.index(bytes.len());
+        prop_assert!(format::codec::decode_record(&bytes[..cut]).is_err());
+        for (at, b) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+        let _ = format::codec::decode_record(&bytes);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = format::codec::decode_record(&bytes);
+    }
+}
+
 #[test]
 fn header_round_trips() {
     let mut h = Header::new("oltrace 9.9", "worker-7");
