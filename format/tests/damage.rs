@@ -4,7 +4,7 @@
 
 use format::block::BLOCK_HEADER_LEN;
 use format::synth::{Synth, SynthOptions};
-use format::{DamageKind, FormatError, Header, Reader, Record, Writer, WriterOptions};
+use format::{Damage, DamageKind, FormatError, Header, Reader, Record, Writer, WriterOptions};
 
 /// A sample trace in small blocks, with the file offset where each block
 /// ends and the records each block holds.
@@ -28,6 +28,19 @@ fn sample() -> (Vec<u8>, Vec<Record>, Vec<(usize, usize)>) {
     (file, records, ends)
 }
 
+/// Every record a reader yields, and every damage report, in order.
+fn read_all(reader: Reader<&[u8]>) -> (Vec<Record>, Vec<Damage>) {
+    let mut good = Vec::new();
+    let mut damage = Vec::new();
+    for item in reader {
+        match item {
+            Ok(r) => good.push(r),
+            Err(d) => damage.push(d),
+        }
+    }
+    (good, damage)
+}
+
 fn prefix_len(file: &[u8]) -> usize {
     Header::read_prefix(&mut &file[..]).unwrap().2 as usize
 }
@@ -47,14 +60,7 @@ fn cut_at_every_byte_offset() {
             Err(e) => panic!("cut at {cut}: unexpected error {e}"),
         };
         assert!(cut >= prefix);
-        let mut good = Vec::new();
-        let mut damage = Vec::new();
-        for item in reader {
-            match item {
-                Ok(r) => good.push(r),
-                Err(d) => damage.push(d),
-            }
-        }
+        let (good, damage) = read_all(reader);
         // Every block that ends at or before the cut comes back whole.
         let intact = ends.iter().filter(|(end, _)| *end <= cut).map(|(_, n)| *n).max().unwrap_or(0);
         assert_eq!(good.len(), intact, "cut at {cut}");
@@ -82,14 +88,7 @@ fn flipped_bytes_lose_only_their_block() {
         rng ^= rng << 17;
         let mut bad = file.clone();
         bad[pos] ^= 1 | (rng as u8);
-        let mut good = Vec::new();
-        let mut damage = Vec::new();
-        for item in Reader::new(&bad[..]).unwrap() {
-            match item {
-                Ok(r) => good.push(r),
-                Err(d) => damage.push(d),
-            }
-        }
+        let (good, damage) = read_all(Reader::new(&bad[..]).unwrap());
         // Which block holds `pos`: its records are lost, every other
         // block's are read back, in order.
         let k = ends.iter().position(|(end, _)| pos < *end).unwrap();
@@ -113,14 +112,7 @@ fn garbage_between_blocks_is_skipped() {
     bad.extend_from_slice(b"OLBK this is not a block, just noise that starts like one");
     bad.extend(std::iter::repeat_n(0xAB, 5000));
     bad.extend_from_slice(&file[split..]);
-    let mut good = Vec::new();
-    let mut damage = Vec::new();
-    for item in Reader::new(&bad[..]).unwrap() {
-        match item {
-            Ok(r) => good.push(r),
-            Err(d) => damage.push(d),
-        }
-    }
+    let (good, damage) = read_all(Reader::new(&bad[..]).unwrap());
     assert_eq!(good, records);
     assert_eq!(damage.len(), 1);
     assert_eq!(damage[0].kind, DamageKind::NotABlock);
