@@ -1,0 +1,650 @@
+//! Decoded wire events ([`wire::Event`]) to trace records ([`format::Record`]).
+//!
+//! The recording proxy feeds each connection's bytes to a [`wire::Session`]
+//! and turns every event it gets into one record with [`event_to_record`]:
+//!
+//! - a message becomes a [`format::Message`]: its exact bytes (capped as the
+//!   decoder capped them) and a [`format::Decoded`] summary;
+//! - an exchange becomes a [`format::Exchange`] with the protocol's
+//!   [`format::ExchangeSummary`] (attribution is left to the proxy);
+//! - a switch to opaque mode becomes a [`format::Fallback`].
+//!
+//! With `redact`, secrets are blanked in what is recorded (see
+//! [`crate::redact`]): PostgreSQL password/SASL/GSS messages, the values of
+//! HTTP `Authorization`, `Proxy-Authorization`, `Cookie` and `Set-Cookie`
+//! headers, and the Redis arguments [`wire::redis::RedisCommand::secret_args`]
+//! flags (`AUTH`, `HELLO ... AUTH`, `MIGRATE ... AUTH|AUTH2`, `CONFIG SET
+//! requirepass|masterauth`, `ACL SETUSER` passwords).
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use format::{BStr, Payload};
+use wire::pg::{self, PgMessage, PgValue};
+use wire::redis::{RedisCommand, RedisMessage, RespKind, RespValue};
+
+use crate::redact;
+
+/// How many bytes of a Redis reply's text, a Redis argument, a PostgreSQL
+/// parameter or a sample column value a decoded summary keeps. (The exact
+/// bytes are in the message's `data`.)
+pub const TEXT_CAP: usize = 256;
+/// How many Redis arguments a decoded summary keeps (command name included).
+pub const MAX_ARGS: usize = 64;
+
+/// Turns one decoded event of connection `conn` into the record the trace
+/// holds. `redact`: blank secrets in what is recorded (never in what is
+/// forwarded); the message then says `redacted: true`.
+///
+/// Record times: a message's `ts` is its first byte, an exchange's the
+/// request's first byte, a fallback's the moment of the switch; `src` is 0.
+///
+/// Messages (`decoded` is `None` for opaque chunks):
+/// - HTTP: method, target, version, `Content-Type`, de-chunked body length
+///   and the chunked flag of requests; status, reason and the same body
+///   fields of responses.
+/// - PostgreSQL: `kind` is the protocol documentation's message name
+///   (`Query`, `Parse`, `Bind`, `DataRow` for a coalesced run of DataRows,
+///   `AuthenticationMD5Password`, `PasswordMessage`, `StartupMessage`,
+///   `SSLRequest`, `SSLResponse` for the one-byte answer, `Malformed` for a
+///   message whose body did not parse, ...). `sql`, `statement`, `params`
+///   (Bind and FunctionCall values as text: text-format values as sent,
+///   binary ones as `\x` hex), `columns`, `rows` (the decoder's sample),
+///   `row_count` (DataRow runs), `tag` and `error` (ErrorResponse and
+///   NoticeResponse) where the message has them; everything else named in
+///   `fields` (startup parameters, ParameterStatus, BackendKeyData `pid` and
+///   `secret_key`, ReadyForQuery `status` as `I`/`T`/`E`, a notification's
+///   `pid`/`channel`/`payload`, Describe/Close `target` and Execute
+///   `portal`/`max_rows`, COPY `format`/`count`, SASL `mechanism`/`data`,
+///   `password`, ...). Values are capped at [`TEXT_CAP`] bytes; SQL is not.
+/// - Redis: `kind` `command` (arguments, name first, as sent, at most
+///   [`MAX_ARGS`] of at most [`TEXT_CAP`] bytes each), `reply` or `push`
+///   (a [`format::RedisReply`]: the RESP type, looking through attributes;
+///   text of strings, errors, doubles, big numbers, verbatim strings and
+///   booleans, capped; the integer; an aggregate's element count as its
+///   header said).
+///
+/// Exchanges:
+/// - HTTP: method, target, host, final status, de-chunked body lengths
+///   (0 without a response).
+/// - PostgreSQL: the SQL of each statement in order (`""` for a statement
+///   prepared before the recording began), `extended` for Parse/Bind/Execute
+///   exchanges, command tags, rows returned, the first error, the closing
+///   transaction status. Startup, cancel, terminate and fast-path
+///   function-call exchanges map too, with no statements and no tags: what
+///   they carry of interest (how long the authentication took, whether it
+///   failed and with which error, the transaction status) fits the common
+///   fields, and the user, database and authentication method are in the
+///   StartupMessage and Authentication message records of the same
+///   connection.
+/// - Redis: the upper-case command name, the other arguments (capped as
+///   above), and the first reply's summary.
+pub fn event_to_record(conn: u64, event: wire::Event, redact: bool) -> format::Record {
+    match event {
+        wire::Event::Message(m) => message_record(conn, m, redact),
+        wire::Event::Exchange(e) => exchange_record(conn, e, redact),
+        wire::Event::Opaque { reason, dir, offset, ts } => format::Record {
+            ts,
+            src: 0,
+            body: format::Body::Fallback(format::Fallback { conn, dir: direction(dir), offset, reason }),
+        },
+    }
+}
+
+/// Direction, one to one.
+pub fn direction(d: wire::Direction) -> format::Direction {
+    match d {
+        wire::Direction::ToServer => format::Direction::ToServer,
+        wire::Direction::ToClient => format::Direction::ToClient,
+    }
+}
+
+/// Exchange status, one to one.
+pub fn exchange_status(s: wire::ExchangeStatus) -> format::ExchangeStatus {
+    match s {
+        wire::ExchangeStatus::Complete => format::ExchangeStatus::Complete,
+        wire::ExchangeStatus::Unanswered => format::ExchangeStatus::Unanswered,
+        wire::ExchangeStatus::NoReply => format::ExchangeStatus::NoReply,
+    }
+}
+
+fn message_record(conn: u64, m: wire::Message, redact: bool) -> format::Record {
+    let mut bytes = m.raw.prefix.to_vec();
+    let mut redacted = false;
+    let decoded = match &m.kind {
+        wire::MessageKind::Opaque => None,
+        wire::MessageKind::Http(h) => {
+            if redact && redact::http_head(&mut bytes) {
+                redacted = true;
+            }
+            Some(http_decoded(h))
+        }
+        wire::MessageKind::Pg(p) => {
+            if redact && p.is_secret() {
+                redact::pg_secret_message(&mut bytes);
+                redacted = true;
+                Some(format::Decoded::Pg(pg_decoded(&p.redacted())))
+            } else {
+                Some(format::Decoded::Pg(pg_decoded(p)))
+            }
+        }
+        wire::MessageKind::Redis(r) => {
+            let mut d = redis_decoded(r, &m.raw.prefix);
+            if redact {
+                if let RedisMessage::Command(c) = r {
+                    let secret = c.secret_args();
+                    if !secret.is_empty() {
+                        redact::redis_command(&mut bytes, c.inline, &secret);
+                        blank_args(&mut d.args, &secret, 0);
+                        redacted = true;
+                    }
+                }
+            }
+            Some(format::Decoded::Redis(d))
+        }
+    };
+    format::Record {
+        ts: m.first_ts,
+        src: 0,
+        body: format::Body::Message(format::Message {
+            conn,
+            dir: direction(m.dir),
+            last_ts: m.last_ts,
+            offset: m.offset,
+            data: Payload { bytes: BStr(bytes), len: m.raw.len, hash: m.raw.hash },
+            decoded,
+            redacted,
+        }),
+    }
+}
+
+fn exchange_record(conn: u64, e: wire::Exchange, redact: bool) -> format::Record {
+    let summary = match &e.detail {
+        wire::ExchangeDetail::Http(h) => format::ExchangeSummary::Http(format::HttpExchange {
+            method: lossy(&h.method),
+            target: lossy(&h.target),
+            host: h.host.as_ref().map(lossy),
+            status: h.status,
+            request_body_len: h.request_content_length,
+            response_body_len: h.response_content_length.unwrap_or(0),
+        }),
+        wire::ExchangeDetail::Pg(p) => format::ExchangeSummary::Pg(pg_exchange(p)),
+        wire::ExchangeDetail::Redis(r) => {
+            let mut args: Vec<BStr> = r.args.iter().skip(1).take(MAX_ARGS - 1).map(cap_bytes).collect();
+            if redact {
+                let cmd = RedisCommand { args: r.args.clone(), inline: r.inline };
+                blank_args(&mut args, &cmd.secret_args(), 1);
+            }
+            format::ExchangeSummary::Redis(format::RedisExchange {
+                command: lossy(&r.command),
+                args,
+                reply: r.reply.as_ref().map(|s| {
+                    let mut reply = match &r.value {
+                        Some(v) => reply_summary(v, None),
+                        None => format::RedisReply { kind: resp_kind_name(s.kind).to_owned(), ..Default::default() },
+                    };
+                    if is_aggregate(s.kind) {
+                        reply.len = s.len.or(reply.len);
+                    }
+                    if reply.integer.is_none() {
+                        reply.integer = s.integer;
+                    }
+                    if reply.text.is_none() {
+                        reply.text = s.error.as_deref().map(cap_bytes);
+                    }
+                    reply
+                }),
+            })
+        }
+    };
+    format::Record {
+        ts: e.timings.request_first,
+        src: 0,
+        body: format::Body::Exchange(format::Exchange {
+            conn,
+            request_last: e.timings.request_last,
+            response_first: e.timings.response_first,
+            response_last: e.timings.response_last,
+            request_bytes: e.request_bytes,
+            response_bytes: e.response_bytes,
+            status: exchange_status(e.status),
+            summary,
+            attribution: None,
+        }),
+    }
+}
+
+// ----- helpers -----
+
+fn lossy(b: &Bytes) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// At most [`TEXT_CAP`] bytes of `s`, cut at a character boundary.
+fn cap_str(s: &str) -> String {
+    if s.len() <= TEXT_CAP {
+        return s.to_owned();
+    }
+    let mut end = TEXT_CAP;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+fn cap_text(b: &[u8]) -> String {
+    cap_str(&String::from_utf8_lossy(&b[..b.len().min(TEXT_CAP + 4)]))
+}
+
+fn cap_bytes(b: &[u8]) -> BStr {
+    BStr(b[..b.len().min(TEXT_CAP)].to_vec())
+}
+
+/// Replaces the arguments at `indices` (shifted down by `shift`) with stars.
+fn blank_args(args: &mut [BStr], indices: &[usize], shift: usize) {
+    for &i in indices {
+        if let Some(a) = i.checked_sub(shift).and_then(|j| args.get_mut(j)) {
+            a.0 = redact::stars(a.0.len());
+        }
+    }
+}
+
+// ----- HTTP -----
+
+fn http_decoded(h: &wire::http::HttpMessage) -> format::Decoded {
+    let minor = |v: wire::http::HttpVersion| match v {
+        wire::http::HttpVersion::Http10 => 0,
+        wire::http::HttpVersion::Http11 => 1,
+    };
+    let content_type = h.header("content-type").map(lossy);
+    match h {
+        wire::http::HttpMessage::Request(r) => format::Decoded::HttpRequest(format::HttpRequest {
+            method: lossy(&r.method),
+            target: lossy(&r.target),
+            version: minor(r.version),
+            content_type,
+            body_len: r.body.len,
+            chunked: r.chunked,
+        }),
+        wire::http::HttpMessage::Response(r) => format::Decoded::HttpResponse(format::HttpResponse {
+            status: r.status,
+            reason: lossy(&r.reason),
+            version: minor(r.version),
+            content_type,
+            body_len: r.body.len,
+            chunked: r.chunked,
+        }),
+    }
+}
+
+// ----- PostgreSQL -----
+
+fn pg_value(v: &PgValue) -> Option<String> {
+    match v {
+        PgValue::Null => None,
+        PgValue::Text(s) => Some(cap_str(s)),
+        PgValue::Raw { data, .. } => Some(hex(data)),
+    }
+}
+
+/// `\x` and hex of at most [`TEXT_CAP`] / 2 bytes.
+fn hex(b: &[u8]) -> String {
+    use std::fmt::Write;
+    let b = &b[..b.len().min(TEXT_CAP / 2 - 1)];
+    let mut s = String::with_capacity(2 + 2 * b.len());
+    s.push_str("\\x");
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
+}
+
+fn pg_error(e: &pg::ErrorFields) -> format::PgError {
+    format::PgError {
+        severity: lossy(&e.severity),
+        code: lossy(&e.code),
+        message: lossy(&e.message),
+        detail: e.detail.as_ref().map(lossy),
+        hint: e.hint.as_ref().map(lossy),
+    }
+}
+
+fn txn_char(s: pg::TransactionStatus) -> String {
+    match s {
+        pg::TransactionStatus::Idle => "I".to_owned(),
+        pg::TransactionStatus::InTransaction => "T".to_owned(),
+        pg::TransactionStatus::Failed => "E".to_owned(),
+        pg::TransactionStatus::Unknown(b) => cap_text(&[b]),
+    }
+}
+
+fn target_char(t: pg::Target) -> String {
+    (t.byte() as char).to_string()
+}
+
+fn oids(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The [`format::PgMessage`] summary of one message (see [`event_to_record`]).
+pub fn pg_decoded(p: &PgMessage) -> format::PgMessage {
+    use pg::Authentication as A;
+    let mut d = format::PgMessage::default();
+    let f = |k: &str, v: String| (k.to_owned(), v);
+    let kind: Cow<'static, str> = match p {
+        PgMessage::SslRequest => "SSLRequest".into(),
+        PgMessage::GssEncRequest => "GSSENCRequest".into(),
+        PgMessage::Startup(s) => {
+            let (major, minor) = (s.protocol >> 16, s.protocol & 0xffff);
+            if (major, minor) != (3, 0) {
+                d.fields.push(f("protocol", format!("{major}.{minor}")));
+            }
+            d.fields.extend(s.params.iter().map(|(k, v)| (lossy(k), cap_text(v))));
+            "StartupMessage".into()
+        }
+        PgMessage::CancelRequest { pid, secret_key } => {
+            d.fields.push(f("pid", pid.to_string()));
+            d.fields.push(f("secret_key", secret_key.to_string()));
+            "CancelRequest".into()
+        }
+        PgMessage::SslResponse { accepted } => {
+            d.fields.push(f("accepted", accepted.to_string()));
+            "SSLResponse".into()
+        }
+        PgMessage::GssEncResponse { accepted } => {
+            d.fields.push(f("accepted", accepted.to_string()));
+            "GSSENCResponse".into()
+        }
+        PgMessage::Authentication(a) => match a {
+            A::Ok => "AuthenticationOk".into(),
+            A::CleartextPassword => "AuthenticationCleartextPassword".into(),
+            A::Md5Password { salt } => {
+                d.fields.push(f("salt", hex(salt)));
+                "AuthenticationMD5Password".into()
+            }
+            A::Sasl { mechanisms } => {
+                d.fields.extend(mechanisms.iter().map(|m| f("mechanism", lossy(m))));
+                "AuthenticationSASL".into()
+            }
+            A::SaslContinue { data } => {
+                d.fields.push(f("data", cap_text(data)));
+                "AuthenticationSASLContinue".into()
+            }
+            A::SaslFinal { data } => {
+                d.fields.push(f("data", cap_text(data)));
+                "AuthenticationSASLFinal".into()
+            }
+            A::Other { code, data } => {
+                use pg::tags::auth;
+                if !data.is_empty() {
+                    d.fields.push(f("data", hex(data)));
+                }
+                match *code {
+                    auth::KERBEROS_V5 => "AuthenticationKerberosV5".into(),
+                    auth::GSS => "AuthenticationGSS".into(),
+                    auth::GSS_CONTINUE => "AuthenticationGSSContinue".into(),
+                    auth::SSPI => "AuthenticationSSPI".into(),
+                    other => {
+                        d.fields.insert(0, f("code", other.to_string()));
+                        "Authentication".into()
+                    }
+                }
+            }
+        },
+        PgMessage::Password { password } => {
+            d.fields.push(f("password", cap_text(password)));
+            "PasswordMessage".into()
+        }
+        PgMessage::SaslInitialResponse { mechanism, data } => {
+            d.fields.push(f("mechanism", lossy(mechanism)));
+            if let Some(data) = data {
+                d.fields.push(f("data", cap_text(data)));
+            }
+            "SASLInitialResponse".into()
+        }
+        PgMessage::SaslResponse { data } => {
+            d.fields.push(f("data", cap_text(data)));
+            "SASLResponse".into()
+        }
+        PgMessage::GssResponse { data } => {
+            d.fields.push(f("data", cap_text(data)));
+            "GSSResponse".into()
+        }
+        PgMessage::ParameterStatus { name, value } => {
+            d.fields.push((lossy(name), cap_text(value)));
+            "ParameterStatus".into()
+        }
+        PgMessage::BackendKeyData { pid, secret_key } => {
+            d.fields.push(f("pid", pid.to_string()));
+            d.fields.push(f("secret_key", secret_key.to_string()));
+            "BackendKeyData".into()
+        }
+        PgMessage::ReadyForQuery { status } => {
+            d.fields.push(f("status", txn_char(*status)));
+            "ReadyForQuery".into()
+        }
+        PgMessage::NegotiateProtocolVersion { minor, unrecognized } => {
+            d.fields.push(f("minor", minor.to_string()));
+            d.fields.extend(unrecognized.iter().map(|o| f("unrecognized", lossy(o))));
+            "NegotiateProtocolVersion".into()
+        }
+        PgMessage::Query { sql } => {
+            d.sql = Some(lossy(sql));
+            "Query".into()
+        }
+        PgMessage::Parse { name, sql, param_types } => {
+            d.statement = Some(lossy(name));
+            d.sql = Some(lossy(sql));
+            if !param_types.is_empty() {
+                d.fields.push(f("param_types", oids(param_types)));
+            }
+            "Parse".into()
+        }
+        PgMessage::Bind(b) => {
+            d.statement = Some(lossy(&b.statement));
+            if !b.portal.is_empty() {
+                d.fields.push(f("portal", lossy(&b.portal)));
+            }
+            d.params = b
+                .params
+                .iter()
+                .enumerate()
+                .map(|(i, v)| pg_value(&pg::values::decode_value(0, pg::format_at(&b.param_formats, i), v.as_ref())))
+                .collect();
+            "Bind".into()
+        }
+        PgMessage::Describe { target, name } => {
+            d.fields.push(f("target", target_char(*target)));
+            match target {
+                pg::Target::Statement => d.statement = Some(lossy(name)),
+                pg::Target::Portal => d.fields.push(f("portal", lossy(name))),
+            }
+            "Describe".into()
+        }
+        PgMessage::Execute { portal, max_rows } => {
+            d.fields.push(f("portal", lossy(portal)));
+            d.fields.push(f("max_rows", max_rows.to_string()));
+            "Execute".into()
+        }
+        PgMessage::Sync => "Sync".into(),
+        PgMessage::Flush => "Flush".into(),
+        PgMessage::Close { target, name } => {
+            d.fields.push(f("target", target_char(*target)));
+            match target {
+                pg::Target::Statement => d.statement = Some(lossy(name)),
+                pg::Target::Portal => d.fields.push(f("portal", lossy(name))),
+            }
+            "Close".into()
+        }
+        PgMessage::FunctionCall { function, arg_formats, args, result_format: _ } => {
+            d.fields.push(f("function", function.to_string()));
+            d.params = args
+                .iter()
+                .enumerate()
+                .map(|(i, v)| pg_value(&pg::values::decode_value(0, pg::format_at(arg_formats, i), v.as_ref())))
+                .collect();
+            "FunctionCall".into()
+        }
+        PgMessage::Terminate => "Terminate".into(),
+        PgMessage::ParseComplete => "ParseComplete".into(),
+        PgMessage::BindComplete => "BindComplete".into(),
+        PgMessage::CloseComplete => "CloseComplete".into(),
+        PgMessage::ParameterDescription { types } => {
+            d.fields.push(f("types", oids(types)));
+            "ParameterDescription".into()
+        }
+        PgMessage::RowDescription { columns } => {
+            d.columns = columns.iter().map(|c| c.name_str().into_owned()).collect();
+            "RowDescription".into()
+        }
+        PgMessage::NoData => "NoData".into(),
+        PgMessage::PortalSuspended => "PortalSuspended".into(),
+        PgMessage::DataRows { count, len: _, rows } => {
+            d.row_count = Some(*count);
+            d.rows = rows.iter().map(|r| r.iter().map(pg_value).collect()).collect();
+            "DataRow".into()
+        }
+        PgMessage::CommandComplete { tag } => {
+            d.tag = Some(lossy(tag));
+            "CommandComplete".into()
+        }
+        PgMessage::EmptyQueryResponse => "EmptyQueryResponse".into(),
+        PgMessage::CopyResponse(c) => {
+            d.fields.push(f("format", c.format.to_string()));
+            d.fields.push(f("columns", c.column_formats.len().to_string()));
+            match c.direction {
+                pg::CopyDirection::In => "CopyInResponse".into(),
+                pg::CopyDirection::Out => "CopyOutResponse".into(),
+                pg::CopyDirection::Both => "CopyBothResponse".into(),
+            }
+        }
+        PgMessage::CopyData { count, len: _ } => {
+            d.fields.push(f("count", count.to_string()));
+            "CopyData".into()
+        }
+        PgMessage::CopyDone => "CopyDone".into(),
+        PgMessage::CopyFail { message } => {
+            d.fields.push(f("message", cap_text(message)));
+            "CopyFail".into()
+        }
+        PgMessage::FunctionCallResponse { value } => {
+            d.rows = vec![vec![value.as_ref().map(|v| cap_text(v))]];
+            d.row_count = Some(1);
+            "FunctionCallResponse".into()
+        }
+        PgMessage::ErrorResponse(e) => {
+            d.error = Some(pg_error(e));
+            "ErrorResponse".into()
+        }
+        PgMessage::NoticeResponse(e) => {
+            d.error = Some(pg_error(e));
+            "NoticeResponse".into()
+        }
+        PgMessage::NotificationResponse { pid, channel, payload } => {
+            d.fields.push(f("pid", pid.to_string()));
+            d.fields.push(f("channel", lossy(channel)));
+            d.fields.push(f("payload", cap_text(payload)));
+            "NotificationResponse".into()
+        }
+        PgMessage::Malformed { tag, reason } => {
+            d.fields.push(f("tag", if tag.is_ascii_graphic() { (*tag as char).to_string() } else { tag.to_string() }));
+            d.fields.push(f("reason", (*reason).to_owned()));
+            "Malformed".into()
+        }
+    };
+    d.kind = kind.into_owned();
+    d
+}
+
+fn pg_exchange(p: &pg::PgExchange) -> format::PgExchange {
+    format::PgExchange {
+        statements: p.statements.iter().map(|s| s.sql_str().into_owned()).collect(),
+        extended: p.kind == pg::PgExchangeKind::Extended,
+        tags: p.command_tags().into_iter().map(Cow::into_owned).collect(),
+        rows: p.rows_returned(),
+        error: p.error.as_ref().map(pg_error),
+        txn: p.transaction_status.map(txn_char),
+    }
+}
+
+// ----- Redis -----
+
+/// The RESP type names of [`format::RedisReply::kind`].
+fn resp_kind_name(k: RespKind) -> &'static str {
+    match k {
+        RespKind::Simple => "simple",
+        RespKind::Error | RespKind::BulkError => "error",
+        RespKind::Integer => "integer",
+        RespKind::Bulk => "bulk",
+        RespKind::NullBulk | RespKind::NullArray | RespKind::Null => "null",
+        RespKind::Array => "array",
+        RespKind::Map => "map",
+        RespKind::Set => "set",
+        RespKind::Push => "push",
+        RespKind::Boolean => "bool",
+        RespKind::Double => "double",
+        RespKind::BigNumber => "big_number",
+        RespKind::Verbatim => "verbatim",
+        // Looked through before naming; kept total for safety.
+        RespKind::Attribute => "attribute",
+    }
+}
+
+fn is_aggregate(k: RespKind) -> bool {
+    matches!(k, RespKind::Array | RespKind::Map | RespKind::Set | RespKind::Push)
+}
+
+/// The summary of a value. `raw`, when given, is the frame's raw bytes:
+/// an aggregate's element count is then read from its header, which stays
+/// right when the cap cut the value.
+fn reply_summary(v: &RespValue, raw: Option<&[u8]>) -> format::RedisReply {
+    let top = v.unattributed();
+    let kind = top.kind();
+    let mut r = format::RedisReply { kind: resp_kind_name(kind).to_owned(), ..Default::default() };
+    match top {
+        RespValue::Integer(n) => r.integer = Some(*n),
+        RespValue::Boolean(b) => r.text = Some(BStr::from(if *b { "true" } else { "false" })),
+        RespValue::Verbatim(_) => {
+            let text = top.verbatim_parts().map(|(_, t)| t).or(top.as_bytes().map(|b| &b[..]));
+            r.text = text.map(cap_bytes);
+        }
+        RespValue::Array(v) | RespValue::Set(v) | RespValue::Push(v) => r.len = Some(v.len() as u64),
+        RespValue::Map(m) => r.len = Some(m.len() as u64),
+        other => r.text = other.as_bytes().map(|b| cap_bytes(b)),
+    }
+    if is_aggregate(kind) && std::ptr::eq(top, v) {
+        if let Some(n) = raw.and_then(|raw| header_count(raw, kind.type_byte())) {
+            r.len = Some(n);
+        }
+    }
+    r
+}
+
+/// The count of `<ty>N\r\n` at the start of `raw`.
+fn header_count(raw: &[u8], ty: u8) -> Option<u64> {
+    if *raw.first()? != ty {
+        return None;
+    }
+    let cr = raw.iter().position(|&b| b == b'\r')?;
+    std::str::from_utf8(&raw[1..cr]).ok()?.parse().ok()
+}
+
+fn redis_decoded(r: &RedisMessage, raw: &[u8]) -> format::RedisMessage {
+    match r {
+        RedisMessage::Command(c) => format::RedisMessage {
+            kind: "command".to_owned(),
+            args: c.args.iter().take(MAX_ARGS).map(cap_bytes).collect(),
+            reply: None,
+        },
+        RedisMessage::Reply(f) => format::RedisMessage {
+            kind: "reply".to_owned(),
+            args: Vec::new(),
+            reply: Some(reply_summary(&f.value, Some(raw))),
+        },
+        RedisMessage::Push(f) => format::RedisMessage {
+            kind: "push".to_owned(),
+            args: Vec::new(),
+            reply: Some(reply_summary(&f.value, Some(raw))),
+        },
+    }
+}

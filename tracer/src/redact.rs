@@ -1,0 +1,289 @@
+//! Blanking secrets in recorded message bytes, in place.
+//!
+//! Every function here overwrites secret bytes with `*` of the same length,
+//! so lengths, offsets and framing (a PostgreSQL length field, a RESP
+//! `$len`, the positions of the other HTTP header fields) stay valid. Each
+//! works on a possibly truncated prefix of the message (the recorder keeps
+//! messages up to a cap) and only blanks what is present. They change what
+//! is recorded, never what the proxy forwards.
+
+/// The byte secrets are replaced with.
+pub const STAR: u8 = b'*';
+
+/// HTTP header fields whose values are blanked (compared ASCII
+/// case-insensitively).
+pub const HTTP_SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "set-cookie"];
+
+/// `n` stars.
+pub fn stars(n: usize) -> Vec<u8> {
+    vec![STAR; n]
+}
+
+/// A PostgreSQL message that carries a secret (PasswordMessage,
+/// SASLInitialResponse, SASLResponse, GSSResponse: all tagged, so a 1-byte
+/// tag and a 4-byte length): blanks everything after the 5-byte header.
+/// Returns true when something was blanked.
+pub fn pg_secret_message(raw: &mut [u8]) -> bool {
+    match raw.get_mut(5..) {
+        Some(body) if !body.is_empty() => {
+            body.fill(STAR);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// An HTTP/1.x message (head first, then whatever body was kept): blanks the
+/// values of the [`HTTP_SECRET_HEADERS`] fields in the head, continuation
+/// lines (obsolete line folding) included. Stops at the empty line that ends
+/// the head, or at the end of the kept bytes. Returns true when a secret
+/// field was found.
+pub fn http_head(raw: &mut [u8]) -> bool {
+    // Skip empty lines a client may send before the request line, then the
+    // start line itself.
+    let mut pos = 0;
+    while let Some(&b) = raw.get(pos) {
+        if b == b'\r' || b == b'\n' {
+            pos += 1;
+        } else {
+            break;
+        }
+    }
+    let Some(nl) = raw[pos..].iter().position(|&b| b == b'\n') else { return false };
+    pos += nl + 1;
+    let mut found = false;
+    let mut in_secret = false;
+    while pos < raw.len() {
+        let nl = raw[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i);
+        let mut end = nl.unwrap_or(raw.len());
+        if end > pos && raw[end - 1] == b'\r' {
+            end -= 1;
+        }
+        if end == pos {
+            break; // the empty line: end of head
+        }
+        if matches!(raw[pos], b' ' | b'\t') {
+            // obs-fold: the previous field's value goes on.
+            if in_secret {
+                blank_trimmed(&mut raw[pos..end]);
+            }
+        } else {
+            in_secret = false;
+            if let Some(colon) = raw[pos..end].iter().position(|&b| b == b':').map(|i| pos + i) {
+                let name = trim_ows(&raw[pos..colon]);
+                if HTTP_SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes())) {
+                    in_secret = true;
+                    found = true;
+                    blank_trimmed(&mut raw[colon + 1..end]);
+                }
+            }
+        }
+        match nl {
+            Some(n) => pos = n + 1,
+            None => break,
+        }
+    }
+    found
+}
+
+fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim_ows(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| !is_ows(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| !is_ows(b)).map_or(start, |i| i + 1);
+    &s[start..end.max(start)]
+}
+
+/// Blanks `s` without its leading and trailing spaces and tabs.
+fn blank_trimmed(s: &mut [u8]) {
+    let start = s.iter().position(|&b| !is_ows(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| !is_ows(b)).map_or(start, |i| i + 1);
+    s[start..end.max(start)].fill(STAR);
+}
+
+/// A Redis command's raw bytes: blanks the arguments at `indices` (0 = the
+/// command name), for a RESP array of bulk strings or an inline command
+/// line. Returns true when some bytes were blanked.
+pub fn redis_command(raw: &mut [u8], inline: bool, indices: &[usize]) -> bool {
+    if indices.is_empty() {
+        return false;
+    }
+    let spans = if inline { inline_spans(raw) } else { resp_array_spans(raw) };
+    let mut any = false;
+    for &i in indices {
+        if let Some(&(s, e)) = spans.get(i) {
+            if s < e {
+                raw[s..e].fill(STAR);
+                any = true;
+            }
+        }
+    }
+    any
+}
+
+/// Byte spans of the payloads of a RESP array of bulk strings
+/// (`*N\r\n$len\r\n...\r\n...`), clipped to the bytes present.
+pub fn resp_array_spans(raw: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let Some((n, mut pos)) = int_line(raw, 0, b'*') else { return spans };
+    for _ in 0..n {
+        let Some((len, start)) = int_line(raw, pos, b'$') else { break };
+        let Some(end) = start.checked_add(len as usize) else { break };
+        spans.push((start.min(raw.len()), end.min(raw.len())));
+        if end >= raw.len() {
+            break;
+        }
+        pos = end + 2;
+    }
+    spans
+}
+
+/// Reads `<ty><digits>\r\n` at `pos`: the number (negative: none) and the
+/// position after the line.
+fn int_line(raw: &[u8], pos: usize, ty: u8) -> Option<(u64, usize)> {
+    if *raw.get(pos)? != ty {
+        return None;
+    }
+    let rest = raw.get(pos + 1..)?;
+    let cr = rest.iter().position(|&b| b == b'\r')?;
+    let n: u64 = std::str::from_utf8(&rest[..cr]).ok()?.parse().ok()?;
+    if rest.get(cr + 1) != Some(&b'\n') {
+        return None;
+    }
+    Some((n, pos + 1 + cr + 2))
+}
+
+/// Raw byte spans of the words of an inline command line, quotes included,
+/// split the way Redis does (and the decoder does: `sdssplitargs`, or plain
+/// whitespace words when quotes are unbalanced).
+pub fn inline_spans(raw: &[u8]) -> Vec<(usize, usize)> {
+    let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
+    let mut line = &raw[..line_end];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    sds_spans(line).unwrap_or_else(|| {
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, &c) in line.iter().enumerate() {
+            match (c.is_ascii_whitespace(), start) {
+                (true, Some(s)) => {
+                    spans.push((s, i));
+                    start = None;
+                }
+                (false, None) => start = Some(i),
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            spans.push((s, line.len()));
+        }
+        spans
+    })
+}
+
+/// `sdssplitargs` word boundaries; `None` on unbalanced quotes.
+fn sds_spans(line: &[u8]) -> Option<Vec<(usize, usize)>> {
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let mut spans = Vec::new();
+    let mut p = 0;
+    loop {
+        while line.get(p).is_some_and(|&c| is_space(c)) {
+            p += 1;
+        }
+        let Some(&c0) = line.get(p) else { break };
+        if c0 == 0 {
+            break;
+        }
+        let start = p;
+        let mut inq = false;
+        let mut insq = false;
+        let end;
+        loop {
+            let c = line.get(p).copied();
+            if inq || insq {
+                let c = c?;
+                if c == b'\\' && line.get(p + 1).is_some() {
+                    p += 2;
+                } else if (inq && c == b'"') || (insq && c == b'\'') {
+                    if line.get(p + 1).is_some_and(|&n| !is_space(n)) {
+                        return None;
+                    }
+                    p += 1;
+                    end = p;
+                    break;
+                } else {
+                    p += 1;
+                }
+            } else {
+                match c {
+                    None | Some(0) => {
+                        end = p;
+                        break;
+                    }
+                    Some(b' ' | b'\n' | b'\r' | b'\t') => {
+                        end = p;
+                        p += 1;
+                        break;
+                    }
+                    Some(b'"') => inq = true,
+                    Some(b'\'') => insq = true,
+                    Some(_) => {}
+                }
+                p += 1;
+            }
+        }
+        spans.push((start, end));
+        if line.get(end) == Some(&0) {
+            break;
+        }
+    }
+    Some(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_values_blanked_in_place() {
+        let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization:  Bearer x \r\nCOOKIE: a=b;\r\n c=d\r\nX: y\r\n\r\nCookie: body".to_vec();
+        assert!(http_head(&mut raw));
+        assert_eq!(
+            &raw[..],
+            &b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization:  ******** \r\nCOOKIE: ****\r\n ***\r\nX: y\r\n\r\nCookie: body"[..]
+        );
+        let mut cut = b"HTTP/1.1 200 OK\r\nSet-Cookie: sess=12".to_vec();
+        assert!(http_head(&mut cut));
+        assert_eq!(&cut[..], &b"HTTP/1.1 200 OK\r\nSet-Cookie: *******"[..]);
+        let mut none = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
+        assert!(!http_head(&mut none));
+    }
+
+    #[test]
+    fn resp_and_inline_spans() {
+        let mut raw = b"*3\r\n$5\r\nHELLO\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n".to_vec();
+        assert!(redis_command(&mut raw, false, &[2]));
+        assert_eq!(&raw[..], &b"*3\r\n$5\r\nHELLO\r\n$4\r\nAUTH\r\n$6\r\n******\r\n"[..]);
+        let mut cut = b"*2\r\n$4\r\nAUTH\r\n$6\r\nsec".to_vec();
+        assert!(redis_command(&mut cut, false, &[1, 5]));
+        assert_eq!(&cut[..], &b"*2\r\n$4\r\nAUTH\r\n$6\r\n***"[..]);
+        let mut inline = b"AUTH  \"my pass\" 'x'\r\n".to_vec();
+        assert!(redis_command(&mut inline, true, &[1, 2]));
+        assert_eq!(&inline[..], &b"AUTH  ********* ***\r\n"[..]);
+        let mut unbalanced = b"AUTH \"oops pw\r\n".to_vec();
+        assert!(redis_command(&mut unbalanced, true, &[1, 2]));
+        assert_eq!(&unbalanced[..], &b"AUTH ***** **\r\n"[..]);
+    }
+
+    #[test]
+    fn pg_body_blanked() {
+        let mut raw = b"p\x00\x00\x00\x0dpassword\x00".to_vec();
+        assert!(pg_secret_message(&mut raw));
+        assert_eq!(&raw[..], &b"p\x00\x00\x00\x0d*********"[..]);
+        let mut short = b"p\x00\x00".to_vec();
+        assert!(!pg_secret_message(&mut short));
+    }
+}

@@ -1,0 +1,531 @@
+//! `tracer::convert`: real captured conversations (`wire/fixtures`) through
+//! `wire::Session`, every event converted to a record, and the records
+//! checked for what they say, for secrets, and for surviving a trace file.
+
+use format::{Body, Decoded, ExchangeSummary, Record};
+use std::path::{Path, PathBuf};
+use tracer::convert::event_to_record;
+use wire::{Direction, Event, Limits, Protocol, Session};
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../wire/fixtures")
+}
+
+/// Chunks of a fixture (format: `wire/fixtures/capture.py`): direction byte
+/// `C`/`S`, 8-byte big-endian ns, 4-byte big-endian length, the bytes.
+fn load(rel: &str) -> Vec<(Direction, u64, Vec<u8>)> {
+    let path = fixtures_dir().join(rel);
+    let b = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 13 <= b.len() {
+        let dir = match b[i] {
+            b'C' => Direction::ToServer,
+            b'S' => Direction::ToClient,
+            x => panic!("{rel}: bad direction {x:#x}"),
+        };
+        let ts = u64::from_be_bytes(b[i + 1..i + 9].try_into().unwrap());
+        let len = u32::from_be_bytes(b[i + 9..i + 13].try_into().unwrap()) as usize;
+        out.push((dir, ts, b[i + 13..i + 13 + len].to_vec()));
+        i += 13 + len;
+    }
+    assert_eq!(i, b.len(), "{rel}: torn chunk");
+    out
+}
+
+fn fixtures(dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(fixtures_dir().join(dir))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".fx"))
+        .map(|n| format!("{dir}/{n}"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn protocol_of(rel: &str) -> Protocol {
+    match rel.split('/').next() {
+        Some("http") => Protocol::Http,
+        Some("pg") => Protocol::Postgres,
+        Some("redis") => Protocol::Redis,
+        _ => panic!("{rel}"),
+    }
+}
+
+fn events_of(protocol: Protocol, chunks: &[(Direction, u64, Vec<u8>)]) -> Vec<Event> {
+    let mut s = Session::new(protocol, Limits::default());
+    let mut out = Vec::new();
+    let mut last = 0;
+    for (dir, ts, data) in chunks {
+        s.feed(*dir, data, *ts, &mut out);
+        last = *ts;
+    }
+    s.eof(Direction::ToServer, last + 1, &mut out);
+    s.eof(Direction::ToClient, last + 1, &mut out);
+    out
+}
+
+fn records(rel: &str, redact: bool) -> Vec<Record> {
+    events_of(protocol_of(rel), &load(rel)).into_iter().map(|e| event_to_record(7, e, redact)).collect()
+}
+
+fn encoded(r: &Record) -> Vec<u8> {
+    let mut out = Vec::new();
+    format::codec::encode_record(r, &mut out);
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// True when `needle` occurs in any record, encoded or as JSON.
+fn anywhere(recs: &[Record], needle: &str) -> bool {
+    recs.iter().any(|r| contains(&encoded(r), needle.as_bytes()) || serde_json::to_string(r).unwrap().contains(needle))
+}
+
+fn messages(recs: &[Record]) -> impl Iterator<Item = &format::Message> {
+    recs.iter().filter_map(|r| match &r.body {
+        Body::Message(m) => Some(m),
+        _ => None,
+    })
+}
+
+fn pg_messages(recs: &[Record]) -> impl Iterator<Item = (&format::Message, &format::PgMessage)> {
+    messages(recs).filter_map(|m| match &m.decoded {
+        Some(Decoded::Pg(p)) => Some((m, p)),
+        _ => None,
+    })
+}
+
+fn pg_exchanges(recs: &[Record]) -> Vec<&format::PgExchange> {
+    recs.iter()
+        .filter_map(|r| match &r.body {
+            Body::Exchange(format::Exchange { summary: ExchangeSummary::Pg(p), .. }) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn pgbench_simple_statements_and_queries() {
+    let recs = records("pg/pgbench_simple.fx", true);
+    let ex = pg_exchanges(&recs);
+    let sql: Vec<&str> = ex.iter().flat_map(|e| e.statements.iter().map(String::as_str)).collect();
+    let updates = sql.iter().filter(|s| s.starts_with("UPDATE pgbench_accounts SET abalance = abalance + ")).count();
+    assert_eq!(updates, 20, "{sql:?}");
+    assert!(sql.iter().any(|s| s.starts_with("SELECT abalance FROM pgbench_accounts WHERE aid = ")));
+    assert!(sql.iter().any(|s| s.starts_with("INSERT INTO pgbench_history")));
+    assert!(ex.iter().all(|e| !e.extended));
+    assert!(ex.iter().flat_map(|e| &e.tags).any(|t| t == "UPDATE 1"));
+    assert!(ex.iter().flat_map(|e| &e.tags).any(|t| t == "BEGIN"));
+    // The SELECT returns one row each time.
+    assert!(ex.iter().any(|e| e.rows == 1 && e.tags == ["SELECT 1"]));
+    assert!(ex.iter().any(|e| e.txn.as_deref() == Some("T")));
+    let queries = pg_messages(&recs).filter(|(m, p)| p.kind == "Query" && m.dir == format::Direction::ToServer).count();
+    assert!(queries >= 20 * 7, "{queries} Query messages");
+    let (_, q) = pg_messages(&recs).find(|(_, p)| p.kind == "Query").unwrap();
+    assert!(q.sql.is_some());
+    // The startup exchange maps with no statements.
+    assert!(ex[0].statements.is_empty() && ex[0].tags.is_empty() && ex[0].txn.as_deref() == Some("I"));
+    let (_, startup) = pg_messages(&recs).find(|(_, p)| p.kind == "StartupMessage").unwrap();
+    assert!(startup.fields.iter().any(|(k, v)| k == "database" && v == "test"), "{startup:?}");
+    for kind in [
+        "ReadyForQuery",
+        "CommandComplete",
+        "RowDescription",
+        "DataRow",
+        "AuthenticationOk",
+        "ParameterStatus",
+        "BackendKeyData",
+    ] {
+        assert!(pg_messages(&recs).any(|(_, p)| p.kind == kind), "no {kind}");
+    }
+    let (_, rows) = pg_messages(&recs).find(|(_, p)| p.kind == "DataRow").unwrap();
+    assert_eq!(rows.row_count, Some(1));
+    assert_eq!(rows.rows.len(), 1);
+    assert!(rows.rows[0][0].as_deref().is_some_and(|v| v.parse::<i64>().is_ok()), "{rows:?}");
+    let (_, rfq) = pg_messages(&recs).find(|(_, p)| p.kind == "ReadyForQuery").unwrap();
+    assert!(matches!(rfq.fields[0].1.as_str(), "I" | "T"), "{rfq:?}");
+}
+
+#[test]
+fn pgbench_extended_and_prepared() {
+    for (fx, named) in [("pg/pgbench_extended.fx", false), ("pg/pgbench_prepared.fx", true)] {
+        let recs = records(fx, true);
+        let ex = pg_exchanges(&recs);
+        let stmts: Vec<&format::PgExchange> = ex.iter().copied().filter(|e| !e.statements.is_empty()).collect();
+        assert!(stmts.len() >= 20 * 7, "{fx}: {}", stmts.len());
+        assert!(stmts.iter().all(|e| e.extended), "{fx}");
+        assert!(
+            stmts.iter().any(|e| e.statements[0].starts_with("UPDATE pgbench_accounts SET abalance = abalance + $1")),
+            "{fx}"
+        );
+        let parses: Vec<&format::PgMessage> =
+            pg_messages(&recs).map(|(_, p)| p).filter(|p| p.kind == "Parse").collect();
+        assert!(parses.iter().any(|p| p.sql.as_deref().is_some_and(|s| s.contains("pgbench_accounts"))), "{fx}");
+        let binds: Vec<&format::PgMessage> = pg_messages(&recs).map(|(_, p)| p).filter(|p| p.kind == "Bind").collect();
+        assert!(binds.len() >= 20 * 5, "{fx}");
+        // Parameters as text: the UPDATE binds (delta, aid).
+        assert!(binds
+            .iter()
+            .any(|b| b.params.len() == 2
+                && b.params.iter().all(|v| v.as_deref().is_some_and(|t| t.parse::<i64>().is_ok()))));
+        if named {
+            assert!(parses.iter().all(|p| p.statement.as_deref().is_some_and(|s| s.starts_with("P_"))), "{parses:?}");
+            assert!(binds.iter().all(|b| b.statement.as_deref().is_some_and(|s| s.starts_with("P_"))));
+        } else {
+            assert!(parses.len() >= 20 * 7);
+        }
+        for kind in ["Execute", "Sync", "ParseComplete", "BindComplete", "CommandComplete"] {
+            assert!(pg_messages(&recs).any(|(_, p)| p.kind == kind), "{fx}: no {kind}");
+        }
+    }
+}
+
+#[test]
+fn pgbench_pipeline_has_three_statements_per_sync() {
+    let recs = records("pg/pgbench_pipeline.fx", true);
+    let ex: Vec<&format::PgExchange> = pg_exchanges(&recs).into_iter().filter(|e| !e.statements.is_empty()).collect();
+    assert_eq!(ex.len(), 5);
+    for e in ex {
+        assert_eq!(e.statements.len(), 3, "{e:?}");
+        assert!(e.statements[0].starts_with("SELECT abalance FROM pgbench_accounts"));
+        assert!(e.statements[2].starts_with("SELECT count(*) FROM pgbench_branches"));
+        assert_eq!(e.tags.len(), 3);
+        assert_eq!(e.rows, 2);
+    }
+}
+
+#[test]
+fn pg_errors_notifications_and_copy() {
+    let recs = records("pg/psql.fx", true);
+    let (_, err) = pg_messages(&recs).find(|(_, p)| p.kind == "ErrorResponse").unwrap();
+    let e = err.error.as_ref().unwrap();
+    assert_eq!((e.severity.as_str(), e.code.as_str()), ("ERROR", "42P01"));
+    assert!(e.message.contains("no_such_table"));
+    assert!(pg_exchanges(&recs).iter().any(|x| x.error.as_ref().is_some_and(|e| e.code == "42P01")));
+    let (_, rd) = pg_messages(&recs).find(|(_, p)| p.kind == "RowDescription").unwrap();
+    assert_eq!(rd.columns, ["one", "t"]);
+
+    let recs = records("pg/listen_notify.fx", true);
+    let (_, n) = pg_messages(&recs).find(|(_, p)| p.kind == "NotificationResponse").unwrap();
+    assert!(
+        n.fields.contains(&("channel".into(), "ch1".into())) && n.fields.contains(&("payload".into(), "hello".into()))
+    );
+
+    let recs = records("pg/copy_in.fx", true);
+    assert!(pg_messages(&recs).any(|(_, p)| p.kind == "CopyInResponse"));
+    assert!(pg_messages(&recs).any(|(_, p)| p.kind == "CopyData"));
+    let recs = records("pg/tokio_postgres.fx", true);
+    let (_, e) = pg_messages(&recs).find(|(_, p)| p.kind == "ErrorResponse").unwrap();
+    assert_eq!(e.error.as_ref().unwrap().code, "22012");
+    // Binary parameters of an unknown type show as hex.
+    assert!(
+        pg_messages(&recs).any(|(_, p)| p.kind == "Bind" && p.params.iter().flatten().any(|v| v.starts_with("\\x")))
+    );
+    let recs = records("pg/big_result.fx", true);
+    let total: u64 = pg_messages(&recs).filter(|(_, p)| p.kind == "DataRow").filter_map(|(_, p)| p.row_count).sum();
+    assert_eq!(total, 5000);
+    assert!(pg_exchanges(&recs).iter().any(|e| e.rows == 5000 && e.tags == ["SELECT 5000"]));
+}
+
+/// The secret messages of an auth fixture: (kind, record) pairs with
+/// `redact` on and off, matched by position.
+fn secret_pairs(fx: &str) -> Vec<(format::Message, format::Message)> {
+    let on = records(fx, true);
+    let off = records(fx, false);
+    assert_eq!(on.len(), off.len());
+    let secret = ["PasswordMessage", "SASLInitialResponse", "SASLResponse", "GSSResponse"];
+    let mut pairs = Vec::new();
+    for (a, b) in on.iter().zip(&off) {
+        if let (Body::Message(a), Body::Message(b)) = (&a.body, &b.body) {
+            let is_secret = matches!(&b.decoded, Some(Decoded::Pg(p)) if secret.contains(&p.kind.as_str()));
+            assert_eq!(a.redacted, is_secret, "{fx}: {a:?}");
+            assert!(!b.redacted);
+            if is_secret {
+                pairs.push((a.clone(), b.clone()));
+            } else {
+                assert_eq!(a, b, "{fx}: only secret messages change");
+            }
+        }
+    }
+    for (a, b) in &pairs {
+        // Same length, header intact, body all stars.
+        let (ab, bb) = (a.data.bytes.as_bytes(), b.data.bytes.as_bytes());
+        assert_eq!(ab.len(), bb.len());
+        assert_eq!(ab[..5], bb[..5]);
+        assert!(ab[5..].iter().all(|&c| c == b'*'), "{fx}: {:?}", a.data);
+        assert_eq!(a.data.len, b.data.len);
+    }
+    pairs
+}
+
+fn field<'a>(m: &'a format::Message, name: &str) -> Option<&'a str> {
+    match &m.decoded {
+        Some(Decoded::Pg(p)) => p.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()),
+        _ => None,
+    }
+}
+
+#[test]
+fn cleartext_password_is_redacted() {
+    let pairs = secret_pairs("pg/cleartext.fx");
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(field(&pairs[0].1, "password"), Some("plainpass"));
+    assert_eq!(field(&pairs[0].0, "password"), Some("***"));
+    assert!(!anywhere(&records("pg/cleartext.fx", true), "plainpass"));
+    assert!(anywhere(&records("pg/cleartext.fx", false), "plainpass"));
+}
+
+#[test]
+fn md5_hash_is_redacted() {
+    let pairs = secret_pairs("pg/md5.fx");
+    assert_eq!(pairs.len(), 1);
+    let hash = field(&pairs[0].1, "password").unwrap().to_owned();
+    assert!(hash.starts_with("md5") && hash.len() == 35, "{hash}");
+    // It is the password's hash with the server's salt.
+    let off = records("pg/md5.fx", false);
+    let salt_hex = pg_messages(&off)
+        .find(|(_, p)| p.kind == "AuthenticationMD5Password")
+        .and_then(|(m, _)| field(m, "salt").map(str::to_owned))
+        .unwrap();
+    let salt: Vec<u8> = (0..4).map(|i| u8::from_str_radix(&salt_hex[2 + 2 * i..4 + 2 * i], 16).unwrap()).collect();
+    assert_eq!(wire::pg::auth::md5_password(b"md5u", b"md5pass", salt.try_into().unwrap()), hash);
+    assert!(!anywhere(&records("pg/md5.fx", true), &hash));
+    assert!(anywhere(&off, &hash));
+    assert!(!anywhere(&off, "md5pass"));
+}
+
+#[test]
+fn scram_responses_are_redacted() {
+    let pairs = secret_pairs("pg/scram.fx");
+    assert_eq!(pairs.len(), 2, "SASLInitialResponse and SASLResponse");
+    // The client-final message carries the proof.
+    let proof = field(&pairs[1].1, "data").unwrap();
+    let p = proof.split(',').find(|kv| kv.starts_with("p=")).unwrap().to_owned();
+    assert!(p.len() > 20);
+    assert_eq!(field(&pairs[1].0, "data"), Some("***"));
+    assert_eq!(field(&pairs[0].0, "mechanism"), Some("SCRAM-SHA-256"));
+    assert!(!anywhere(&records("pg/scram.fx", true), &p));
+    assert!(anywhere(&records("pg/scram.fx", false), &p));
+    assert!(!anywhere(&records("pg/scram.fx", false), "scrampass"));
+}
+
+#[test]
+fn redis_auth_is_redacted() {
+    const PW: &str = "s3cret-password";
+    let on = records("redis/auth-1.fx", true);
+    let off = records("redis/auth-1.fx", false);
+    assert!(!anywhere(&on, PW));
+    assert!(anywhere(&off, PW));
+    let redacted: Vec<&format::Message> = messages(&on).filter(|m| m.redacted).collect();
+    assert_eq!(redacted.len(), 2, "AUTH and HELLO ... AUTH");
+    for m in &redacted {
+        let raw = m.data.bytes.as_bytes();
+        assert!(contains(raw, b"$15\r\n***************\r\n"), "{:?}", m.data);
+        assert_eq!(raw.len() as u64, m.data.len);
+    }
+    let hello = redacted.iter().find(|m| contains(m.data.bytes.as_bytes(), b"HELLO")).unwrap();
+    let Some(Decoded::Redis(d)) = &hello.decoded else { panic!() };
+    let args: Vec<String> = d.args.iter().map(|a| a.to_text().into_owned()).collect();
+    assert_eq!(args, ["HELLO", "3", "AUTH", "*******", "***************", "SETNAME", "fx"]);
+    // Exchanges: arguments blanked too; the reply summary kept.
+    let ex: Vec<&format::RedisExchange> = on
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Exchange(format::Exchange { summary: ExchangeSummary::Redis(x), .. }) => Some(x),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ex[0].command, "AUTH");
+    assert_eq!(ex[0].args, [format::BStr::from("***************")]);
+    let reply = ex[0].reply.as_ref().unwrap();
+    assert_eq!(reply.kind, "error");
+    assert!(reply.text.as_ref().unwrap().to_text().starts_with("ERR AUTH"));
+    assert_eq!(ex[1].command, "HELLO");
+    assert_eq!(ex[1].reply.as_ref().unwrap().kind, "map");
+    assert_eq!(ex[1].reply.as_ref().unwrap().len, Some(7));
+    assert_eq!(ex[2].command, "PING");
+    assert_eq!(ex[2].reply.as_ref().unwrap().text, Some(format::BStr::from("PONG")));
+}
+
+#[test]
+fn redis_commands_and_replies() {
+    let kinds = [
+        "simple",
+        "error",
+        "integer",
+        "bulk",
+        "null",
+        "array",
+        "map",
+        "set",
+        "push",
+        "bool",
+        "double",
+        "big_number",
+        "verbatim",
+    ];
+    for fx in fixtures("redis") {
+        for r in records(&fx, true) {
+            let reply = match &r.body {
+                Body::Message(format::Message { decoded: Some(Decoded::Redis(m)), .. }) => {
+                    assert!(["command", "reply", "push"].contains(&m.kind.as_str()));
+                    assert_eq!(m.kind == "command", m.reply.is_none(), "{fx}: {m:?}");
+                    m.reply.clone()
+                }
+                Body::Exchange(format::Exchange { summary: ExchangeSummary::Redis(x), .. }) => {
+                    assert!(!x.command.is_empty() && x.command.bytes().all(|b| !b.is_ascii_lowercase()), "{fx}: {x:?}");
+                    x.reply.clone()
+                }
+                _ => None,
+            };
+            if let Some(rep) = reply {
+                assert!(kinds.contains(&rep.kind.as_str()), "{fx}: {rep:?}");
+                assert!(rep.text.as_ref().is_none_or(|t| t.0.len() <= tracer::convert::TEXT_CAP));
+            }
+        }
+    }
+    let recs = records("redis/cli-basic-1.fx", true);
+    assert!(recs.iter().any(|r| matches!(&r.body, Body::Exchange(format::Exchange { summary: ExchangeSummary::Redis(x), .. }) if x.command == "SET")));
+    let recs = records("redis/pubsub-resp3-1.fx", true);
+    assert!(messages(&recs).any(|m| matches!(&m.decoded, Some(Decoded::Redis(r)) if r.kind == "push")));
+}
+
+#[test]
+fn http_authorization_is_blanked_in_place() {
+    let req = wire::http::encode_request(
+        "POST",
+        "/invoke?x=1",
+        &[
+            ("Host", "fn.local"),
+            ("Authorization", "Bearer secret"),
+            ("Cookie", "sid=abc; t=1"),
+            ("Content-Type", "application/json"),
+        ],
+        Some(b"{\"a\":1}"),
+    );
+    let resp = wire::http::encode_response(200, "OK", &[("Set-Cookie", "sid=xyz; HttpOnly")], Some(b"ok"));
+    let chunks = vec![(Direction::ToServer, 10, req.clone()), (Direction::ToClient, 20, resp.clone())];
+    let recs: Vec<Record> =
+        events_of(Protocol::Http, &chunks).into_iter().map(|e| event_to_record(1, e, true)).collect();
+    let msgs: Vec<&format::Message> = messages(&recs).collect();
+    assert_eq!(msgs.len(), 2);
+    let expect = String::from_utf8(req.clone())
+        .unwrap()
+        .replace("Bearer secret", "*************")
+        .replace("sid=abc; t=1", "************");
+    assert_eq!(msgs[0].data.bytes.as_bytes(), expect.as_bytes());
+    assert!(msgs[0].redacted);
+    assert_eq!(msgs[0].data.len, req.len() as u64);
+    assert_eq!(
+        msgs[0].decoded,
+        Some(Decoded::HttpRequest(format::HttpRequest {
+            method: "POST".into(),
+            target: "/invoke?x=1".into(),
+            version: 1,
+            content_type: Some("application/json".into()),
+            body_len: 7,
+            chunked: false,
+        }))
+    );
+    let expect = String::from_utf8(resp.clone()).unwrap().replace("sid=xyz; HttpOnly", "*****************");
+    assert_eq!(msgs[1].data.bytes.as_bytes(), expect.as_bytes());
+    assert!(msgs[1].redacted);
+    let Some(Decoded::HttpResponse(r)) = &msgs[1].decoded else { panic!() };
+    assert_eq!((r.status, r.reason.as_str(), r.body_len), (200, "OK", 2));
+    assert!(!anywhere(&recs, "secret") && !anywhere(&recs, "sid="));
+    let Body::Exchange(x) = &recs[2].body else { panic!("{:?}", recs[2]) };
+    assert_eq!(recs[2].ts, 10);
+    assert_eq!(x.status, format::ExchangeStatus::Complete);
+    assert_eq!(
+        x.summary,
+        ExchangeSummary::Http(format::HttpExchange {
+            method: "POST".into(),
+            target: "/invoke?x=1".into(),
+            host: Some("fn.local".into()),
+            status: Some(200),
+            request_body_len: 7,
+            response_body_len: 2,
+        })
+    );
+    // Not redacted: bytes as sent.
+    let plain: Vec<Record> =
+        events_of(Protocol::Http, &chunks).into_iter().map(|e| event_to_record(1, e, false)).collect();
+    let Body::Message(m) = &plain[0].body else { panic!() };
+    assert_eq!(m.data.bytes.as_bytes(), &req[..]);
+    assert!(!m.redacted);
+}
+
+#[test]
+fn http_fixtures_map() {
+    let recs = records("http/curl-keepalive.fx", true);
+    let n_req = messages(&recs).filter(|m| matches!(m.decoded, Some(Decoded::HttpRequest(_)))).count();
+    let n_ex = recs.iter().filter(|r| matches!(r.body, Body::Exchange(_))).count();
+    assert!(n_req >= 2 && n_req == n_ex, "{n_req} requests, {n_ex} exchanges");
+    let recs = records("http/python-upgrade.fx", true);
+    assert!(recs.iter().any(|r| matches!(&r.body, Body::Fallback(f) if !f.reason.is_empty())));
+    assert!(messages(&recs).any(|m| m.decoded.is_none()), "opaque chunks after the upgrade");
+    let recs = records("http/curl-chunked-response.fx", true);
+    assert!(
+        messages(&recs).any(|m| matches!(&m.decoded, Some(Decoded::HttpResponse(r)) if r.chunked && r.body_len > 0))
+    );
+}
+
+#[test]
+fn message_fields_follow_the_event() {
+    for fx in ["pg/psql.fx", "redis/bench-p16-1.fx", "http/curl-big.fx"] {
+        let p = protocol_of(fx);
+        let events = events_of(p, &load(fx));
+        for e in events {
+            let r = event_to_record(42, e.clone(), false);
+            assert_eq!(r.src, 0);
+            match (e, &r.body) {
+                (Event::Message(m), Body::Message(fm)) => {
+                    assert_eq!((r.ts, fm.last_ts, fm.offset, fm.conn), (m.first_ts, m.last_ts, m.offset, 42));
+                    assert_eq!(fm.data.bytes.as_bytes(), &m.raw.prefix[..]);
+                    assert_eq!((fm.data.len, fm.data.hash), (m.raw.len, m.raw.hash));
+                    assert_eq!(fm.dir == format::Direction::ToServer, m.dir == Direction::ToServer);
+                }
+                (Event::Exchange(x), Body::Exchange(fx)) => {
+                    assert_eq!(r.ts, x.timings.request_first);
+                    assert_eq!(
+                        (fx.request_last, fx.response_first, fx.response_last),
+                        (x.timings.request_last, x.timings.response_first, x.timings.response_last)
+                    );
+                    assert_eq!((fx.request_bytes, fx.response_bytes), (x.request_bytes, x.response_bytes));
+                    assert!(fx.attribution.is_none());
+                }
+                (Event::Opaque { offset, ts, .. }, Body::Fallback(f)) => assert_eq!((r.ts, f.offset), (ts, offset)),
+                (e, b) => panic!("{e:?} became {b:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn every_fixture_round_trips_through_a_trace() {
+    let mut all = Vec::new();
+    for dir in ["http", "pg", "redis"] {
+        for fx in fixtures(dir) {
+            for redact in [true, false] {
+                all.extend(records(&fx, redact));
+            }
+        }
+    }
+    assert!(all.len() > 10_000, "{}", all.len());
+    let header = format::Header::new("test", "convert");
+    let mut w = format::Writer::new(Vec::new(), &header, format::WriterOptions::default()).unwrap();
+    for r in &all {
+        w.write(r).unwrap();
+    }
+    let file = w.finish().unwrap();
+    let back: Vec<Record> = format::Reader::new(&file[..]).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(back.len(), all.len());
+    for (a, b) in all.iter().zip(&back) {
+        assert_eq!(a, b);
+    }
+}
