@@ -14,6 +14,8 @@
 //! - [`cat`]: `oltrace cat`, records as JSON lines.
 //! - [`info`]: `oltrace info`, a summary of a trace and any damage in it.
 //! - [`merge_cmd`]: `oltrace merge`, several traces into one.
+//! - [`proxy`]: `oltrace proxy`, recording proxies (routes, forwarding,
+//!   the recorder thread).
 //! - [`generate`]: `oltrace generate`, synthetic traces for trying the
 //!   tools, tests and benchmarks.
 
@@ -24,6 +26,7 @@ pub mod generate;
 pub mod info;
 pub mod json;
 pub mod merge_cmd;
+pub mod proxy;
 pub mod redact;
 
 /// How a command ended; `main` maps it to the exit code.

@@ -34,7 +34,25 @@ enum Command {
     /// Write a synthetic trace of realistic serverless traffic
     #[command(after_help = EXIT_CODES)]
     Generate(GenerateArgs),
+    /// Record traffic: listen on each route, forward to its upstream
+    /// byte for byte, and write what crosses into a trace
+    #[command(after_help = PROXY_HELP)]
+    Proxy(ProxyArgs),
 }
+
+const PROXY_HELP: &str = "\
+Examples:
+  oltrace proxy -o trace.mp --route postgres:15432=127.0.0.1:5432 --route redis:16379=127.0.0.1:6379
+  psql -h 127.0.0.1 -p 15432 ...   # then Ctrl-C the proxy: it drains, flushes and prints a summary
+
+LISTEN is a port (bound on 127.0.0.1) or ip:port; port 0 picks a free one (printed on stderr).
+Secrets (PostgreSQL passwords and SASL, HTTP Authorization/Cookie/Set-Cookie, Redis AUTH) are
+blanked in the trace, never in the traffic; --no-redact keeps them. The trace is readable by its
+owner only. If the recorder falls behind, forwarding goes on and the lost data is recorded as gaps.
+
+Exit codes:
+  0  stopped by SIGINT/SIGTERM, trace complete
+  2  error: bad route, port in use, trace not writable, or recording stopped early (disk full)";
 
 #[derive(Args)]
 struct CatArgs {
@@ -121,6 +139,29 @@ struct GenerateArgs {
     zstd_level: i32,
 }
 
+#[derive(Args)]
+struct ProxyArgs {
+    /// A route PROTO:LISTEN=UPSTREAM (repeatable); PROTO: http, postgres, redis, tcp
+    #[arg(long = "route", required = true, value_name = "PROTO:LISTEN=UPSTREAM")]
+    routes: Vec<tracer::proxy::route::Route>,
+    /// The trace to write
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Record secrets as they are instead of blanking them
+    #[arg(long)]
+    no_redact: bool,
+    /// Chunks the recorder queue holds before further data is dropped (and
+    /// recorded as a gap) rather than slowing the traffic
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    queue: usize,
+    /// How long open connections may go on after SIGINT/SIGTERM
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_duration)]
+    drain_timeout: u64,
+    /// The source name in the header (default: the host name)
+    #[arg(long, default_value = "")]
+    source: String,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ProtoArg {
     Http,
@@ -191,6 +232,15 @@ fn main() -> ExitCode {
             report_flushes: a.report_flushes,
             source_name: a.source,
             zstd_level: a.zstd_level,
+        }),
+        Command::Proxy(a) => tracer::proxy::run(&tracer::proxy::ProxyConfig {
+            routes: a.routes,
+            output: a.output,
+            redact: !a.no_redact,
+            queue: a.queue.max(16),
+            drain_timeout: std::time::Duration::from_nanos(a.drain_timeout),
+            limits: wire::Limits::default(),
+            source_name: a.source,
         }),
     };
     match result {

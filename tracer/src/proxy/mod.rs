@@ -1,0 +1,15 @@
+//! `oltrace proxy`: recording proxies.
+//!
+//! - [`route`]: `--route PROTO:LISTEN=UPSTREAM` parsing.
+//! - [`forward`]: tokio tasks that accept, connect upstream and forward
+//!   bytes both ways untouched, offering a copy to the recorder.
+//! - [`recorder`]: the thread that decodes the copies with `wire`, turns
+//!   events into trace records (`crate::convert`) and writes the trace.
+//! - [`run`]: the command: start, wait for SIGINT/SIGTERM, drain, summarise.
+
+pub mod forward;
+pub mod recorder;
+pub mod route;
+mod run;
+
+pub use run::{run, ProxyConfig};

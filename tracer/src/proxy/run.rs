@@ -1,0 +1,105 @@
+//! The `oltrace proxy` command.
+
+use super::forward::accept_loop;
+use super::recorder::{self, RecorderOptions, Summary};
+use super::route::Route;
+use crate::Outcome;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+pub struct ProxyConfig {
+    pub routes: Vec<Route>,
+    pub output: PathBuf,
+    pub redact: bool,
+    /// Notes the recorder queue holds before data is dropped (as gaps).
+    pub queue: usize,
+    /// How long open connections may go on after SIGINT/SIGTERM.
+    pub drain_timeout: Duration,
+    pub limits: wire::Limits,
+    pub source_name: String,
+}
+
+pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(!config.routes.is_empty(), "no routes: give at least one --route PROTO:LISTEN=UPSTREAM");
+    let clock = Instant::now();
+    let mut header = format::Header::new(&format!("oltrace {}", env!("CARGO_PKG_VERSION")), &config.source_name);
+    let routes: Vec<String> = config.routes.iter().map(|r| format!("{}={}", r.name, r.upstream)).collect();
+    header.meta.insert("routes".into(), routes.join(" "));
+    header.meta.insert("redact".into(), config.redact.to_string());
+    let writer = format::Writer::create(&config.output, &header, format::WriterOptions::default())
+        .map_err(|e| anyhow::anyhow!("cannot create the trace: {e}"))?;
+    let opts = RecorderOptions { queue: config.queue, redact: config.redact, limits: config.limits, flush_interval: Duration::from_millis(100) };
+    let (tap, recorder) = recorder::start(writer, clock, opts);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let served = runtime.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let next_conn = Arc::new(AtomicU64::new(0));
+        let mut loops = JoinSet::new();
+        for route in &config.routes {
+            let listener = tokio::net::TcpListener::bind(route.listen).await.map_err(|e| {
+                anyhow::anyhow!("route {}: cannot listen on {}: {e} (is the port in use? pick another LISTEN)", route.name, route.listen)
+            })?;
+            eprintln!("oltrace proxy: {} listening on {} -> {}", route.name, listener.local_addr()?, route.upstream);
+            let (route, tap, next_conn, stop) = (Arc::new(route.clone()), tap.clone(), next_conn.clone(), stop_rx.clone());
+            let drain = config.drain_timeout;
+            loops.spawn(async move {
+                let mut conns = JoinSet::new();
+                accept_loop(route, listener, tap, next_conn, &mut conns, stop).await;
+                // Stopped accepting: let open connections finish, for a while.
+                let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
+                conns.shutdown().await;
+            });
+        }
+        wait_for_signal().await?;
+        eprintln!("oltrace proxy: stopping: no new connections; waiting up to {:?} for open ones", config.drain_timeout);
+        let _ = stop_tx.send(true);
+        while loops.join_next().await.is_some() {}
+        anyhow::Ok(())
+    });
+    drop(runtime);
+    drop(tap);
+    let summary = recorder.join().map_err(|_| anyhow::anyhow!("the recorder thread panicked"))?;
+    served?;
+    print_summary(&summary, config);
+    match summary.error {
+        Some(e) => Err(anyhow::anyhow!("recording stopped early: {e}; the trace holds what was written before")),
+        None => Ok(Outcome::Clean),
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+fn print_summary(s: &Summary, config: &ProxyConfig) {
+    let exchanges: Vec<String> = s.exchanges.iter().map(|(p, n)| format!("{p} {n}")).collect();
+    eprintln!(
+        "oltrace proxy: {} connections, exchanges: {}, bytes {} to servers / {} to clients, {} records in {}",
+        s.connections,
+        if exchanges.is_empty() { "none".to_string() } else { exchanges.join(", ") },
+        s.bytes_to_server,
+        s.bytes_to_client,
+        s.records,
+        config.output.display()
+    );
+    if s.dropped_bytes > 0 || s.gaps > 0 {
+        eprintln!(
+            "oltrace proxy: the recorder fell behind: {} bytes forwarded but not recorded ({} gaps in the trace); raise --queue",
+            s.dropped_bytes, s.gaps
+        );
+    }
+    if s.fallbacks > 0 {
+        eprintln!("oltrace proxy: {} connections switched to opaque recording (see `oltrace cat --kind fallback`)", s.fallbacks);
+    }
+}
