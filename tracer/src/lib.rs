@@ -14,6 +14,7 @@
 //! - [`cat`]: `oltrace cat`, records as JSON lines.
 //! - [`info`]: `oltrace info`, a summary of a trace and any damage in it.
 //! - [`merge_cmd`]: `oltrace merge`, several traces into one.
+//! - [`wrap`]: `oltrace wrap`, a worker run behind recording proxies.
 //! - [`proxy`]: `oltrace proxy`, recording proxies (routes, forwarding,
 //!   the recorder thread).
 //! - [`generate`]: `oltrace generate`, synthetic traces for trying the
@@ -28,6 +29,7 @@ pub mod json;
 pub mod merge_cmd;
 pub mod proxy;
 pub mod redact;
+pub mod wrap;
 
 /// How a command ended; `main` maps it to the exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub enum Outcome {
     Clean,
     /// Exit 1: done, but damaged stretches of input were skipped.
     Damaged,
+    /// Exit with this code: `oltrace wrap` passes on its command's.
+    Exit(u8),
 }
 
 /// Opens a trace, with an error that names the file and the problem.

@@ -34,11 +34,27 @@ enum Command {
     /// Write a synthetic trace of realistic serverless traffic
     #[command(after_help = EXIT_CODES)]
     Generate(GenerateArgs),
+    /// Run a worker behind recording proxies: its database traffic and its
+    /// output lines go into the trace
+    #[command(after_help = WRAP_HELP)]
+    Wrap(WrapArgs),
     /// Record traffic: listen on each route, forward to its upstream
     /// byte for byte, and write what crosses into a trace
     #[command(after_help = PROXY_HELP)]
     Proxy(ProxyArgs),
 }
+
+const WRAP_HELP: &str = "\
+Example:
+  oltrace wrap -o trace.mp --route postgres:0=127.0.0.1:5432 --route redis:0=127.0.0.1:6379 -- ./worker --port 8080
+
+The command runs with PGHOST/PGPORT (and DATABASE_URL, if set) pointing at the first postgres
+route, REDIS_URL at the first redis route, and OLTRACE_ROUTES listing every route. Its stdout
+and stderr pass through and are recorded line by line. SIGINT, SIGTERM and SIGHUP are
+forwarded to it. PostgreSQL clients that negotiate TLS leave only opaque bytes: run them with
+PGSSLMODE=disable (or sslmode=disable) to record queries.
+
+Exit codes: the command's own (128+N if signal N ended it); 2 if oltrace itself failed.";
 
 const PROXY_HELP: &str = "\
 Examples:
@@ -144,6 +160,24 @@ struct ProxyArgs {
     /// A route PROTO:LISTEN=UPSTREAM (repeatable); PROTO: http, postgres, redis, tcp
     #[arg(long = "route", required = true, value_name = "PROTO:LISTEN=UPSTREAM")]
     routes: Vec<tracer::proxy::route::Route>,
+    #[command(flatten)]
+    record: RecordArgs,
+}
+
+#[derive(Args)]
+struct WrapArgs {
+    /// A route PROTO:LISTEN=UPSTREAM (repeatable); LISTEN 0 picks a free port
+    #[arg(long = "route", value_name = "PROTO:LISTEN=UPSTREAM")]
+    routes: Vec<tracer::proxy::route::Route>,
+    #[command(flatten)]
+    record: RecordArgs,
+    /// The worker command and its arguments (after --)
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
+struct RecordArgs {
     /// The trace to write
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
@@ -185,6 +219,18 @@ enum DirArg {
 enum MixArg {
     Serverless,
     SmallHttp,
+}
+
+fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs) -> tracer::proxy::ProxyConfig {
+    tracer::proxy::ProxyConfig {
+        routes,
+        output: r.output,
+        redact: !r.no_redact,
+        queue: r.queue.max(16),
+        drain_timeout: std::time::Duration::from_nanos(r.drain_timeout),
+        limits: wire::Limits::default(),
+        source_name: r.source,
+    }
 }
 
 fn main() -> ExitCode {
@@ -233,19 +279,15 @@ fn main() -> ExitCode {
             source_name: a.source,
             zstd_level: a.zstd_level,
         }),
-        Command::Proxy(a) => tracer::proxy::run(&tracer::proxy::ProxyConfig {
-            routes: a.routes,
-            output: a.output,
-            redact: !a.no_redact,
-            queue: a.queue.max(16),
-            drain_timeout: std::time::Duration::from_nanos(a.drain_timeout),
-            limits: wire::Limits::default(),
-            source_name: a.source,
-        }),
+        Command::Proxy(a) => tracer::proxy::run(&proxy_config(a.routes, a.record)),
+        Command::Wrap(a) => {
+            tracer::wrap::run(&tracer::wrap::WrapConfig { proxy: proxy_config(a.routes, a.record), command: a.command })
+        }
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Damaged) => ExitCode::from(1),
+        Ok(Outcome::Exit(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("oltrace: error: {e:#}");
             ExitCode::from(2)

@@ -5,11 +5,12 @@
 //!   bytes both ways untouched, offering a copy to the recorder.
 //! - [`recorder`]: the thread that decodes the copies with `wire`, turns
 //!   events into trace records (`crate::convert`) and writes the trace.
-//! - [`run`]: the command: start, wait for SIGINT/SIGTERM, drain, summarise.
+//! - `run`: the command: start, wait for SIGINT/SIGTERM, drain, summarise;
+//!   and the steps `oltrace wrap` shares (recording, routes, summary).
 
 pub mod forward;
 pub mod recorder;
 pub mod route;
 mod run;
 
-pub use run::{run, ProxyConfig};
+pub use run::{run, start_recording, start_routes, ProxyConfig, Recording, Routes};

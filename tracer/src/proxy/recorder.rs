@@ -21,6 +21,8 @@ pub enum Note {
     /// Bytes of a connection the queue had no room for.
     Lost { conn: u64, dir: Direction, bytes: u64, ts: u64 },
     Close { conn: u64, ts: u64, bytes_to_server: u64, bytes_to_client: u64, error: Option<String> },
+    /// A line the wrapped command wrote.
+    Log { origin: String, stream: format::LogStream, text: String, ts: u64 },
 }
 
 /// The forwarders' end of the queue. Cloned into every task.
@@ -71,6 +73,7 @@ pub struct Summary {
     pub bytes_to_server: u64,
     pub bytes_to_client: u64,
     pub records: u64,
+    pub log_lines: u64,
     pub dropped_bytes: u64,
     pub gaps: u64,
     pub fallbacks: u64,
@@ -169,7 +172,7 @@ impl Recorder<'_> {
 
     fn handle(&mut self, note: Note) -> Result<(), String> {
         let ts = match &note {
-            Note::Open { ts, .. } | Note::Data { ts, .. } | Note::Eof { ts, .. } | Note::Lost { ts, .. } | Note::Close { ts, .. } => *ts,
+            Note::Open { ts, .. } | Note::Data { ts, .. } | Note::Eof { ts, .. } | Note::Lost { ts, .. } | Note::Close { ts, .. } | Note::Log { ts, .. } => *ts,
         };
         self.last_ts = self.last_ts.max(ts);
         match note {
@@ -203,6 +206,10 @@ impl Recorder<'_> {
                 let reason = "recorder queue full: the recorder fell behind the traffic".to_string();
                 let body = Body::Gap(Gap { conn: Some(conn), dir: Some(direction(dir)), bytes, records: 0, reason });
                 self.write(Record { ts, src: 0, body })
+            }
+            Note::Log { origin, stream, text, ts } => {
+                self.summary.log_lines += 1;
+                self.write(Record { ts, src: 0, body: Body::Log(format::LogLine { origin, stream, text }) })
             }
             Note::Close { conn, ts, bytes_to_server, bytes_to_client, error } => {
                 self.finish_conn(conn, ts)?;

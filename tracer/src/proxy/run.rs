@@ -1,9 +1,12 @@
-//! The `oltrace proxy` command.
+//! The `oltrace proxy` command, and the pieces `oltrace wrap` shares with
+//! it: open the trace and start the recorder, start the routes, stop them,
+//! and finish with a summary.
 
 use super::forward::accept_loop;
-use super::recorder::{self, RecorderOptions, Summary};
+use super::recorder::{self, RecorderOptions, Summary, Tap};
 use super::route::Route;
 use crate::Outcome;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -22,53 +25,106 @@ pub struct ProxyConfig {
     pub source_name: String,
 }
 
-pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(!config.routes.is_empty(), "no routes: give at least one --route PROTO:LISTEN=UPSTREAM");
+/// A trace being written by the recorder thread.
+pub struct Recording {
+    pub tap: Tap,
+    recorder: std::thread::JoinHandle<Summary>,
+}
+
+/// Creates the trace and starts the recorder. `meta` goes into the header.
+pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow::Result<Recording> {
     let clock = Instant::now();
     let mut header = format::Header::new(&format!("oltrace {}", env!("CARGO_PKG_VERSION")), &config.source_name);
     let routes: Vec<String> = config.routes.iter().map(|r| format!("{}={}", r.name, r.upstream)).collect();
     header.meta.insert("routes".into(), routes.join(" "));
     header.meta.insert("redact".into(), config.redact.to_string());
+    for (k, v) in meta {
+        header.meta.insert(k.to_string(), v.clone());
+    }
     let writer = format::Writer::create(&config.output, &header, format::WriterOptions::default())
         .map_err(|e| anyhow::anyhow!("cannot create the trace: {e}"))?;
-    let opts = RecorderOptions { queue: config.queue, redact: config.redact, limits: config.limits, flush_interval: Duration::from_millis(100) };
+    let opts = RecorderOptions {
+        queue: config.queue,
+        redact: config.redact,
+        limits: config.limits,
+        flush_interval: Duration::from_millis(100),
+    };
     let (tap, recorder) = recorder::start(writer, clock, opts);
+    Ok(Recording { tap, recorder })
+}
 
+impl Recording {
+    /// Waits for the recorder to write everything (every `Tap` clone must be
+    /// gone), prints the summary, and fails if recording stopped early.
+    pub fn finish(self, config: &ProxyConfig) -> anyhow::Result<Summary> {
+        drop(self.tap);
+        let summary = self.recorder.join().map_err(|_| anyhow::anyhow!("the recorder thread panicked"))?;
+        print_summary(&summary, config);
+        match &summary.error {
+            Some(e) => Err(anyhow::anyhow!("recording stopped early: {e}; the trace holds what was written before")),
+            None => Ok(summary),
+        }
+    }
+}
+
+/// The routes, listening.
+pub struct Routes {
+    /// Where each route listens, in `--route` order.
+    pub addrs: Vec<SocketAddr>,
+    stop: tokio::sync::watch::Sender<bool>,
+    loops: JoinSet<()>,
+}
+
+/// Binds every route and starts accepting.
+pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Routes> {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let next_conn = Arc::new(AtomicU64::new(0));
+    let mut loops = JoinSet::new();
+    let mut addrs = Vec::new();
+    for route in &config.routes {
+        let listener = tokio::net::TcpListener::bind(route.listen).await.map_err(|e| {
+            anyhow::anyhow!("route {}: cannot listen on {}: {e} (is the port in use? pick another LISTEN)", route.name, route.listen)
+        })?;
+        let addr = listener.local_addr()?;
+        eprintln!("oltrace: {} listening on {} -> {}", route.name, addr, route.upstream);
+        addrs.push(addr);
+        let (route, tap, next_conn, stop) = (Arc::new(route.clone()), tap.clone(), next_conn.clone(), stop_rx.clone());
+        let drain = config.drain_timeout;
+        loops.spawn(async move {
+            let mut conns = JoinSet::new();
+            accept_loop(route, listener, tap, next_conn, &mut conns, stop).await;
+            // Stopped accepting: let open connections finish, for a while.
+            let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
+            conns.shutdown().await;
+        });
+    }
+    Ok(Routes { addrs, stop, loops })
+}
+
+impl Routes {
+    /// Stops accepting and waits (up to the drain timeout) for open
+    /// connections.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.loops.join_next().await.is_some() {}
+    }
+}
+
+pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(!config.routes.is_empty(), "no routes: give at least one --route PROTO:LISTEN=UPSTREAM");
+    let recording = start_recording(config, &[])?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let next_conn = Arc::new(AtomicU64::new(0));
-        let mut loops = JoinSet::new();
-        for route in &config.routes {
-            let listener = tokio::net::TcpListener::bind(route.listen).await.map_err(|e| {
-                anyhow::anyhow!("route {}: cannot listen on {}: {e} (is the port in use? pick another LISTEN)", route.name, route.listen)
-            })?;
-            eprintln!("oltrace proxy: {} listening on {} -> {}", route.name, listener.local_addr()?, route.upstream);
-            let (route, tap, next_conn, stop) = (Arc::new(route.clone()), tap.clone(), next_conn.clone(), stop_rx.clone());
-            let drain = config.drain_timeout;
-            loops.spawn(async move {
-                let mut conns = JoinSet::new();
-                accept_loop(route, listener, tap, next_conn, &mut conns, stop).await;
-                // Stopped accepting: let open connections finish, for a while.
-                let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
-                conns.shutdown().await;
-            });
-        }
+        let routes = start_routes(config, &recording.tap).await?;
         wait_for_signal().await?;
         eprintln!("oltrace proxy: stopping: no new connections; waiting up to {:?} for open ones", config.drain_timeout);
-        let _ = stop_tx.send(true);
-        while loops.join_next().await.is_some() {}
+        routes.stop().await;
         anyhow::Ok(())
     });
     drop(runtime);
-    drop(tap);
-    let summary = recorder.join().map_err(|_| anyhow::anyhow!("the recorder thread panicked"))?;
+    let finished = recording.finish(config);
     served?;
-    print_summary(&summary, config);
-    match summary.error {
-        Some(e) => Err(anyhow::anyhow!("recording stopped early: {e}; the trace holds what was written before")),
-        None => Ok(Outcome::Clean),
-    }
+    finished.map(|_| Outcome::Clean)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -85,21 +141,22 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 fn print_summary(s: &Summary, config: &ProxyConfig) {
     let exchanges: Vec<String> = s.exchanges.iter().map(|(p, n)| format!("{p} {n}")).collect();
     eprintln!(
-        "oltrace proxy: {} connections, exchanges: {}, bytes {} to servers / {} to clients, {} records in {}",
+        "oltrace: {} connections, exchanges: {}, bytes {} to servers / {} to clients, {} log lines, {} records in {}",
         s.connections,
         if exchanges.is_empty() { "none".to_string() } else { exchanges.join(", ") },
         s.bytes_to_server,
         s.bytes_to_client,
+        s.log_lines,
         s.records,
         config.output.display()
     );
     if s.dropped_bytes > 0 || s.gaps > 0 {
         eprintln!(
-            "oltrace proxy: the recorder fell behind: {} bytes forwarded but not recorded ({} gaps in the trace); raise --queue",
+            "oltrace: the recorder fell behind: {} bytes forwarded but not recorded ({} gaps in the trace); raise --queue",
             s.dropped_bytes, s.gaps
         );
     }
     if s.fallbacks > 0 {
-        eprintln!("oltrace proxy: {} connections switched to opaque recording (see `oltrace cat --kind fallback`)", s.fallbacks);
+        eprintln!("oltrace: {} connections switched to opaque recording (see `oltrace cat --kind fallback`)", s.fallbacks);
     }
 }
