@@ -352,3 +352,113 @@ fn killed_proxy_leaves_a_readable_trace() {
     assert_eq!(opens, 20);
     assert_eq!(bytes, [60_000, 60_000], "every request and echo byte, both ways");
 }
+
+/// A small HTTP/1.1 upstream: keep-alive, `Expect: 100-continue`,
+/// Content-Length request bodies; `GET /big` answers 1 MiB, anything else
+/// echoes the method, path and body length.
+fn http_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                loop {
+                    let mut head = Vec::new();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push(line);
+                    }
+                    let (method, path) = {
+                        let mut parts = head[0].split_whitespace();
+                        (parts.next().unwrap().to_string(), parts.next().unwrap().to_string())
+                    };
+                    let header = |name: &str| {
+                        head.iter().find_map(|h| {
+                            let (k, v) = h.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        })
+                    };
+                    if header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+                        out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+                    }
+                    let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    reader.read_exact(&mut body).unwrap();
+                    let reply: Vec<u8> = if path == "/big" {
+                        (0..1 << 20).map(|i| b'a' + (i % 26) as u8).collect()
+                    } else {
+                        format!("{method} {path} {len}\n").into_bytes()
+                    };
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n", reply.len());
+                    out.write_all(head.as_bytes()).unwrap();
+                    out.write_all(&reply).unwrap();
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn http_exchanges(records: &[Record]) -> Vec<&format::HttpExchange> {
+    records
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Exchange(e) => match &e.summary {
+                format::ExchangeSummary::Http(h) => Some(h),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn records_curl_keep_alive_100_continue_and_a_large_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = http_server();
+    let proxy = Proxy::start(&dir.path().join("h.mp"), &[format!("http:0={upstream}")], &[]);
+    let base = format!("http://{}", proxy.addrs[0]);
+    // Two requests on one keep-alive connection.
+    let out = run(Command::new("curl").args(["-sS", &format!("{base}/run/hello"), &format!("{base}/run/other?x=1")]));
+    assert_eq!(out, "GET /run/hello 0\nGET /run/other?x=1 0\n");
+    // A 5000-byte upload: curl sends `Expect: 100-continue` first.
+    let body = "x".repeat(5000);
+    let out = run(Command::new("curl").args(["-sS", "-H", "Expect: 100-continue", "--data-binary", &body, &format!("{base}/run/upload")]));
+    assert_eq!(out, "POST /run/upload 5000\n");
+    // 1 MiB down: forwarded whole, recorded capped with its length and hash.
+    let big = run(Command::new("curl").args(["-sS", &format!("{base}/big")]));
+    assert_eq!(big.len(), 1 << 20);
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+
+    let ex = http_exchanges(&records);
+    let seen: Vec<(&str, &str, Option<u16>)> = ex.iter().map(|e| (e.method.as_str(), e.target.as_str(), e.status)).collect();
+    assert_eq!(
+        seen,
+        [("GET", "/run/hello", Some(200)), ("GET", "/run/other?x=1", Some(200)), ("POST", "/run/upload", Some(200)), ("GET", "/big", Some(200))]
+    );
+    let upload = ex.iter().find(|e| e.target == "/run/upload").unwrap();
+    assert_eq!(upload.request_body_len, 5000);
+    let download = ex.iter().find(|e| e.target == "/big").unwrap();
+    assert_eq!(download.response_body_len, 1 << 20);
+    // The interim 100 Continue is its own message; the big response is capped.
+    let responses: Vec<&format::Message> = records
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Message(m) if m.dir == Direction::ToClient => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert!(responses.iter().any(|m| matches!(&m.decoded, Some(format::Decoded::HttpResponse(h)) if h.status == 100)));
+    let big_msg = responses.iter().find(|m| m.data.len > 1 << 20).expect("the 1 MiB response");
+    assert!(big_msg.data.is_truncated() && big_msg.data.hash.is_some());
+    assert!(big_msg.data.bytes.0.len() <= 64 << 10);
+}
