@@ -155,92 +155,16 @@ fn int_line(raw: &[u8], pos: usize, ty: u8) -> Option<(u64, usize)> {
     Some((n, pos + 1 + cr + 2))
 }
 
-/// Raw byte spans of the words of an inline command line, quotes included,
-/// split the way Redis does (and the decoder does: `sdssplitargs`, or plain
-/// whitespace words when quotes are unbalanced).
+/// Raw byte spans of the words of an inline command line, quotes
+/// included, split exactly as the decoder splits them
+/// ([`wire::redis::inline_raw_spans`]).
 pub fn inline_spans(raw: &[u8]) -> Vec<(usize, usize)> {
     let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
     let mut line = &raw[..line_end];
     if line.last() == Some(&b'\r') {
         line = &line[..line.len() - 1];
     }
-    sds_spans(line).unwrap_or_else(|| {
-        let mut spans = Vec::new();
-        let mut start = None;
-        for (i, &c) in line.iter().enumerate() {
-            match (c.is_ascii_whitespace(), start) {
-                (true, Some(s)) => {
-                    spans.push((s, i));
-                    start = None;
-                }
-                (false, None) => start = Some(i),
-                _ => {}
-            }
-        }
-        if let Some(s) = start {
-            spans.push((s, line.len()));
-        }
-        spans
-    })
-}
-
-/// `sdssplitargs` word boundaries; `None` on unbalanced quotes.
-fn sds_spans(line: &[u8]) -> Option<Vec<(usize, usize)>> {
-    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
-    let mut spans = Vec::new();
-    let mut p = 0;
-    loop {
-        while line.get(p).is_some_and(|&c| is_space(c)) {
-            p += 1;
-        }
-        let Some(&c0) = line.get(p) else { break };
-        if c0 == 0 {
-            break;
-        }
-        let start = p;
-        let mut inq = false;
-        let mut insq = false;
-        let end;
-        loop {
-            let c = line.get(p).copied();
-            if inq || insq {
-                let c = c?;
-                if c == b'\\' && line.get(p + 1).is_some() {
-                    p += 2;
-                } else if (inq && c == b'"') || (insq && c == b'\'') {
-                    if line.get(p + 1).is_some_and(|&n| !is_space(n)) {
-                        return None;
-                    }
-                    p += 1;
-                    end = p;
-                    break;
-                } else {
-                    p += 1;
-                }
-            } else {
-                match c {
-                    None | Some(0) => {
-                        end = p;
-                        break;
-                    }
-                    Some(b' ' | b'\n' | b'\r' | b'\t') => {
-                        end = p;
-                        p += 1;
-                        break;
-                    }
-                    Some(b'"') => inq = true,
-                    Some(b'\'') => insq = true,
-                    Some(_) => {}
-                }
-                p += 1;
-            }
-        }
-        spans.push((start, end));
-        if line.get(end) == Some(&0) {
-            break;
-        }
-    }
-    Some(spans)
+    wire::redis::inline_raw_spans(line)
 }
 
 #[cfg(test)]

@@ -69,5 +69,6 @@ pub use encode::{
 pub use exchange::{RedisExchange, ReplySummary};
 pub use message::{RedisArgs, RedisCommand, RedisMessage, RespFrame};
 pub use pairing::MAX_PENDING;
+pub use parse::inline_raw_spans;
 pub use scan::MAX_DEPTH;
 pub use value::{RespKind, RespValue};

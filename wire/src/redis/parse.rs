@@ -334,6 +334,23 @@ fn peek(raw: &[u8]) -> Option<PubSub> {
 /// arguments' bytes laid end to end and their spans, or `None` when quotes
 /// are unbalanced (Redis then answers with a protocol error).
 pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
+    split_inline_with(line, None)
+}
+
+/// The byte spans, within `line`, of the arguments the decoder finds in an
+/// inline command line, quotes included: what to blank to hide an argument
+/// in the raw bytes. The same rules as the decoder: `sdssplitargs`, or
+/// whitespace-separated words when quotes are unbalanced.
+pub fn inline_raw_spans(line: &[u8]) -> Vec<(usize, usize)> {
+    let mut raw = Vec::new();
+    match split_inline_with(line, Some(&mut raw)) {
+        Some(_) => raw,
+        None => word_spans(line),
+    }
+}
+
+/// [`split_inline`], also pushing each argument's raw span onto `raw`.
+fn split_inline_with(line: &[u8], mut raw: Option<&mut Vec<(usize, usize)>>) -> Option<(Vec<u8>, Spans)> {
     let mut out = Vec::with_capacity(line.len());
     let mut spans = Spans::new();
     let mut p = 0;
@@ -348,6 +365,10 @@ pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
             break;
         }
         let start = out.len();
+        let raw_start = p;
+        // Where the argument's raw bytes end (after a closing quote, before
+        // a separator).
+        let raw_end;
         let mut inq = false;
         let mut insq = false;
         loop {
@@ -377,6 +398,7 @@ pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
                         return None;
                     }
                     p += 1;
+                    raw_end = p;
                     break;
                 } else {
                     out.push(c);
@@ -392,6 +414,7 @@ pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
                         return None;
                     }
                     p += 1;
+                    raw_end = p;
                     break;
                 } else {
                     out.push(c);
@@ -399,8 +422,12 @@ pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
                 }
             } else {
                 match c {
-                    None | Some(0) => break,
+                    None | Some(0) => {
+                        raw_end = p;
+                        break;
+                    }
                     Some(b' ' | b'\n' | b'\r' | b'\t') => {
+                        raw_end = p;
                         p += 1;
                         break;
                     }
@@ -415,6 +442,9 @@ pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
             return None;
         };
         spans.push((s, e));
+        if let Some(raw) = raw.as_deref_mut() {
+            raw.push((raw_start, raw_end));
+        }
     }
     Some((out, spans))
 }
@@ -423,17 +453,34 @@ pub(crate) fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Spans)> {
 pub(crate) fn split_words(line: &[u8]) -> (Vec<u8>, Spans) {
     let mut out = Vec::with_capacity(line.len());
     let mut spans = Spans::new();
-    for w in line
-        .split(|c| c.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
-    {
+    for (ws, we) in word_spans(line) {
         let s = out.len();
-        out.extend_from_slice(w);
+        out.extend_from_slice(&line[ws..we]);
         if let (Ok(s), Ok(e)) = (u32::try_from(s), u32::try_from(out.len())) {
             spans.push((s, e));
         }
     }
     (out, spans)
+}
+
+/// Spans of the whitespace-separated words of `line`.
+fn word_spans(line: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in line.iter().enumerate() {
+        match (c.is_ascii_whitespace(), start) {
+            (true, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, line.len()));
+    }
+    spans
 }
 
 /// [`RespKind`] of the frame's top value, looking through attributes.
@@ -521,5 +568,19 @@ mod tests {
         let (v, cut) = parse_value(&Bytes::new(), Some(b'$'));
         assert!(cut);
         assert_eq!(v, RespValue::Bulk(Bytes::new()));
+    }
+
+    #[test]
+    fn raw_spans_cover_each_argument_as_written() {
+        let line = b"SET  \"a b\" 'it\\'s' plain";
+        let spans = inline_raw_spans(line);
+        let raw: Vec<&[u8]> = spans.iter().map(|&(s, e)| &line[s..e]).collect();
+        assert_eq!(raw, [&b"SET"[..], b"\"a b\"", b"'it\\'s'", b"plain"]);
+        // One raw span per decoded argument.
+        assert_eq!(split_inline(line).unwrap().1.len(), spans.len());
+        // Unbalanced quotes: the decoder's whitespace words.
+        let odd = b"AUTH \"oops pw";
+        assert_eq!(inline_raw_spans(odd), [(0, 4), (5, 10), (11, 13)]);
+        assert_eq!(split_words(odd).1.len(), 3);
     }
 }
