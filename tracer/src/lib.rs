@@ -8,8 +8,6 @@
 //!
 //! - [`filter`]: record filters (connection, protocol, direction, kind,
 //!   time range) shared by `cat` and future commands.
-//! - [`convert`]: decoded wire events to trace records, with redaction.
-//! - [`redact`]: blanking secrets in recorded bytes (same length, in place).
 //! - [`json`]: the JSON-lines view of a record that `cat` prints.
 //! - [`cat`]: `oltrace cat`, records as JSON lines.
 //! - [`info`]: `oltrace info`, a summary of a trace and any damage in it.
@@ -21,14 +19,12 @@
 //!   tools, tests and benchmarks.
 
 pub mod cat;
-pub mod convert;
 pub mod filter;
 pub mod generate;
 pub mod info;
 pub mod json;
 pub mod merge_cmd;
 pub mod proxy;
-pub mod redact;
 pub mod wrap;
 
 /// How a command ended; `main` maps it to the exit code.

@@ -7,7 +7,7 @@
 //! are forwarded to it. When it exits, the routes drain and stop, the trace
 //! is flushed, and `oltrace` exits with the command's exit code.
 
-use crate::proxy::recorder::{Note, Tap};
+use crate::proxy::tap::{Note, Tap};
 use crate::proxy::{start_recording, start_routes, ProxyConfig};
 use crate::Outcome;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! bytes both ways exactly as they come. Each chunk is written onward
 //! first; only then is a copy offered to the recorder, without waiting.
 
-use super::recorder::{Note, Tap};
+use super::tap::{Note, Tap};
 use super::route::Route;
 use bytes::Bytes;
 use std::net::SocketAddr;

@@ -3,67 +3,15 @@
 //! through a bounded queue and never wait for it (see `Tap`); it decodes,
 //! converts, writes, and flushes at least every 100 ms.
 
-use crate::convert::{direction, event_to_record};
-use bytes::Bytes;
+use super::tap::{Note, Tap};
+use convert::{direction, event_to_record};
 use format::{Body, ConnClose, ConnOpen, Gap, Record, Writer};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wire::{Direction, Event, Limits, Protocol, Session};
-
-/// What forwarders tell the recorder.
-pub enum Note {
-    Open { conn: u64, protocol: Protocol, client: String, server: String, route: String, ts: u64 },
-    Data { conn: u64, dir: Direction, data: Bytes, ts: u64 },
-    Eof { conn: u64, dir: Direction, ts: u64 },
-    /// Bytes of a connection the queue had no room for.
-    Lost { conn: u64, dir: Direction, bytes: u64, ts: u64 },
-    Close { conn: u64, ts: u64, bytes_to_server: u64, bytes_to_client: u64, error: Option<String> },
-    /// A line the wrapped command wrote.
-    Log { origin: String, stream: format::LogStream, text: String, ts: u64 },
-}
-
-/// The forwarders' end of the queue. Cloned into every task.
-#[derive(Clone)]
-pub struct Tap {
-    tx: SyncSender<Note>,
-    /// Set when the recorder stopped (disk full, write error): forwarders
-    /// stop copying, traffic goes on.
-    stopped: Arc<AtomicBool>,
-    /// Bytes dropped because the queue was full.
-    pub dropped_bytes: Arc<AtomicU64>,
-    clock: Instant,
-}
-
-impl Tap {
-    /// Nanoseconds since the trace's anchor.
-    pub fn now(&self) -> u64 {
-        self.clock.elapsed().as_nanos() as u64
-    }
-
-    /// Hands `note` to the recorder if there is room; never blocks.
-    /// Returns false when it was dropped.
-    pub fn send(&self, note: Note) -> bool {
-        if self.stopped.load(Ordering::Relaxed) {
-            return false;
-        }
-        match self.tx.try_send(note) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
-        }
-    }
-
-    /// Sends a note the trace must have (open, eof, close), waiting briefly
-    /// for room rather than losing it: these are rare and small.
-    pub fn send_control(&self, note: Note) {
-        if self.stopped.load(Ordering::Relaxed) {
-            return;
-        }
-        let _ = self.tx.send(note);
-    }
-}
 
 /// What the recorder saw, for the summary printed at exit.
 #[derive(Clone, Debug, Default)]

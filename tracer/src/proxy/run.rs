@@ -3,7 +3,8 @@
 //! and finish with a summary.
 
 use super::forward::accept_loop;
-use super::recorder::{self, RecorderOptions, Summary, Tap};
+use super::recorder::{self, RecorderOptions, Summary};
+use super::tap::Tap;
 use super::route::Route;
 use crate::Outcome;
 use std::net::SocketAddr;

@@ -1,10 +1,10 @@
-//! `tracer::convert`: real captured conversations (`wire/fixtures`) through
+//! `convert`: real captured conversations (`wire/fixtures`) through
 //! `wire::Session`, every event converted to a record, and the records
 //! checked for what they say, for secrets, and for surviving a trace file.
 
 use format::{Body, Decoded, ExchangeSummary, Record};
 use std::path::{Path, PathBuf};
-use tracer::convert::event_to_record;
+use convert::event_to_record;
 use wire::{Direction, Event, Limits, Protocol, Session};
 
 fn fixtures_dir() -> PathBuf {
@@ -385,7 +385,7 @@ fn redis_commands_and_replies() {
             };
             if let Some(rep) = reply {
                 assert!(kinds.contains(&rep.kind.as_str()), "{fx}: {rep:?}");
-                assert!(rep.text.as_ref().is_none_or(|t| t.0.len() <= tracer::convert::TEXT_CAP));
+                assert!(rep.text.as_ref().is_none_or(|t| t.0.len() <= convert::TEXT_CAP));
             }
         }
     }

@@ -1,4 +1,11 @@
-//! Decoded wire events ([`wire::Event`]) to trace records ([`format::Record`]).
+//! `convert`: decoded wire events ([`wire::Event`]) to trace records
+//! ([`format::Record`]). Both the recorder (`oltrace`) and the replayer
+//! (`olreplay`, which decodes the responses it gets the same way) use it;
+//! it lives apart from `tracer` so `olreplay` does not link what recording
+//! needs (libpcap).
+//!
+//! Modules: this file converts; [`redact`] blanks secrets in recorded bytes
+//! (same length, in place).
 //!
 //! The recording proxy feeds each connection's bytes to a [`wire::Session`]
 //! and turns every event it gets into one record with [`event_to_record`]:
@@ -23,7 +30,7 @@ use format::{BStr, Payload};
 use wire::pg::{self, PgMessage, PgValue};
 use wire::redis::{RedisCommand, RedisMessage, RespKind, RespValue};
 
-use crate::redact;
+pub mod redact;
 
 /// How many bytes of a Redis reply's text, a Redis argument, a PostgreSQL
 /// parameter or a sample column value a decoded summary keeps. (The exact
