@@ -3,13 +3,11 @@
 //! through a bounded queue and never wait for it (see `Tap`); it decodes,
 //! converts, writes, and flushes at least every 100 ms.
 
-use super::tap::{Note, Tap};
+use super::tap::{self, Inbox, Note, Tap};
 use convert::{direction, event_to_record};
 use format::{Body, ConnClose, ConnOpen, Gap, Record, Writer};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use wire::{Direction, Event, Limits, Protocol, Session};
 
@@ -43,15 +41,14 @@ pub fn start(
     clock: Instant,
     opts: RecorderOptions,
 ) -> (Tap, std::thread::JoinHandle<Summary>) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(opts.queue);
-    let stopped = Arc::new(AtomicBool::new(false));
-    let dropped_bytes = Arc::new(AtomicU64::new(0));
-    let tap = Tap { tx, stopped: stopped.clone(), dropped_bytes: dropped_bytes.clone(), clock };
+    let (tap, mut inbox) = tap::queue(opts.queue, clock);
+    let dropped_bytes = tap.dropped_bytes.clone();
     let handle = std::thread::Builder::new()
         .name("oltrace-recorder".into())
         .spawn(move || {
+            inbox.attach();
             let mut r = Recorder { writer: &mut writer, opts, conns: HashMap::new(), summary: Summary::default(), events: Vec::new(), last_ts: 0 };
-            r.run(&rx, &stopped);
+            r.run(&mut inbox);
             let mut summary = r.summary;
             if summary.error.is_none() {
                 if let Err(e) = writer.flush() {
@@ -81,24 +78,26 @@ struct Recorder<'w> {
 }
 
 impl Recorder<'_> {
-    fn run(&mut self, rx: &Receiver<Note>, stopped: &AtomicBool) {
+    fn run(&mut self, inbox: &mut Inbox) {
         loop {
-            match rx.recv_timeout(self.opts.flush_interval / 2) {
-                Ok(note) => {
-                    if self.summary.error.is_none() {
-                        if let Err(e) = self.handle(note) {
-                            self.fail(e, stopped);
-                        }
+            let mut handled = 0u32;
+            while let Some(note) = inbox.pop() {
+                if self.summary.error.is_none() {
+                    if let Err(e) = self.handle(note) {
+                        self.fail(e, inbox);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            if self.summary.error.is_none() && self.writer.flush_due(self.opts.flush_interval) {
-                if let Err(e) = self.writer.flush() {
-                    self.fail(e.to_string(), stopped);
+                handled += 1;
+                // Keep flushing on time under a steady stream.
+                if handled.is_multiple_of(4096) {
+                    self.flush_if_due(inbox);
                 }
             }
+            self.flush_if_due(inbox);
+            if inbox.finished() {
+                break;
+            }
+            inbox.wait();
         }
         // Connections still open at shutdown: let decoders finish what they hold.
         let open: Vec<u64> = self.conns.keys().copied().collect();
@@ -107,10 +106,18 @@ impl Recorder<'_> {
         }
     }
 
-    fn fail(&mut self, error: String, stopped: &AtomicBool) {
+    fn flush_if_due(&mut self, inbox: &Inbox) {
+        if self.summary.error.is_none() && self.writer.flush_due(self.opts.flush_interval) {
+            if let Err(e) = self.writer.flush() {
+                self.fail(e.to_string(), inbox);
+            }
+        }
+    }
+
+    fn fail(&mut self, error: String, inbox: &Inbox) {
         eprintln!("oltrace: recording stopped: {error}; traffic keeps flowing, unrecorded (free disk space or choose another -o)");
         self.summary.error = Some(error);
-        stopped.store(true, Ordering::Relaxed);
+        inbox.stop();
     }
 
     fn write(&mut self, record: Record) -> Result<(), String> {
