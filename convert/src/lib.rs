@@ -124,7 +124,7 @@ fn message_record(conn: u64, m: wire::Message, redact: bool) -> format::Record {
             if redact && redact::http_head(&mut bytes) {
                 redacted = true;
             }
-            Some(http_decoded(h))
+            Some(http_decoded(h, redact))
         }
         wire::MessageKind::Pg(p) => {
             if redact && p.is_secret() {
@@ -169,7 +169,7 @@ fn exchange_record(conn: u64, e: wire::Exchange, redact: bool) -> format::Record
     let summary = match &e.detail {
         wire::ExchangeDetail::Http(h) => format::ExchangeSummary::Http(format::HttpExchange {
             method: lossy(&h.method),
-            target: lossy(&h.target),
+            target: if redact { redact::target_text(&lossy(&h.target)) } else { lossy(&h.target) },
             host: h.host.as_ref().map(lossy),
             status: h.status,
             request_body_len: h.request_content_length,
@@ -258,7 +258,7 @@ fn blank_args(args: &mut [BStr], indices: &[usize], shift: usize) {
 
 // ----- HTTP -----
 
-fn http_decoded(h: &wire::http::HttpMessage) -> format::Decoded {
+fn http_decoded(h: &wire::http::HttpMessage, redact: bool) -> format::Decoded {
     let minor = |v: wire::http::HttpVersion| match v {
         wire::http::HttpVersion::Http10 => 0,
         wire::http::HttpVersion::Http11 => 1,
@@ -267,7 +267,7 @@ fn http_decoded(h: &wire::http::HttpMessage) -> format::Decoded {
     match h {
         wire::http::HttpMessage::Request(r) => format::Decoded::HttpRequest(format::HttpRequest {
             method: lossy(&r.method),
-            target: lossy(&r.target),
+            target: if redact { redact::target_text(&lossy(&r.target)) } else { lossy(&r.target) },
             version: minor(r.version),
             content_type,
             body_len: r.body.len,

@@ -50,8 +50,8 @@ pub fn http_head(raw: &mut [u8]) -> bool {
         }
     }
     let Some(nl) = raw[pos..].iter().position(|&b| b == b'\n') else { return false };
+    let mut found = request_line_password(&mut raw[pos..pos + nl]);
     pos += nl + 1;
-    let mut found = false;
     let mut in_secret = false;
     while pos < raw.len() {
         let nl = raw[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i);
@@ -84,6 +84,42 @@ pub fn http_head(raw: &mut [u8]) -> bool {
         }
     }
     found
+}
+
+/// Blanks the password of an absolute-form target with userinfo
+/// (`GET http://user:secret@host/ HTTP/1.1`, as clients send to a forward
+/// proxy) in a request line. Returns true when one was found.
+fn request_line_password(line: &mut [u8]) -> bool {
+    let Some(sp) = line.iter().position(|&b| b == b' ') else { return false };
+    let rest = &mut line[sp + 1..];
+    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    match target_password(&rest[..end]) {
+        Some(span) => {
+            rest[span].fill(STAR);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Where the password sits in a request target's userinfo
+/// (`scheme://user:password@host...`), if it has one.
+pub fn target_password(target: &[u8]) -> Option<std::ops::Range<usize>> {
+    let authority_start = target.windows(3).position(|w| w == b"://")? + 3;
+    let authority = &target[authority_start..];
+    let authority_end = authority.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(authority.len());
+    let at = authority[..authority_end].iter().rposition(|&b| b == b'@')?;
+    let colon = authority[..at].iter().position(|&b| b == b':')?;
+    Some(authority_start + colon + 1..authority_start + at)
+}
+
+/// `target` with the password of its userinfo, if any, blanked.
+pub fn target_text(target: &str) -> String {
+    let mut bytes = target.as_bytes().to_vec();
+    if let Some(span) = target_password(&bytes) {
+        bytes[span].fill(STAR);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn is_ows(b: u8) -> bool {
@@ -170,6 +206,19 @@ pub fn inline_spans(raw: &[u8]) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blanks_userinfo_passwords_in_targets() {
+        let mut head = b"GET http://ann:s3cret@example.com:8080/a?b=c@d HTTP/1.1\r\nHost: example.com\r\n\r\n".to_vec();
+        assert!(http_head(&mut head));
+        assert!(head.starts_with(b"GET http://ann:******@example.com:8080/a?b=c@d HTTP/1.1\r\n"));
+        assert_eq!(target_text("http://ann:pw@h/"), "http://ann:**@h/");
+        // No password, or an '@' only after the authority: untouched.
+        assert_eq!(target_text("http://ann@h/x"), "http://ann@h/x");
+        assert_eq!(target_text("/path?to=a@b:c"), "/path?to=a@b:c");
+        let mut plain = b"GET /x?u=a:b@c HTTP/1.1\r\n\r\n".to_vec();
+        assert!(!http_head(&mut plain));
+    }
 
     #[test]
     fn http_values_blanked_in_place() {
