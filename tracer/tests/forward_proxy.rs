@@ -11,7 +11,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 
-/// A tiny HTTP server answering every request with its own request line.
+/// A tiny keep-alive HTTP server answering every request (no bodies) with
+/// its own request line.
 fn http_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -21,17 +22,22 @@ fn http_server() -> String {
                 let mut s = stream;
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
-                // One request per connection (curl sends no body here).
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head: Vec<u8> = buf.drain(..end + 4).collect();
+                    let text = String::from_utf8_lossy(&head);
+                    let body = format!("you sent: {}\n", text.lines().next().unwrap_or(""));
+                    let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                    if s.write_all(resp.as_bytes()).is_err() {
+                        return;
                     }
                 }
-                let text = String::from_utf8_lossy(&buf);
-                let body = format!("you sent: {}\n", text.lines().next().unwrap_or(""));
-                let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-                let _ = s.write_all(resp.as_bytes());
             });
         }
     });
@@ -73,6 +79,26 @@ fn forward_proxy_records_requests_and_tunnels() {
     // A CONNECT tunnel (curl -p), with plain HTTP inside.
     let body = curl(&["-p", "-x", &proxy_url, &format!("http://{server}/tunneled")]);
     assert_eq!(body, "you sent: GET /tunneled HTTP/1.1\n");
+    // A reused connection whose next request is for another server: the
+    // proxy closes it rather than send the request to the wrong one ...
+    let other = server.replace("127.0.0.1", "localhost");
+    let mut s = TcpStream::connect(&proxy).unwrap();
+    write!(s, "GET http://{server}/one HTTP/1.1\r\nHost: {server}\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).ends_with("/one HTTP/1.1\n") {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "response to the first request");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    write!(s, "GET http://{other}/two HTTP/1.1\r\nHost: {other}\r\n\r\n").unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "closed without an answer: {}", String::from_utf8_lossy(&rest));
+    // ... and curl, reusing its proxy connection across hosts, retries on a
+    // new one: both answers are right.
+    let both = curl(&["-x", &proxy_url, &format!("http://{server}/a"), &format!("http://{other}/b")]);
+    assert_eq!(both, format!("you sent: GET http://{server}/a HTTP/1.1\nyou sent: GET http://{other}/b HTTP/1.1\n"));
     // Origin-form is not for a forward proxy.
     let mut s = TcpStream::connect(&proxy).unwrap();
     s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -100,6 +126,14 @@ fn forward_proxy_records_requests_and_tunnels() {
         .collect();
     assert!(opens.iter().all(|c| c.route.starts_with("forward-proxy:")), "{opens:?}");
     let http = opens.iter().find(|c| c.protocol == Protocol::Http && c.server == server).expect("the absolute-form connection");
+    // No request ever went to the wrong server.
+    for r in &records {
+        if let Body::Exchange(x) = &r.body {
+            if let (ExchangeSummary::Http(h), Some(open)) = (&x.summary, opens.iter().find(|c| c.conn == x.conn)) {
+                assert!(h.target.contains(&format!("//{}/", open.server)), "{} sent to {}", h.target, open.server);
+            }
+        }
+    }
     let tunnel = opens.iter().find(|c| c.protocol == Protocol::Tcp).expect("the tunnel");
     assert_eq!(tunnel.server, server, "the tunnel is recorded with its target");
 

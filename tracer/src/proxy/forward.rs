@@ -153,6 +153,9 @@ async fn pump(
             error = Some(e);
             break;
         }
+        if injector.as_ref().is_some_and(Injector::stopped) {
+            break;
+        }
     }
     if let Some(inj) = &mut injector {
         // A request head cut short: forward what was held back.

@@ -9,9 +9,11 @@
 //!   byte, the request line included (servers must accept absolute-form,
 //!   RFC 9112 §3.2.2). It is recorded as an `http` connection whose server
 //!   is `host:port`, so each request is an exchange like any other. A
-//!   connection stays with its first request's server: a later request on
-//!   it for another server is sent to the first one (clients that reuse a
-//!   proxy connection across hosts should not be pointed here).
+//!   connection stays with its first request's server: at a request for
+//!   another server (framed by [`Injector::guard`]) the proxy stops
+//!   forwarding and closes the connection once the server has answered
+//!   what it was sent, so the client retries that request on a new
+//!   connection, as HTTP clients do when a reused connection closes.
 //! - `CONNECT host:port`: the proxy connects, answers `200 Connection
 //!   Established`, and relays the tunnel, recorded as an opaque `tcp`
 //!   connection whose server is the target (what is inside is usually TLS).
@@ -19,6 +21,7 @@
 //!   target gets a `502`, and the trace a `conn_close` saying why.
 
 use super::forward::relay;
+use super::inject::Injector;
 use super::tap::{Note, Tap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,10 +140,17 @@ async fn serve(name: Arc<String>, mut client: TcpStream, peer: SocketAddr, tap: 
             return;
         }
     };
-    // What the client sent so far goes on: the whole of it for plain HTTP,
-    // what followed the CONNECT head for a tunnel.
+    // What the client sent so far goes on: for plain HTTP, through the
+    // guard that keeps the connection to this server; for a tunnel, what
+    // followed the CONNECT head.
+    let mut guard = None;
+    let mut guarded = Vec::new();
     let first = match target {
-        Target::Http(_) => &buf[..],
+        Target::Http(_) => {
+            let g = guard.insert(Injector::guard(server.clone()));
+            g.push(&buf, &mut guarded);
+            &guarded[..]
+        }
         Target::Tunnel(_) => {
             if let Err(e) = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await {
                 let error = Some(format!("client write: {e}"));
@@ -160,7 +170,12 @@ async fn serve(name: Arc<String>, mut client: TcpStream, peer: SocketAddr, tap: 
         // Small and first: wait for room rather than lose the request head.
         tap.send_control(Note::Data { conn, dir: Direction::ToServer, data: bytes::Bytes::copy_from_slice(first), ts });
     }
-    relay(conn, client, upstream, None, false, first.len() as u64, &tap).await;
+    if guard.as_ref().is_some_and(Injector::stopped) {
+        // Pipelined requests for two servers in the first read: the first
+        // server's are sent; the rest waits for a new connection.
+        let _ = upstream.shutdown().await;
+    }
+    relay(conn, client, upstream, guard, false, first.len() as u64, &tap).await;
 }
 
 /// The length of the first request head in `buf`, once complete.

@@ -13,6 +13,12 @@
 //! malformed or oversized head, an unknown transfer coding, `CONNECT` or
 //! `Upgrade`) switches it to passing the rest of the connection through
 //! untouched.
+//!
+//! The same framing serves the forward proxy as a guard
+//! ([`Injector::guard`]): a client connection is tied to one server, and a
+//! request on it for another server stops the stream before that request's
+//! head, so it is never sent to the wrong server (the client sees the
+//! connection close and retries on a new one).
 
 use super::attribution::new_traceparent;
 use super::profiles::Profile;
@@ -34,6 +40,8 @@ enum State {
     Chunked(Chunk),
     /// No more rewriting on this connection.
     Passthrough,
+    /// A guard refused a request: nothing more is forwarded.
+    Stopped,
 }
 
 #[derive(Debug)]
@@ -49,7 +57,10 @@ enum Chunk {
 }
 
 pub struct Injector {
-    profile: Arc<Profile>,
+    /// Invocations named by this profile get a `traceparent`.
+    profile: Option<Arc<Profile>>,
+    /// As a guard: the only `host:port` requests may be for.
+    authority: Option<String>,
     state: State,
     held: Vec<u8>,
     /// Headers added so far.
@@ -58,7 +69,19 @@ pub struct Injector {
 
 impl Injector {
     pub fn new(profile: Arc<Profile>) -> Injector {
-        Injector { profile, state: State::Head, held: Vec::new(), injected: 0 }
+        Injector { profile: Some(profile), authority: None, state: State::Head, held: Vec::new(), injected: 0 }
+    }
+
+    /// A guard for a forward proxy connection to `authority` (`host:port`):
+    /// rewrites nothing, and stops at the first request that is not an
+    /// absolute-form request for it.
+    pub fn guard(authority: String) -> Injector {
+        Injector { profile: None, authority: Some(authority), state: State::Head, held: Vec::new(), injected: 0 }
+    }
+
+    /// True once a guard refused a request: forward nothing more.
+    pub fn stopped(&self) -> bool {
+        matches!(self.state, State::Stopped)
     }
 
     /// Takes the next bytes the client sent; appends what to forward now to
@@ -66,6 +89,7 @@ impl Injector {
     pub fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
         while !input.is_empty() {
             match &mut self.state {
+                State::Stopped => return,
                 State::Passthrough => {
                     out.extend_from_slice(input);
                     return;
@@ -110,6 +134,10 @@ impl Injector {
 
     /// The client finished sending: forwards any bytes held back.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.stopped() {
+            self.held.clear();
+            return;
+        }
         out.append(&mut self.held);
     }
 
@@ -129,8 +157,17 @@ impl Injector {
             self.state = State::Passthrough;
             return;
         }
+        if let Some(authority) = &self.authority {
+            if super::forward_proxy::target_of(head) != Ok(super::forward_proxy::Target::Http(authority.clone())) {
+                self.state = State::Stopped;
+                return;
+            }
+        }
         let has = |name: &str| req.headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
-        let invocation = req.path.is_some_and(|t| self.profile.match_target(t).is_some());
+        let invocation = match (&self.profile, req.path) {
+            (Some(profile), Some(target)) => profile.match_target(target).is_some(),
+            _ => false,
+        };
         if invocation && !has("traceparent") {
             // Insert before the blank line, with the head's own line ending.
             let crlf = head.ends_with(b"\r\n\r\n");
@@ -312,6 +349,31 @@ mod tests {
         assert!(out.contains("\r\n\r\nGET /run/x HTTP/1.1\r\n\r\nPOST /run/b"), "the first body is intact: {out}");
         assert!(out.contains("17\r\nGET /run/y HTTP/1.1\r\n\r\n\r\n0\r\n"), "the chunked body is intact: {out}");
         assert!(out.contains("GET /run/c HTTP/1.1\ntraceparent: 00-"), "bare-LF heads keep bare LF: {out}");
+    }
+
+    #[test]
+    fn a_guard_stops_at_a_request_for_another_server() {
+        let first = b"POST http://a:80/x HTTP/1.1\r\nHost: a\r\nContent-Length: 31\r\n\r\nGET http://b:80/ HTTP/1.1\r\n\r\n";
+        let second = b"GET http://a:80/y HTTP/1.1\r\n\r\n";
+        let other = b"GET http://b:80/z HTTP/1.1\r\n\r\n";
+        let mut input = first.to_vec();
+        input.extend_from_slice(second);
+        input.extend_from_slice(other);
+        input.extend_from_slice(second);
+        for cut in 0..input.len() {
+            let mut guard = Injector::guard("a:80".into());
+            let mut out = Vec::new();
+            guard.push(&input[..cut], &mut out);
+            guard.push(&input[cut..], &mut out);
+            guard.finish(&mut out);
+            assert!(guard.stopped(), "cut at {cut}");
+            assert_eq!(out.len(), first.len() + second.len(), "cut at {cut}: everything before the request for b, as is");
+            assert_eq!(&out[..first.len()], first);
+        }
+        let mut guard = Injector::guard("a:80".into());
+        let mut out = Vec::new();
+        guard.push(b"GET /origin-form HTTP/1.1\r\n\r\n", &mut out);
+        assert!(guard.stopped() && out.is_empty());
     }
 
     #[test]
