@@ -54,12 +54,20 @@ and stderr pass through and are recorded line by line. SIGINT, SIGTERM and SIGHU
 forwarded to it. PostgreSQL clients that negotiate TLS leave only opaque bytes: run them with
 PGSSLMODE=disable (or sslmode=disable) to record queries.
 
+With an http route (the gateway's way in), each request the platform profile names
+(--invocations, default auto: /run/NAME, OpenWhisk, AWS, Azure paths) is an invocation, and
+the worker's queries and calls are attributed to it (traceparent, sqlcommenter, or the only
+invocation in flight). --forward-proxy 0 also records outbound HTTP: HTTP_PROXY and
+HTTPS_PROXY (and lower-case) point at it. See docs/recording.md.
+
 Exit codes: the command's own (128+N if signal N ended it); 2 if oltrace itself failed.";
 
 const PROXY_HELP: &str = "\
 Examples:
   oltrace proxy -o trace.mp --route postgres:15432=127.0.0.1:5432 --route redis:16379=127.0.0.1:6379
   psql -h 127.0.0.1 -p 15432 ...   # then Ctrl-C the proxy: it drains, flushes and prints a summary
+  oltrace proxy -o trace.mp --route http:18080=127.0.0.1:8080 --invocations openlambda --inject-traceparent
+  oltrace proxy -o trace.mp --forward-proxy 3128   # curl -x http://127.0.0.1:3128 http://...
 
 LISTEN is a port (bound on 127.0.0.1) or ip:port; port 0 picks a free one (printed on stderr).
 Secrets (PostgreSQL passwords and SASL, HTTP Authorization/Cookie/Set-Cookie, Redis AUTH) are
