@@ -65,8 +65,9 @@ small_enum! {
         Traceparent = 0 => "traceparent",
         /// A sqlcommenter comment in the SQL text.
         Sqlcommenter = 1 => "sqlcommenter",
-        /// The only invocation in flight when the call was made, on a
-        /// connection it had used: inferred, not proven.
+        /// The only invocation in flight over the whole call (request
+        /// first byte to response last byte), with no other overlapping
+        /// it: inferred, not proven.
         ConnectionWindow = 2 => "connection_window",
     }
 }

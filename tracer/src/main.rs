@@ -54,12 +54,20 @@ and stderr pass through and are recorded line by line. SIGINT, SIGTERM and SIGHU
 forwarded to it. PostgreSQL clients that negotiate TLS leave only opaque bytes: run them with
 PGSSLMODE=disable (or sslmode=disable) to record queries.
 
+With an http route (the gateway's way in), each request the platform profile names
+(--invocations, default auto: /run/NAME, OpenWhisk, AWS, Azure paths) is an invocation, and
+the worker's queries and calls are attributed to it (traceparent, sqlcommenter, or the only
+invocation in flight). --forward-proxy 0 also records outbound HTTP: HTTP_PROXY and
+HTTPS_PROXY (and lower-case) point at it. See docs/recording.md.
+
 Exit codes: the command's own (128+N if signal N ended it); 2 if oltrace itself failed.";
 
 const PROXY_HELP: &str = "\
 Examples:
   oltrace proxy -o trace.mp --route postgres:15432=127.0.0.1:5432 --route redis:16379=127.0.0.1:6379
   psql -h 127.0.0.1 -p 15432 ...   # then Ctrl-C the proxy: it drains, flushes and prints a summary
+  oltrace proxy -o trace.mp --route http:18080=127.0.0.1:8080 --invocations openlambda --inject-traceparent
+  oltrace proxy -o trace.mp --forward-proxy 3128   # curl -x http://127.0.0.1:3128 http://...
 
 LISTEN is a port (bound on 127.0.0.1) or ip:port; port 0 picks a free one (printed on stderr).
 Secrets (PostgreSQL passwords and SASL, HTTP Authorization/Cookie/Set-Cookie, Redis AUTH) are
@@ -158,10 +166,12 @@ struct GenerateArgs {
 #[derive(Args)]
 struct ProxyArgs {
     /// A route PROTO:LISTEN=UPSTREAM (repeatable); PROTO: http, postgres, redis, tcp
-    #[arg(long = "route", required = true, value_name = "PROTO:LISTEN=UPSTREAM")]
+    #[arg(long = "route", required_unless_present = "forward_proxy", value_name = "PROTO:LISTEN=UPSTREAM")]
     routes: Vec<tracer::proxy::route::Route>,
     #[command(flatten)]
     record: RecordArgs,
+    #[command(flatten)]
+    invocations: InvocationArgs,
 }
 
 #[derive(Args)]
@@ -171,6 +181,8 @@ struct WrapArgs {
     routes: Vec<tracer::proxy::route::Route>,
     #[command(flatten)]
     record: RecordArgs,
+    #[command(flatten)]
+    invocations: InvocationArgs,
     /// The worker command and its arguments (after --)
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -194,6 +206,46 @@ struct RecordArgs {
     /// The source name in the header (default: the host name)
     #[arg(long, default_value = "")]
     source: String,
+}
+
+/// Forward proxy, invocations and attribution (docs/recording.md).
+#[derive(Args)]
+struct InvocationArgs {
+    /// Also run an HTTP forward proxy on LISTEN (port or ip:port; 0 picks
+    /// one) for outbound calls: absolute-form requests are recorded as HTTP
+    /// exchanges, CONNECT tunnels as opaque. `wrap` sets HTTP_PROXY and
+    /// HTTPS_PROXY (and lower-case) for the command
+    #[arg(long, value_name = "LISTEN", value_parser = parse_listen)]
+    forward_proxy: Option<std::net::SocketAddr>,
+    /// The http routes front a worker: record each request as an invocation
+    /// named by this platform profile: openlambda (/run/NAME), openwhisk,
+    /// aws, azure, auto (the first that matches), NAME=REGEX (a capture
+    /// group holds the lambda's name), or none. Downstream calls are then
+    /// attributed to invocations. Default: auto for wrap, none for proxy
+    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
+    invocations: Option<OptionalProfile>,
+    /// Add a W3C traceparent header to invocation requests that have none,
+    /// as they are forwarded (this changes the traffic; off by default), so
+    /// that lambdas propagating it are attributed exactly
+    #[arg(long)]
+    inject_traceparent: bool,
+}
+
+#[derive(Clone)]
+struct OptionalProfile(Option<tracer::proxy::profiles::Profile>);
+
+fn parse_profile(text: &str) -> Result<OptionalProfile, String> {
+    if text == "none" {
+        return Ok(OptionalProfile(None));
+    }
+    text.parse().map(|p| OptionalProfile(Some(p)))
+}
+
+fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    match text.parse::<u16>() {
+        Ok(port) => Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) => text.parse().map_err(|_| format!("'{text}' is not a port or ip:port")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -221,8 +273,21 @@ enum MixArg {
     SmallHttp,
 }
 
-fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs) -> tracer::proxy::ProxyConfig {
+/// `default_profile`: the profile when --invocations is not given.
+fn proxy_config(
+    routes: Vec<tracer::proxy::route::Route>,
+    r: RecordArgs,
+    i: InvocationArgs,
+    default_profile: Option<tracer::proxy::profiles::Profile>,
+) -> tracer::proxy::ProxyConfig {
+    let invocations = match i.invocations {
+        Some(OptionalProfile(p)) => p,
+        None => default_profile,
+    };
     tracer::proxy::ProxyConfig {
+        forward_proxy: i.forward_proxy,
+        invocations,
+        inject_traceparent: i.inject_traceparent,
         routes,
         output: r.output,
         redact: !r.no_redact,
@@ -279,9 +344,11 @@ fn main() -> ExitCode {
             source_name: a.source,
             zstd_level: a.zstd_level,
         }),
-        Command::Proxy(a) => tracer::proxy::run(&proxy_config(a.routes, a.record)),
+        Command::Proxy(a) => tracer::proxy::run(&proxy_config(a.routes, a.record, a.invocations, None)),
         Command::Wrap(a) => {
-            tracer::wrap::run(&tracer::wrap::WrapConfig { proxy: proxy_config(a.routes, a.record), command: a.command })
+            // A wrapped worker's http route is how its invocations arrive.
+            let default = a.routes.iter().any(|r| r.protocol == wire::Protocol::Http).then_some(tracer::proxy::profiles::Profile::Auto);
+            tracer::wrap::run(&tracer::wrap::WrapConfig { proxy: proxy_config(a.routes, a.record, a.invocations, default), command: a.command })
         }
     };
     match result {

@@ -55,6 +55,15 @@ pub fn route_environment(
     env
 }
 
+/// With `--forward-proxy`: `HTTP_PROXY`, `HTTPS_PROXY` and their
+/// lower-case forms (curl reads only `http_proxy`) point at it, so the
+/// worker's outbound HTTP goes through it (CONNECT tunnels for https).
+/// `NO_PROXY` is left as it is.
+pub fn forward_proxy_environment(addr: SocketAddr) -> Vec<(String, String)> {
+    let url = format!("http://{addr}");
+    ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"].iter().map(|k| (k.to_string(), url.clone())).collect()
+}
+
 /// `scheme://[user[:pass]@]host[:port][/rest]` with `host[:port]` replaced
 /// by `hostport`; `None` when `url` has no `scheme://`.
 fn replace_authority(url: &str, hostport: &str) -> Option<String> {
@@ -73,7 +82,8 @@ pub fn run(config: &WrapConfig) -> anyhow::Result<Outcome> {
     let result = runtime.block_on(async {
         let routes = start_routes(&config.proxy, &recording.tap).await?;
         let named: Vec<_> = config.proxy.routes.iter().zip(&routes.addrs).map(|(r, a)| (r.protocol, r.name.clone(), *a)).collect();
-        let env = route_environment(&named, |k| std::env::var(k).ok());
+        let mut env = route_environment(&named, |k| std::env::var(k).ok());
+        env.extend(routes.forward_proxy.map(forward_proxy_environment).unwrap_or_default());
         let mut child = tokio::process::Command::new(program)
             .args(&config.command[1..])
             .envs(env)

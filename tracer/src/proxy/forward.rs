@@ -1,7 +1,16 @@
 //! Forwarding: per client connection, connect to the upstream and pump
 //! bytes both ways exactly as they come. Each chunk is written onward
 //! first; only then is a copy offered to the recorder, without waiting.
+//!
+//! On a route that fronts a worker ([`Front`]) the request direction is
+//! offered to the recorder *before* it is forwarded: the worker cannot make
+//! a downstream call before its invocation's request is in the recorder's
+//! queue, so the recorder always knows an invocation began before it sees
+//! the calls it caused. With `--inject-traceparent`, requests pass through
+//! an [`Injector`] on their way, and what is recorded is what was forwarded.
 
+use super::inject::Injector;
+use super::profiles::Profile;
 use super::tap::{Note, Tap};
 use super::route::Route;
 use bytes::Bytes;
@@ -18,10 +27,19 @@ use wire::Direction;
 /// 32 MiB of buffers while still moving large bodies in few reads.
 const READ_BUFFER: usize = 16 << 10;
 
+/// A route that fronts a worker: its invocations' profile, and whether to
+/// add `traceparent` to them.
+#[derive(Clone)]
+pub struct Front {
+    pub profile: Arc<Profile>,
+    pub inject: bool,
+}
+
 /// Accepts on `listener` until `stop` fires, spawning one task per
 /// connection into `tasks`.
 pub async fn accept_loop(
     route: Arc<Route>,
+    front: Option<Front>,
     listener: TcpListener,
     tap: Tap,
     next_conn: Arc<AtomicU64>,
@@ -34,7 +52,7 @@ pub async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
                     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-                    tasks.spawn(proxy_conn(conn, route.clone(), client, peer, tap.clone()));
+                    tasks.spawn(proxy_conn(conn, route.clone(), front.clone(), client, peer, tap.clone()));
                 }
                 // Out of descriptors and the like: keep serving the others.
                 Err(e) => {
@@ -48,7 +66,7 @@ pub async fn accept_loop(
     }
 }
 
-async fn proxy_conn(conn: u64, route: Arc<Route>, client: TcpStream, peer: SocketAddr, tap: Tap) {
+async fn proxy_conn(conn: u64, route: Arc<Route>, front: Option<Front>, client: TcpStream, peer: SocketAddr, tap: Tap) {
     tap.send_control(Note::Open {
         conn,
         protocol: route.protocol,
@@ -66,24 +84,52 @@ async fn proxy_conn(conn: u64, route: Arc<Route>, client: TcpStream, peer: Socke
             return;
         }
     };
+    let injector = front.as_ref().filter(|f| f.inject).map(|f| Injector::new(f.profile.clone()));
+    relay(conn, client, upstream, injector, front.is_some(), 0, &tap).await;
+}
+
+/// Pumps both ways between `client` and `upstream` until both sides are
+/// done, then records the close. `record_first`: offer requests to the
+/// recorder before forwarding them (see the module doc).
+/// `already_to_server` counts request bytes the caller forwarded before (a
+/// forward proxy's first request).
+pub(super) async fn relay(
+    conn: u64,
+    client: TcpStream,
+    upstream: TcpStream,
+    injector: Option<Injector>,
+    record_first: bool,
+    already_to_server: u64,
+    tap: &Tap,
+) {
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (upstream_read, upstream_write) = upstream.into_split();
     let ((to_server, e1), (to_client, e2)) = tokio::join!(
-        pump(conn, Direction::ToServer, client_read, upstream_write, &tap),
-        pump(conn, Direction::ToClient, upstream_read, client_write, &tap),
+        pump(conn, Direction::ToServer, client_read, upstream_write, injector, record_first, tap),
+        pump(conn, Direction::ToClient, upstream_read, client_write, None, false, tap),
     );
     let error = e1.or(e2);
-    tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: to_server, bytes_to_client: to_client, error });
+    let bytes_to_server = to_server + already_to_server;
+    tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server, bytes_to_client: to_client, error });
 }
 
-/// Copies `from` to `to` until end of stream, then passes the half-close
-/// on. Returns the bytes forwarded and the error that ended it, if any.
-async fn pump(conn: u64, dir: Direction, mut from: OwnedReadHalf, mut to: OwnedWriteHalf, tap: &Tap) -> (u64, Option<String>) {
+/// Copies `from` to `to` (through `injector`, if any) until end of stream,
+/// then passes the half-close on. Returns the bytes forwarded and the error
+/// that ended it, if any.
+async fn pump(
+    conn: u64,
+    dir: Direction,
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    mut injector: Option<Injector>,
+    record_first: bool,
+    tap: &Tap,
+) -> (u64, Option<String>) {
+    let mut sink = Sink { conn, dir, record_first, total: 0, lost: 0 };
     let mut buf = vec![0u8; READ_BUFFER];
-    let mut total = 0u64;
-    let mut lost = 0u64;
+    let mut rewritten = Vec::new();
     let mut error = None;
     loop {
         let n = match from.read(&mut buf).await {
@@ -95,25 +141,80 @@ async fn pump(conn: u64, dir: Direction, mut from: OwnedReadHalf, mut to: OwnedW
             }
         };
         let ts = tap.now();
-        if let Err(e) = to.write_all(&buf[..n]).await {
-            error = Some(format!("{} write: {e}", side(dir.reverse())));
+        let out = match &mut injector {
+            None => &buf[..n],
+            Some(inj) => {
+                rewritten.clear();
+                inj.push(&buf[..n], &mut rewritten);
+                &rewritten[..]
+            }
+        };
+        if let Err(e) = sink.forward(out, ts, &mut to, tap).await {
+            error = Some(e);
             break;
         }
-        total += n as u64;
-        if lost > 0 && tap.send(Note::Lost { conn, dir, bytes: lost, ts }) {
-            lost = 0;
+        if injector.as_ref().is_some_and(Injector::stopped) {
+            break;
         }
-        if lost > 0 || !tap.send(Note::Data { conn, dir, data: Bytes::copy_from_slice(&buf[..n]), ts }) {
-            lost += n as u64;
-            tap.dropped_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    if let Some(inj) = &mut injector {
+        // A request head cut short: forward what was held back.
+        rewritten.clear();
+        inj.finish(&mut rewritten);
+        if let Err(e) = sink.forward(&rewritten, tap.now(), &mut to, tap).await {
+            error = error.or(Some(e));
         }
     }
     let _ = to.shutdown().await;
-    if lost > 0 {
-        tap.send_control(Note::Lost { conn, dir, bytes: lost, ts: tap.now() });
+    if sink.lost > 0 {
+        tap.send_control(Note::Lost { conn, dir, bytes: sink.lost, ts: tap.now() });
     }
     tap.send_control(Note::Eof { conn, dir, ts: tap.now() });
-    (total, error)
+    (sink.total, error)
+}
+
+/// One direction's way onward: forwards chunks and offers the recorder
+/// copies, counting what the queue had no room for.
+struct Sink {
+    conn: u64,
+    dir: Direction,
+    record_first: bool,
+    /// Bytes forwarded.
+    total: u64,
+    /// Bytes not recorded since the last loss was noted.
+    lost: u64,
+}
+
+impl Sink {
+    /// Writes `data` onward and offers the recorder a copy, in the order
+    /// `record_first` says.
+    async fn forward(&mut self, data: &[u8], ts: u64, to: &mut OwnedWriteHalf, tap: &Tap) -> Result<(), String> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.record_first {
+            self.record(data, ts, tap);
+        }
+        to.write_all(data).await.map_err(|e| format!("{} write: {e}", side(self.dir.reverse())))?;
+        self.total += data.len() as u64;
+        if !self.record_first {
+            self.record(data, ts, tap);
+        }
+        Ok(())
+    }
+
+    /// Offers a copy without waiting, or counts it lost (and records the
+    /// loss as soon as there is room).
+    fn record(&mut self, data: &[u8], ts: u64, tap: &Tap) {
+        let (conn, dir) = (self.conn, self.dir);
+        if self.lost > 0 && tap.send(Note::Lost { conn, dir, bytes: self.lost, ts }) {
+            self.lost = 0;
+        }
+        if self.lost > 0 || !tap.send(Note::Data { conn, dir, data: Bytes::copy_from_slice(data), ts }) {
+            self.lost += data.len() as u64;
+            tap.dropped_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 fn side(dir: Direction) -> &'static str {

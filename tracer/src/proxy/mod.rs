@@ -7,10 +7,21 @@
 //!   never blocks them.
 //! - [`recorder`]: the thread that decodes the copies with `wire`, turns
 //!   events into trace records (the `convert` crate) and writes the trace.
+//! - [`forward_proxy`]: `--forward-proxy`: an HTTP forward proxy for the
+//!   lambdas' outbound calls (absolute-form requests and CONNECT tunnels).
+//! - [`profiles`]: platform profiles naming invocations (`/run/<name>`...).
+//! - [`inject`]: `--inject-traceparent`, adding `traceparent` to
+//!   invocation requests as they are forwarded.
+//! - [`attribution`]: tying downstream calls to the invocation that made
+//!   them (traceparent, sqlcommenter, or the only invocation in flight).
 //! - `run`: the command: start, wait for SIGINT/SIGTERM, drain, summarise;
 //!   and the steps `oltrace wrap` shares (recording, routes, summary).
 
+pub mod attribution;
 pub mod forward;
+pub mod forward_proxy;
+pub mod inject;
+pub mod profiles;
 pub mod recorder;
 pub mod route;
 pub mod tap;

@@ -2,14 +2,24 @@
 //! and the trace `Writer`. Forwarders hand it copies of what they forwarded
 //! through a bounded queue and never wait for it (see `Tap`); it decodes,
 //! converts, writes, and flushes at least every 100 ms.
+//!
+//! On routes that front a worker (`--invocations`), each request the
+//! profile names becomes an `invocation` record, written just before the
+//! request's message; every exchange on the other connections is then
+//! attributed to the invocation that caused it, when that can be known
+//! (see [`super::attribution`]).
 
+use super::attribution::{sqlcommenter_trace_id, traceparent_trace_id, Attributor, Evidence};
+use super::profiles::Profile;
 use super::tap::{self, Inbox, Note, Tap};
 use convert::{direction, event_to_record};
-use format::{Body, ConnClose, ConnOpen, Gap, Record, Writer};
-use std::collections::{BTreeMap, HashMap};
+use format::{AttributionMethod, Body, ConnClose, ConnOpen, Gap, Invocation, Record, Writer};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wire::{Direction, Event, Limits, Protocol, Session};
+use wire::http::{bytes_str, HttpMessage, HttpRequest};
+use wire::{Direction, Event, ExchangeDetail, Limits, MessageKind, Protocol, Session};
 
 /// What the recorder saw, for the summary printed at exit.
 #[derive(Clone, Debug, Default)]
@@ -23,6 +33,13 @@ pub struct Summary {
     pub dropped_bytes: u64,
     pub gaps: u64,
     pub fallbacks: u64,
+    /// Invocations recorded (requests the platform profile named).
+    pub invocations: u64,
+    /// Downstream exchanges attributed to an invocation, by method name.
+    pub attributed: BTreeMap<&'static str, u64>,
+    /// Downstream exchanges left unattributed (counted only when some
+    /// route fronts a worker).
+    pub unattributed: u64,
     /// Why recording stopped early, if it did.
     pub error: Option<String>,
 }
@@ -32,6 +49,9 @@ pub struct RecorderOptions {
     pub redact: bool,
     pub limits: Limits,
     pub flush_interval: Duration,
+    /// Routes that front a worker, by route name, with the profile that
+    /// names their invocations.
+    pub invocation_routes: HashMap<String, Arc<Profile>>,
 }
 
 /// Starts the recorder thread writing to `writer`. Returns the forwarders'
@@ -47,7 +67,15 @@ pub fn start(
         .name("oltrace-recorder".into())
         .spawn(move || {
             inbox.attach();
-            let mut r = Recorder { writer: &mut writer, opts, conns: HashMap::new(), summary: Summary::default(), events: Vec::new(), last_ts: 0 };
+            let mut r = Recorder {
+                writer: &mut writer,
+                opts,
+                conns: HashMap::new(),
+                summary: Summary::default(),
+                events: Vec::new(),
+                last_ts: 0,
+                attributor: Attributor::new(),
+            };
             r.run(&mut inbox);
             let mut summary = r.summary;
             if summary.error.is_none() {
@@ -65,6 +93,27 @@ pub fn start(
 struct Conn {
     session: Session,
     protocol: Protocol,
+    role: Role,
+}
+
+/// What a connection is to attribution.
+enum Role {
+    /// A connection to a worker: its requests may be invocations.
+    Invocations {
+        profile: Arc<Profile>,
+        /// Per request decoded and not yet answered, in order: its
+        /// invocation id, if the profile named it.
+        unanswered: VecDeque<Option<u64>>,
+        /// Request bytes seen, and where the last decoded request ended:
+        /// more seen than decoded means a request is arriving.
+        fed: u64,
+        decoded_end: u64,
+        /// False once the decoder lost its place (a gap).
+        decoding: bool,
+    },
+    /// Any other connection: its exchanges are calls to attribute. For HTTP,
+    /// the trace id of each unanswered request's `traceparent`, in order.
+    Downstream { traces: VecDeque<Option<String>> },
 }
 
 struct Recorder<'w> {
@@ -75,6 +124,7 @@ struct Recorder<'w> {
     events: Vec<Event>,
     /// The latest time any note carried.
     last_ts: u64,
+    attributor: Attributor,
 }
 
 impl Recorder<'_> {
@@ -133,7 +183,17 @@ impl Recorder<'_> {
         match note {
             Note::Open { conn, protocol, client, server, route, ts } => {
                 self.summary.connections += 1;
-                self.conns.insert(conn, Conn { session: Session::new(protocol, self.opts.limits), protocol });
+                let role = match self.opts.invocation_routes.get(&route) {
+                    Some(profile) if protocol == Protocol::Http => Role::Invocations {
+                        profile: profile.clone(),
+                        unanswered: VecDeque::new(),
+                        fed: 0,
+                        decoded_end: 0,
+                        decoding: true,
+                    },
+                    _ => Role::Downstream { traces: VecDeque::new() },
+                };
+                self.conns.insert(conn, Conn { session: Session::new(protocol, self.opts.limits), protocol, role });
                 let body = Body::ConnOpen(ConnOpen { conn, protocol: format_protocol(protocol), client, server, route });
                 self.write(Record { ts, src: 0, body })
             }
@@ -144,7 +204,12 @@ impl Recorder<'_> {
                 }
                 let Some(c) = self.conns.get_mut(&conn) else { return Ok(()) };
                 c.session.feed(dir, &data, ts, &mut self.events);
-                self.drain(conn)
+                if let (Role::Invocations { fed, .. }, Direction::ToServer) = (&mut c.role, dir) {
+                    *fed += data.len() as u64;
+                }
+                let result = self.drain(conn);
+                self.note_arrival(conn, ts);
+                result
             }
             Note::Eof { conn, dir, ts } => {
                 let Some(c) = self.conns.get_mut(&conn) else { return Ok(()) };
@@ -157,6 +222,14 @@ impl Recorder<'_> {
                 // connection as opaque chunks.
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.session = Session::new(Protocol::Tcp, self.opts.limits);
+                    if let Role::Invocations { decoding, unanswered, .. } = &mut c.role {
+                        *decoding = false;
+                        // Their responses will not be decoded: they end here.
+                        for id in unanswered.drain(..).flatten() {
+                            self.attributor.end(id, ts);
+                        }
+                        self.attributor.arriving(conn, None);
+                    }
                 }
                 let reason = "recorder queue full: the recorder fell behind the traffic".to_string();
                 let body = Body::Gap(Gap { conn: Some(conn), dir: Some(direction(dir)), bytes, records: 0, reason });
@@ -180,25 +253,113 @@ impl Recorder<'_> {
             c.session.eof(Direction::ToClient, ts, &mut self.events);
         }
         let result = self.drain(conn);
-        self.conns.remove(&conn);
+        if let Some(Conn { role: Role::Invocations { unanswered, .. }, .. }) = self.conns.remove(&conn) {
+            for id in unanswered.into_iter().flatten() {
+                self.attributor.end(id, ts);
+            }
+            self.attributor.arriving(conn, None);
+        }
         result
+    }
+
+    /// After request bytes on an invocation connection: is a request still
+    /// arriving (seen but not yet decoded)?
+    fn note_arrival(&mut self, conn: u64, ts: u64) {
+        if let Some(Conn { role: Role::Invocations { fed, decoded_end, decoding: true, .. }, .. }) = self.conns.get(&conn) {
+            self.attributor.arriving(conn, (fed > decoded_end).then_some(ts));
+        }
     }
 
     fn drain(&mut self, conn: u64) -> Result<(), String> {
         let protocol = self.conns.get(&conn).map(|c| c.protocol).unwrap_or(Protocol::Tcp);
         let events = std::mem::take(&mut self.events);
         for event in events {
+            let mut attribution = None;
             match &event {
-                Event::Exchange(_) => *self.summary.exchanges.entry(protocol.name()).or_default() += 1,
+                Event::Exchange(x) => {
+                    *self.summary.exchanges.entry(protocol.name()).or_default() += 1;
+                    attribution = self.on_exchange(conn, x);
+                }
                 Event::Opaque { .. } => self.summary.fallbacks += 1,
-                Event::Message(_) => {}
+                Event::Message(m) => {
+                    if let MessageKind::Http(HttpMessage::Request(req)) = &m.kind {
+                        if let Some(invocation) = self.on_request(conn, m, req) {
+                            self.summary.invocations += 1;
+                            self.write(Record { ts: m.first_ts, src: 0, body: Body::Invocation(invocation) })?;
+                        }
+                    }
+                }
             }
-            let record = event_to_record(conn, event, self.opts.redact);
+            let mut record = event_to_record(conn, event, self.opts.redact);
+            if let Body::Exchange(x) = &mut record.body {
+                x.attribution = attribution;
+            }
             self.write(record)?;
         }
         Ok(())
     }
+
+    /// A request was decoded: on a worker's connection, maybe an
+    /// invocation begins; elsewhere, note its trace id for its exchange.
+    fn on_request(&mut self, conn: u64, m: &wire::Message, req: &HttpRequest) -> Option<Invocation> {
+        let trace_id = req.header("traceparent").and_then(|v| traceparent_trace_id(&bytes_str(v)));
+        match &mut self.conns.get_mut(&conn)?.role {
+            Role::Downstream { traces } => {
+                traces.push_back(trace_id);
+                None
+            }
+            Role::Invocations { profile, unanswered, decoded_end, .. } => {
+                *decoded_end = m.offset + m.raw.len;
+                let Some(named) = profile.match_target(&req.target_str()) else {
+                    unanswered.push_back(None);
+                    return None;
+                };
+                let id = self.attributor.begin(m.first_ts, trace_id.clone());
+                unanswered.push_back(Some(id));
+                let request_id = REQUEST_ID_HEADERS.iter().find_map(|h| req.header(h)).map(|v| bytes_str(v).into_owned());
+                Some(Invocation { id, conn, lambda: named.lambda, platform: named.platform, request_id, trace_id })
+            }
+        }
+    }
+
+    /// An exchange completed: on a worker's connection an invocation ends;
+    /// elsewhere it is a downstream call to attribute.
+    fn on_exchange(&mut self, conn: u64, x: &wire::Exchange) -> Option<format::Attribution> {
+        let role = &mut self.conns.get_mut(&conn)?.role;
+        let evidence = match role {
+            Role::Invocations { unanswered, .. } => {
+                if let Some(Some(id)) = unanswered.pop_front() {
+                    self.attributor.end(id, x.timings.response_last.unwrap_or(self.last_ts.max(x.timings.request_last)));
+                }
+                return None;
+            }
+            Role::Downstream { traces } => match &x.detail {
+                ExchangeDetail::Http(_) => traces.pop_front().flatten().map(|trace_id| Evidence { trace_id, method: AttributionMethod::Traceparent }),
+                ExchangeDetail::Pg(pg) => pg
+                    .statements
+                    .iter()
+                    .filter_map(|s| s.sql.as_ref())
+                    .chain(pg.prepared.iter().map(|p| &p.sql))
+                    .find_map(|sql| sqlcommenter_trace_id(&String::from_utf8_lossy(sql)))
+                    .map(|trace_id| Evidence { trace_id, method: AttributionMethod::Sqlcommenter }),
+                ExchangeDetail::Redis(_) => None,
+            },
+        };
+        if self.opts.invocation_routes.is_empty() {
+            return None;
+        }
+        let t = &x.timings;
+        let attribution = self.attributor.attribute(evidence.as_ref(), t.request_first, t.response_last.unwrap_or(t.request_last));
+        match &attribution {
+            Some(a) => *self.summary.attributed.entry(a.method.name()).or_default() += 1,
+            None => self.summary.unattributed += 1,
+        }
+        attribution
+    }
 }
+
+/// Headers platforms put a request id in, in order of preference.
+const REQUEST_ID_HEADERS: &[&str] = &["x-request-id", "x-amzn-requestid", "x-amz-request-id", "x-ms-request-id", "x-correlation-id"];
 
 /// The trace's name for a wire protocol.
 pub fn format_protocol(p: Protocol) -> format::Protocol {

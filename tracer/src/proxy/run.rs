@@ -2,7 +2,8 @@
 //! it: open the trace and start the recorder, start the routes, stop them,
 //! and finish with a summary.
 
-use super::forward::accept_loop;
+use super::forward::{accept_loop, Front};
+use super::profiles::Profile;
 use super::recorder::{self, RecorderOptions, Summary};
 use super::tap::Tap;
 use super::route::Route;
@@ -24,6 +25,23 @@ pub struct ProxyConfig {
     pub drain_timeout: Duration,
     pub limits: wire::Limits,
     pub source_name: String,
+    /// `--forward-proxy`: where the HTTP forward proxy listens, if at all.
+    pub forward_proxy: Option<SocketAddr>,
+    /// `--invocations`: every `http` route fronts a worker, and this
+    /// profile names its invocations.
+    pub invocations: Option<Profile>,
+    /// `--inject-traceparent`: add `traceparent` to invocation requests
+    /// that have none (needs `invocations`).
+    pub inject_traceparent: bool,
+}
+
+impl ProxyConfig {
+    /// The profile of each route that fronts a worker, by route name.
+    fn invocation_routes(&self) -> std::collections::HashMap<String, Arc<Profile>> {
+        let Some(profile) = &self.invocations else { return Default::default() };
+        let profile = Arc::new(profile.clone());
+        self.routes.iter().filter(|r| r.protocol == wire::Protocol::Http).map(|r| (r.name.clone(), profile.clone())).collect()
+    }
 }
 
 /// A trace being written by the recorder thread.
@@ -39,6 +57,12 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     let routes: Vec<String> = config.routes.iter().map(|r| format!("{}={}", r.name, r.upstream)).collect();
     header.meta.insert("routes".into(), routes.join(" "));
     header.meta.insert("redact".into(), config.redact.to_string());
+    if let Some(p) = &config.invocations {
+        header.meta.insert("invocations".into(), p.name().to_string());
+    }
+    if let Some(addr) = config.forward_proxy {
+        header.meta.insert("forward_proxy".into(), addr.to_string());
+    }
     for (k, v) in meta {
         header.meta.insert(k.to_string(), v.clone());
     }
@@ -49,6 +73,7 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
         redact: config.redact,
         limits: config.limits,
         flush_interval: Duration::from_millis(100),
+        invocation_routes: config.invocation_routes(),
     };
     let (tap, recorder) = recorder::start(writer, clock, opts);
     Ok(Recording { tap, recorder })
@@ -72,6 +97,8 @@ impl Recording {
 pub struct Routes {
     /// Where each route listens, in `--route` order.
     pub addrs: Vec<SocketAddr>,
+    /// Where the forward proxy listens, if there is one.
+    pub forward_proxy: Option<SocketAddr>,
     stop: tokio::sync::watch::Sender<bool>,
     loops: JoinSet<()>,
 }
@@ -82,6 +109,11 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
     let next_conn = Arc::new(AtomicU64::new(0));
     let mut loops = JoinSet::new();
     let mut addrs = Vec::new();
+    anyhow::ensure!(
+        !config.inject_traceparent || config.invocations.is_some(),
+        "--inject-traceparent needs --invocations PROFILE: it adds the header to invocations only"
+    );
+    let invocations = config.invocations.clone().map(Arc::new);
     for route in &config.routes {
         let listener = tokio::net::TcpListener::bind(route.listen).await.map_err(|e| {
             anyhow::anyhow!("route {}: cannot listen on {}: {e} (is the port in use? pick another LISTEN)", route.name, route.listen)
@@ -89,17 +121,38 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
         let addr = listener.local_addr()?;
         eprintln!("oltrace: {} listening on {} -> {}", route.name, addr, route.upstream);
         addrs.push(addr);
+        let front = match &invocations {
+            Some(profile) if route.protocol == wire::Protocol::Http => Some(Front { profile: profile.clone(), inject: config.inject_traceparent }),
+            _ => None,
+        };
         let (route, tap, next_conn, stop) = (Arc::new(route.clone()), tap.clone(), next_conn.clone(), stop_rx.clone());
         let drain = config.drain_timeout;
         loops.spawn(async move {
             let mut conns = JoinSet::new();
-            accept_loop(route, listener, tap, next_conn, &mut conns, stop).await;
+            accept_loop(route, front, listener, tap, next_conn, &mut conns, stop).await;
             // Stopped accepting: let open connections finish, for a while.
             let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
             conns.shutdown().await;
         });
     }
-    Ok(Routes { addrs, stop, loops })
+    let mut forward_proxy = None;
+    if let Some(listen) = config.forward_proxy {
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::anyhow!("--forward-proxy: cannot listen on {listen}: {e} (is the port in use? pick another LISTEN)")
+        })?;
+        let addr = listener.local_addr()?;
+        eprintln!("oltrace: forward proxy listening on {addr}");
+        forward_proxy = Some(addr);
+        let name = Arc::new(format!("forward-proxy:{listen}"));
+        let (tap, next_conn, stop, drain) = (tap.clone(), next_conn.clone(), stop_rx.clone(), config.drain_timeout);
+        loops.spawn(async move {
+            let mut conns = JoinSet::new();
+            super::forward_proxy::accept_loop(name, listener, tap, next_conn, &mut conns, stop).await;
+            let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
+            conns.shutdown().await;
+        });
+    }
+    Ok(Routes { addrs, forward_proxy, stop, loops })
 }
 
 impl Routes {
@@ -112,7 +165,10 @@ impl Routes {
 }
 
 pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(!config.routes.is_empty(), "no routes: give at least one --route PROTO:LISTEN=UPSTREAM");
+    anyhow::ensure!(
+        !config.routes.is_empty() || config.forward_proxy.is_some(),
+        "no routes: give at least one --route PROTO:LISTEN=UPSTREAM (or --forward-proxy LISTEN)"
+    );
     let recording = start_recording(config, &[])?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async {
@@ -155,6 +211,15 @@ fn print_summary(s: &Summary, config: &ProxyConfig) {
         eprintln!(
             "oltrace: the recorder fell behind: {} bytes forwarded but not recorded ({} gaps in the trace); raise --queue",
             s.dropped_bytes, s.gaps
+        );
+    }
+    if s.invocations > 0 || !s.attributed.is_empty() || s.unattributed > 0 {
+        let by: Vec<String> = s.attributed.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        eprintln!(
+            "oltrace: {} invocations; downstream exchanges attributed: {}; unattributed: {}",
+            s.invocations,
+            if by.is_empty() { "none".to_string() } else { by.join(", ") },
+            s.unattributed
         );
     }
     if s.fallbacks > 0 {
