@@ -5,8 +5,10 @@
 //!
 //! Latencies are kept per lambda, per route and per key (HTTP `GET /path`,
 //! the PostgreSQL query fingerprint, the Redis command) in HdrHistograms of
-//! nanoseconds (3 significant digits), one for the recorded side and one
-//! for the replayed side; lateness (`sent - scheduled`) in one more.
+//! microseconds (3 significant digits, growing as values need), one for the
+//! recorded side and one for the replayed side; lateness (`sent -
+//! scheduled`) in one more. Microseconds rather than the trace's
+//! nanoseconds keep each histogram small (tens of kB up to minutes).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -54,6 +56,13 @@ fn histogram() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits is valid")
 }
 
+/// Records `ns` nanoseconds as microseconds (rounded to nearest); the
+/// histogram grows to hold it.
+fn record(h: &mut Histogram<u64>, ns: u64) {
+    // Only fails past u64 range, which auto-resizing cannot reach.
+    let _ = h.record(ns.saturating_add(500) / 1000);
+}
+
 /// Per-key outcome counts (for JUnit), with the first differing exchanges.
 #[derive(Clone, Debug, Default)]
 pub struct KeyOutcome {
@@ -81,7 +90,7 @@ pub struct Report {
     pub by_route: BTreeMap<String, Latency>,
     pub by_key: BTreeMap<String, Latency>,
     pub keys: BTreeMap<String, KeyOutcome>,
-    /// `sent - scheduled`, nanoseconds.
+    /// `sent - scheduled`, microseconds.
     pub lateness: Histogram<u64>,
 }
 
@@ -101,6 +110,25 @@ impl Default for Report {
             keys: BTreeMap::new(),
             lateness: histogram(),
         }
+    }
+}
+
+/// The key an exchange is grouped by ([`Replayed::key`]): `GET /path`
+/// (HTTP, query string dropped), the query fingerprint
+/// ([`convert::fingerprint`]; statements of one exchange joined by `; `,
+/// `(session)` for startup and other statement-less exchanges) for
+/// PostgreSQL, the upper-case command name for Redis.
+pub fn key_of(summary: &format::ExchangeSummary) -> String {
+    match summary {
+        format::ExchangeSummary::Http(h) => {
+            let path = h.target.split(['?', '#']).next().unwrap_or("");
+            format!("{} {path}", h.method)
+        }
+        format::ExchangeSummary::Pg(p) if p.statements.is_empty() => "(session)".to_owned(),
+        format::ExchangeSummary::Pg(p) => {
+            p.statements.iter().map(|s| convert::fingerprint::fingerprint(s)).collect::<Vec<_>>().join("; ")
+        }
+        format::ExchangeSummary::Redis(r) => r.command.to_ascii_uppercase(),
     }
 }
 
@@ -163,13 +191,13 @@ impl Report {
             self.by_key.entry(exchange.key.clone()).or_default(),
         ] {
             if let Some(v) = rec {
-                group.recorded.saturating_record(v);
+                record(&mut group.recorded, v);
             }
             if let Some(v) = rep {
-                group.replayed.saturating_record(v);
+                record(&mut group.replayed, v);
             }
         }
-        self.lateness.saturating_record(exchange.sent.saturating_sub(exchange.scheduled));
+        record(&mut self.lateness, exchange.sent.saturating_sub(exchange.scheduled));
     }
 
     /// Counts `n` exchanges not replayed, for `reason`.
@@ -262,9 +290,9 @@ impl Report {
             },
             "lateness": {
                 "count": self.lateness.len(),
-                "p50_ns": self.lateness.value_at_quantile(0.5),
-                "p99_ns": self.lateness.value_at_quantile(0.99),
-                "max_ns": self.lateness.max(),
+                "p50_us": self.lateness.value_at_quantile(0.5),
+                "p99_us": self.lateness.value_at_quantile(0.99),
+                "max_us": self.lateness.max(),
             },
         })
     }
@@ -287,7 +315,7 @@ impl Report {
             self.keys.len() as u64 + skipped
         )?;
         for (key, k) in &self.keys {
-            let time = self.by_key.get(key).map_or(0.0, |l| l.replayed.mean() * l.replayed.len() as f64 / 1e9);
+            let time = self.by_key.get(key).map_or(0.0, |l| l.replayed.mean() * l.replayed.len() as f64 / 1e6);
             write!(out, r#"    <testcase classname="olreplay.{}" name="{}" time="{time:.6}""#, xml(&k.protocol), xml(key))?;
             if k.differed + k.failed == 0 {
                 writeln!(out, "/>")?;
@@ -343,21 +371,22 @@ pub fn xml(s: &str) -> String {
     o
 }
 
-fn ms(ns: u64) -> String {
-    format!("{:.3}", ns as f64 / 1e6)
+/// Microseconds as milliseconds.
+fn ms(us: u64) -> String {
+    format!("{:.3}", us as f64 / 1e3)
 }
 
-/// The percentiles of a histogram (nanoseconds), as the JSON report has
+/// The percentiles of a histogram (microseconds), as the JSON report has
 /// them; all zero when empty.
 pub fn percentiles(h: &Histogram<u64>) -> Value {
     let q = |x: f64| if h.is_empty() { 0 } else { h.value_at_quantile(x) };
     json!({
         "count": h.len(),
-        "p50_ns": q(0.5),
-        "p90_ns": q(0.9),
-        "p99_ns": q(0.99),
-        "p999_ns": q(0.999),
-        "max_ns": h.max(),
+        "p50_us": q(0.5),
+        "p90_us": q(0.9),
+        "p99_us": q(0.99),
+        "p999_us": q(0.999),
+        "max_us": h.max(),
     })
 }
 
