@@ -134,13 +134,13 @@ fn aggregate_name(t: u8) -> &'static str {
 }
 
 /// Differences between the recorded and replayed reply messages.
-pub fn compare(rec: &[Message], rep: &[Message], sink: &mut Sink) {
-    let replies = |m: &[Message]| -> Vec<Message> { m.iter().filter(|m| m.dir == format::Direction::ToClient).cloned().collect() };
+pub fn compare<'a>(rec: &'a [Message], rep: &'a [Message], sink: &mut Sink) {
+    let replies = |m: &'a [Message]| -> Vec<&'a Message> { m.iter().filter(|m| m.dir == format::Direction::ToClient).collect() };
     let (a, b) = (replies(rec), replies(rep));
     for i in 0..a.len().max(b.len()) {
         let field = if i == 0 { "reply".to_owned() } else { format!("reply#{i}") };
         let (Some(x), Some(y)) = (a.get(i), b.get(i)) else {
-            let s = |m: Option<&Message>| m.map_or("(absent)".to_owned(), |m| parse(&m.data.bytes.0).map_or("(unparsed)".into(), |(v, _)| v.shown()));
+            let s = |m: Option<&&Message>| m.map_or("(absent)".to_owned(), |m| parse(&m.data.bytes.0).map_or("(unparsed)".into(), |(v, _)| v.shown()));
             sink.push(field, &s(a.get(i)), &s(b.get(i)));
             continue;
         };
