@@ -30,6 +30,7 @@ use format::{BStr, Payload};
 use wire::pg::{self, PgMessage, PgValue};
 use wire::redis::{RedisCommand, RedisMessage, RespKind, RespValue};
 
+pub mod fingerprint;
 pub mod redact;
 
 /// How many bytes of a Redis reply's text, a Redis argument, a PostgreSQL

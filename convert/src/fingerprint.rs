@@ -1,0 +1,449 @@
+//! SQL query fingerprints: the same statement with different literals gives
+//! the same text, so that the replay report (and the analyzer) can group
+//! `select * from t where id = 1` and `SELECT * FROM t WHERE id=2` as one
+//! query, `select * from t where id = ?`.
+//!
+//! One pass over the bytes, no SQL parser (statements in traces may be in
+//! any dialect, cut, or wrong), so the rules are lexical:
+//!
+//! - literals become `?`: numbers (`42`, `-1` keeps its sign as an
+//!   operator, `1.5e3`, `0x1f`), strings (`'it''s'`, `E'a\'b'`, `B'01'`,
+//!   `X'ff'`, dollar-quoted `$tag$...$tag$`), and placeholders (`$1`, `?`);
+//! - comments are dropped: `-- to the end of the line` and `/* ... */`
+//!   (nested, as PostgreSQL allows; sqlcommenter tags are such comments);
+//! - unquoted text is lower-cased, `"quoted identifiers"` kept as written;
+//! - whitespace is collapsed: tokens are joined by one space, except none
+//!   before `,` `)` `;` and none around `.` and `::`, and none after `(`;
+//!   a `(` gets a space before it only if the statement had one (so
+//!   `count(*)` stays `count(*)` and `in (1)` stays `in (?)`);
+//! - lists of literals are folded: `in (?, ?, ?)` becomes `in (?)`, and a
+//!   `values` list of identical rows `values (?, ?), (?, ?)` becomes
+//!   `values (?, ?)`;
+//! - a trailing `;` is dropped.
+//!
+//! Identifiers and keywords are kept, so different tables or columns give
+//! different fingerprints.
+
+/// The fingerprint of `sql` (see the module documentation).
+pub fn fingerprint(sql: &str) -> String {
+    let b = sql.as_bytes();
+    let mut out = Out { s: String::with_capacity(sql.len()), last: Last::None, space: false };
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
+                out.space = true;
+                i += 1;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                out.space = true;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = skip_block_comment(b, i);
+                out.space = true;
+            }
+            b'\'' => {
+                i = skip_string(b, i + 1, false);
+                out.literal();
+            }
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < b.len() {
+                    if b[i] == b'"' {
+                        if b.get(i + 1) == Some(&b'"') {
+                            i += 2;
+                            continue;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    i += 1;
+                }
+                out.word(&sql[start..i.min(b.len())], false);
+            }
+            b'$' => {
+                if b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    out.literal();
+                } else if let Some(end) = dollar_quote_end(b, i) {
+                    i = end;
+                    out.literal();
+                } else {
+                    out.punct("$");
+                    i += 1;
+                }
+            }
+            b'?' => {
+                out.literal();
+                i += 1;
+            }
+            b'0'..=b'9' => {
+                i = skip_number(b, i);
+                out.literal();
+            }
+            b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) && out.last != Last::Word => {
+                i = skip_number(b, i);
+                out.literal();
+            }
+            _ if c == b'_' || c.is_ascii_alphabetic() || c >= 0x80 => {
+                let start = i;
+                while i < b.len() && (b[i] == b'_' || b[i] == b'$' || b[i].is_ascii_alphanumeric() || b[i] >= 0x80) {
+                    i += 1;
+                }
+                // String prefixes: E'..' (escapes), B'..', X'..', N'..', U&'..'.
+                let word = &sql[start..i];
+                if b.get(i) == Some(&b'\'') && word.len() == 1 && matches!(c | 0x20, b'e' | b'b' | b'x' | b'n') {
+                    i = skip_string(b, i + 1, c | 0x20 == b'e');
+                    out.literal();
+                } else if b.get(i) == Some(&b'&') && b.get(i + 1) == Some(&b'\'') && (word == "u" || word == "U") {
+                    i = skip_string(b, i + 2, false);
+                    out.literal();
+                } else {
+                    out.word(word, true);
+                }
+            }
+            _ => {
+                // Operators and punctuation: `::` and runs of operator
+                // characters stay one token; brackets are single.
+                let start = i;
+                if c == b':' && b.get(i + 1) == Some(&b':') {
+                    i += 2;
+                } else if is_operator(c) {
+                    while i < b.len() && is_operator(b[i]) && !(b[i] == b'-' && b.get(i + 1) == Some(&b'-')) && !(b[i] == b'/' && b.get(i + 1) == Some(&b'*')) {
+                        i += 1;
+                    }
+                } else {
+                    i += 1;
+                    while i < b.len() && !sql.is_char_boundary(i) {
+                        i += 1;
+                    }
+                }
+                out.punct(&sql[start..i]);
+            }
+        }
+    }
+    let mut s = out.s;
+    while s.ends_with(';') {
+        s.pop();
+        while s.ends_with(' ') {
+            s.pop();
+        }
+    }
+    fold_lists(&s)
+}
+
+fn is_operator(c: u8) -> bool {
+    matches!(c, b'+' | b'-' | b'*' | b'/' | b'<' | b'>' | b'=' | b'~' | b'!' | b'@' | b'#' | b'%' | b'^' | b'&' | b'|' | b'`')
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Last {
+    None,
+    Word,
+    Literal,
+    /// `(`, `.`, `::`: nothing follows with a space.
+    Open,
+    Other,
+}
+
+struct Out {
+    s: String,
+    last: Last,
+    /// Whitespace (or a comment) was seen since the last token.
+    space: bool,
+}
+
+impl Out {
+    fn sep(&mut self) {
+        if !matches!(self.last, Last::None | Last::Open) {
+            self.s.push(' ');
+        }
+        self.space = false;
+    }
+
+    fn word(&mut self, w: &str, lower: bool) {
+        self.sep();
+        if lower {
+            for ch in w.chars() {
+                self.s.push(ch.to_ascii_lowercase());
+            }
+        } else {
+            self.s.push_str(w);
+        }
+        self.last = Last::Word;
+    }
+
+    fn literal(&mut self) {
+        self.sep();
+        self.s.push('?');
+        self.last = Last::Literal;
+    }
+
+    fn punct(&mut self, p: &str) {
+        match p {
+            "," | ")" | ";" | "]" => {
+                self.s.push_str(p);
+                self.last = Last::Other;
+            }
+            "." | "::" => {
+                self.s.push_str(p);
+                self.last = Last::Open;
+            }
+            "(" | "[" => {
+                if self.space && !matches!(self.last, Last::None | Last::Open) {
+                    self.s.push(' ');
+                }
+                self.s.push_str(p);
+                self.last = Last::Open;
+            }
+            _ => {
+                self.sep();
+                self.s.push_str(p);
+                self.last = Last::Other;
+            }
+        }
+        self.space = false;
+    }
+}
+
+/// After the opening quote at `i`: the index past the closing quote.
+/// `''` is a quote inside; with `escapes`, so is `\'`.
+fn skip_string(b: &[u8], mut i: usize, escapes: bool) -> usize {
+    while i < b.len() {
+        match b[i] {
+            b'\\' if escapes => i += 2,
+            b'\'' if b.get(i + 1) == Some(&b'\'') => i += 2,
+            b'\'' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// At `/*`: the index past the matching `*/` (comments nest).
+fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    while i < b.len() {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// At `$`: if a dollar quote `$tag$` opens here, the index past its close.
+fn dollar_quote_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < b.len() && (b[j] == b'_' || b[j].is_ascii_alphanumeric() || b[j] >= 0x80) {
+        j += 1;
+    }
+    if b.get(j) != Some(&b'$') {
+        return None;
+    }
+    let tag = &b[i..=j];
+    let body = j + 1;
+    let end = b[body..].windows(tag.len()).position(|w| w == tag).map(|p| body + p + tag.len());
+    Some(end.unwrap_or(b.len()))
+}
+
+/// At a digit (or `.digit`): the index past the number.
+fn skip_number(b: &[u8], mut i: usize) -> usize {
+    if b[i] == b'0' && matches!(b.get(i + 1), Some(b'x' | b'X')) {
+        i += 2;
+        while i < b.len() && (b[i].is_ascii_hexdigit() || b[i] == b'_') {
+            i += 1;
+        }
+        return i;
+    }
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+        i += 1;
+    }
+    if b.get(i) == Some(&b'.') && b.get(i + 1) != Some(&b'.') {
+        i += 1;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+            i += 1;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        let mut j = i + 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        if b.get(j).is_some_and(u8::is_ascii_digit) {
+            i = j;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    i
+}
+
+/// `in (?, ?, ?)` to `in (?)`; `values (..), (..)` of identical rows to one.
+fn fold_lists(s: &str) -> String {
+    if !s.contains("?,") {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        if let Some(after) = strip_keyword(rest, &out, "in") {
+            let after_ws = after.trim_start_matches(' ');
+            if let Some(group) = paren_group(after_ws) {
+                if group.len() > 3 && group[1..group.len() - 1].split(", ").all(|x| x == "?") {
+                    out.push_str(&rest[..rest.len() - after.len()]);
+                    out.push_str(&after[..after.len() - after_ws.len()]);
+                    out.push_str("(?)");
+                    rest = &after_ws[group.len()..];
+                    continue;
+                }
+            }
+        }
+        if let Some(after) = strip_keyword(rest, &out, "values") {
+            let after_ws = after.trim_start_matches(' ');
+            if let Some(group) = paren_group(after_ws) {
+                out.push_str(&rest[..rest.len() - after_ws.len()]);
+                out.push_str(group);
+                let mut tail = &after_ws[group.len()..];
+                while let Some(next) = tail.strip_prefix(", ").and_then(|t| t.strip_prefix(group)) {
+                    tail = next;
+                }
+                rest = tail;
+                continue;
+            }
+        }
+        let ch = rest.chars().next().unwrap_or(' ');
+        out.push(ch);
+        rest = &rest[ch.len_utf8()..];
+    }
+    out
+}
+
+/// If `rest` starts with the word `kw` (and `out` ends at a word boundary):
+/// what follows it.
+fn strip_keyword<'a>(rest: &'a str, out: &str, kw: &str) -> Option<&'a str> {
+    let after = rest.strip_prefix(kw)?;
+    let boundary_before = out.chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '"' || c == '$'));
+    let boundary_after = after.starts_with([' ', '(']);
+    (boundary_before && boundary_after).then_some(after)
+}
+
+/// The balanced `( ... )` group `s` starts with.
+fn paren_group(s: &str) -> Option<&str> {
+    if !s.starts_with('(') {
+        return None;
+    }
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&s[..=i]);
+                }
+            }
+            // Quoted identifiers may hold parentheses; stay out of them.
+            '"' => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint as fp;
+    use proptest::prelude::*;
+
+    #[test]
+    fn literals_become_placeholders() {
+        assert_eq!(fp("SELECT * FROM t WHERE id = 42"), "select * from t where id = ?");
+        assert_eq!(fp("select * from t where id=7"), "select * from t where id = ?");
+        assert_eq!(fp("select 1.5e3, .5, 0x1F, 'it''s', E'a\\'b', $1, $22"), "select ?, ?, ?, ?, ?, ?, ?");
+        assert_eq!(fp("select $$a 'quoted' $$, $fn$x$fn$"), "select ?, ?");
+        assert_eq!(fp("select x'ff', b'01', n'x', U&'d\\0061t'"), "select ?, ?, ?, ?");
+        assert_eq!(fp("select -1"), "select - ?");
+        assert_eq!(fp("select t1.a from t1"), "select t1.a from t1");
+        assert_eq!(fp("select a::int from t"), "select a::int from t");
+        assert_eq!(fp("select $1::text"), "select ?::text");
+    }
+
+    #[test]
+    fn comments_and_whitespace_go() {
+        assert_eq!(
+            fp("/* controller='users',traceparent='00-abc' */ SELECT  name\n\t FROM users -- trailing\n WHERE id = $1;"),
+            "select name from users where id = ?"
+        );
+        assert_eq!(fp("select /* a /* nested */ comment */ 1"), "select ?");
+        assert_eq!(fp("select count(*) from t"), "select count(*) from t");
+        assert_eq!(fp("SELECT COUNT( * ) FROM t ;"), "select count(*) from t");
+    }
+
+    #[test]
+    fn quoted_identifiers_keep_their_case() {
+        assert_eq!(fp(r#"select "MyCol" from "My""Table""#), r#"select "MyCol" from "My""Table""#);
+    }
+
+    #[test]
+    fn lists_fold() {
+        assert_eq!(fp("select * from t where id in (1, 2, 3)"), "select * from t where id in (?)");
+        assert_eq!(fp("select * from t where id IN (1)"), fp("select * from t where id in (4,5,6,7)"));
+        assert_eq!(fp("insert into t (a, b) values (1, 'x'), (2, 'y'), (3, 'z')"), "insert into t (a, b) values (?, ?)");
+        assert_eq!(fp("insert into t values(1,2)"), "insert into t values(?, ?)");
+        // Not a literal list: kept.
+        assert_eq!(fp("select * from t where (a, b) in ((1, 2))"), "select * from t where (a, b) in ((?, ?))");
+        assert_eq!(fp("select coalesce(1, 2)"), "select coalesce(?, ?)");
+    }
+
+    #[test]
+    fn pgbench_statements() {
+        assert_eq!(
+            fp("UPDATE pgbench_accounts SET abalance = abalance + 2153 WHERE aid = 28814;"),
+            "update pgbench_accounts set abalance = abalance + ? where aid = ?"
+        );
+        assert_eq!(
+            fp("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (3, 1, 9, -4, CURRENT_TIMESTAMP);"),
+            "insert into pgbench_history (tid, bid, aid, delta, mtime) values (?, ?, ?, - ?, current_timestamp)"
+        );
+    }
+
+    #[test]
+    fn cut_statements_do_not_panic() {
+        for s in ["select 'unterminated", "select /* open", "select $a$ open", "select \"open", "select 1e", "x$", "é'", "$"] {
+            let _ = fp(s);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_fingerprints_without_panic(s in ".{0,200}") {
+            let f = fp(&s);
+            // Idempotent: a fingerprint is its own fingerprint.
+            prop_assert_eq!(fp(&f), f.clone());
+        }
+
+        #[test]
+        fn the_literal_does_not_matter(n in any::<i64>(), t in "[a-zA-Z0-9 ']{0,20}", ws in "[ \t\n]{1,3}") {
+            let a = format!("select *{ws}from t where id = {} and name = '{}'", n.unsigned_abs(), t.replace('\'', "''"));
+            prop_assert_eq!(fp(&a), "select * from t where id = ? and name = ?");
+        }
+    }
+}
