@@ -146,7 +146,7 @@ fn main() -> ExitCode {
     match real_main(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("olreplay: error: {e}");
+            eprintln!("olreplay: error: {e:#}");
             ExitCode::from(2)
         }
     }

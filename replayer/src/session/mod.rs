@@ -239,10 +239,18 @@ pub async fn replay_connection(
             scheduled[x] = dues[i].map_or(0, |d| d.saturating_duration_since(opts.clock).as_nanos() as u64);
         }
     }
-    let report = |k: usize, side: Result<Side, String>, sched: u64, sent: u64| {
+    let rewrote_host = target.host_header.is_some();
+    let report = |k: usize, mut side: Result<Side, String>, sched: u64, sent: u64| {
         let e: &RecExchange = &script.exchanges[k];
         if !e.compare {
             return;
+        }
+        // The Host header was changed on purpose: it is not a difference
+        // (the summary's host is the request's, not the server's answer).
+        if let (true, Ok(side), format::ExchangeSummary::Http(rec)) = (rewrote_host, &mut side, &e.recorded.summary) {
+            if let format::ExchangeSummary::Http(rep) = &mut side.summary {
+                rep.host.clone_from(&rec.host);
+            }
         }
         let _ = out.send(Replayed {
             src: script.src,
