@@ -107,6 +107,10 @@ struct Args {
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     report: String,
 
+    /// Also write a JUnit XML file, for CI
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+
     /// Hide the progress line (shown on stderr when it is a terminal)
     #[arg(long)]
     no_progress: bool,
@@ -208,6 +212,10 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
         _ => replayer::output::text(&outcome),
     };
     print!("{out}");
+    if let Some(path) = &args.junit {
+        let xml = replayer::output::junit(&outcome, &args.trace.display().to_string());
+        std::fs::write(path, xml).map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
+    }
     let mut code = outcome.report.exit_code();
     if !outcome.damage.is_empty() {
         code = code.max(1);

@@ -71,3 +71,47 @@ pub fn json(o: &Outcome) -> String {
     s.push('\n');
     s
 }
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A JUnit XML file for CI: one test case for the replay of `trace`, failed
+/// when the replay found differences, failures or damage, with the text
+/// report as the failure's message. (Per-exchange-key test cases come with
+/// the report's own JUnit renderer.)
+pub fn junit(o: &Outcome, trace: &str) -> String {
+    let failed = o.report.exit_code() != 0 || !o.damage.is_empty();
+    let name = xml_escape(trace);
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    s.push_str(&format!(
+        "<testsuites><testsuite name=\"olreplay\" tests=\"1\" failures=\"{}\" time=\"{:.3}\">\n",
+        u8::from(failed),
+        o.elapsed.as_secs_f64()
+    ));
+    s.push_str(&format!("  <testcase classname=\"olreplay\" name=\"replay {name}\" time=\"{:.3}\">\n", o.elapsed.as_secs_f64()));
+    if failed {
+        let summary = format!(
+            "{} differed, {} failed of {} replayed{}",
+            o.report.differed,
+            o.report.failed,
+            o.report.replayed,
+            if o.damage.is_empty() { "" } else { "; damaged trace" }
+        );
+        s.push_str(&format!("    <failure message=\"{}\">{}</failure>\n", xml_escape(&summary), xml_escape(&text(o))));
+    }
+    s.push_str(&format!("    <system-out>{}</system-out>\n", xml_escape(&text(o))));
+    s.push_str("  </testcase>\n</testsuite></testsuites>\n");
+    s
+}

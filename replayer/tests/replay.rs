@@ -129,8 +129,11 @@ fn http_keepalive_requests_go_to_the_target_with_its_host_and_a_changed_body_is_
 
     // The new build answers differently.
     *other.version.lock().unwrap() = "version two".into();
-    let (code, out, _) = olreplay(&[t, "--target", &target]);
+    let junit = dir.path().join("junit.xml");
+    let (code, out, _) = olreplay(&[t, "--target", &target, "--junit", junit.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("failures=\"1\"") && xml.contains("<failure message=\"2 differed"), "{xml}");
     assert!(out.contains("differed 2"), "{out}");
     assert!(out.contains("GET /item/1") && out.contains("GET /item/2"), "{out}");
 }
