@@ -291,6 +291,12 @@ pub async fn replay_connection(
     let mut failure: Option<String> = None;
     let mut timer: Option<(Instant, Sleep)> = None;
     let mut shut_write = false;
+    // One idle timer for the connection, pushed back only when it fires
+    // early (re-arming a timer on every turn costs more than the rest of
+    // a small exchange).
+    let mut last_activity = Instant::now();
+    let mut idle_at = last_activity + opts.timeout;
+    let mut idle = Box::pin(tokio::time::sleep_until(idle_at.into()));
     loop {
         // Queue what is due.
         let mut due_wait = None;
@@ -370,14 +376,21 @@ pub async fn replay_connection(
         } else {
             opts.timeout
         };
-        let timeout = tokio::time::sleep(quiet);
+        let want = last_activity + quiet;
+        if want < idle_at {
+            idle_at = want;
+            idle.as_mut().reset(want.into());
+        }
         let wake = tokio::select! {
             biased;
             r = conn.stream.readable(), if !conn.eof => match r { Ok(()) => Wake::Read, Err(_) => Wake::Read },
             _ = conn.stream.writable(), if !outbuf.is_empty() => Wake::Write,
             _ = async { timer.as_mut().expect("set with due_wait").1.as_mut().await }, if due_wait.is_some() => Wake::Timer,
-            _ = timeout, if waiting_for_server || !outbuf.is_empty() => Wake::Timeout,
+            _ = &mut idle, if waiting_for_server || !outbuf.is_empty() => Wake::Timeout,
         };
+        if !matches!(wake, Wake::Timeout) {
+            last_activity = Instant::now();
+        }
         match wake {
             Wake::Read => {
                 if let Err(e) = conn.read_ready() {
@@ -398,11 +411,20 @@ pub async fn replay_connection(
             }
             Wake::Write | Wake::Timer => {}
             Wake::Timeout => {
+                if Instant::now() < last_activity + quiet {
+                    // Activity since it was armed: not idle yet.
+                    idle_at = last_activity + quiet;
+                    idle.as_mut().reset(idle_at.into());
+                    continue;
+                }
                 if all_sent && !shut_write && matched < started {
                     // A response that ends when the server closes (an
                     // HTTP body without a length): say we are done.
                     shut_write = true;
                     let _ = shutdown_write(&conn.stream);
+                    last_activity = Instant::now();
+                    idle_at = last_activity + opts.timeout;
+                    idle.as_mut().reset(idle_at.into());
                     continue;
                 }
                 failure = Some(format!("no response within {:?}", opts.timeout));
