@@ -111,6 +111,10 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
 
+    /// Worker threads (default: one per core)
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
     /// Hide the progress line (shown on stderr when it is a terminal)
     #[arg(long)]
     no_progress: bool,
@@ -202,7 +206,12 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
         noise,
         progress: !args.no_progress && std::io::stderr().is_terminal(),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = match args.threads {
+        Some(0) => anyhow::bail!("--threads 0: give at least 1"),
+        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?,
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+    };
     let outcome = match rt.block_on(run::run(cfg)) {
         Ok(o) => o,
         Err(e) => anyhow::bail!("{e}"),
