@@ -437,10 +437,16 @@ pub async fn replay_connection(
             timer = None;
         }
     }
-    // Close our side; whatever was pending is now decided by the decoder.
-    if !conn.eof {
+    // Both sides are done: whatever was pending (a request whose body the
+    // server did not wait for, a response that ends at close) is now
+    // decided by the decoder, as the recorder decided it.
+    // (After a failure, what is pending failed: it is not decided.)
+    if failure.is_none() {
         let now = conn.now_ns();
         conn.session.eof(wire::Direction::ToServer, now, &mut conn.events);
+        if !conn.eof {
+            conn.session.eof(wire::Direction::ToClient, now, &mut conn.events);
+        }
     }
     sides.absorb(&mut conn.events);
     for side in sides.done.drain(..) {

@@ -129,7 +129,8 @@ pub fn unique(prefix: &str) -> String {
 
 /// A small HTTP/1.1 upstream: keep-alive, `Content-Length` bodies. `GET
 /// /item/N` answers `item N: <version>`; `POST /echo` echoes the body;
-/// anything else is a 404. The version is the test's to change.
+/// `POST /early` answers 413 before reading the body and closes; anything
+/// else is a 404. The version is the test's to change.
 pub struct Upstream {
     pub addr: String,
     pub version: Arc<Mutex<String>>,
@@ -185,6 +186,11 @@ fn serve(stream: std::net::TcpStream, version: Arc<Mutex<String>>, hosts: Arc<Mu
             if lower.starts_with("connection:") && lower.contains("close") {
                 close = true;
             }
+        }
+        if path == "/early" {
+            // Refuses the upload before reading it, and closes.
+            let _ = w.write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo much");
+            return;
         }
         let mut body = vec![0u8; len];
         if r.read_exact(&mut body).is_err() {
