@@ -37,6 +37,14 @@ fn postgres_prepared_pgbench_and_transactions_replay_clean_then_a_changed_row_is
         .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-n", "-M", "prepared", "-c", "2", "-t", "50", "-f"])
         .arg(&script)
         .arg("test"));
+    // A pipeline: three statements before one Sync, 20 times.
+    let pipeline = dir.path().join("pipeline.sql");
+    std::fs::write(&pipeline, format!("\\set id random(1, 20)\n\\startpipeline\nSELECT v FROM {table} WHERE id = :id;\nSELECT :id + 1;\nSELECT count(*) FROM {table};\n\\endpipeline\n")).unwrap();
+    run(Command::new("pgbench")
+        .env("PGSSLMODE", "disable")
+        .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-n", "-M", "extended", "-c", "1", "-t", "20", "-f"])
+        .arg(&pipeline)
+        .arg("test"));
     // A transaction, and a row every test run reads.
     psql_via(&port, &format!("BEGIN; SELECT count(*) FROM {table}; SELECT v FROM {table} WHERE id = 7; COMMIT"));
     proxy.stop();
@@ -44,8 +52,9 @@ fn postgres_prepared_pgbench_and_transactions_replay_clean_then_a_changed_row_is
     let t = trace.to_str().unwrap();
     let (code, v, err) = olreplay_json(&[t]);
     assert_eq!(code, 0, "{v}\n{err}");
-    // 100 prepared SELECTs, and BEGIN/count/select/COMMIT as one exchange.
-    assert!(v["replayed"].as_u64().unwrap() >= 101, "{v}");
+    // 100 prepared SELECTs, 20 pipelines, and BEGIN/count/select/COMMIT
+    // as one exchange.
+    assert!(v["replayed"].as_u64().unwrap() >= 121, "{v}");
     assert_eq!(v["matched"], v["replayed"], "{v}");
 
     // Faster, and as fast as possible: the same answers.
