@@ -31,6 +31,16 @@ pub fn text(o: &Outcome) -> String {
             ms(h.max())
         ));
     }
+    let own = &o.own_lateness;
+    if !own.is_empty() {
+        s.push_str(&format!(
+            "  of which not held back by the target ({} sends): p50 {}, p99 {}, max {}\n",
+            own.len(),
+            ms(own.value_at_quantile(0.5)),
+            ms(own.value_at_quantile(0.99)),
+            ms(own.max())
+        ));
+    }
     for p in &o.first_problems {
         s.push_str(&format!("  {p}\n"));
     }
@@ -62,6 +72,12 @@ pub fn json(o: &Outcome) -> String {
             "p99": h.value_at_quantile(0.99),
             "max": h.max(),
             "count": h.len(),
+        },
+        "own_lateness_us": {
+            "p50": o.own_lateness.value_at_quantile(0.5),
+            "p99": o.own_lateness.value_at_quantile(0.99),
+            "max": o.own_lateness.max(),
+            "count": o.own_lateness.len(),
         },
         "problems": o.first_problems,
         "damage": o.damage,

@@ -50,6 +50,9 @@ pub struct Outcome {
     pub report: Report,
     /// Send lateness (sent - scheduled), microseconds.
     pub lateness: hdrhistogram::Histogram<u64>,
+    /// The same for the sends the target did not hold back: the replayer's
+    /// own timing error (see [`session::ConnOutcome::own_lateness`]).
+    pub own_lateness: hdrhistogram::Histogram<u64>,
     pub elapsed: Duration,
     /// The recorded span of what was replayed (first connection opened to
     /// last message sent).
@@ -207,6 +210,7 @@ async fn drive(cfg: &Config, plan: Plan, timer: Timer) -> Result<Outcome, Fatal>
     let targets: Vec<Target> = plan.conns.iter().map(|c| target_of(cfg, c)).collect();
     let limit = cfg.concurrency.map(|n| Arc::new(Semaphore::new(n.max(1))));
     let mut unsent = 0u64;
+    let mut own_lateness = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures is valid");
     let mut loops_done = 0;
     let mut progress = Progress::new(cfg.progress, total, loops > 1 && cfg.loops.is_some());
     // Start a little ahead so that the first connections are not late.
@@ -252,7 +256,10 @@ async fn drive(cfg: &Config, plan: Plan, timer: Timer) -> Result<Outcome, Fatal>
         }
         while let Some(r) = tasks.join_next().await {
             match r {
-                Ok(o) => unsent += o.unsent,
+                Ok(o) => {
+                    unsent += o.unsent;
+                    let _ = own_lateness.add(&o.own_lateness);
+                }
                 Err(e) => return Err(Fatal(format!("internal error: a connection task failed: {e}"))),
             }
         }
@@ -265,6 +272,7 @@ async fn drive(cfg: &Config, plan: Plan, timer: Timer) -> Result<Outcome, Fatal>
     Ok(Outcome {
         report,
         lateness,
+        own_lateness,
         elapsed: started.elapsed(),
         recorded_span: Duration::from_nanos(plan.end_ts - plan.start_ts),
         loops_done,

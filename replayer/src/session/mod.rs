@@ -44,10 +44,21 @@ pub struct SessionOpts {
 }
 
 /// What one connection's replay did besides the exchanges it reported.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnOutcome {
     /// Exchanges not sent because `--duration` ran out.
     pub unsent: u64,
+    /// Lateness (µs) of the scheduled sends that were not held back by the
+    /// target: the response they waited for had come before they were
+    /// due. This is the replayer's own timing error; the rest of the
+    /// lateness is the target being slower than the recorded server.
+    pub own_lateness: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for ConnOutcome {
+    fn default() -> ConnOutcome {
+        ConnOutcome { unsent: 0, own_lateness: hdrhistogram::Histogram::new(3).expect("3 significant figures is valid") }
+    }
 }
 
 /// A connection to a target, with the decoder that reads both directions.
@@ -291,6 +302,8 @@ pub async fn replay_connection(
     let mut failure: Option<String> = None;
     let mut timer: Option<(Instant, Sleep)> = None;
     let mut shut_write = false;
+    // When the last answer came (for telling the target's delays from ours).
+    let mut last_answer: Option<Instant> = None;
     // One idle timer for the connection, pushed back only when it fires
     // early (re-arming a timer on every turn costs more than the rest of
     // a small exchange).
@@ -298,6 +311,15 @@ pub async fn replay_connection(
     let mut idle_at = last_activity + opts.timeout;
     let mut idle = Box::pin(tokio::time::sleep_until(idle_at.into()));
     loop {
+        // Answers first: they may free the next sends.
+        sides.absorb(&mut conn.events);
+        for side in sides.done.drain(..) {
+            if matched < n_ex {
+                report(matched, Ok(side), scheduled[matched], sent[matched]);
+                matched += 1;
+                last_answer = Some(Instant::now());
+            }
+        }
         // Queue what is due.
         let mut due_wait = None;
         let mut dep_wait = false;
@@ -329,6 +351,14 @@ pub async fn replay_connection(
             if let Some(x) = s.starts {
                 sent[x] = conn.now_ns();
                 started = x + 1;
+                if let Some(due) = dues[next] {
+                    // Held back by the target if what it waited for came after it was due.
+                    let held = s.wait_for > 0 && last_answer.is_some_and(|a| a > due);
+                    if !held {
+                        let late = Instant::now().saturating_duration_since(due).as_micros() as u64;
+                        let _ = outcome.own_lateness.record(late);
+                    }
+                }
             }
             outbuf.extend_from_slice(&bytes);
             next += 1;
@@ -350,6 +380,7 @@ pub async fn replay_connection(
             if matched < n_ex {
                 report(matched, Ok(side), scheduled[matched], sent[matched]);
                 matched += 1;
+                last_answer = Some(Instant::now());
             }
         }
         if failure.is_some() {
