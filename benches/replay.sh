@@ -134,11 +134,12 @@ if [[ " $parts " == *" timing "* ]]; then
   # proxy at 10,000/s, is recorded again; that trace is replayed at 1x.
   record "$tmp/redis.mp" "redis:0=127.0.0.1:6379" -- redis-benchmark -h 127.0.0.1 -p @PORT@ -t get -n 100000 -c 10 -q
   record "$tmp/paced.mp" "redis:0=127.0.0.1:6379" -- "$olreplay" "$tmp/redis.mp" --rate 10000/s --no-progress --target redis=redis://127.0.0.1:@PORT@
-  : >"$tmp/p99"
+  : >"$tmp/p99"; : >"$tmp/own99"
   for r in $(seq "$rounds"); do
     "$olreplay" "$tmp/paced.mp" --report json --no-progress >"$tmp/t.json" || true
-    json '"%d exchanges, span %.2f s, replay %.2f s, lateness p50 %d us, p99 %d us, max %d us" % (d["replayed"], d["recorded_span_s"], d["elapsed_s"], d["lateness_us"]["p50"], d["lateness_us"]["p99"], d["lateness_us"]["max"])' <"$tmp/t.json" | sed "s/^/  round $r: /"
+    json '"%d exchanges, span %.2f s, replay %.2f s, lateness p50 %d us, p99 %d us, max %d us; not held back by the target (%d sends): p50 %d us, p99 %d us" % (d["replayed"], d["recorded_span_s"], d["elapsed_s"], d["lateness_us"]["p50"], d["lateness_us"]["p99"], d["lateness_us"]["max"], d["own_lateness_us"]["count"], d["own_lateness_us"]["p50"], d["own_lateness_us"]["p99"])' <"$tmp/t.json" | sed "s/^/  round $r: /"
     json 'd["lateness_us"]["p99"]' <"$tmp/t.json" >>"$tmp/p99"
+    json 'd["own_lateness_us"]["p99"]' <"$tmp/t.json" >>"$tmp/own99"
   done
-  echo "timing: median p99 send lateness at 1x: $(median <"$tmp/p99") us (target: under 1000 us)"
+  echo "timing: median p99 send lateness at 1x: $(median <"$tmp/p99") us; of sends not held back by the target: $(median <"$tmp/own99") us (target: under 1000 us)"
 fi
