@@ -10,7 +10,7 @@ use crate::report::Report;
 use crate::session::{self, SessionOpts};
 use crate::target::{Target, Targets};
 use crate::timer::Timer;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -205,7 +205,8 @@ async fn drive(cfg: &Config, plan: Plan, timer: Timer) -> Result<Outcome, Fatal>
     let mut first_problems = Vec::new();
     let loops = cfg.loops.unwrap_or(if cfg.duration.is_some() { u64::MAX } else { 1 });
     let per_loop = plan.exchange_count();
-    let total = per_loop.saturating_mul(loops.min(1_000_000));
+    // Unknown (0) when looping until --duration ends.
+    let total = if loops == u64::MAX { 0 } else { per_loop.saturating_mul(loops) };
     let scripts: Vec<Arc<ConnScript>> = plan.conns.iter().cloned().map(Arc::new).collect();
     let targets: Vec<Target> = plan.conns.iter().map(|c| target_of(cfg, c)).collect();
     let limit = cfg.concurrency.map(|n| Arc::new(Semaphore::new(n.max(1))));
@@ -317,13 +318,12 @@ struct Progress {
     done: u64,
     bad: u64,
     shown: bool,
-    per: BTreeMap<&'static str, u64>,
     loops: bool,
 }
 
 impl Progress {
     fn new(on: bool, total: u64, loops: bool) -> Progress {
-        Progress { on, total, done: 0, bad: 0, shown: false, per: BTreeMap::new(), loops }
+        Progress { on, total, done: 0, bad: 0, shown: false, loops }
     }
 
     fn count(&mut self, ex: &Replayed, diffs: &[crate::model::Difference]) {
@@ -331,15 +331,18 @@ impl Progress {
         if ex.replayed.is_err() || !diffs.is_empty() {
             self.bad += 1;
         }
-        let _ = &self.per;
     }
 
     fn show(&mut self, loops_done: u64) {
         if !self.on {
             return;
         }
-        let mut line = format!("olreplay: {} / {} exchanges", self.done, self.total);
-        if self.total > 0 && self.total < u64::MAX {
+        let mut line = if self.total > 0 {
+            format!("olreplay: {} / {} exchanges", self.done, self.total)
+        } else {
+            format!("olreplay: {} exchanges", self.done)
+        };
+        if self.total > 0 {
             let width = 30;
             let filled = ((self.done.min(self.total) * width) / self.total.max(1)) as usize;
             line = format!("[{}{}] {line}", "#".repeat(filled), ".".repeat(width as usize - filled));
