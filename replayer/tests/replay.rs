@@ -232,4 +232,10 @@ fn speed_divides_the_schedule_and_lateness_is_reported() {
     // --loop runs it again; --duration stops looping.
     let (code, v4, _) = olreplay_json(&[t, "--max", "--loop", "3"]);
     assert_eq!((code, v4["replayed"].as_u64(), v4["loops"].as_u64()), (0, Some(12), Some(3)), "{v4}");
+    // At 1x the trace lasts about a second: --duration 0.3s stops sending
+    // part way, and says how many were not sent.
+    let (code, v5, _) = olreplay_json(&[t, "--duration", "300ms"]);
+    assert_eq!(code, 0, "{v5}");
+    let (replayed, unsent) = (v5["replayed"].as_u64().unwrap(), v5["skipped"]["not sent before --duration ended"].as_u64());
+    assert!(replayed < 4 && unsent == Some(4 - replayed), "{v5}");
 }
