@@ -72,6 +72,14 @@ impl Proxy {
     }
 }
 
+impl Drop for Proxy {
+    /// A test that fails midway must not leave its proxy running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
