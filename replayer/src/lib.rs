@@ -1,12 +1,33 @@
 //! `replayer`: the library behind `olreplay`, which re-drives a recorded
 //! trace against a backend.
 //!
+//! How a replay goes ([`run::run`]):
+//!
+//! 1. [`load`] reads the trace into one script per recorded connection:
+//!    the client's messages to re-send, in order, each knowing which
+//!    responses the client had waited for, and the recorded exchanges they
+//!    should produce. Damage and what cannot be replayed are counted.
+//! 2. [`target`] decides where each connection goes (`--target`, else the
+//!    recorded upstream) and with which credentials.
+//! 3. [`run`] schedules the connections ([`run::Timing`]: recorded times
+//!    scaled by `--speed`, a fixed `--rate`, or `--max`), and [`session`]
+//!    replays each one on its own task, redoing authentication, sending on
+//!    time ([`timer`] for sub-millisecond deadlines) and decoding the
+//!    responses with the recorder's own codecs.
+//! 4. Each exchange goes through [`compare`] (with [`noise`] rules) into
+//!    the [`report`]; [`output`] renders it with the driver's figures.
+//!
 //! - [`model`]: what the driver hands comparison and the report.
-//! - [`compare`]: a replayed response against the recorded one.
-//! - [`noise`]: rules for expected differences, loaded or learned.
-//! - [`report`]: counts, differences, latencies, lateness; text/JSON/JUnit.
+//! - [`classify`]: writes (for `--read-only`) and the report's grouping key.
 
+pub mod classify;
 pub mod compare;
+pub mod load;
 pub mod model;
 pub mod noise;
+pub mod output;
 pub mod report;
+pub mod run;
+pub mod session;
+pub mod target;
+pub mod timer;

@@ -1,23 +1,233 @@
-//! `olreplay`: re-drives a recorded trace against a backend (regression runs, workload replay).
-//!
-//! Not built yet: this binary only checks that it can open a trace, so
-//! that the workspace, CI and the "no libpcap" rule are in place. It says
-//! so and exits 2 rather than pretend.
+//! `olreplay`: re-drives a recorded trace against a backend (regression
+//! runs, workload replay). This file turns the command line into a
+//! [`replayer::run::Config`], runs it, and prints the report.
 
+use clap::Parser;
+use replayer::load::Selection;
+use replayer::noise::NoiseRules;
+use replayer::run::{self, Config, Timing};
+use replayer::target::Targets;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--version" || a == "-V") {
-        println!("olreplay {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
-    }
-    if let Some(path) = args.iter().find(|a| !a.starts_with('-')) {
-        if let Err(e) = format::Reader::open(std::path::Path::new(path)) {
-            eprintln!("olreplay: error: {e}");
-            return ExitCode::from(2);
+const AFTER_HELP: &str = "\
+Examples:
+  olreplay trace.mp                                  # back to the recorded upstreams, recorded timing
+  olreplay trace.mp --target postgres=postgres://app:secret@127.0.0.1:5433/app
+  olreplay trace.mp --target http=http://127.0.0.1:8081 --route http   # drive only the HTTP route
+  olreplay trace.mp --speed 10                       # ten times faster
+  olreplay trace.mp --rate 500/s                     # exchanges at a fixed rate, open loop
+  olreplay trace.mp --max --concurrency 32           # as fast as possible
+  olreplay trace.mp --read-only --report json
+
+Targets: KEY=URL, KEY a protocol (http, postgres, redis, tcp) or a route name from the trace
+(`oltrace info` lists them). PostgreSQL and Redis connections authenticate afresh with the URL's
+credentials (PostgreSQL: trust, password, MD5, SCRAM-SHA-256; also PGPASSWORD); recorded passwords
+are redacted and never re-sent. HTTP requests get the target's Host.
+
+Exit codes:
+  0  every exchange matched (after noise rules)
+  1  differences, failed exchanges, or a damaged trace (what was intact was replayed)
+  2  error: bad arguments, unreadable trace, unreachable target, refused credentials";
+
+#[derive(Parser, Debug)]
+#[command(name = "olreplay", version, about = "Replay a recorded trace against a backend and compare every response", after_help = AFTER_HELP)]
+struct Args {
+    /// The trace to replay (*.mp)
+    trace: PathBuf,
+
+    /// Send a protocol's (or a route's) connections to URL instead of the
+    /// recorded upstream (repeatable)
+    #[arg(long = "target", value_name = "PROTO=URL")]
+    targets: Vec<String>,
+
+    /// Replay only these routes or protocols (repeatable); the worker under
+    /// test issues the rest (its downstream calls) itself
+    #[arg(long = "route", visible_alias = "drive", value_name = "ROUTE|PROTO")]
+    routes: Vec<String>,
+
+    /// Replay only the protocol (repeatable; same as --route PROTO)
+    #[arg(long = "proto", value_name = "PROTO")]
+    protos: Vec<String>,
+
+    /// Replay only the invocations of this lambda, and the connections
+    /// carrying its downstream calls (repeatable)
+    #[arg(long = "lambda", value_name = "NAME")]
+    lambdas: Vec<String>,
+
+    /// Replay only what the trace recorded from this offset on (e.g. 30s, 2m)
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    from: Option<Duration>,
+
+    /// ... and before this offset
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    to: Option<Duration>,
+
+    /// Recorded timing, this many times faster (0.5: twice as slow)
+    #[arg(long, value_name = "X", conflicts_with_all = ["rate", "max"])]
+    speed: Option<f64>,
+
+    /// Exchanges at a fixed rate, open loop, in recorded order (e.g. 500/s, 500)
+    #[arg(long, value_name = "N/s", value_parser = parse_rate, conflicts_with = "max")]
+    rate: Option<f64>,
+
+    /// As fast as possible: each connection sends as soon as the responses it
+    /// waited for have come
+    #[arg(long)]
+    max: bool,
+
+    /// At most N connections open at once
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+
+    /// Replay the trace N times, one after the other
+    #[arg(long = "loop", value_name = "N")]
+    loops: Option<u64>,
+
+    /// Stop after this long (loops the trace until then unless --loop is given)
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    duration: Option<Duration>,
+
+    /// Skip writes: SQL that modifies, Redis write commands, HTTP methods other
+    /// than GET/HEAD/OPTIONS/TRACE; the report says how many
+    #[arg(long)]
+    read_only: bool,
+
+    /// How long to wait for a connection or a response
+    #[arg(long, value_name = "TIME", default_value = "30s", value_parser = parse_duration)]
+    timeout: Duration,
+
+    /// Noise rules: differences that are expected (timestamps, ids)
+    #[arg(long, value_name = "FILE")]
+    noise: Option<PathBuf>,
+
+    /// The report on stdout: text or json
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    report: String,
+
+    /// Also write a JUnit XML file, for CI
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+
+    /// Worker threads (default: one per core)
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
+    /// Hide the progress line (shown on stderr when it is a terminal)
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs >= 0.0 && secs.is_finite() {
+            return Ok(Duration::from_secs_f64(secs));
         }
     }
-    eprintln!("olreplay: replay is not available in this version yet; use `oltrace cat` and `oltrace info` to read traces");
-    ExitCode::from(2)
+    humantime::parse_duration(s).map_err(|e| format!("{e}: write e.g. 500ms, 30s, 2m"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let (n, unit) = match s.split_once('/') {
+        Some((n, u)) => (n, u),
+        None => (s, "s"),
+    };
+    let n: f64 = n.trim().parse().map_err(|_| format!("{s:?}: write e.g. 500/s or 30/m"))?;
+    let per = match unit.trim() {
+        "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        u => return Err(format!("unknown unit {u:?}: use /s, /m or /h")),
+    };
+    let r = n / per;
+    if r > 0.0 && r.is_finite() {
+        Ok(r)
+    } else {
+        Err(format!("{s:?}: the rate must be positive"))
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match real_main(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("olreplay: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(args: Args) -> anyhow::Result<u8> {
+    let targets = Targets::parse(&args.targets)?;
+    let timing = if args.max {
+        Timing::Max
+    } else if let Some(r) = args.rate {
+        Timing::Rate { per_sec: r }
+    } else {
+        let speed = args.speed.unwrap_or(1.0);
+        if !(speed > 0.0 && speed.is_finite()) {
+            anyhow::bail!("--speed {speed}: give a positive factor, e.g. --speed 2 (twice as fast)");
+        }
+        Timing::Recorded { speed }
+    };
+    if args.concurrency == Some(0) {
+        anyhow::bail!("--concurrency 0: give at least 1");
+    }
+    let noise = match &args.noise {
+        Some(p) => NoiseRules::load(p).map_err(|e| anyhow::anyhow!("--noise {}: {e}", p.display()))?,
+        None => NoiseRules::default(),
+    };
+    let mut routes = args.routes.clone();
+    for p in &args.protos {
+        let p = if p == "pg" || p == "postgresql" { "postgres".to_string() } else { p.clone() };
+        if !["http", "postgres", "redis", "tcp"].contains(&p.as_str()) {
+            anyhow::bail!("--proto {p}: use http, postgres, redis or tcp");
+        }
+        routes.push(p);
+    }
+    let cfg = Config {
+        trace: args.trace.clone(),
+        targets,
+        selection: Selection {
+            routes,
+            lambdas: args.lambdas.clone(),
+            from: args.from.map(|d| d.as_nanos() as u64),
+            to: args.to.map(|d| d.as_nanos() as u64),
+            read_only: args.read_only,
+        },
+        timing,
+        concurrency: args.concurrency,
+        loops: args.loops,
+        duration: args.duration,
+        timeout: args.timeout,
+        noise,
+        progress: !args.no_progress && std::io::stderr().is_terminal(),
+    };
+    let rt = match args.threads {
+        Some(0) => anyhow::bail!("--threads 0: give at least 1"),
+        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?,
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+    };
+    let outcome = match rt.block_on(run::run(cfg)) {
+        Ok(o) => o,
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    let out = match args.report.as_str() {
+        "json" => replayer::output::json(&outcome),
+        _ => replayer::output::text(&outcome),
+    };
+    print!("{out}");
+    if let Some(path) = &args.junit {
+        let xml = replayer::output::junit(&outcome, &args.trace.display().to_string());
+        std::fs::write(path, xml).map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
+    }
+    let mut code = outcome.report.exit_code();
+    if !outcome.damage.is_empty() {
+        code = code.max(1);
+    }
+    Ok(code)
 }

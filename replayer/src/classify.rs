@@ -1,0 +1,174 @@
+//! What an exchange is, from its recorded summary: a write or not (for
+//! `--read-only`), and the key the report groups it by.
+
+use format::ExchangeSummary;
+
+/// True when replaying the exchange would modify the target: SQL that
+/// writes, Redis write commands, HTTP methods that are not safe (RFC 9110:
+/// anything but GET, HEAD, OPTIONS and TRACE).
+pub fn is_write(summary: &ExchangeSummary) -> bool {
+    match summary {
+        ExchangeSummary::Http(h) => !matches!(h.method.to_ascii_uppercase().as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE"),
+        ExchangeSummary::Pg(p) => p.statements.iter().any(|s| sql_writes(s)),
+        ExchangeSummary::Redis(r) => redis_writes(&r.command),
+    }
+}
+
+/// Whether a SQL statement modifies data, schema or settings that persist:
+/// by its first keyword, and for `WITH` and `EXPLAIN ANALYZE` by the data-
+/// modifying keywords inside. `SELECT nextval(...)` and functions with side
+/// effects are not detected.
+pub fn sql_writes(sql: &str) -> bool {
+    const WRITES: &[&str] = &[
+        "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "REPLACE", "CREATE", "ALTER", "DROP", "TRUNCATE", "GRANT",
+        "REVOKE", "COPY", "VACUUM", "CLUSTER", "REINDEX", "COMMENT", "SECURITY", "REFRESH", "IMPORT", "LOCK", "CALL",
+        "DO",
+    ];
+    let words: Vec<String> = strip_comments(sql)
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let Some(first) = words.first() else { return false };
+    if first == "COPY" {
+        // COPY ... TO only reads.
+        return words.iter().any(|w| w == "FROM");
+    }
+    if WRITES.contains(&first.as_str()) {
+        return true;
+    }
+    if first == "WITH" || first == "EXPLAIN" || first == "SELECT" {
+        // Data-modifying CTEs, EXPLAIN ANALYZE of a write, SELECT INTO.
+        let inner = ["INSERT", "UPDATE", "DELETE", "MERGE"];
+        if words.iter().skip(1).any(|w| inner.contains(&w.as_str())) {
+            return true;
+        }
+        if first == "SELECT" && words.iter().any(|w| w == "INTO") {
+            return true;
+        }
+    }
+    false
+}
+
+fn strip_comments(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            let c = rest.chars().next().unwrap_or(' ');
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// Redis commands that write (the `write` flag of `COMMAND INFO`, plus
+/// administrative commands that change the server).
+pub fn redis_writes(command: &str) -> bool {
+    const WRITES: &[&str] = &[
+        "APPEND", "BITFIELD", "BITOP", "BLMOVE", "BLMPOP", "BLPOP", "BRPOP", "BRPOPLPUSH", "BZMPOP", "BZPOPMAX",
+        "BZPOPMIN", "COPY", "DECR", "DECRBY", "DEL", "EVAL", "EVALSHA", "EXPIRE", "EXPIREAT", "FCALL", "FLUSHALL",
+        "FLUSHDB", "GEOADD", "GEORADIUS", "GEORADIUSBYMEMBER", "GEOSEARCHSTORE", "GETDEL", "GETEX", "GETSET", "HDEL",
+        "HINCRBY", "HINCRBYFLOAT", "HMSET", "HSET", "HSETNX", "INCR", "INCRBY", "INCRBYFLOAT", "LINSERT", "LMOVE",
+        "LMPOP", "LPOP", "LPUSH", "LPUSHX", "LREM", "LSET", "LTRIM", "MIGRATE", "MOVE", "MSET", "MSETNX", "PERSIST",
+        "PEXPIRE", "PEXPIREAT", "PFADD", "PFMERGE", "PSETEX", "RENAME", "RENAMENX", "RESTORE", "RPOP", "RPOPLPUSH",
+        "RPUSH", "RPUSHX", "SADD", "SDIFFSTORE", "SET", "SETBIT", "SETEX", "SETNX", "SETRANGE", "SINTERSTORE", "SMOVE",
+        "SORT", "SPOP", "SREM", "SUNIONSTORE", "SWAPDB", "UNLINK", "XACK", "XADD", "XAUTOCLAIM", "XCLAIM", "XDEL",
+        "XGROUP", "XSETID", "XTRIM", "ZADD", "ZDIFFSTORE", "ZINCRBY", "ZINTERSTORE", "ZMPOP", "ZPOPMAX", "ZPOPMIN",
+        "ZRANGESTORE", "ZREM", "ZREMRANGEBYLEX", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "ZUNIONSTORE", "CONFIG",
+        "SCRIPT", "FUNCTION", "DEBUG", "SAVE", "BGSAVE", "BGREWRITEAOF", "SHUTDOWN", "REPLICAOF", "SLAVEOF", "ACL",
+        "PUBLISH", "SPUBLISH",
+    ];
+    WRITES.contains(&command.to_ascii_uppercase().as_str())
+}
+
+/// What the report groups an exchange by: `GET /path` (HTTP, query
+/// dropped), the statement with literals replaced by `?` (PostgreSQL), the
+/// command name (Redis).
+pub fn key(summary: &ExchangeSummary) -> String {
+    match summary {
+        ExchangeSummary::Http(h) => {
+            let path = h.target.split('?').next().unwrap_or("");
+            format!("{} {}", h.method, path)
+        }
+        ExchangeSummary::Pg(p) => {
+            let mut s: Vec<String> = p.statements.iter().take(3).map(|s| normalize_sql(s)).collect();
+            if p.statements.len() > 3 {
+                s.push("...".into());
+            }
+            s.join("; ")
+        }
+        ExchangeSummary::Redis(r) => r.command.clone(),
+    }
+}
+
+/// SQL with string and number literals as `?` and whitespace collapsed.
+pub fn normalize_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len().min(256));
+    let mut chars = sql.chars().peekable();
+    let mut prev_word = false;
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            while let Some(d) = chars.next() {
+                if d == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+            }
+            out.push('?');
+            prev_word = false;
+        } else if c.is_ascii_digit() && !prev_word {
+            while chars.peek().is_some_and(|d| d.is_ascii_digit() || *d == '.') {
+                chars.next();
+            }
+            out.push('?');
+        } else if c.is_whitespace() {
+            while chars.peek().is_some_and(|d| d.is_whitespace()) {
+                chars.next();
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            prev_word = false;
+        } else {
+            prev_word = c.is_alphanumeric() || c == '_' || c == '$';
+            out.push(c);
+        }
+        if out.len() > 200 {
+            out.push_str("...");
+            break;
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes() {
+        assert!(sql_writes("UPDATE pgbench_accounts SET abalance = 1"));
+        assert!(sql_writes("/* x */ insert into t values (1)"));
+        assert!(sql_writes("with x as (delete from t returning *) select * from x"));
+        assert!(sql_writes("COPY t FROM STDIN"));
+        assert!(!sql_writes("COPY t TO STDOUT"));
+        assert!(!sql_writes("select abalance from pgbench_accounts where aid = $1"));
+        assert!(!sql_writes("BEGIN"));
+        assert!(redis_writes("set") && redis_writes("LPUSH") && !redis_writes("GET"));
+    }
+
+    #[test]
+    fn sql_keys() {
+        assert_eq!(normalize_sql("SELECT  a1 FROM t\n WHERE x = 'it''s' AND y = 42"), "SELECT a1 FROM t WHERE x = ? AND y = ?");
+        assert_eq!(normalize_sql("select $1"), "select $1");
+    }
+}

@@ -1,0 +1,367 @@
+//! [`run`]: a whole replay from a [`Config`]: load the plan, check every
+//! target answers, schedule and replay the connections, compare each
+//! exchange and fill the report.
+
+use crate::compare;
+use crate::load::{self, ConnScript, Plan, Selection};
+use crate::model::Replayed;
+use crate::noise::NoiseRules;
+use crate::report::Report;
+use crate::session::{self, SessionOpts};
+use crate::target::{Target, Targets};
+use crate::timer::Timer;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+
+/// When requests go out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Timing {
+    /// At their recorded times, divided by the speed (1: as recorded).
+    Recorded { speed: f64 },
+    /// Exchanges at a fixed rate per second, in recorded order, open loop.
+    Rate { per_sec: f64 },
+    /// As fast as each connection's responses allow.
+    Max,
+}
+
+/// Everything a replay needs, as the command line gave it.
+pub struct Config {
+    pub trace: PathBuf,
+    pub targets: Targets,
+    pub selection: Selection,
+    pub timing: Timing,
+    /// At most this many connections open at once.
+    pub concurrency: Option<usize>,
+    /// Replay the trace this many times (`None`: until `duration` ends, or once).
+    pub loops: Option<u64>,
+    pub duration: Option<Duration>,
+    pub timeout: Duration,
+    pub noise: NoiseRules,
+    /// A progress line on stderr.
+    pub progress: bool,
+}
+
+/// What a run produced besides the report: figures the driver measured.
+pub struct Outcome {
+    pub report: Report,
+    /// Send lateness (sent - scheduled), microseconds.
+    pub lateness: hdrhistogram::Histogram<u64>,
+    /// The same for the sends the target did not hold back: the replayer's
+    /// own timing error (see [`session::ConnOutcome::own_lateness`]).
+    pub own_lateness: hdrhistogram::Histogram<u64>,
+    pub elapsed: Duration,
+    /// The recorded span of what was replayed (first connection opened to
+    /// last message sent).
+    pub recorded_span: Duration,
+    pub loops_done: u64,
+    pub damage: Vec<String>,
+    pub notes: Vec<String>,
+    pub filtered: u64,
+    /// The first differing or failed exchanges, for the text output.
+    pub first_problems: Vec<String>,
+}
+
+/// A problem that stops the replay before it starts (exit 2).
+#[derive(Debug)]
+pub struct Fatal(pub String);
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Fatal {}
+
+pub async fn run(cfg: Config) -> Result<Outcome, Fatal> {
+    let plan = load::load(&cfg.trace, &cfg.selection).map_err(|e| Fatal(format!("{e:#}")))?;
+    let unknown = cfg.targets.unknown_keys(&plan.routes);
+    if !unknown.is_empty() {
+        return Err(Fatal(format!(
+            "--target {}: no such protocol or route in the trace; routes are: {}",
+            unknown.join(", "),
+            plan.routes.join(", ")
+        )));
+    }
+    for r in &cfg.selection.routes {
+        let known = ["http", "postgres", "redis", "tcp"].contains(&r.as_str()) || plan.routes.contains(r);
+        if !known {
+            return Err(Fatal(format!("--route {r}: no such protocol or route in the trace; routes are: {}", plan.routes.join(", "))));
+        }
+    }
+    if plan.conns.is_empty() {
+        let mut msg = "nothing to replay: no connection of the trace is left".to_string();
+        if plan.filtered > 0 {
+            msg.push_str(&format!(" ({} exchanges left out by the filters)", plan.filtered));
+        }
+        for (why, n) in &plan.skipped {
+            msg.push_str(&format!("; {n} skipped: {why}"));
+        }
+        for d in &plan.damage {
+            msg.push_str(&format!("; damaged: {d}"));
+        }
+        return Err(Fatal(msg));
+    }
+    let timer = Timer::start();
+    let result = drive(&cfg, plan, timer.clone()).await;
+    timer.shutdown();
+    result
+}
+
+fn target_of(cfg: &Config, c: &ConnScript) -> Target {
+    let proto = match c.protocol {
+        format::Protocol::Http => "http",
+        format::Protocol::Postgres => "postgres",
+        format::Protocol::Redis => "redis",
+        format::Protocol::Tcp => "tcp",
+        format::Protocol::Mysql => "mysql",
+    };
+    cfg.targets.resolve(&c.route, proto, &c.server)
+}
+
+/// Opens one connection to every distinct target (with its opening:
+/// PostgreSQL authentication, Redis AUTH), so that a wrong address or
+/// password is one clear error rather than every exchange failing.
+async fn preflight(cfg: &Config, plan: &Plan, opts: &SessionOpts) -> Result<(), Fatal> {
+    let mut seen = HashSet::new();
+    for c in &plan.conns {
+        let t = target_of(cfg, c);
+        let user = c.startup.as_ref().and_then(|p| p.iter().find(|(k, _)| k == "user").map(|(_, v)| v.clone()));
+        if !seen.insert((t.addr.clone(), c.protocol as u8, user)) {
+            continue;
+        }
+        if let Err(e) = session::open(c, &t, opts).await {
+            let given = if t.addr != c.server {
+                format!("target {} from --target", t.addr)
+            } else {
+                format!("recorded upstream {}; point it elsewhere with --target", t.addr)
+            };
+            return Err(Fatal(format!("route {} ({given}): {e}", c.route)));
+        }
+    }
+    Ok(())
+}
+
+/// Per connection: when it opens and when each message is due, from `base`.
+fn schedule(cfg: &Config, plan: &Plan, base: Instant) -> Vec<(Option<Instant>, Vec<Option<Instant>>)> {
+    let at = |ns: f64| base + Duration::from_nanos(ns.max(0.0) as u64);
+    match cfg.timing {
+        Timing::Max => plan.conns.iter().map(|c| (None, vec![None; c.sends.len()])).collect(),
+        Timing::Recorded { speed } => plan
+            .conns
+            .iter()
+            .map(|c| {
+                let rel = |ts: u64| at(ts.saturating_sub(plan.start_ts) as f64 / speed);
+                (Some(rel(c.open_ts)), c.sends.iter().map(|s| Some(rel(s.ts))).collect())
+            })
+            .collect(),
+        Timing::Rate { per_sec } => {
+            let mut starts: Vec<(u64, usize, usize)> = Vec::new();
+            for (ci, c) in plan.conns.iter().enumerate() {
+                for (si, s) in c.sends.iter().enumerate() {
+                    if s.starts.is_some() {
+                        starts.push((s.ts, ci, si));
+                    }
+                }
+            }
+            starts.sort();
+            let mut due: Vec<Vec<Option<Instant>>> = plan.conns.iter().map(|c| vec![None; c.sends.len()]).collect();
+            for (k, (_, ci, si)) in starts.iter().enumerate() {
+                due[*ci][*si] = Some(at(k as f64 * 1e9 / per_sec));
+            }
+            plan.conns
+                .iter()
+                .zip(due)
+                .map(|(_, mut d)| {
+                    // Messages that start no exchange go with the one before.
+                    let mut last = d.iter().flatten().next().copied().unwrap_or(base);
+                    for x in d.iter_mut() {
+                        match x {
+                            Some(t) => last = *t,
+                            None => *x = Some(last),
+                        }
+                    }
+                    let open = d.iter().flatten().next().copied().or(Some(base));
+                    (open, d)
+                })
+                .collect()
+        }
+    }
+}
+
+async fn drive(cfg: &Config, plan: Plan, timer: Timer) -> Result<Outcome, Fatal> {
+    let started = Instant::now();
+    let deadline = cfg.duration.map(|d| started + d);
+    let opts = SessionOpts { clock: started, timeout: cfg.timeout, deadline, timer };
+    preflight(cfg, &plan, &opts).await?;
+    let mut report = Report::new();
+    for (why, n) in &plan.skipped {
+        report.skip(why, *n);
+    }
+    let mut lateness = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let mut first_problems = Vec::new();
+    let loops = cfg.loops.unwrap_or(if cfg.duration.is_some() { u64::MAX } else { 1 });
+    let per_loop = plan.exchange_count();
+    // Unknown (0) when looping until --duration ends.
+    let total = if loops == u64::MAX { 0 } else { per_loop.saturating_mul(loops) };
+    let scripts: Vec<Arc<ConnScript>> = plan.conns.iter().cloned().map(Arc::new).collect();
+    let targets: Vec<Target> = plan.conns.iter().map(|c| target_of(cfg, c)).collect();
+    let limit = cfg.concurrency.map(|n| Arc::new(Semaphore::new(n.max(1))));
+    let mut unsent = 0u64;
+    let mut own_lateness = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let mut loops_done = 0;
+    let mut progress = Progress::new(cfg.progress, total, loops > 1 && cfg.loops.is_some());
+    // Start a little ahead so that the first connections are not late.
+    let lead = Duration::from_millis(20);
+    while loops_done < loops {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let base = Instant::now() + lead;
+        let plan_times = schedule(cfg, &plan, base);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Replayed>();
+        let mut tasks = tokio::task::JoinSet::new();
+        for ((script, target), (open_at, dues)) in scripts.iter().zip(&targets).zip(plan_times) {
+            let (script, target, opts, tx, limit) = (script.clone(), target.clone(), opts.clone(), tx.clone(), limit.clone());
+            tasks.spawn(async move {
+                let _permit = match &limit {
+                    Some(s) => s.clone().acquire_owned().await.ok(),
+                    None => None,
+                };
+                session::replay_connection(script, target, dues, open_at, opts, tx).await
+            });
+        }
+        drop(tx);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                r = rx.recv() => {
+                    let Some(ex) = r else { break };
+                    let diffs = match &ex.replayed {
+                        Ok(side) => compare::compare(ex.protocol, &ex.recorded, side, &cfg.noise),
+                        Err(_) => Vec::new(),
+                    };
+                    let late_us = ex.sent.saturating_sub(ex.scheduled) / 1000;
+                    let _ = lateness.record(late_us);
+                    if (ex.replayed.is_err() || !diffs.is_empty()) && first_problems.len() < 20 {
+                        first_problems.push(describe(&ex, &diffs));
+                    }
+                    report.add(&ex, &diffs);
+                    progress.count(&ex, &diffs);
+                }
+                _ = tick.tick() => progress.show(loops_done),
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(o) => {
+                    unsent += o.unsent;
+                    let _ = own_lateness.add(&o.own_lateness);
+                }
+                Err(e) => return Err(Fatal(format!("internal error: a connection task failed: {e}"))),
+            }
+        }
+        loops_done += 1;
+    }
+    progress.finish();
+    if unsent > 0 {
+        report.skip("not sent before --duration ended", unsent);
+    }
+    Ok(Outcome {
+        report,
+        lateness,
+        own_lateness,
+        elapsed: started.elapsed(),
+        recorded_span: Duration::from_nanos(plan.end_ts - plan.start_ts),
+        loops_done,
+        damage: plan.damage,
+        notes: plan.notes,
+        filtered: plan.filtered,
+        first_problems,
+    })
+}
+
+/// One line naming a differing or failed exchange.
+fn describe(ex: &Replayed, diffs: &[crate::model::Difference]) -> String {
+    let at = format!("conn {} on {}: {}", ex.conn, ex.route, ex.key);
+    match &ex.replayed {
+        Err(e) => format!("{at}: failed: {e}"),
+        Ok(_) => {
+            let d: Vec<String> = diffs
+                .iter()
+                .take(3)
+                .map(|d| format!("{}: recorded {} / replayed {}", d.field, short(&d.recorded), short(&d.replayed)))
+                .collect();
+            format!("{at}: {}", d.join("; "))
+        }
+    }
+}
+
+fn short(s: &str) -> String {
+    if s.len() <= 160 {
+        return s.to_owned();
+    }
+    let mut end = 157;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// The progress line: on stderr, only when asked (a terminal).
+struct Progress {
+    on: bool,
+    total: u64,
+    done: u64,
+    bad: u64,
+    shown: bool,
+    loops: bool,
+}
+
+impl Progress {
+    fn new(on: bool, total: u64, loops: bool) -> Progress {
+        Progress { on, total, done: 0, bad: 0, shown: false, loops }
+    }
+
+    fn count(&mut self, ex: &Replayed, diffs: &[crate::model::Difference]) {
+        self.done += 1;
+        if ex.replayed.is_err() || !diffs.is_empty() {
+            self.bad += 1;
+        }
+    }
+
+    fn show(&mut self, loops_done: u64) {
+        if !self.on {
+            return;
+        }
+        let mut line = if self.total > 0 {
+            format!("olreplay: {} / {} exchanges", self.done, self.total)
+        } else {
+            format!("olreplay: {} exchanges", self.done)
+        };
+        if self.total > 0 {
+            let width = 30;
+            let filled = ((self.done.min(self.total) * width) / self.total.max(1)) as usize;
+            line = format!("[{}{}] {line}", "#".repeat(filled), ".".repeat(width as usize - filled));
+        }
+        if self.bad > 0 {
+            line.push_str(&format!(", {} differed or failed", self.bad));
+        }
+        if self.loops {
+            line.push_str(&format!(", loop {}", loops_done + 1));
+        }
+        eprint!("\r{line}\x1b[K");
+        let _ = std::io::stderr().flush();
+        self.shown = true;
+    }
+
+    fn finish(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            let _ = std::io::stderr().flush();
+        }
+    }
+}

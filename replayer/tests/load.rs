@@ -1,0 +1,94 @@
+//! Building the replay plan from a trace (no servers needed): the sample
+//! serverless trace of `traces/`, checked against what the trace says when
+//! read record by record.
+
+use replayer::load::{load, Selection};
+use std::path::PathBuf;
+
+fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../traces/sample-serverless.mp")
+}
+
+fn records() -> Vec<format::Record> {
+    format::Reader::open(&sample()).unwrap().map(|r| r.unwrap()).collect()
+}
+
+fn http_exchanges(plan: &replayer::load::Plan) -> usize {
+    plan.conns.iter().filter(|c| c.protocol == format::Protocol::Http).map(|c| c.compared()).sum()
+}
+
+#[test]
+fn every_http_and_redis_exchange_is_planned_and_sessions_without_startup_are_skipped() {
+    let recs = records();
+    let count = |p: &str| {
+        recs.iter()
+            .filter(|r| match &r.body {
+                format::Body::Exchange(e) => matches!(
+                    (&e.summary, p),
+                    (format::ExchangeSummary::Http(_), "http") | (format::ExchangeSummary::Redis(_), "redis") | (format::ExchangeSummary::Pg(_), "pg")
+                ),
+                _ => false,
+            })
+            .count()
+    };
+    let plan = load(&sample(), &Selection::default()).unwrap();
+    assert_eq!(plan.routes.len(), 3, "{:?}", plan.routes);
+    assert_eq!(http_exchanges(&plan), count("http"));
+    let redis: usize = plan.conns.iter().filter(|c| c.protocol == format::Protocol::Redis).map(|c| c.compared()).sum();
+    assert_eq!(redis, count("redis"));
+    // The synthetic PostgreSQL connection has no startup: it cannot be opened
+    // the way the client did, and says so.
+    let why = "PostgreSQL connection without its startup (damaged or encrypted)";
+    assert_eq!(plan.skipped.get(why).copied(), Some(count("pg") as u64), "{:?}", plan.skipped);
+    assert!(plan.damage.is_empty());
+    // Every exchange is started by exactly one send, in order.
+    for c in &plan.conns {
+        let starts: Vec<usize> = c.sends.iter().filter_map(|s| s.starts).collect();
+        assert_eq!(starts, (0..c.exchanges.len()).collect::<Vec<_>>(), "conn {}", c.conn);
+        // A send never waits for an exchange at or after its own.
+        let mut started = 0;
+        for s in &c.sends {
+            if let Some(x) = s.starts {
+                assert!(s.wait_for <= x);
+                started = x + 1;
+            }
+            assert!(s.wait_for <= started);
+        }
+    }
+}
+
+#[test]
+fn filters_by_route_lambda_time_and_read_only() {
+    let recs = records();
+    let notify: Vec<(u64, u64)> = recs
+        .iter()
+        .filter_map(|r| match &r.body {
+            format::Body::Invocation(i) if i.lambda == "notify" => Some((i.conn, r.ts)),
+            _ => None,
+        })
+        .collect();
+    assert!(!notify.is_empty());
+    let plan = load(&sample(), &Selection { lambdas: vec!["notify".into()], ..Selection::default() }).unwrap();
+    assert_eq!(http_exchanges(&plan), notify.len());
+    assert!(plan.conns.iter().flat_map(|c| &c.exchanges).filter(|e| e.key.starts_with("POST")).all(|e| e.lambda.as_deref() == Some("notify")));
+
+    let plan = load(&sample(), &Selection { routes: vec!["http".into()], ..Selection::default() }).unwrap();
+    assert!(plan.conns.iter().all(|c| c.protocol == format::Protocol::Http) && !plan.conns.is_empty());
+
+    let all = load(&sample(), &Selection::default()).unwrap();
+    let half = (all.start_ts + all.end_ts) / 2;
+    let early = load(&sample(), &Selection { to: Some(half), ..Selection::default() }).unwrap();
+    assert!(http_exchanges(&early) < http_exchanges(&all) && http_exchanges(&early) > 0);
+    // HTTP exchanges are selected one by one; sessions are kept whole.
+    let http = early.conns.iter().filter(|c| c.protocol == format::Protocol::Http).flat_map(|c| &c.exchanges);
+    assert!(http.clone().all(|e| e.ts < half));
+    assert!(http.count() > 0);
+
+    let ro = load(&sample(), &Selection { read_only: true, ..Selection::default() }).unwrap();
+    let writes = recs
+        .iter()
+        .filter(|r| matches!(&r.body, format::Body::Exchange(e) if !matches!(e.summary, format::ExchangeSummary::Pg(_)) && replayer::classify::is_write(&e.summary)))
+        .count();
+    assert!(writes > 0);
+    assert_eq!(ro.skipped.get("writes (--read-only)").copied(), Some(writes as u64), "{:?}", ro.skipped);
+}
