@@ -46,7 +46,7 @@ pub fn start(
     let (tx, rx) = std::sync::mpsc::sync_channel(opts.queue);
     let stopped = Arc::new(AtomicBool::new(false));
     let dropped_bytes = Arc::new(AtomicU64::new(0));
-    let tap = Tap { tx, stopped: stopped.clone(), dropped_bytes: dropped_bytes.clone(), clock };
+    let tap = Tap { tx, stopped: stopped.clone(), dropped_bytes: dropped_bytes.clone(), clock, block: false };
     let handle = std::thread::Builder::new()
         .name("oltrace-recorder".into())
         .spawn(move || {

@@ -24,6 +24,10 @@ pub struct ProxyConfig {
     pub drain_timeout: Duration,
     pub limits: wire::Limits,
     pub source_name: String,
+    /// Wait for room in a full recorder queue instead of dropping (`--block`).
+    pub block: bool,
+    /// Log files to fold into the trace as they grow (`--log`).
+    pub logs: Vec<PathBuf>,
 }
 
 /// A trace being written by the recorder thread.
@@ -51,6 +55,7 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
         flush_interval: Duration::from_millis(100),
     };
     let (tap, recorder) = recorder::start(writer, clock, opts);
+    let tap = tap.blocking(config.block);
     Ok(Recording { tap, recorder })
 }
 
@@ -117,7 +122,9 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async {
         let routes = start_routes(config, &recording.tap).await?;
+        let logs = crate::logfollow::LogFiles::start(&config.logs, &recording.tap);
         wait_for_signal().await?;
+        logs.stop().await;
         eprintln!("oltrace proxy: stopping: no new connections; waiting up to {:?} for open ones", config.drain_timeout);
         routes.stop().await;
         anyhow::Ok(())
