@@ -18,8 +18,8 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
-REDIS_N=${REDIS_N:-200000}
-REDIS_PN=${REDIS_PN:-2000000}
+REDIS_N=${REDIS_N:-100000}
+REDIS_PN=${REDIS_PN:-1000000}
 CONNS=${CONNS:-1000}
 
 say() { printf '%s\n' "$*" >&2; }
@@ -42,6 +42,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # --- servers and proxies -------------------------------------------------------
 "$upstream_bin" --port 0 > "$tmp/upstream.out" &
@@ -53,7 +54,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 hp_pg=$(free_port); hp_redis=$(free_port); hp_http_tcp=$(free_port); hp_http=$(free_port)
 cat > "$tmp/haproxy.cfg" <<EOF
 global
-  maxconn 20000
+  maxconn 5000
 defaults
   timeout connect 5s
   timeout client 60s
@@ -79,6 +80,10 @@ EOF
 haproxy -f "$tmp/haproxy.cfg" -db > "$tmp/haproxy.log" 2>&1 &
 haproxy_pid=$!
 pids+=($haproxy_pid)
+for port in "$hp_pg" "$hp_redis" "$hp_http_tcp" "$hp_http"; do
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { say "haproxy did not start:"; cat "$tmp/haproxy.log" >&2; exit 2; }
+done
 
 # Starts `oltrace proxy` writing $1 with routes for all three servers;
 # sets ol_pid, ol_pg, ol_redis, ol_http.
@@ -180,11 +185,14 @@ echo "| --- | --- | --- | --- | --- | --- | --- |"
 for load in "${loads[@]}"; do
   d_rate=$(field "$load:direct" 1); d_lat=$(field "$load:direct" 2)
   h_rate=$(field "$load:haproxy" 1)
+  hh_rate=$([ "$load" = http ] && field "$load:haproxy_http" 1 || echo "")
   for t in $(targets_for "$load"); do
     rate=$(field "$load:$t" 1); lat=$(field "$load:$t" 2)
     unit=$([ "$load" = pg ] && echo tps || echo req/s)
     ratio=""
-    [ "$t" = oltrace ] && ratio=$(awk -v a="$rate" -v b="$h_rate" 'BEGIN {printf "%.2f", a / b}')
+    if [ "$t" = oltrace ]; then
+      ratio=$(awk -v a="$rate" -v b="$h_rate" -v c="$hh_rate" 'BEGIN {printf "%.2f", a / b; if (c != "") printf " (tcp), %.2f (http)", a / c}')
+    fi
     awk -v l="${label[$load]}" -v t="$t" -v r="$rate" -v u="$unit" -v d="$d_rate" -v lat="$lat" -v dl="$d_lat" -v x="$ratio" \
       'BEGIN {printf "| `%s` | %s | %.0f %s | %.2f | %.3f | %+.3f | %s |\n", l, t, r, u, r / d, lat, lat - dl, x}'
   done
@@ -256,7 +264,8 @@ mem_run() { # name pid port
   sleep 2
   local m
   m=$(rss "$2")
-  exec {CONNS_PROC[1]}>&-
+  local in_fd=${CONNS_PROC[1]}
+  exec {in_fd}>&-
   wait "$CONNS_PROC_PID" 2>/dev/null || true
   echo "$1 $m"
 }
