@@ -92,7 +92,7 @@ start_oltrace() {
     --route "http:0=127.0.0.1:$http_port" 2> "$1.log" &
   ol_pid=$!
   pids+=($ol_pid)
-  for _ in $(seq 100); do [ "$(grep -c listening "$1.log")" = 3 ] && break; sleep 0.1; done
+  for _ in $(seq 100); do [ "$(grep -c listening "$1.log" 2>/dev/null)" = 3 ] && break; sleep 0.1; done
   ol_pg=$(grep postgres: "$1.log" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p')
   ol_redis=$(grep redis: "$1.log" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p')
   ol_http=$(grep http: "$1.log" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p')
