@@ -3,8 +3,9 @@
 //! every statement recorded with its command tag and ordered timings; and
 //! tokio-postgres sending binary parameters, recorded as their text.
 //!
-//! Needs PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`) and
-//! pgbench: `.ci/run` provides them. A missing service fails these tests.
+//! Needs PostgreSQL on 127.0.0.1:5432 (trust auth as `postgres`; the
+//! tests create their own database) and pgbench: `.ci/run` provides them.
+//! A missing service fails these tests.
 
 mod common;
 
@@ -13,11 +14,20 @@ use format::{Body, Decoded};
 use std::process::Command;
 use std::sync::Once;
 
-/// pgbench's tables, created once, directly (not through the proxy).
+/// A database of our own, so that other tests' `pgbench -i` (in `test`)
+/// cannot drop the tables under these.
+const DB: &str = "oltrace_proxy_pg";
+
+/// The database and pgbench's tables in it, created once, directly (not
+/// through the proxy).
 fn pgbench_tables() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        run(Command::new("pgbench").args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-i", "-s", "1", "-q", "test"]));
+        let psql = |sql: &str| run(Command::new("psql").args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", "postgres", "-XAtc", sql]));
+        if psql(&format!("select 1 from pg_database where datname = '{DB}'")).trim() != "1" {
+            psql(&format!("create database {DB}"));
+        }
+        run(Command::new("pgbench").args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-i", "-s", "1", "-q", DB]));
     });
 }
 
@@ -43,7 +53,7 @@ fn pgbench_tpcb_in_every_protocol_is_recorded_statement_by_statement() {
     let modes = ["simple", "extended", "prepared"];
     for mode in modes {
         let out = run(Command::new("pgbench").args(["-h", "127.0.0.1", "-p", &p, "-U", "postgres", "-n", "-M", mode])
-            .args(["-c", &clients.to_string(), "-t", &txns.to_string(), "test"]));
+            .args(["-c", &clients.to_string(), "-t", &txns.to_string(), DB]));
         assert!(out.contains(&format!("number of transactions actually processed: {}", clients * txns)), "{out}");
     }
     let (code, summary, records) = proxy.stop();
@@ -83,7 +93,7 @@ fn pgbench_select_only_with_concurrent_clients() {
     let (clients, txns) = (8, 100);
     for mode in ["simple", "prepared"] {
         run(Command::new("pgbench").args(["-h", "127.0.0.1", "-p", &p, "-U", "postgres", "-n", "-S", "-M", mode, "-j", "2"])
-            .args(["-c", &clients.to_string(), "-t", &txns.to_string(), "test"]));
+            .args(["-c", &clients.to_string(), "-t", &txns.to_string(), DB]));
     }
     let (code, summary, records) = proxy.stop();
     assert_eq!(code, 0, "{summary}");

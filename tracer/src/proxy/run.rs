@@ -121,9 +121,12 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
     let recording = start_recording(config, &[])?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async {
+        // Handlers first: a SIGINT sent as soon as "listening" shows must
+        // not find the default action (death) still in place.
+        let signalled = wait_for_signal()?;
         let routes = start_routes(config, &recording.tap).await?;
         let logs = crate::logfollow::LogFiles::start(&config.logs, &recording.tap);
-        wait_for_signal().await?;
+        signalled.await;
         logs.stop().await;
         eprintln!("oltrace proxy: stopping: no new connections; waiting up to {:?} for open ones", config.drain_timeout);
         routes.stop().await;
@@ -135,15 +138,18 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
     finished.map(|_| Outcome::Clean)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Installs the SIGINT and SIGTERM handlers now; the future completes at
+/// the first of them.
+fn wait_for_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
 }
 
 fn print_summary(s: &Summary, config: &ProxyConfig) {
