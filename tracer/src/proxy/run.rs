@@ -117,7 +117,7 @@ impl Routes {
 }
 
 pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(!config.routes.is_empty(), "no routes: give at least one --route PROTO:LISTEN=UPSTREAM");
+    anyhow::ensure!(!config.routes.is_empty(), "no routes: give at least one --route PROTO:LISTEN=UPSTREAM (or routes = [...] in the --config file)");
     let recording = start_recording(config, &[])?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async {
