@@ -13,16 +13,20 @@
 //! - [`info`]: `oltrace info`, a summary of a trace and any damage in it.
 //! - [`merge_cmd`]: `oltrace merge`, several traces into one.
 //! - [`wrap`]: `oltrace wrap`, a worker run behind recording proxies.
+//! - [`logfollow`]: `--log FILE`, log files folded into a trace as they grow.
+//! - [`config`]: `--config FILE`, the recording options as TOML.
 //! - [`proxy`]: `oltrace proxy`, recording proxies (routes, forwarding,
 //!   the recorder thread).
 //! - [`generate`]: `oltrace generate`, synthetic traces for trying the
 //!   tools, tests and benchmarks.
 
 pub mod cat;
+pub mod config;
 pub mod filter;
 pub mod generate;
 pub mod info;
 pub mod json;
+pub mod logfollow;
 pub mod merge_cmd;
 pub mod proxy;
 pub mod wrap;

@@ -72,7 +72,9 @@ Examples:
 LISTEN is a port (bound on 127.0.0.1) or ip:port; port 0 picks a free one (printed on stderr).
 Secrets (PostgreSQL passwords and SASL, HTTP Authorization/Cookie/Set-Cookie, Redis AUTH) are
 blanked in the trace, never in the traffic; --no-redact keeps them. The trace is readable by its
-owner only. If the recorder falls behind, forwarding goes on and the lost data is recorded as gaps.
+owner only. If the recorder falls behind, forwarding goes on and the lost data is recorded as gaps
+(with --block, forwarding waits for the recorder instead). --config FILE reads the options from
+TOML (keys in docs/recording.md); flags override it.
 
 Exit codes:
   0  stopped by SIGINT/SIGTERM, trace complete
@@ -166,7 +168,7 @@ struct GenerateArgs {
 #[derive(Args)]
 struct ProxyArgs {
     /// A route PROTO:LISTEN=UPSTREAM (repeatable); PROTO: http, postgres, redis, tcp
-    #[arg(long = "route", required_unless_present = "forward_proxy", value_name = "PROTO:LISTEN=UPSTREAM")]
+    #[arg(long = "route", value_name = "PROTO:LISTEN=UPSTREAM")]
     routes: Vec<tracer::proxy::route::Route>,
     #[command(flatten)]
     record: RecordArgs,
@@ -192,20 +194,34 @@ struct WrapArgs {
 struct RecordArgs {
     /// The trace to write
     #[arg(short, long, value_name = "FILE")]
-    output: PathBuf,
+    output: Option<PathBuf>,
+    /// Options from a TOML file (keys in docs/recording.md); flags override
+    /// it, and --route/--log given here replace its lists
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Record secrets as they are instead of blanking them
     #[arg(long)]
     no_redact: bool,
     /// Chunks the recorder queue holds before further data is dropped (and
-    /// recorded as a gap) rather than slowing the traffic
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
-    queue: usize,
-    /// How long open connections may go on after SIGINT/SIGTERM
-    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_duration)]
-    drain_timeout: u64,
+    /// recorded as a gap) rather than slowing the traffic [default: 65536]
+    #[arg(long, value_name = "N")]
+    queue: Option<usize>,
+    /// When the recorder queue is full, make forwarding wait for room
+    /// instead of dropping: nothing is lost, but a slow recorder slows the
+    /// traffic
+    #[arg(long)]
+    block: bool,
+    /// Fold this log file into the trace as it grows, one record per line
+    /// (repeatable; read from its start, follows appends, truncation and
+    /// rotation)
+    #[arg(long = "log", value_name = "FILE")]
+    logs: Vec<PathBuf>,
+    /// How long open connections may go on after SIGINT/SIGTERM [default: 5s]
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    drain_timeout: Option<u64>,
     /// The source name in the header (default: the host name)
-    #[arg(long, default_value = "")]
-    source: String,
+    #[arg(long)]
+    source: Option<String>,
 }
 
 /// Forward proxy, invocations and attribution (docs/recording.md).
@@ -273,29 +289,30 @@ enum MixArg {
     SmallHttp,
 }
 
-/// `default_profile`: the profile when --invocations is not given.
-fn proxy_config(
-    routes: Vec<tracer::proxy::route::Route>,
-    r: RecordArgs,
-    i: InvocationArgs,
-    default_profile: Option<tracer::proxy::profiles::Profile>,
-) -> tracer::proxy::ProxyConfig {
-    let invocations = match i.invocations {
-        Some(OptionalProfile(p)) => p,
-        None => default_profile,
-    };
-    tracer::proxy::ProxyConfig {
-        forward_proxy: i.forward_proxy,
-        invocations,
-        inject_traceparent: i.inject_traceparent,
+/// Flags over `--config` over defaults (see `tracer::config`); the
+/// invocation flags on top. `wrap` defaults to the `auto` profile when it
+/// has an http route: that route is how a wrapped worker's invocations
+/// arrive.
+fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: InvocationArgs, wrap: bool) -> anyhow::Result<tracer::proxy::ProxyConfig> {
+    let mut config = tracer::config::resolve(tracer::config::Flags {
+        config: r.config,
         routes,
         output: r.output,
-        redact: !r.no_redact,
-        queue: r.queue.max(16),
-        drain_timeout: std::time::Duration::from_nanos(r.drain_timeout),
-        limits: wire::Limits::default(),
-        source_name: r.source,
-    }
+        no_redact: r.no_redact,
+        queue: r.queue,
+        block: r.block,
+        drain_timeout: r.drain_timeout,
+        source: r.source,
+        logs: r.logs,
+    })?;
+    let has_http_route = config.routes.iter().any(|r| r.protocol == wire::Protocol::Http);
+    config.invocations = match i.invocations {
+        Some(OptionalProfile(p)) => p,
+        None => (wrap && has_http_route).then_some(tracer::proxy::profiles::Profile::Auto),
+    };
+    config.forward_proxy = i.forward_proxy;
+    config.inject_traceparent = i.inject_traceparent;
+    Ok(config)
 }
 
 fn main() -> ExitCode {
@@ -344,12 +361,9 @@ fn main() -> ExitCode {
             source_name: a.source,
             zstd_level: a.zstd_level,
         }),
-        Command::Proxy(a) => tracer::proxy::run(&proxy_config(a.routes, a.record, a.invocations, None)),
-        Command::Wrap(a) => {
-            // A wrapped worker's http route is how its invocations arrive.
-            let default = a.routes.iter().any(|r| r.protocol == wire::Protocol::Http).then_some(tracer::proxy::profiles::Profile::Auto);
-            tracer::wrap::run(&tracer::wrap::WrapConfig { proxy: proxy_config(a.routes, a.record, a.invocations, default), command: a.command })
-        }
+        Command::Proxy(a) => proxy_config(a.routes, a.record, a.invocations, false).and_then(|c| tracer::proxy::run(&c)),
+        Command::Wrap(a) => proxy_config(a.routes, a.record, a.invocations, true)
+            .and_then(|proxy| tracer::wrap::run(&tracer::wrap::WrapConfig { proxy, command: a.command })),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

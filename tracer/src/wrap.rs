@@ -81,6 +81,7 @@ pub fn run(config: &WrapConfig) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {
         let routes = start_routes(&config.proxy, &recording.tap).await?;
+        let logs = crate::logfollow::LogFiles::start(&config.proxy.logs, &recording.tap);
         let named: Vec<_> = config.proxy.routes.iter().zip(&routes.addrs).map(|(r, a)| (r.protocol, r.name.clone(), *a)).collect();
         let mut env = route_environment(&named, |k| std::env::var(k).ok());
         env.extend(routes.forward_proxy.map(forward_proxy_environment).unwrap_or_default());
@@ -97,6 +98,7 @@ pub fn run(config: &WrapConfig) -> anyhow::Result<Outcome> {
         let status = forward_signals_until_exit(&mut child, pid).await?;
         let _ = out.await;
         let _ = err.await;
+        logs.stop().await;
         routes.stop().await;
         anyhow::Ok(status)
     });

@@ -4,7 +4,7 @@
 //! - [`forward`]: tokio tasks that accept, connect upstream and forward
 //!   bytes both ways untouched, offering a copy to the recorder.
 //! - [`tap`]: what forwarders hand the recorder, through a queue that
-//!   never blocks them.
+//!   never blocks them (unless `--block` asks it to).
 //! - [`recorder`]: the thread that decodes the copies with `wire`, turns
 //!   events into trace records (the `convert` crate) and writes the trace.
 //! - [`forward_proxy`]: `--forward-proxy`: an HTTP forward proxy for the

@@ -33,6 +33,10 @@ pub struct ProxyConfig {
     /// `--inject-traceparent`: add `traceparent` to invocation requests
     /// that have none (needs `invocations`).
     pub inject_traceparent: bool,
+    /// Wait for room in a full recorder queue instead of dropping (`--block`).
+    pub block: bool,
+    /// Log files to fold into the trace as they grow (`--log`).
+    pub logs: Vec<PathBuf>,
 }
 
 impl ProxyConfig {
@@ -76,6 +80,7 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
         invocation_routes: config.invocation_routes(),
     };
     let (tap, recorder) = recorder::start(writer, clock, opts);
+    let tap = tap.blocking(config.block);
     Ok(Recording { tap, recorder })
 }
 
@@ -167,13 +172,18 @@ impl Routes {
 pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
         !config.routes.is_empty() || config.forward_proxy.is_some(),
-        "no routes: give at least one --route PROTO:LISTEN=UPSTREAM (or --forward-proxy LISTEN)"
+        "no routes: give at least one --route PROTO:LISTEN=UPSTREAM, or --forward-proxy LISTEN (or routes = [...] in the --config file)"
     );
     let recording = start_recording(config, &[])?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async {
+        // Handlers first: a SIGINT sent as soon as "listening" shows must
+        // not find the default action (death) still in place.
+        let signalled = wait_for_signal()?;
         let routes = start_routes(config, &recording.tap).await?;
-        wait_for_signal().await?;
+        let logs = crate::logfollow::LogFiles::start(&config.logs, &recording.tap);
+        signalled.await;
+        logs.stop().await;
         eprintln!("oltrace proxy: stopping: no new connections; waiting up to {:?} for open ones", config.drain_timeout);
         routes.stop().await;
         anyhow::Ok(())
@@ -184,15 +194,18 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
     finished.map(|_| Outcome::Clean)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Installs the SIGINT and SIGTERM handlers now; the future completes at
+/// the first of them.
+fn wait_for_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
 }
 
 fn print_summary(s: &Summary, config: &ProxyConfig) {

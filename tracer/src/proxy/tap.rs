@@ -1,6 +1,5 @@
 //! The forwarders' side of the recorder: [`Note`]s, and the [`Tap`] that
-//! offers them to the recorder thread through a bounded queue without ever
-//! making forwarding wait.
+//! offers them to the recorder thread through a bounded queue.
 //!
 //! The queue is a lock-free ring (`crossbeam_queue::ArrayQueue`) that the
 //! recorder polls; forwarders never wake it. A channel that wakes its
@@ -9,6 +8,11 @@
 //! `perf`); recording has no latency target, so the recorder instead sleeps
 //! briefly whenever it finds the queue empty, and is woken only when the
 //! queue passes half full.
+//!
+//! By default forwarding never waits for the recorder: a full queue drops
+//! the copy (recorded as a gap). With `--block` ([`Tap::blocking`]) a full
+//! queue makes the forwarder wait for room instead: nothing is lost, and
+//! the traffic slows to the recorder's pace.
 
 use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
@@ -48,6 +52,8 @@ pub struct Tap {
     /// Bytes dropped because the queue was full.
     pub dropped_bytes: Arc<AtomicU64>,
     clock: Instant,
+    /// Wait for room in a full queue instead of dropping (`--block`).
+    block: bool,
 }
 
 /// The recorder's end of the queue.
@@ -62,7 +68,7 @@ pub struct Inbox {
 /// `clock`.
 pub fn queue(capacity: usize, clock: Instant) -> (Tap, Inbox) {
     let shared = Arc::new(Shared { queue: ArrayQueue::new(capacity.max(2)), stopped: AtomicBool::new(false), recorder: OnceLock::new() });
-    let tap = Tap { shared: shared.clone(), dropped_bytes: Arc::new(AtomicU64::new(0)), clock };
+    let tap = Tap { shared: shared.clone(), dropped_bytes: Arc::new(AtomicU64::new(0)), clock, block: false };
     (tap, Inbox { shared, idle_polls: 0 })
 }
 
@@ -72,25 +78,57 @@ impl Tap {
         self.clock.elapsed().as_nanos() as u64
     }
 
-    /// Hands `note` to the recorder if there is room; never blocks.
-    /// Returns false when it was dropped.
+    /// This tap, waiting for room when the queue is full (`on`) instead of
+    /// dropping. Every clone made afterwards inherits the choice.
+    pub fn blocking(mut self, on: bool) -> Tap {
+        self.block = on;
+        self
+    }
+
+    /// Hands `note` to the recorder if there is room. Never blocks unless
+    /// this tap is [`Tap::blocking`]; then a full queue makes it wait for
+    /// room. Returns false when the note was dropped (queue full and not
+    /// blocking, or the recorder stopped).
     pub fn send(&self, note: Note) -> bool {
         if self.shared.stopped.load(Ordering::Relaxed) {
             return false;
         }
-        let sent = self.shared.queue.push(note).is_ok();
+        let result = self.shared.queue.push(note);
         if self.shared.queue.len() * 2 > self.shared.queue.capacity() {
             self.wake_recorder();
         }
-        sent
+        match result {
+            Ok(()) => true,
+            Err(note) if self.block => self.wait_for_room(note),
+            Err(_) => false,
+        }
+    }
+
+    /// A blocking send that, on a multi-threaded tokio runtime, first hands
+    /// this worker's other tasks to another thread: only this connection
+    /// waits, not every connection that shares the worker.
+    fn wait_for_room(&self, note: Note) -> bool {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            tokio::task::block_in_place(|| self.push_waiting(note))
+        } else {
+            self.push_waiting(note)
+        }
     }
 
     /// Sends a note the trace must have (open, eof, close), waiting briefly
     /// for room rather than losing it: these are rare and small.
-    pub fn send_control(&self, mut note: Note) {
+    pub fn send_control(&self, note: Note) {
+        self.push_waiting(note);
+    }
+
+    /// Pushes `note`, waiting (and waking the recorder) while the queue is
+    /// full. False if the recorder stopped first.
+    fn push_waiting(&self, mut note: Note) -> bool {
         while !self.shared.stopped.load(Ordering::Relaxed) {
             match self.shared.queue.push(note) {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(back) => {
                     note = back;
                     self.wake_recorder();
@@ -98,6 +136,7 @@ impl Tap {
                 }
             }
         }
+        false
     }
 
     fn wake_recorder(&self) {

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Recording overhead, side by side in one run: clients straight to the
+# servers ("direct"), through haproxy (TCP mode; and HTTP mode for wrk),
+# and through `oltrace proxy` recording everything. Rounds alternate the
+# order of the targets; one warm-up round is thrown away; the table gives
+# medians over the rounds, as ratios to direct and oltrace/haproxy.
+# Then: trace bytes per exchange against a tcpdump pcap of the same
+# traffic, and the proxies' resident memory with 1,000 connections open.
+#
+# Needs PostgreSQL on 127.0.0.1:5432 (database `test`), Redis on
+# 127.0.0.1:6379, pgbench, redis-benchmark, wrk, haproxy, tcpdump (root),
+# python3. Usage:
+#   benches/record.sh            # ROUNDS=3 DURATION=10 by default
+#   ROUNDS=5 DURATION=20 benches/record.sh > table.md
+# The markdown table goes to stdout; progress to stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+REDIS_N=${REDIS_N:-100000}
+REDIS_PN=${REDIS_PN:-1000000}
+CONNS=${CONNS:-1000}
+
+say() { printf '%s\n' "$*" >&2; }
+for tool in pgbench redis-benchmark wrk haproxy tcpdump python3; do
+  command -v "$tool" >/dev/null || { say "record.sh: $tool is missing (apt-get install postgresql-client redis-tools wrk haproxy tcpdump python3)"; exit 2; }
+done
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+say "building release binaries"
+cargo build --release -q -p oltrace-tracer --bin oltrace --example http_upstream
+target=${CARGO_TARGET_DIR:-target}
+oltrace="$target/release/oltrace"
+upstream_bin="$target/release/examples/http_upstream"
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- servers and proxies -------------------------------------------------------
+"$upstream_bin" --port 0 > "$tmp/upstream.out" &
+pids+=($!)
+for _ in $(seq 50); do grep -q listening "$tmp/upstream.out" && break; sleep 0.1; done
+http_port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/upstream.out")
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+hp_pg=$(free_port); hp_redis=$(free_port); hp_http_tcp=$(free_port); hp_http=$(free_port)
+cat > "$tmp/haproxy.cfg" <<EOF
+global
+  maxconn 5000
+defaults
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+listen pg
+  mode tcp
+  bind 127.0.0.1:$hp_pg
+  server s 127.0.0.1:5432
+listen redis
+  mode tcp
+  bind 127.0.0.1:$hp_redis
+  server s 127.0.0.1:6379
+listen http_tcp
+  mode tcp
+  bind 127.0.0.1:$hp_http_tcp
+  server s 127.0.0.1:$http_port
+listen http
+  mode http
+  option http-keep-alive
+  bind 127.0.0.1:$hp_http
+  server s 127.0.0.1:$http_port
+EOF
+haproxy -f "$tmp/haproxy.cfg" -db > "$tmp/haproxy.log" 2>&1 &
+haproxy_pid=$!
+pids+=($haproxy_pid)
+for port in "$hp_pg" "$hp_redis" "$hp_http_tcp" "$hp_http"; do
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { say "haproxy did not start:"; cat "$tmp/haproxy.log" >&2; exit 2; }
+done
+
+# Starts `oltrace proxy` writing $1 with routes for all three servers;
+# sets ol_pid, ol_pg, ol_redis, ol_http.
+start_oltrace() {
+  "$oltrace" proxy -o "$1" --route postgres:0=127.0.0.1:5432 --route redis:0=127.0.0.1:6379 \
+    --route "http:0=127.0.0.1:$http_port" 2> "$1.log" &
+  ol_pid=$!
+  pids+=($ol_pid)
+  for _ in $(seq 100); do [ "$(grep -c listening "$1.log" 2>/dev/null)" = 3 ] && break; sleep 0.1; done
+  ol_pg=$(grep postgres: "$1.log" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p')
+  ol_redis=$(grep redis: "$1.log" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p')
+  ol_http=$(grep http: "$1.log" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p')
+}
+stop_oltrace() { kill -INT "$ol_pid"; wait "$ol_pid" || true; }
+start_oltrace "$tmp/bench.mp"
+sleep 0.5
+
+say "pgbench tables (scale 10)"
+pgbench -h 127.0.0.1 -p 5432 -U postgres -i -s 10 -q test >/dev/null 2>&1
+
+# --- one measurement: prints "THROUGHPUT MEDIAN_LATENCY_MS" -------------------------
+pg_run() { # port
+  rm -f "$tmp"/pglog*
+  local out
+  out=$(PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$1" -U postgres -n -S -c 8 -j 2 -T "$DURATION" -l --log-prefix="$tmp/pglog" test 2>&1)
+  local tps
+  tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
+  # Per-transaction log: the third field is the latency in microseconds.
+  local p50
+  p50=$(cat "$tmp"/pglog* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1000}')
+  echo "$tps $p50"
+}
+redis_run() { # port, extra args...; GET and SET together: summed rps, mean of the two p50s
+  local port=$1; shift
+  redis-benchmark -p "$port" -t get,set -c 50 --csv "$@" 2>/dev/null \
+    | awk -F'"' '/^"(GET|SET)"/ {rps += $4; p50 += $10; n++} END {printf "%.0f %.3f\n", rps, p50 / n}'
+}
+wrk_run() { # port
+  wrk -t2 -c32 -d"${DURATION}s" --latency "http://127.0.0.1:$1/" 2>&1 | awk '
+    /Requests\/sec/ {rps = $2}
+    $1 == "50%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms/, "", v)} else if (v ~ /s$/) {sub(/s/, "", v); v *= 1000}; p50 = v}
+    END {printf "%.0f %.3f\n", rps, p50}'
+}
+
+# load name -> command per target
+loads=(pg redis redisP http)
+declare -A label=(
+  [pg]="pgbench -S -c 8 -j 2 -T $DURATION"
+  [redis]="redis-benchmark -t get,set -c 50 -n $REDIS_N"
+  [redisP]="redis-benchmark -t get,set -c 50 -P 16 -n $REDIS_PN"
+  [http]="wrk -t2 -c32 -d${DURATION}s"
+)
+targets_for() { if [ "$1" = http ]; then echo "direct haproxy haproxy_http oltrace"; else echo "direct haproxy oltrace"; fi; }
+measure() { # load target
+  case "$1:$2" in
+    pg:direct) pg_run 5432 ;;
+    pg:haproxy) pg_run "$hp_pg" ;;
+    pg:oltrace) pg_run "$ol_pg" ;;
+    redis:direct) redis_run 6379 -n "$REDIS_N" ;;
+    redis:haproxy) redis_run "$hp_redis" -n "$REDIS_N" ;;
+    redis:oltrace) redis_run "$ol_redis" -n "$REDIS_N" ;;
+    redisP:direct) redis_run 6379 -n "$REDIS_PN" -P 16 ;;
+    redisP:haproxy) redis_run "$hp_redis" -n "$REDIS_PN" -P 16 ;;
+    redisP:oltrace) redis_run "$ol_redis" -n "$REDIS_PN" -P 16 ;;
+    http:direct) wrk_run "$http_port" ;;
+    http:haproxy) wrk_run "$hp_http_tcp" ;;
+    http:haproxy_http) wrk_run "$hp_http" ;;
+    http:oltrace) wrk_run "$ol_http" ;;
+  esac
+}
+
+# --- rounds: warm-up (round 0, discarded), then ROUNDS, order rotating -----------
+declare -A results
+for round in $(seq 0 "$ROUNDS"); do
+  for load in "${loads[@]}"; do
+    read -r -a ts <<< "$(targets_for "$load")"
+    n=${#ts[@]}
+    for i in $(seq 0 $((n - 1))); do
+      t=${ts[$(((i + round) % n))]}
+      r=$(measure "$load" "$t")
+      say "round $round $load $t: $r"
+      [ "$round" = 0 ] || results[$load:$t]+="$r;"
+    done
+  done
+done
+stop_oltrace
+summary_line=$(grep 'connections, exchanges' "$tmp/bench.mp.log" || true)
+lost_line=$(grep 'fell behind' "$tmp/bench.mp.log" || true)
+
+median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+field() { # key index -> median of that field over rounds
+  echo "${results[$1]}" | tr ';' '\n' | awk -v i="$2" 'NF {print $i}' | median
+}
+
+echo "Recording overhead, $ROUNDS rounds after a warm-up, medians; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine)."
+echo
+echo "| load | target | throughput | vs direct | p50 latency ms | added p50 ms | oltrace / haproxy |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+for load in "${loads[@]}"; do
+  d_rate=$(field "$load:direct" 1); d_lat=$(field "$load:direct" 2)
+  h_rate=$(field "$load:haproxy" 1)
+  hh_rate=$([ "$load" = http ] && field "$load:haproxy_http" 1 || echo "")
+  for t in $(targets_for "$load"); do
+    rate=$(field "$load:$t" 1); lat=$(field "$load:$t" 2)
+    unit=$([ "$load" = pg ] && echo tps || echo req/s)
+    ratio=""
+    if [ "$t" = oltrace ]; then
+      ratio=$(awk -v a="$rate" -v b="$h_rate" -v c="$hh_rate" 'BEGIN {printf "%.2f", a / b; if (c != "") printf " (tcp), %.2f (http)", a / c}')
+    fi
+    awk -v l="${label[$load]}" -v t="$t" -v r="$rate" -v u="$unit" -v d="$d_rate" -v lat="$lat" -v dl="$d_lat" -v x="$ratio" \
+      'BEGIN {printf "| `%s` | %s | %.0f %s | %.2f | %.3f | %+.3f | %s |\n", l, t, r, u, r / d, lat, lat - dl, x}'
+  done
+done
+echo
+echo "oltrace recorded: ${summary_line#oltrace: }"
+[ -n "$lost_line" ] && echo "LOST: ${lost_line#oltrace: }"
+
+# --- trace size vs pcap ------------------------------------------------------------
+say "trace bytes vs pcap"
+echo
+echo "| traffic | exchanges | trace bytes/exchange | pcap bytes/exchange | trace / pcap |"
+echo "| --- | --- | --- | --- | --- |"
+size_run() { # name load-command-using-$port
+  local name=$1 cmd=$2
+  start_oltrace "$tmp/size-$name.mp"
+  local port
+  case $name in pg) port=$ol_pg ;; redis) port=$ol_redis ;; http) port=$ol_http ;; esac
+  tcpdump -i lo -s 0 -w "$tmp/size-$name.pcap" -U "tcp port $port" 2> "$tmp/tcpdump.log" &
+  local tcpdump_pid=$!
+  sleep 1
+  port=$port eval "$cmd" >/dev/null 2>&1
+  sleep 0.5
+  kill -INT "$tcpdump_pid"; wait "$tcpdump_pid" || true
+  stop_oltrace
+  local exchanges
+  exchanges=$(sed -n 's/.*exchanges: [a-z]* \([0-9]*\).*/\1/p' "$tmp/size-$name.mp.log")
+  local trace pcap
+  trace=$(stat -c %s "$tmp/size-$name.mp"); pcap=$(stat -c %s "$tmp/size-$name.pcap")
+  awk -v n="$name" -v e="$exchanges" -v t="$trace" -v p="$pcap" \
+    'BEGIN {printf "| %s | %d | %.1f | %.1f | %.3f |\n", n, e, t / e, p / e, t / p}'
+}
+size_run pg 'PGSSLMODE=disable pgbench -h 127.0.0.1 -p $port -U postgres -n -S -c 8 -j 2 -t 5000 test'
+size_run redis 'redis-benchmark -p $port -t get,set -c 50 -n 100000'
+size_run http 'wrk -t2 -c32 -d5s http://127.0.0.1:$port/'
+
+# --- memory with many connections ------------------------------------------------------
+say "memory with $CONNS connections"
+cat > "$tmp/conns.py" <<'EOF'
+# Opens N connections to a Redis port, PINGs on each (so each is
+# established end to end), keeps them all open; then keeps a tenth of them
+# busy with PINGs until stdin closes. Prints "ready" once all are open.
+import socket, sys, threading
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"PING\r\n")
+    socks.append(s)
+for s in socks:
+    assert s.recv(64).startswith(b"+PONG")
+stop = threading.Event()
+def busy(group):
+    while not stop.is_set():
+        for s in group:
+            s.sendall(b"PING\r\n")
+        for s in group:
+            s.recv(64)
+threading.Thread(target=busy, args=(socks[: n // 10],), daemon=True).start()
+print("ready", flush=True)
+sys.stdin.read()
+stop.set()
+EOF
+rss() { awk '/^VmRSS|^VmHWM/ {printf "%s %d ", $1, $2}' "/proc/$1/status"; }
+mem_run() { # name pid port
+  coproc CONNS_PROC { python3 "$tmp/conns.py" "$3" "$CONNS"; }
+  local line
+  read -r line <&"${CONNS_PROC[0]}"
+  sleep 2
+  local m
+  m=$(rss "$2")
+  local in_fd=${CONNS_PROC[1]}
+  exec {in_fd}>&-
+  wait "$CONNS_PROC_PID" 2>/dev/null || true
+  echo "$1 $m"
+}
+start_oltrace "$tmp/mem.mp"
+before_ol=$(rss "$ol_pid"); before_hp=$(rss "$haproxy_pid")
+mem_ol=$(mem_run oltrace "$ol_pid" "$ol_redis")
+mem_hp=$(mem_run haproxy "$haproxy_pid" "$hp_redis")
+stop_oltrace
+echo
+echo "| proxy | RSS idle (KiB) | RSS with $CONNS connections, a tenth busy (KiB) | peak RSS (KiB) |"
+echo "| --- | --- | --- | --- |"
+for pair in "oltrace|$before_ol|$mem_ol" "haproxy|$before_hp|$mem_hp"; do
+  IFS='|' read -r name before during <<< "$pair"
+  idle=$(echo "$before" | awk '{print $4}')
+  now=$(echo "$during" | awk '{print $5}'); peak=$(echo "$during" | awk '{print $3}')
+  echo "| $name | $idle | $now | $peak |"
+done

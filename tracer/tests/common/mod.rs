@@ -1,0 +1,161 @@
+//! Helpers shared by the proxy tests: a running `oltrace proxy`, reading
+//! its trace, running client programs, picking exchanges out of records,
+//! and the small HTTP upstream (`examples/http_upstream.rs`, included here
+//! so the tests serve it in process and count what it answered).
+#![allow(dead_code)] // Each test file uses a different part.
+
+use format::{Body, ExchangeStatus, Reader, Record};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+#[path = "../../examples/http_upstream.rs"]
+pub mod http_upstream;
+
+/// A running `oltrace proxy`, with the addresses its routes listen on.
+pub struct Proxy {
+    pub child: Child,
+    pub addrs: Vec<String>,
+    pub trace: PathBuf,
+    stderr: BufReader<std::process::ChildStderr>,
+    /// What it printed on stderr before listening.
+    pub early: String,
+}
+
+impl Proxy {
+    /// `oltrace proxy -o TRACE EXTRA... --route R...`; waits until every
+    /// route listens.
+    pub fn start(trace: &Path, routes: &[String], extra: &[&str]) -> Proxy {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oltrace"));
+        cmd.arg("proxy").arg("-o").arg(trace).args(extra);
+        for r in routes {
+            cmd.args(["--route", r]);
+        }
+        Proxy::spawn(cmd, trace, routes.len())
+    }
+
+    /// Runs `cmd` (an `oltrace proxy ...` built by the caller, writing
+    /// `trace`) and waits until `routes` routes listen.
+    pub fn spawn(mut cmd: Command, trace: &Path, routes: usize) -> Proxy {
+        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut addrs = Vec::new();
+        let mut early = String::new();
+        while addrs.len() < routes {
+            let mut line = String::new();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "proxy exited before listening: {early}");
+            if let Some(rest) = line.split(" listening on ").nth(1) {
+                addrs.push(rest.split(" -> ").next().unwrap().trim().to_string());
+            }
+            early.push_str(&line);
+        }
+        Proxy { child, addrs, trace: trace.to_path_buf(), stderr, early }
+    }
+
+    /// The port route `i` listens on.
+    pub fn port(&self, i: usize) -> String {
+        port(&self.addrs[i]).to_string()
+    }
+
+    /// SIGINT, then the exit code, what it printed, and the trace.
+    pub fn stop(self) -> (i32, String, Vec<Record>) {
+        let trace = self.trace.clone();
+        let (code, stderr) = self.stop_unread();
+        (code, stderr, read_trace(&trace))
+    }
+
+    /// SIGINT, then the exit code and everything it printed on stderr.
+    pub fn stop_unread(mut self) -> (i32, String) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().unwrap();
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        (status.code().unwrap_or(-1), self.early + &rest)
+    }
+}
+
+pub fn read_trace(path: &Path) -> Vec<Record> {
+    Reader::open(path).unwrap().map(|r| r.expect("no damage")).collect()
+}
+
+pub fn port(addr: &str) -> &str {
+    addr.rsplit(':').next().unwrap()
+}
+
+/// Runs a client program that must succeed; returns its stdout.
+pub fn run(cmd: &mut Command) -> String {
+    // Plain connections: through TLS the proxy can only record opaque bytes.
+    let out = cmd.env("PGSSLMODE", "disable").output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (is it installed? .ci/run installs it)"));
+    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every exchange record with its start time.
+pub fn exchanges(records: &[Record]) -> Vec<(u64, &format::Exchange)> {
+    records
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Exchange(e) => Some((r.ts, e)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn pg_exchanges(records: &[Record]) -> Vec<&format::PgExchange> {
+    exchanges(records)
+        .into_iter()
+        .filter_map(|(_, e)| match &e.summary {
+            format::ExchangeSummary::Pg(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn redis_exchanges(records: &[Record]) -> Vec<(&format::Exchange, &format::RedisExchange)> {
+    exchanges(records)
+        .into_iter()
+        .filter_map(|(_, e)| match &e.summary {
+            format::ExchangeSummary::Redis(r) => Some((e, r)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn http_exchanges(records: &[Record]) -> Vec<(&format::Exchange, &format::HttpExchange)> {
+    exchanges(records)
+        .into_iter()
+        .filter_map(|(_, e)| match &e.summary {
+            format::ExchangeSummary::Http(h) => Some((e, h)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every answered exchange's times are in order:
+/// start <= request_last <= response_first <= response_last.
+pub fn assert_timings_in_order(records: &[Record]) {
+    for (ts, e) in exchanges(records) {
+        if e.status == ExchangeStatus::Complete {
+            let (first, last) = (e.response_first.expect("answered"), e.response_last.expect("answered"));
+            assert!(ts <= e.request_last && e.request_last <= first && first <= last, "times out of order: {ts} {e:?}");
+        }
+    }
+}
+
+/// Records of one kind.
+pub fn count_kind(records: &[Record], kind: &str) -> usize {
+    records.iter().filter(|r| r.body.kind() == kind).count()
+}
+
+/// The HTTP upstream of `examples/http_upstream.rs`, served in process on
+/// its own runtime. Returns its address and its counters.
+pub fn http_upstream() -> (String, Arc<http_upstream::Served>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let served = Arc::new(http_upstream::Served::default());
+    let counters = served.clone();
+    std::thread::spawn(move || runtime.block_on(http_upstream::serve(listener, served)));
+    (addr, counters)
+}
