@@ -89,7 +89,7 @@ pub const MAX_ARGS: usize = 64;
 pub fn event_to_record(conn: u64, event: wire::Event, redact: bool) -> format::Record {
     match event {
         wire::Event::Message(m) => message_record(conn, m, redact),
-        wire::Event::Exchange(e) => exchange_record(conn, e, redact),
+        wire::Event::Exchange(e) => exchange_record(conn, *e, redact),
         wire::Event::Opaque { reason, dir, offset, ts } => format::Record {
             ts,
             src: 0,

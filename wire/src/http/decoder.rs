@@ -604,7 +604,7 @@ impl HttpDecoder {
         let trailers = std::mem::take(&mut cur.trailers);
         let Parts { start, version, headers } = parts;
         let kind = match start {
-            PartsStart::Request { method, target } => HttpMessage::Request(HttpRequest {
+            PartsStart::Request { method, target } => HttpMessage::Request(Box::new(HttpRequest {
                 method,
                 target,
                 version,
@@ -613,8 +613,8 @@ impl HttpDecoder {
                 chunked,
                 trailers,
                 complete,
-            }),
-            PartsStart::Response { status, reason } => HttpMessage::Response(HttpResponse {
+            })),
+            PartsStart::Response { status, reason } => HttpMessage::Response(Box::new(HttpResponse {
                 status,
                 reason,
                 version,
@@ -623,7 +623,7 @@ impl HttpDecoder {
                 chunked,
                 trailers,
                 complete,
-            }),
+            })),
         };
         out.push(Event::Message(Message {
             dir,

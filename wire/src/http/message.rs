@@ -44,11 +44,11 @@ pub type Header = (Bytes, Bytes);
 #[derive(Clone, Debug, PartialEq)]
 pub enum HttpMessage {
     /// Client to server.
-    Request(HttpRequest),
+    Request(Box<HttpRequest>),
     /// Server to client: a final response, or an interim `1xx` (for example
     /// the `100 Continue` of `Expect: 100-continue`), which is emitted as its
     /// own message and does not end the exchange.
-    Response(HttpResponse),
+    Response(Box<HttpResponse>),
 }
 
 impl HttpMessage {
