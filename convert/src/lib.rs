@@ -263,7 +263,7 @@ fn http_decoded(h: &wire::http::HttpMessage) -> format::Decoded {
         wire::http::HttpVersion::Http10 => 0,
         wire::http::HttpVersion::Http11 => 1,
     };
-    let content_type = h.header("content-type").map(lossy);
+    let content_type = h.header("content-type").map(|v| String::from_utf8_lossy(v).into_owned());
     match h {
         wire::http::HttpMessage::Request(r) => format::Decoded::HttpRequest(format::HttpRequest {
             method: lossy(&r.method),
