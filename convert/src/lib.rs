@@ -90,7 +90,7 @@ pub const MAX_ARGS: usize = 64;
 pub fn event_to_record(conn: u64, event: wire::Event, redact: bool) -> format::Record {
     match event {
         wire::Event::Message(m) => message_record(conn, m, redact),
-        wire::Event::Exchange(e) => exchange_record(conn, e, redact),
+        wire::Event::Exchange(e) => exchange_record(conn, *e, redact),
         wire::Event::Opaque { reason, dir, offset, ts } => format::Record {
             ts,
             src: 0,
@@ -264,7 +264,7 @@ fn http_decoded(h: &wire::http::HttpMessage, redact: bool) -> format::Decoded {
         wire::http::HttpVersion::Http10 => 0,
         wire::http::HttpVersion::Http11 => 1,
     };
-    let content_type = h.header("content-type").map(lossy);
+    let content_type = h.header("content-type").map(|v| String::from_utf8_lossy(v).into_owned());
     match h {
         wire::http::HttpMessage::Request(r) => format::Decoded::HttpRequest(format::HttpRequest {
             method: lossy(&r.method),

@@ -19,6 +19,8 @@
 //! - [`http`], [`pg`], [`redis`]: one module per protocol, each with its
 //!   decoder (both directions), its message and exchange types, and the
 //!   encoders the replayer needs.
+//! - [`testing`]: the split-invariance check, for tests of code built on
+//!   the codecs.
 //!
 //! Every decoder enforces [`Limits::max_frame`], never panics on any input,
 //! and treats "need more bytes" as an ordinary outcome.
@@ -28,6 +30,7 @@ pub mod opaque;
 pub mod pg;
 pub mod redis;
 pub mod session;
+pub mod testing;
 pub mod types;
 
 pub use session::Session;

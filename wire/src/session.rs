@@ -31,6 +31,35 @@ impl Session {
         Session { protocol, decoder, opaque: None, offsets: [0, 0], limits }
     }
 
+    /// A session for a connection already under way (a packet capture that
+    /// started after the connection opened): decoding starts at a message
+    /// boundary in both directions, and stream offsets count from `offsets`
+    /// (per direction, index by [`Direction::index`]; `[0, 0]` when
+    /// unknown). PostgreSQL then expects tagged messages from the client
+    /// (no untagged startup packet); HTTP and Redis need nothing special;
+    /// exchanges pair from the first complete request on.
+    ///
+    /// ```
+    /// use wire::{Direction, Event, Limits, MessageKind, Protocol, Session};
+    /// let mut s = Session::mid_stream(Protocol::Postgres, Limits::default(), [1000, 2000]);
+    /// let mut out = Vec::new();
+    /// s.feed(Direction::ToServer, b"Q\0\0\0\x0dselect 1\0", 5, &mut out);
+    /// let Event::Message(m) = &out[0] else { panic!() };
+    /// assert!(matches!(m.kind, MessageKind::Pg(_)));
+    /// ```
+    pub fn mid_stream(protocol: Protocol, limits: Limits, offsets: [u64; 2]) -> Session {
+        let mut s = Session::new(protocol, limits);
+        if protocol == Protocol::Postgres {
+            s.decoder = Box::new(crate::pg::PgDecoder::new_mid_stream(limits));
+        }
+        if offsets != [0, 0] {
+            let inner = std::mem::replace(&mut s.decoder, Box::new(OpaqueDecoder::new(limits)));
+            s.decoder = Box::new(Shifted { inner, base: offsets });
+        }
+        s.offsets = offsets;
+        s
+    }
+
     pub fn protocol(&self) -> Protocol {
         self.protocol
     }
@@ -81,5 +110,40 @@ impl Session {
             opaque.chunk(d, pending, ts, out);
         }
         self.opaque = Some(opaque);
+    }
+}
+
+/// A decoder whose stream offsets start at `base` instead of 0 (a session
+/// joined mid-stream): shifts the offsets of the events the inner decoder
+/// emits.
+struct Shifted {
+    inner: Box<dyn Decoder>,
+    base: [u64; 2],
+}
+
+impl Shifted {
+    fn shift(&self, events: &mut [Event]) {
+        for e in events {
+            match e {
+                Event::Message(m) => m.offset += self.base[m.dir.index()],
+                Event::Opaque { dir, offset, .. } => *offset += self.base[dir.index()],
+                Event::Exchange(_) => {}
+            }
+        }
+    }
+}
+
+impl Decoder for Shifted {
+    fn feed(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) -> Result<(), Fallback> {
+        let from = out.len();
+        let r = self.inner.feed(dir, data, ts, out);
+        self.shift(&mut out[from..]);
+        r
+    }
+
+    fn eof(&mut self, dir: Direction, ts: u64, out: &mut Vec<Event>) {
+        let from = out.len();
+        self.inner.eof(dir, ts, out);
+        self.shift(&mut out[from..]);
     }
 }

@@ -280,7 +280,10 @@ pub enum ExchangeDetail {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     Message(Message),
-    Exchange(Exchange),
+    /// Boxed: an exchange is built when its request arrives and completed
+    /// in place, so the decoders keep it behind a pointer while it waits
+    /// for its reply, and emitting it moves 8 bytes instead of ~400.
+    Exchange(Box<Exchange>),
     /// The connection switched to opaque mode: from here on only
     /// [`MessageKind::Opaque`] chunks follow.
     Opaque { reason: String, dir: Direction, offset: u64, ts: u64 },

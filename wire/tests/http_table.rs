@@ -300,7 +300,7 @@ fn big_bodies_stream_in_bounded_memory() {
     assert_eq!(m.raw.len, (head.len() + body.len()) as u64);
     assert_eq!(m.raw.prefix.len(), 1000);
     assert_eq!((m.first_ts, m.last_ts), (1000, 1000 + (resp.len() as u64 - 1) / 1460));
-    assert_eq!(r.header("content-length").map(|v| &v[..]), Some(&b"200000"[..]));
+    assert_eq!(r.header("content-length"), Some(&b"200000"[..]));
 }
 
 #[test]
@@ -325,7 +325,7 @@ fn many_headers_and_duplicate_lengths() {
     head.extend_from_slice(b"\r\n");
     let ev = run(&[(C, &head), (S, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc")]);
     assert_eq!(requests(&ev)[0].headers.len(), 150);
-    assert_eq!(&requests(&ev)[0].headers[149].1[..], b"v149");
+    assert_eq!(requests(&ev)[0].headers.get(149).unwrap().1, b"v149");
     assert_eq!(responses(&ev)[0].body.len, 3);
 }
 

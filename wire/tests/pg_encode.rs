@@ -90,13 +90,13 @@ fn expected(ms: &[Fm]) -> Vec<PgMessage> {
         let p = match m {
             Fm::Query(q) => PgMessage::Query { sql: by(q) },
             Fm::Parse(n, q, t) => PgMessage::Parse { name: by(n), sql: by(q), param_types: t.clone() },
-            Fm::Bind(p, s, pf, v, rf) => PgMessage::Bind(Bind {
+            Fm::Bind(p, s, pf, v, rf) => PgMessage::Bind(Box::new(Bind {
                 portal: by(p),
                 statement: by(s),
                 param_formats: pf.clone(),
                 params: v.iter().map(|x| x.as_deref().map(by)).collect(),
                 result_formats: rf.clone(),
-            }),
+            })),
             Fm::Describe(t, n) => PgMessage::Describe { target: target(*t), name: by(n) },
             Fm::Execute(p, n) => PgMessage::Execute { portal: by(p), max_rows: *n },
             Fm::Close(t, n) => PgMessage::Close { target: target(*t), name: by(n) },

@@ -29,7 +29,7 @@ fn exchanges(ev: &[Event]) -> Vec<(&Exchange, &PgExchange)> {
     ev.iter()
         .filter_map(|e| match e {
             Event::Exchange(x) => match &x.detail {
-                ExchangeDetail::Pg(p) => Some((x, p)),
+                ExchangeDetail::Pg(p) => Some((&**x, p)),
                 _ => None,
             },
             _ => None,

@@ -65,7 +65,7 @@ fn show(v: &RespValue) -> String {
 fn exchange(e: &Event) -> Option<(&wire::Exchange, &RedisExchange)> {
     match e {
         Event::Exchange(x) => match &x.detail {
-            ExchangeDetail::Redis(r) => Some((x, r)),
+            ExchangeDetail::Redis(r) => Some((&**x, r)),
             _ => None,
         },
         _ => None,

@@ -47,7 +47,7 @@ fn exchanges(events: &[Event]) -> Vec<(wire::Exchange, RedisExchange)> {
         .iter()
         .filter_map(|e| match e {
             Event::Exchange(x) => match &x.detail {
-                ExchangeDetail::Redis(r) => Some((x.clone(), r.clone())),
+                ExchangeDetail::Redis(r) => Some(((**x).clone(), r.clone())),
                 #[allow(unreachable_patterns)]
                 _ => None,
             },

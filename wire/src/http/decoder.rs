@@ -575,7 +575,7 @@ impl HttpDecoder {
             None => {
                 let last_ts = side.ts_of_first(n);
                 let bytes = side.take(n);
-                let parts = info.parts(&bytes, &side.spans);
+                let parts = info.parts(&bytes, std::mem::take(&mut side.spans));
                 let body = match cur.body.take() {
                     Some(b) => b.finish(),
                     None if matches!(cur.framing, Framing::Empty) => CappedBytes::default(),
@@ -604,7 +604,7 @@ impl HttpDecoder {
         let trailers = std::mem::take(&mut cur.trailers);
         let Parts { start, version, headers } = parts;
         let kind = match start {
-            PartsStart::Request { method, target } => HttpMessage::Request(HttpRequest {
+            PartsStart::Request { method, target } => HttpMessage::Request(Box::new(HttpRequest {
                 method,
                 target,
                 version,
@@ -613,8 +613,8 @@ impl HttpDecoder {
                 chunked,
                 trailers,
                 complete,
-            }),
-            PartsStart::Response { status, reason } => HttpMessage::Response(HttpResponse {
+            })),
+            PartsStart::Response { status, reason } => HttpMessage::Response(Box::new(HttpResponse {
                 status,
                 reason,
                 version,
@@ -623,7 +623,7 @@ impl HttpDecoder {
                 chunked,
                 trailers,
                 complete,
-            }),
+            })),
         };
         out.push(Event::Message(Message {
             dir,
@@ -755,7 +755,7 @@ fn start_streaming(side: &mut Side, cap: usize) {
     let last_ts = side.ts_of_first(cur.scan);
     let head_len = cur.info.len.min(cur.scan);
     let head = side.take(head_len);
-    let parts = cur.info.parts(&head, &side.spans);
+    let parts = cur.info.parts(&head, std::mem::take(&mut side.spans));
     let mut raw = CappedBuilder::new(cap);
     raw.push(&head);
     let rest = cur.scan - head_len;

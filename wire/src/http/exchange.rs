@@ -113,7 +113,7 @@ impl Entry {
     }
 
     fn into_event(self) -> Event {
-        Event::Exchange(Exchange {
+        Event::Exchange(Box::new(Exchange {
             timings: self.timings,
             request_bytes: self.request_bytes,
             response_bytes: self.response_bytes,
@@ -123,7 +123,7 @@ impl Entry {
                 ExchangeStatus::Unanswered
             },
             detail: ExchangeDetail::Http(self.ex),
-        })
+        }))
     }
 }
 

@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 
 use bytes::Bytes;
 
-use super::message::{Header, HttpVersion};
+use super::message::{Header, Headers, HttpVersion};
 
 /// A byte range inside the head.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub(crate) struct HeadInfo {
 pub(crate) struct Parts {
     pub start: PartsStart,
     pub version: HttpVersion,
-    pub headers: Vec<Header>,
+    pub headers: Headers,
 }
 
 #[derive(Clone, Debug)]
@@ -86,9 +86,10 @@ pub(crate) enum PartsStart {
 }
 
 impl HeadInfo {
-    /// Slices the start line and fields out of `head` (the frozen message,
-    /// head first).
-    pub fn parts(&self, head: &Bytes, spans: &[(Span, Span)]) -> Parts {
+    /// Slices the start line out of `head` (the frozen message, head first);
+    /// the header fields stay positions in it (`spans`, taken over), read
+    /// on demand through [`Headers`].
+    pub fn parts(&self, head: &Bytes, spans: Vec<(Span, Span)>) -> Parts {
         let start = match self.start {
             StartLine::Request { method, target } => PartsStart::Request {
                 method: known(method.get(head), KNOWN_METHODS).unwrap_or_else(|| method.bytes(head)),
@@ -99,16 +100,7 @@ impl HeadInfo {
                 reason: known(reason.get(head), KNOWN_REASONS).unwrap_or_else(|| reason.bytes(head)),
             },
         };
-        let headers = spans
-            .iter()
-            .map(|(n, v)| {
-                let value = v.get(head);
-                (
-                    known_name(n.get(head)).unwrap_or_else(|| n.bytes(head)),
-                    known_value(value).unwrap_or_else(|| v.bytes(head)),
-                )
-            })
-            .collect();
+        let headers = Headers::new(head.clone(), spans);
         Parts { start, version: self.version, headers }
     }
 
@@ -120,10 +112,11 @@ impl HeadInfo {
     }
 }
 
-// Well-known tokens become static `Bytes`: cloning and dropping those costs
-// nothing, while a slice of the frozen head costs two atomic operations on
-// its reference count. On small keep-alive exchanges that is a fair share of
-// the decoding time.
+// Well-known start-line tokens become static `Bytes`: cloning and dropping
+// those costs nothing, while a slice of the frozen head costs two atomic
+// operations on its reference count. On small keep-alive exchanges that is
+// a fair share of the decoding time. (Header fields are not sliced at all
+// until asked for: see `Headers`.)
 
 const KNOWN_METHODS: &[&[u8]] = &[b"GET", b"POST", b"PUT", b"HEAD", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT"];
 
@@ -150,82 +143,6 @@ const KNOWN_REASONS: &[&[u8]] = &[
 
 fn known(s: &[u8], table: &'static [&'static [u8]]) -> Option<Bytes> {
     table.iter().find(|k| **k == s).map(|k| Bytes::from_static(k))
-}
-
-/// Common header names, as most clients and servers spell them.
-fn known_name(s: &[u8]) -> Option<Bytes> {
-    let k: &'static [u8] = match s {
-        b"Host" => b"Host",
-        b"host" => b"host",
-        b"Accept" => b"Accept",
-        b"accept" => b"accept",
-        b"User-Agent" => b"User-Agent",
-        b"user-agent" => b"user-agent",
-        b"Content-Type" => b"Content-Type",
-        b"content-type" => b"content-type",
-        b"Content-Length" => b"Content-Length",
-        b"content-length" => b"content-length",
-        b"Transfer-Encoding" => b"Transfer-Encoding",
-        b"transfer-encoding" => b"transfer-encoding",
-        b"Connection" => b"Connection",
-        b"connection" => b"connection",
-        b"Date" => b"Date",
-        b"date" => b"date",
-        b"Server" => b"Server",
-        b"server" => b"server",
-        b"Accept-Encoding" => b"Accept-Encoding",
-        b"accept-encoding" => b"accept-encoding",
-        b"Content-Encoding" => b"Content-Encoding",
-        b"content-encoding" => b"content-encoding",
-        b"Cache-Control" => b"Cache-Control",
-        b"cache-control" => b"cache-control",
-        b"Authorization" => b"Authorization",
-        b"authorization" => b"authorization",
-        b"Cookie" => b"Cookie",
-        b"cookie" => b"cookie",
-        b"Set-Cookie" => b"Set-Cookie",
-        b"set-cookie" => b"set-cookie",
-        b"ETag" => b"ETag",
-        b"etag" => b"etag",
-        b"Vary" => b"Vary",
-        b"vary" => b"vary",
-        b"Keep-Alive" => b"Keep-Alive",
-        b"keep-alive" => b"keep-alive",
-        b"Location" => b"Location",
-        b"location" => b"location",
-        b"X-Request-Id" => b"X-Request-Id",
-        b"x-request-id" => b"x-request-id",
-        b"X-Forwarded-For" => b"X-Forwarded-For",
-        b"x-forwarded-for" => b"x-forwarded-for",
-        _ => return None,
-    };
-    Some(Bytes::from_static(k))
-}
-
-/// Very common header values.
-fn known_value(s: &[u8]) -> Option<Bytes> {
-    if s.len() > 24 {
-        return None;
-    }
-    let k: &'static [u8] = match s {
-        b"*/*" => b"*/*",
-        b"keep-alive" => b"keep-alive",
-        b"Keep-Alive" => b"Keep-Alive",
-        b"close" => b"close",
-        b"chunked" => b"chunked",
-        b"gzip" => b"gzip",
-        b"gzip, deflate" => b"gzip, deflate",
-        b"gzip, deflate, br" => b"gzip, deflate, br",
-        b"no-cache" => b"no-cache",
-        b"application/json" => b"application/json",
-        b"text/plain" => b"text/plain",
-        b"text/html" => b"text/html",
-        b"text/html; charset=utf-8" => b"text/html; charset=utf-8",
-        b"application/octet-stream" => b"application/octet-stream",
-        b"0" => b"0",
-        _ => return None,
-    };
-    Some(Bytes::from_static(k))
 }
 
 /// Outcome of trying to parse a head.

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
+use super::head::Span;
 use crate::types::CappedBytes;
 
 /// The protocol version on a start line. `httparse` only accepts `HTTP/1.x`.
@@ -36,19 +37,121 @@ impl HttpVersion {
 }
 
 /// A header field: name and value, exactly as sent (the value without the
-/// surrounding whitespace `httparse` strips). Both are slices of the
-/// message's frozen head, so keeping them costs no copy.
+/// surrounding whitespace `httparse` strips). Used for trailers and
+/// [`Headers::to_vec`].
 pub type Header = (Bytes, Bytes);
+
+/// A message's header fields, in wire order, read on demand.
+///
+/// The fields stay positions in the message's frozen bytes: decoding a
+/// message costs no per-field work (no slice, no reference count, no
+/// allocation beyond the positions the parser wrote anyway), which is most
+/// of what small keep-alive exchanges cost otherwise. Equality compares the
+/// fields, not how they are stored.
+#[derive(Clone, Default)]
+pub struct Headers {
+    /// The bytes the spans point into (the message, head first).
+    data: Bytes,
+    spans: Vec<(Span, Span)>,
+}
+
+impl Headers {
+    pub(crate) fn new(data: Bytes, spans: Vec<(Span, Span)>) -> Headers {
+        Headers { data, spans }
+    }
+
+    /// Fields copied from pairs (for tests and encoders).
+    pub fn from_pairs<N: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(N, V)]) -> Headers {
+        let mut data = Vec::new();
+        let mut spans = Vec::with_capacity(pairs.len());
+        for (n, v) in pairs {
+            let ns = data.len();
+            data.extend_from_slice(n.as_ref());
+            let vs = data.len();
+            data.extend_from_slice(v.as_ref());
+            spans.push((Span { start: ns, end: vs }, Span { start: vs, end: data.len() }));
+        }
+        Headers { data: Bytes::from(data), spans }
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Field `i` (name, value).
+    pub fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        let (n, v) = self.spans.get(i)?;
+        Some((n.get(&self.data), v.get(&self.data)))
+    }
+
+    /// The fields in wire order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.spans.iter().map(|(n, v)| (n.get(&self.data), v.get(&self.data)))
+    }
+
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    pub fn find(&self, name: &str) -> Option<&[u8]> {
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
+    }
+
+    /// [`Headers::find`] as a zero-copy [`Bytes`].
+    pub fn find_bytes(&self, name: &str) -> Option<Bytes> {
+        let (_, v) = self.spans.iter().find(|(n, _)| n.get(&self.data).eq_ignore_ascii_case(name.as_bytes()))?;
+        Some(v.bytes(&self.data))
+    }
+
+    /// Field `i` as zero-copy [`Bytes`] (name, value).
+    pub fn get_bytes(&self, i: usize) -> Option<Header> {
+        let (n, v) = self.spans.get(i)?;
+        Some((n.bytes(&self.data), v.bytes(&self.data)))
+    }
+
+    /// Every field as zero-copy [`Bytes`] pairs.
+    pub fn to_vec(&self) -> Vec<Header> {
+        (0..self.len()).filter_map(|i| self.get_bytes(i)).collect()
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> PartialEq<[(N, V)]> for Headers {
+    fn eq(&self, other: &[(N, V)]) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|((n, v), (on, ov))| n == on.as_ref() && v == ov.as_ref())
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> PartialEq<Vec<(N, V)>> for Headers {
+    fn eq(&self, other: &Vec<(N, V)>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|(n, v)| (String::from_utf8_lossy(n), String::from_utf8_lossy(v))))
+            .finish()
+    }
+}
 
 /// One HTTP/1.x message.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HttpMessage {
     /// Client to server.
-    Request(HttpRequest),
+    Request(Box<HttpRequest>),
     /// Server to client: a final response, or an interim `1xx` (for example
     /// the `100 Continue` of `Expect: 100-continue`), which is emitted as its
     /// own message and does not end the exchange.
-    Response(HttpResponse),
+    Response(Box<HttpResponse>),
 }
 
 impl HttpMessage {
@@ -69,16 +172,16 @@ impl HttpMessage {
     }
 
     /// The header fields, in wire order.
-    pub fn headers(&self) -> &[Header] {
+    pub fn headers(&self) -> &Headers {
         match self {
             HttpMessage::Request(r) => &r.headers,
             HttpMessage::Response(r) => &r.headers,
         }
     }
 
-    /// The first header named `name` (ASCII case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&Bytes> {
-        find_header(self.headers(), name)
+    /// The value of the first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers().find(name)
     }
 
     /// The decoded body (de-chunked content), capped.
@@ -112,7 +215,7 @@ pub struct HttpRequest {
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub version: HttpVersion,
     /// Header fields in wire order.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// The body content: de-chunked when `chunked`, capped at
     /// [`crate::Limits::request_cap`]. Empty when the request has no body.
     pub body: CappedBytes,
@@ -135,15 +238,15 @@ impl HttpRequest {
         String::from_utf8_lossy(&self.target)
     }
 
-    /// The first header named `name` (ASCII case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&Bytes> {
-        find_header(&self.headers, name)
+    /// The value of the first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.find(name)
     }
 
     /// The `Host` header, else the authority of an absolute-form target.
     pub fn host(&self) -> Option<Bytes> {
-        if let Some(h) = self.header("host") {
-            return Some(h.clone());
+        if let Some(h) = self.headers.find_bytes("host") {
+            return Some(h);
         }
         split_absolute_form(&self.target).map(|(host, _)| host)
     }
@@ -167,7 +270,7 @@ pub struct HttpResponse {
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub version: HttpVersion,
     /// Header fields in wire order.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// The body content: de-chunked when `chunked`, capped at
     /// [`crate::Limits::response_cap`]. Empty for bodiless responses
     /// (to `HEAD`, `1xx`, `204`, `304`).
@@ -186,9 +289,9 @@ impl HttpResponse {
         String::from_utf8_lossy(&self.reason)
     }
 
-    /// The first header named `name` (ASCII case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&Bytes> {
-        find_header(&self.headers, name)
+    /// The value of the first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.find(name)
     }
 
     /// An interim `1xx` response other than `101 Switching Protocols`: the

@@ -43,4 +43,4 @@ pub mod message;
 pub use decoder::HttpDecoder;
 pub use encode::{encode_request, encode_response, rewrite_host};
 pub use exchange::HttpExchange;
-pub use message::{bytes_str, find_header, Header, HttpMessage, HttpRequest, HttpResponse, HttpVersion};
+pub use message::{bytes_str, find_header, Header, Headers, HttpMessage, HttpRequest, HttpResponse, HttpVersion};

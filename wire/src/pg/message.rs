@@ -114,7 +114,7 @@ pub enum PgMessage {
         param_types: Vec<u32>,
     },
     /// Bind.
-    Bind(Bind),
+    Bind(Box<Bind>),
     /// Describe a statement or a portal.
     Describe {
         /// Statement or portal.
@@ -216,9 +216,9 @@ pub enum PgMessage {
         value: Option<Bytes>,
     },
     /// ErrorResponse.
-    ErrorResponse(ErrorFields),
+    ErrorResponse(Box<ErrorFields>),
     /// NoticeResponse.
-    NoticeResponse(ErrorFields),
+    NoticeResponse(Box<ErrorFields>),
     /// NotificationResponse (LISTEN/NOTIFY), asynchronous.
     NotificationResponse {
         /// Process id of the notifying backend.

@@ -129,7 +129,7 @@ pub(crate) fn frontend(tag: u8, body: Bytes, auth: AuthState) -> PgMessage {
                 let param_formats = r.list(2, |r| r.i16())?;
                 let params = r.list(4, |r| r.value())?;
                 let result_formats = r.list(2, |r| r.i16())?;
-                PgMessage::Bind(Bind { portal, statement, param_formats, params, result_formats })
+                PgMessage::Bind(Box::new(Bind { portal, statement, param_formats, params, result_formats }))
             }
             f::DESCRIBE | f::CLOSE => {
                 let target = match r.u8()? {
@@ -243,7 +243,7 @@ pub(crate) fn backend(tag: u8, body: Bytes) -> PgMessage {
             }
             b::FUNCTION_CALL_RESPONSE => PgMessage::FunctionCallResponse { value: r.value()? },
             b::ERROR_RESPONSE | b::NOTICE_RESPONSE => {
-                let fields = error_fields(&mut r)?;
+                let fields = Box::new(error_fields(&mut r)?);
                 if tag == b::ERROR_RESPONSE {
                     PgMessage::ErrorResponse(fields)
                 } else {

@@ -187,7 +187,7 @@ impl Tracker {
                 let mut p = Pending::new(kind, w.first_ts);
                 p.timings.request_last = w.last_ts;
                 p.request_bytes = w.len;
-                out.push(crate::types::Event::Exchange(p.finish(ExchangeStatus::NoReply)));
+                out.push(crate::types::Event::Exchange(Box::new(p.finish(ExchangeStatus::NoReply))));
             }
             PgMessage::Password { .. }
             | PgMessage::SaslInitialResponse { .. }
@@ -480,7 +480,7 @@ impl Tracker {
                         p.set_error(e, None);
                         // The server closes the connection after a startup error.
                         if let Some(p) = self.pending.pop_front() {
-                            out.push(crate::types::Event::Exchange(p.finish(ExchangeStatus::Complete)));
+                            out.push(crate::types::Event::Exchange(Box::new(p.finish(ExchangeStatus::Complete))));
                         }
                     }
                     Some(Op::Query(idx)) => {
@@ -514,12 +514,12 @@ impl Tracker {
                 }
             }
             PgMessage::NoticeResponse(n) if p.ex.notices.len() < MAX_NOTICES => {
-                p.ex.notices.push(n.clone());
+                p.ex.notices.push((**n).clone());
             }
             PgMessage::ReadyForQuery { status } => {
                 if let Some(mut p) = self.pending.pop_front() {
                     p.ex.transaction_status = Some(*status);
-                    out.push(crate::types::Event::Exchange(p.finish(ExchangeStatus::Complete)));
+                    out.push(crate::types::Event::Exchange(Box::new(p.finish(ExchangeStatus::Complete))));
                 }
             }
             _ => {}
@@ -541,7 +541,7 @@ impl Tracker {
 
     fn flush_unanswered(&mut self, out: &mut Vec<crate::types::Event>) {
         while let Some(p) = self.pending.pop_front() {
-            out.push(crate::types::Event::Exchange(p.finish(ExchangeStatus::Unanswered)));
+            out.push(crate::types::Event::Exchange(Box::new(p.finish(ExchangeStatus::Unanswered))));
         }
     }
 }

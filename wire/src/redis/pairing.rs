@@ -77,7 +77,8 @@ enum Expect {
 /// place so that completing it is one move.
 #[derive(Debug)]
 struct Pending {
-    x: Exchange,
+    /// Boxed so that queueing and emitting it moves a pointer.
+    x: Box<Exchange>,
     special: Special,
     expect: Expect,
     /// All its replies are in: emit it when it reaches the front.
@@ -139,9 +140,31 @@ pub(crate) struct Pairing {
     server_closed: bool,
 }
 
-/// The command name in upper case, zero-copy when it already is.
-fn upper(name: Option<Bytes>) -> Bytes {
-    match name {
+/// The command name in upper case: static for the common commands (a
+/// static [`Bytes`] costs nothing to clone and drop, a slice of the message
+/// two atomic operations on its reference count), else zero-copy when it
+/// already is upper case.
+fn upper(args: &RedisArgs) -> Bytes {
+    let Some(n) = args.get(0) else { return Bytes::new() };
+    if n.len() <= 8 {
+        let mut buf = [0u8; 8];
+        let up = &mut buf[..n.len()];
+        up.copy_from_slice(n);
+        up.make_ascii_uppercase();
+        macro_rules! known {
+            ($($k:literal)*) => {
+                match &*up {
+                    $($k => return Bytes::from_static($k),)*
+                    _ => {}
+                }
+            };
+        }
+        known!(b"GET" b"SET" b"DEL" b"INCR" b"DECR" b"INCRBY" b"EXPIRE" b"EXISTS" b"TTL" b"MGET" b"MSET"
+            b"SETEX" b"GETDEL" b"HGET" b"HSET" b"HGETALL" b"HDEL" b"HINCRBY" b"LPUSH" b"RPUSH" b"LPOP"
+            b"RPOP" b"LRANGE" b"LLEN" b"SADD" b"SREM" b"SMEMBERS" b"ZADD" b"ZRANGE" b"ZSCORE" b"PING"
+            b"PUBLISH" b"EVALSHA" b"MULTI" b"EXEC" b"SELECT" b"AUTH" b"HELLO" b"CLIENT" b"INFO");
+    }
+    match args.bytes(0) {
         Some(n) if n.iter().any(u8::is_ascii_lowercase) => Bytes::from(n.to_ascii_uppercase()),
         Some(n) => n,
         None => Bytes::new(),
@@ -210,7 +233,7 @@ impl Pairing {
             // `*0` or a blank inline line: Redis ignores it, no reply.
             return Ok(());
         }
-        let command = upper(args.bytes(0));
+        let command = upper(&args);
         let mut special = classify(&command, &args);
         let queued = self.in_multi
             && !matches!(
@@ -262,7 +285,7 @@ impl Pairing {
             _ => Expect::One,
         };
         let p = Pending {
-            x: Exchange {
+            x: Box::new(Exchange {
                 timings: Timings {
                     request_first: first_ts,
                     request_last: last_ts,
@@ -282,7 +305,7 @@ impl Pairing {
                     value_truncated: false,
                     replies: 0,
                 }),
-            },
+            }),
             special,
             expect,
             done: false,

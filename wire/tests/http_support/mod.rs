@@ -31,7 +31,7 @@ pub fn exchanges(events: &[Event]) -> Vec<(&Exchange, &HttpExchange)> {
         .iter()
         .filter_map(|e| match e {
             Event::Exchange(x) => match &x.detail {
-                ExchangeDetail::Http(h) => Some((x, h)),
+                ExchangeDetail::Http(h) => Some((&**x, h)),
                 _ => None,
             },
             _ => None,

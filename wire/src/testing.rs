@@ -1,0 +1,125 @@
+//! Helpers for testing code built on the codecs: the split-invariance check
+//! every decoder passes, usable by other crates (a pcap importer, the
+//! replayer, fuzz targets) on their own conversations.
+//!
+//! A conversation is a list of [`Chunk`]s (what one read returned, in
+//! order). [`assert_split_invariant`] decodes it coalesced (consecutive
+//! same-direction chunks merged), split at every `stride`-th byte offset,
+//! and byte by byte, and compares the results after [`normalize`]: events
+//! up to a switch to opaque mode must be identical; after it, only the
+//! opaque bytes per direction are compared, since the session chunks those
+//! by feed call.
+
+use crate::{Direction, Event, Limits, MessageKind, Protocol, Session};
+
+/// Bytes one read returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub dir: Direction,
+    /// When they arrived (the caller's nanoseconds).
+    pub ts: u64,
+    pub data: Vec<u8>,
+}
+
+/// Feeds every chunk in order to a new session, then end-of-stream both
+/// ways (client first).
+pub fn decode(protocol: Protocol, limits: Limits, chunks: &[Chunk]) -> Vec<Event> {
+    let mut s = Session::new(protocol, limits);
+    let mut out = Vec::new();
+    let mut last = 0;
+    for c in chunks {
+        s.feed(c.dir, &c.data, c.ts, &mut out);
+        last = c.ts;
+    }
+    s.eof(Direction::ToServer, last, &mut out);
+    s.eof(Direction::ToClient, last, &mut out);
+    out
+}
+
+/// Merges consecutive same-direction chunks, keeping the first one's
+/// timestamp.
+pub fn coalesce(chunks: &[Chunk]) -> Vec<Chunk> {
+    let mut merged: Vec<Chunk> = Vec::new();
+    for c in chunks {
+        match merged.last_mut() {
+            Some(m) if m.dir == c.dir => m.data.extend_from_slice(&c.data),
+            _ => merged.push(c.clone()),
+        }
+    }
+    merged
+}
+
+/// `chunks` with the byte at global offset `at` starting a new chunk (same
+/// timestamp).
+pub fn split_at(chunks: &[Chunk], at: usize) -> Vec<Chunk> {
+    let mut out = Vec::with_capacity(chunks.len() + 1);
+    let mut at = Some(at);
+    for c in chunks {
+        match at {
+            Some(a) if a > 0 && a < c.data.len() => {
+                out.push(Chunk { data: c.data[..a].to_vec(), ..c.clone() });
+                out.push(Chunk { data: c.data[a..].to_vec(), ..c.clone() });
+                at = None;
+            }
+            Some(a) => {
+                out.push(c.clone());
+                at = a.checked_sub(c.data.len()).filter(|&r| r > 0);
+            }
+            None => out.push(c.clone()),
+        }
+    }
+    out
+}
+
+/// The opaque bytes emitted per direction (index by [`Direction::index`]),
+/// concatenated (kept prefixes).
+pub fn opaque_bytes(events: &[Event]) -> [Vec<u8>; 2] {
+    let mut out = [Vec::new(), Vec::new()];
+    for e in events {
+        if let Event::Message(m) = e {
+            if m.kind == MessageKind::Opaque {
+                out[m.dir.index()].extend_from_slice(&m.raw.prefix);
+            }
+        }
+    }
+    out
+}
+
+/// Events up to and including the switch to opaque mode, verbatim; after
+/// it, the opaque bytes per direction.
+#[derive(Debug, PartialEq)]
+pub struct Normalized {
+    pub before: Vec<Event>,
+    pub after: [Vec<u8>; 2],
+}
+
+/// Splits `events` at the switch to opaque mode (see [`Normalized`]).
+/// Timestamps are kept: [`split_at`] keeps them, so they must match.
+pub fn normalize(events: Vec<Event>) -> Normalized {
+    let at = events.iter().position(|e| matches!(e, Event::Opaque { .. })).map_or(events.len(), |p| p + 1);
+    let mut before = events;
+    let rest = before.split_off(at);
+    Normalized { before, after: opaque_bytes(&rest) }
+}
+
+/// Panics unless decoding `chunks` coalesced, split at every `stride`-th
+/// byte offset, and one byte per feed give the same [`normalize`]d events.
+/// Returns the events of the coalesced conversation.
+pub fn assert_split_invariant(protocol: Protocol, limits: Limits, chunks: &[Chunk], stride: usize) -> Vec<Event> {
+    let whole = coalesce(chunks);
+    let expected = decode(protocol, limits, &whole);
+    let norm = normalize(expected.clone());
+    let total: usize = whole.iter().map(|c| c.data.len()).sum();
+    let mut at = 1;
+    while at < total {
+        let got = normalize(decode(protocol, limits, &split_at(&whole, at)));
+        assert_eq!(got, norm, "events differ when split at byte {at}");
+        at += stride.max(1);
+    }
+    let bytewise: Vec<Chunk> = whole
+        .iter()
+        .flat_map(|c| c.data.iter().map(move |b| Chunk { dir: c.dir, ts: c.ts, data: vec![*b] }))
+        .collect();
+    assert_eq!(normalize(decode(protocol, limits, &bytewise)), norm, "events differ when fed byte by byte");
+    expected
+}
