@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wire::http::{bytes_str, HttpMessage, HttpRequest};
+use wire::http::{HttpMessage, HttpRequest};
 use wire::{Direction, Event, ExchangeDetail, Limits, MessageKind, Protocol, Session};
 
 /// What the recorder saw, for the summary printed at exit.
@@ -302,7 +302,7 @@ impl Recorder<'_> {
     /// A request was decoded: on a worker's connection, maybe an
     /// invocation begins; elsewhere, note its trace id for its exchange.
     fn on_request(&mut self, conn: u64, m: &wire::Message, req: &HttpRequest) -> Option<Invocation> {
-        let trace_id = req.header("traceparent").and_then(|v| traceparent_trace_id(&bytes_str(v)));
+        let trace_id = req.header("traceparent").and_then(|v| traceparent_trace_id(&String::from_utf8_lossy(v)));
         match &mut self.conns.get_mut(&conn)?.role {
             Role::Downstream { traces } => {
                 traces.push_back(trace_id);
@@ -316,7 +316,7 @@ impl Recorder<'_> {
                 };
                 let id = self.attributor.begin(m.first_ts, trace_id.clone());
                 unanswered.push_back(Some(id));
-                let request_id = REQUEST_ID_HEADERS.iter().find_map(|h| req.header(h)).map(|v| bytes_str(v).into_owned());
+                let request_id = REQUEST_ID_HEADERS.iter().find_map(|h| req.header(h)).map(|v| String::from_utf8_lossy(v).into_owned());
                 Some(Invocation { id, conn, lambda: named.lambda, platform: named.platform, request_id, trace_id })
             }
         }
