@@ -6,86 +6,15 @@
 //! Redis on 127.0.0.1:6379, with psql, pgbench and redis-cli: `.ci/run`
 //! provides them. A missing service fails these tests; it never skips them.
 
+mod common;
+
+use common::{echo_server, port, Proxy};
 use format::{Body, Direction, Reader, Record};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A running `oltrace proxy`, with the addresses its routes listen on.
-struct Proxy {
-    child: Child,
-    addrs: Vec<String>,
-    trace: PathBuf,
-    stderr: BufReader<std::process::ChildStderr>,
-}
-
-impl Proxy {
-    fn start(trace: &Path, routes: &[String], extra: &[&str]) -> Proxy {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oltrace"));
-        cmd.arg("proxy").arg("-o").arg(trace).args(extra);
-        for r in routes {
-            cmd.args(["--route", r]);
-        }
-        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut addrs = Vec::new();
-        while addrs.len() < routes.len() {
-            let mut line = String::new();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "proxy exited before listening");
-            if let Some(rest) = line.split(" listening on ").nth(1) {
-                addrs.push(rest.split(" -> ").next().unwrap().trim().to_string());
-            }
-        }
-        Proxy { child, addrs, trace: trace.to_path_buf(), stderr }
-    }
-
-    /// SIGINT, then the exit code and what it printed.
-    fn stop(mut self) -> (i32, String, Vec<Record>) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let status = self.child.wait().unwrap();
-        let mut rest = String::new();
-        self.stderr.read_to_string(&mut rest).unwrap();
-        let records = read_trace(&self.trace);
-        (status.code().unwrap_or(-1), rest, records)
-    }
-}
-
-fn read_trace(path: &Path) -> Vec<Record> {
-    Reader::open(path).unwrap().map(|r| r.expect("no damage")).collect()
-}
-
-fn port(addr: &str) -> &str {
-    addr.rsplit(':').next().unwrap()
-}
-
-/// An upstream that echoes every byte back until the client half-closes.
-fn echo_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut s = stream;
-                let mut buf = [0u8; 8192];
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = s.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    addr
-}
 
 struct Rng(u64);
 impl Rng {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{count_kind, http_exchanges, Proxy};
+use common::{count_kind, echo_server, http_exchanges, Proxy};
 use format::{Body, Direction, ExchangeStatus};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -122,32 +122,6 @@ fn upstream_closing_after_the_request_is_an_unanswered_exchange() {
 #[test]
 fn upstream_killed_mid_exchange_is_recorded_with_the_reset() {
     upstream_dies(Death::Killed);
-}
-
-/// An upstream that echoes every byte back until the client half-closes.
-fn echo_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut s = stream;
-                let mut buf = [0u8; 65536];
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = s.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    addr
 }
 
 /// `payload` through `addr` and back; returns what came back.

@@ -44,23 +44,43 @@ pub async fn accept_loop(
     tap: Tap,
     next_conn: Arc<AtomicU64>,
     tasks: &mut JoinSet<()>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let name = route.name.clone();
+    accept_until_stopped(&name, listener, tasks, stop, |client, peer| {
+        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
+        proxy_conn(conn, route.clone(), front.clone(), client, peer, tap.clone())
+    })
+    .await;
+}
+
+/// The accept loop every listener shares: until `stop` fires, spawns
+/// `serve(client, peer)` into `tasks` for each connection, reaping finished
+/// ones as it goes so the set stays small. Accept errors (out of
+/// descriptors and the like) are reported and retried: the other
+/// connections keep being served.
+pub async fn accept_until_stopped<F, Fut>(
+    name: &str,
+    listener: TcpListener,
+    tasks: &mut JoinSet<()>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut serve: F,
+) where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
-                    let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-                    tasks.spawn(proxy_conn(conn, route.clone(), front.clone(), client, peer, tap.clone()));
+                    tasks.spawn(serve(client, peer));
                 }
-                // Out of descriptors and the like: keep serving the others.
                 Err(e) => {
-                    eprintln!("oltrace proxy: {}: accept failed: {e}", route.name);
+                    eprintln!("oltrace: {name}: accept failed: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            // Reap finished connections as we go so the set stays small.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }

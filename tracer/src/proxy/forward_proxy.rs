@@ -82,23 +82,13 @@ pub async fn accept_loop(
     tap: Tap,
     next_conn: Arc<AtomicU64>,
     tasks: &mut JoinSet<()>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((client, peer)) => {
-                    tasks.spawn(serve(name.clone(), client, peer, tap.clone(), next_conn.clone()));
-                }
-                Err(e) => {
-                    eprintln!("oltrace: {name}: accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
-    }
+    let label = name.to_string();
+    super::forward::accept_until_stopped(&label, listener, tasks, stop, |client, peer| {
+        serve(name.clone(), client, peer, tap.clone(), next_conn.clone())
+    })
+    .await;
 }
 
 async fn serve(name: Arc<String>, mut client: TcpStream, peer: SocketAddr, tap: Tap, next_conn: Arc<AtomicU64>) {

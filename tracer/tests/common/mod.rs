@@ -75,6 +75,32 @@ impl Proxy {
     }
 }
 
+/// An upstream that echoes every byte back until the client half-closes.
+pub fn echo_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = stream;
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if std::io::Write::write_all(&mut s, &buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
 pub fn read_trace(path: &Path) -> Vec<Record> {
     Reader::open(path).unwrap().map(|r| r.expect("no damage")).collect()
 }
