@@ -2,48 +2,10 @@
 //! `wire::Session`, every event converted to a record, and the records
 //! checked for what they say, for secrets, and for surviving a trace file.
 
-use format::{Body, Decoded, ExchangeSummary, Record};
-use std::path::{Path, PathBuf};
 use convert::event_to_record;
+use format::{Body, Decoded, ExchangeSummary, Record};
+use wire::testing::{fixtures_in as fixtures, load_fixture as load, Chunk};
 use wire::{Direction, Event, Limits, Protocol, Session};
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../wire/fixtures")
-}
-
-/// Chunks of a fixture (format: `wire/fixtures/capture.py`): direction byte
-/// `C`/`S`, 8-byte big-endian ns, 4-byte big-endian length, the bytes.
-fn load(rel: &str) -> Vec<(Direction, u64, Vec<u8>)> {
-    let path = fixtures_dir().join(rel);
-    let b = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 13 <= b.len() {
-        let dir = match b[i] {
-            b'C' => Direction::ToServer,
-            b'S' => Direction::ToClient,
-            x => panic!("{rel}: bad direction {x:#x}"),
-        };
-        let ts = u64::from_be_bytes(b[i + 1..i + 9].try_into().unwrap());
-        let len = u32::from_be_bytes(b[i + 9..i + 13].try_into().unwrap()) as usize;
-        out.push((dir, ts, b[i + 13..i + 13 + len].to_vec()));
-        i += 13 + len;
-    }
-    assert_eq!(i, b.len(), "{rel}: torn chunk");
-    out
-}
-
-fn fixtures(dir: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(fixtures_dir().join(dir))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".fx"))
-        .map(|n| format!("{dir}/{n}"))
-        .collect();
-    v.sort();
-    v
-}
 
 fn protocol_of(rel: &str) -> Protocol {
     match rel.split('/').next() {
@@ -54,13 +16,13 @@ fn protocol_of(rel: &str) -> Protocol {
     }
 }
 
-fn events_of(protocol: Protocol, chunks: &[(Direction, u64, Vec<u8>)]) -> Vec<Event> {
+fn events_of(protocol: Protocol, chunks: &[Chunk]) -> Vec<Event> {
     let mut s = Session::new(protocol, Limits::default());
     let mut out = Vec::new();
     let mut last = 0;
-    for (dir, ts, data) in chunks {
-        s.feed(*dir, data, *ts, &mut out);
-        last = *ts;
+    for c in chunks {
+        s.feed(c.dir, &c.data, c.ts, &mut out);
+        last = c.ts;
     }
     s.eof(Direction::ToServer, last + 1, &mut out);
     s.eof(Direction::ToClient, last + 1, &mut out);
@@ -409,7 +371,7 @@ fn http_authorization_is_blanked_in_place() {
         Some(b"{\"a\":1}"),
     );
     let resp = wire::http::encode_response(200, "OK", &[("Set-Cookie", "sid=xyz; HttpOnly")], Some(b"ok"));
-    let chunks = vec![(Direction::ToServer, 10, req.clone()), (Direction::ToClient, 20, resp.clone())];
+    let chunks = vec![Chunk { dir: Direction::ToServer, ts: 10, data: req.clone() }, Chunk { dir: Direction::ToClient, ts: 20, data: resp.clone() }];
     let recs: Vec<Record> =
         events_of(Protocol::Http, &chunks).into_iter().map(|e| event_to_record(1, e, true)).collect();
     let msgs: Vec<&format::Message> = messages(&recs).collect();

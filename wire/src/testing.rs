@@ -11,6 +11,7 @@
 //! by feed call.
 
 use crate::{Direction, Event, Limits, MessageKind, Protocol, Session};
+use std::path::{Path, PathBuf};
 
 /// Bytes one read returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +20,50 @@ pub struct Chunk {
     /// When they arrived (the caller's nanoseconds).
     pub ts: u64,
     pub data: Vec<u8>,
+}
+
+/// `wire/fixtures/<rel>`: conversations captured from real clients and
+/// servers (how: `wire/fixtures/capture.py`).
+pub fn fixture_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+/// Reads a fixture (`fixtures/<rel>`) in the format `capture.py` writes:
+/// per chunk a direction byte (`C` client, `S` server), a big-endian u64
+/// timestamp and u32 length, then the bytes.
+pub fn load_fixture(rel: &str) -> Vec<Chunk> {
+    let path = fixture_path(rel);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut chunks = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(i + 13 <= bytes.len(), "{}: torn chunk header at {i}", path.display());
+        let dir = match bytes[i] {
+            b'C' => Direction::ToServer,
+            b'S' => Direction::ToClient,
+            other => panic!("{}: bad direction byte {other:#x} at {i}", path.display()),
+        };
+        let ts = u64::from_be_bytes(bytes[i + 1..i + 9].try_into().unwrap());
+        let len = u32::from_be_bytes(bytes[i + 9..i + 13].try_into().unwrap()) as usize;
+        assert!(i + 13 + len <= bytes.len(), "{}: torn chunk at {i}", path.display());
+        chunks.push(Chunk { dir, ts, data: bytes[i + 13..i + 13 + len].to_vec() });
+        i += 13 + len;
+    }
+    chunks
+}
+
+/// The fixtures in `fixtures/<dir>` (names ending in `.fx`), as
+/// `<dir>/<name>`, sorted.
+pub fn fixtures_in(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_path(dir))
+        .unwrap_or_else(|e| panic!("fixtures/{dir}: {e}"))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".fx"))
+        .map(|n| format!("{dir}/{n}"))
+        .collect();
+    names.sort();
+    names
 }
 
 /// Feeds every chunk in order to a new session, then end-of-stream both
@@ -116,10 +161,11 @@ pub fn assert_split_invariant(protocol: Protocol, limits: Limits, chunks: &[Chun
         assert_eq!(got, norm, "events differ when split at byte {at}");
         at += stride.max(1);
     }
-    let bytewise: Vec<Chunk> = whole
-        .iter()
-        .flat_map(|c| c.data.iter().map(move |b| Chunk { dir: c.dir, ts: c.ts, data: vec![*b] }))
-        .collect();
-    assert_eq!(normalize(decode(protocol, limits, &bytewise)), norm, "events differ when fed byte by byte");
+    assert_eq!(normalize(decode(protocol, limits, &bytewise(&whole))), norm, "events differ when fed byte by byte");
     expected
+}
+
+/// `chunks` fed one byte per call.
+pub fn bytewise(chunks: &[Chunk]) -> Vec<Chunk> {
+    chunks.iter().flat_map(|c| c.data.iter().map(move |b| Chunk { dir: c.dir, ts: c.ts, data: vec![*b] })).collect()
 }

@@ -39,18 +39,8 @@ pub fn exchanges(events: &[Event]) -> Vec<(&Exchange, &HttpExchange)> {
         .collect()
 }
 
-/// The opaque bytes emitted per direction, concatenated (prefixes only).
-pub fn opaque_bytes(events: &[Event]) -> [Vec<u8>; 2] {
-    let mut out = [Vec::new(), Vec::new()];
-    for e in events {
-        if let Event::Message(m) = e {
-            if m.kind == MessageKind::Opaque {
-                out[m.dir.index()].extend_from_slice(&m.raw.prefix);
-            }
-        }
-    }
-    out
-}
+#[allow(unused_imports)] // each test file uses a different part
+pub use wire::testing::{normalize, opaque_bytes};
 
 /// A compact one-line-per-event rendering, for readable assertions.
 pub fn summary(events: &[Event]) -> Vec<String> {
@@ -124,40 +114,8 @@ pub fn dir_name(d: Direction) -> &'static str {
     }
 }
 
-/// Events up to the switch to opaque mode verbatim; after it, the opaque
-/// bytes per direction (the session chunks those by feed call, so their
-/// message boundaries legitimately depend on where reads ended).
-#[derive(Debug, PartialEq)]
-pub struct Normalized {
-    pub before: Vec<Event>,
-    pub after: [Vec<u8>; 2],
-}
-
-pub fn normalize(events: Vec<Event>) -> Normalized {
-    let at = events.iter().position(|e| matches!(e, Event::Opaque { .. })).map_or(events.len(), |p| p + 1);
-    let mut before = events;
-    let rest = before.split_off(at);
-    Normalized { before, after: opaque_bytes(&rest) }
-}
-
-/// [`crate::common::assert_split_invariant`] for conversations that may
-/// switch to opaque mode: compares [`normalize`]d events.
-pub fn assert_split_invariant_normalized(
-    limits: wire::Limits,
-    chunks: &[crate::common::Chunk],
-    stride: usize,
-) -> Vec<Event> {
-    use crate::common::*;
-    let whole = coalesce(chunks);
-    let expected = decode(wire::Protocol::Http, limits, &whole);
-    let norm = normalize(expected.clone());
-    let total: usize = whole.iter().map(|c| c.data.len()).sum();
-    let mut at = 1;
-    while at < total {
-        let got = normalize(decode(wire::Protocol::Http, limits, &split_at(&whole, at)));
-        assert_eq!(got, norm, "events differ when split at byte {at}");
-        at += stride.max(1);
-    }
-    assert_eq!(normalize(decode(wire::Protocol::Http, limits, &bytewise(&whole))), norm, "events differ bytewise");
-    expected
+/// `wire::testing::assert_split_invariant` for HTTP conversations (it
+/// compares normalized events, so those that switch to opaque mode too).
+pub fn assert_split_invariant_normalized(limits: wire::Limits, chunks: &[crate::common::Chunk], stride: usize) -> Vec<Event> {
+    wire::testing::assert_split_invariant(wire::Protocol::Http, limits, chunks, stride)
 }
