@@ -202,6 +202,15 @@ impl NoiseRules {
         Ok(NoiseRules { rules: compiled, headers: headers.into_iter().map(|h| h.trim().to_ascii_lowercase()).collect(), defaults })
     }
 
+    /// These rules without the built-in ones (`--no-default-noise`).
+    pub fn without_defaults(mut self) -> NoiseRules {
+        if self.defaults {
+            self.rules.drain(..BUILTIN_FIELDS.len());
+            self.defaults = false;
+        }
+        self
+    }
+
     /// Reads rules from a file.
     pub fn load(path: &Path) -> anyhow::Result<NoiseRules> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the noise rules file {}", path.display()))?;
