@@ -1,7 +1,7 @@
 //! The replay report: counts, the first differences, latencies, schedule
 //! lateness; [`Report::text`] for people, [`Report::json`] and
 //! [`Report::junit`] for CI. Field names of the JSON are documented in
-//! `docs/replay-compare.md` and kept stable.
+//! `docs/replay.md` and kept stable.
 //!
 //! Latencies are kept per lambda, per route and per key (HTTP `GET /path`,
 //! the PostgreSQL query fingerprint, the Redis command) in HdrHistograms of
@@ -328,7 +328,7 @@ impl Report {
         s
     }
 
-    /// The JSON report (see `docs/replay-compare.md` for the fields).
+    /// The JSON report (see `docs/replay.md` for the fields).
     pub fn json(&self) -> Value {
         let groups = |m: &BTreeMap<String, Latency>| -> Value {
             Value::Array(
