@@ -137,9 +137,9 @@ if [[ " $parts " == *" timing "* ]]; then
   : >"$tmp/p99"; : >"$tmp/own99"
   for r in $(seq "$rounds"); do
     "$olreplay" "$tmp/paced.mp" --report json --no-progress >"$tmp/t.json" || true
-    json '"%d exchanges, span %.2f s, replay %.2f s, lateness p50 %d us, p99 %d us, max %d us; not held back by the target (%d sends): p50 %d us, p99 %d us" % (d["replayed"], d["recorded_span_s"], d["elapsed_s"], d["lateness_us"]["p50"], d["lateness_us"]["p99"], d["lateness_us"]["max"], d["own_lateness_us"]["count"], d["own_lateness_us"]["p50"], d["own_lateness_us"]["p99"])' <"$tmp/t.json" | sed "s/^/  round $r: /"
-    json 'd["lateness_us"]["p99"]' <"$tmp/t.json" >>"$tmp/p99"
-    json 'd["own_lateness_us"]["p99"]' <"$tmp/t.json" >>"$tmp/own99"
+    json '"%d exchanges, span %.2f s, replay %.2f s, lateness p50 %d us, p99 %d us, max %d us; not held back by the target (%d sends): p50 %d us, p99 %d us" % (d["replayed"], d["recorded_span_s"], d["elapsed_s"], d["lateness"]["p50_us"], d["lateness"]["p99_us"], d["lateness"]["max_us"], d["own_lateness"]["count"], d["own_lateness"]["p50_us"], d["own_lateness"]["p99_us"])' <"$tmp/t.json" | sed "s/^/  round $r: /"
+    json 'd["lateness"]["p99_us"]' <"$tmp/t.json" >>"$tmp/p99"
+    json 'd["own_lateness"]["p99_us"]' <"$tmp/t.json" >>"$tmp/own99"
   done
   echo "timing: median p99 send lateness at 1x: $(median <"$tmp/p99") us; of sends not held back by the target: $(median <"$tmp/own99") us (target: under 1000 us)"
 fi

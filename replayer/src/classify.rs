@@ -1,5 +1,5 @@
 //! What an exchange is, from its recorded summary: a write or not (for
-//! `--read-only`), and the key the report groups it by.
+//! `--read-only`). The key the report groups it by is [`crate::report::key_of`].
 
 use format::ExchangeSummary;
 
@@ -87,69 +87,6 @@ pub fn redis_writes(command: &str) -> bool {
     WRITES.contains(&command.to_ascii_uppercase().as_str())
 }
 
-/// What the report groups an exchange by: `GET /path` (HTTP, query
-/// dropped), the statement with literals replaced by `?` (PostgreSQL), the
-/// command name (Redis).
-pub fn key(summary: &ExchangeSummary) -> String {
-    match summary {
-        ExchangeSummary::Http(h) => {
-            let path = h.target.split('?').next().unwrap_or("");
-            format!("{} {}", h.method, path)
-        }
-        ExchangeSummary::Pg(p) => {
-            let mut s: Vec<String> = p.statements.iter().take(3).map(|s| normalize_sql(s)).collect();
-            if p.statements.len() > 3 {
-                s.push("...".into());
-            }
-            s.join("; ")
-        }
-        ExchangeSummary::Redis(r) => r.command.clone(),
-    }
-}
-
-/// SQL with string and number literals as `?` and whitespace collapsed.
-pub fn normalize_sql(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len().min(256));
-    let mut chars = sql.chars().peekable();
-    let mut prev_word = false;
-    while let Some(c) = chars.next() {
-        if c == '\'' {
-            while let Some(d) = chars.next() {
-                if d == '\'' {
-                    if chars.peek() == Some(&'\'') {
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
-            }
-            out.push('?');
-            prev_word = false;
-        } else if c.is_ascii_digit() && !prev_word {
-            while chars.peek().is_some_and(|d| d.is_ascii_digit() || *d == '.') {
-                chars.next();
-            }
-            out.push('?');
-        } else if c.is_whitespace() {
-            while chars.peek().is_some_and(|d| d.is_whitespace()) {
-                chars.next();
-            }
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            prev_word = false;
-        } else {
-            prev_word = c.is_alphanumeric() || c == '_' || c == '$';
-            out.push(c);
-        }
-        if out.len() > 200 {
-            out.push_str("...");
-            break;
-        }
-    }
-    out.trim_end().to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,11 +101,5 @@ mod tests {
         assert!(!sql_writes("select abalance from pgbench_accounts where aid = $1"));
         assert!(!sql_writes("BEGIN"));
         assert!(redis_writes("set") && redis_writes("LPUSH") && !redis_writes("GET"));
-    }
-
-    #[test]
-    fn sql_keys() {
-        assert_eq!(normalize_sql("SELECT  a1 FROM t\n WHERE x = 'it''s' AND y = 42"), "SELECT a1 FROM t WHERE x = ? AND y = ?");
-        assert_eq!(normalize_sql("select $1"), "select $1");
     }
 }

@@ -14,18 +14,20 @@
 //!    replays each one on its own task, redoing authentication, sending on
 //!    time ([`timer`] for sub-millisecond deadlines) and decoding the
 //!    responses with the recorder's own codecs.
-//! 4. Each exchange goes through [`compare`] (with [`noise`] rules) into
-//!    the [`report`]; [`output`] renders it with the driver's figures.
+//! 4. Each exchange goes through [`compare::compare_exchange`] (with
+//!    [`noise`] rules, scoped ones included) into the [`report`], which
+//!    also holds the driver's figures and renders text, JSON and JUnit.
+//!    `--learn-noise` replays twice and [`noise::NoiseRules::learn`]s from
+//!    what differed between the two.
 //!
 //! - [`model`]: what the driver hands comparison and the report.
-//! - [`classify`]: writes (for `--read-only`) and the report's grouping key.
+//! - [`classify`]: writes (for `--read-only`).
 
 pub mod classify;
 pub mod compare;
 pub mod load;
 pub mod model;
 pub mod noise;
-pub mod output;
 pub mod report;
 pub mod run;
 pub mod session;

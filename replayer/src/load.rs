@@ -507,7 +507,7 @@ fn build(
         index[k] = Some(script.exchanges.len());
         script.exchanges.push(RecExchange {
             ts: *ts,
-            key: classify::key(&e.summary),
+            key: crate::report::key_of(&e.summary),
             lambda: lambda_of(*ts, e),
             recorded: Side {
                 latency: e.latency(*ts),

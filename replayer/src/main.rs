@@ -1,13 +1,15 @@
 //! `olreplay`: re-drives a recorded trace against a backend (regression
 //! runs, workload replay). This file turns the command line into a
-//! [`replayer::run::Config`], runs it, and prints the report.
+//! [`replayer::run::Config`], runs it, and prints the report; or, with
+//! `--learn-noise`, runs it twice and writes the noise rules learned from
+//! what differed between the two runs.
 
 use clap::Parser;
 use replayer::load::Selection;
 use replayer::noise::NoiseRules;
 use replayer::run::{self, Config, Timing};
 use replayer::target::Targets;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,7 +22,9 @@ Examples:
   olreplay trace.mp --speed 10                       # ten times faster
   olreplay trace.mp --rate 500/s                     # exchanges at a fixed rate, open loop
   olreplay trace.mp --max --concurrency 32           # as fast as possible
-  olreplay trace.mp --read-only --report json
+  olreplay trace.mp --read-only --report json --junit replay.xml
+  olreplay trace.mp --learn-noise noise.toml         # replay twice against the baseline, learn what varies
+  olreplay trace.mp --target postgres=postgres://127.0.0.1:5433/app --noise noise.toml
 
 Targets: KEY=URL, KEY a protocol (http, postgres, redis, tcp) or a route name from the trace
 (`oltrace info` lists them). PostgreSQL and Redis connections authenticate afresh with the URL's
@@ -99,9 +103,22 @@ struct Args {
     #[arg(long, value_name = "TIME", default_value = "30s", value_parser = parse_duration)]
     timeout: Duration,
 
-    /// Noise rules: differences that are expected (timestamps, ids)
+    /// Noise rules: differences that are expected (timestamps, ids), on top
+    /// of the built-in ones (HTTP date, expires, set-cookie, x-request-id...);
+    /// repeatable (the first file's `headers` and `defaults` apply)
     #[arg(long, value_name = "FILE")]
-    noise: Option<PathBuf>,
+    noise: Vec<PathBuf>,
+
+    /// Leave out the built-in noise rules: every difference counts unless
+    /// --noise names it
+    #[arg(long)]
+    no_default_noise: bool,
+
+    /// Replay twice against the target (the baseline), write one rule per
+    /// field that differed between those two runs (scoped to its key) to
+    /// FILE, and exit 0; differences from the recording are not learned
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["loops", "duration"])]
+    learn_noise: Option<PathBuf>,
 
     /// The report on stdout: text or json
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -176,10 +193,17 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
     if args.concurrency == Some(0) {
         anyhow::bail!("--concurrency 0: give at least 1");
     }
-    let noise = match &args.noise {
-        Some(p) => NoiseRules::load(p).map_err(|e| anyhow::anyhow!("--noise {}: {e}", p.display()))?,
+    let load = |p: &PathBuf| NoiseRules::load(p).map_err(|e| anyhow::anyhow!("--noise {}: {e:#}", p.display()));
+    let mut noise = match args.noise.first() {
+        Some(p) => load(p)?,
         None => NoiseRules::default(),
     };
+    for p in args.noise.iter().skip(1) {
+        noise.extend(load(p)?.rules().cloned())?;
+    }
+    if args.no_default_noise {
+        noise = noise.without_defaults();
+    }
     let mut routes = args.routes.clone();
     for p in &args.protos {
         let p = if p == "pg" || p == "postgresql" { "postgres".to_string() } else { p.clone() };
@@ -205,6 +229,7 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
         timeout: args.timeout,
         noise,
         progress: !args.no_progress && std::io::stderr().is_terminal(),
+        keep_exchanges: args.learn_noise.is_some(),
     };
     let rt = match args.threads {
         Some(0) => anyhow::bail!("--threads 0: give at least 1"),
@@ -212,22 +237,45 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
         Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?,
         None => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
     };
-    let outcome = match rt.block_on(run::run(cfg)) {
-        Ok(o) => o,
-        Err(e) => anyhow::bail!("{e}"),
-    };
-    let out = match args.report.as_str() {
-        "json" => replayer::output::json(&outcome),
-        _ => replayer::output::text(&outcome),
-    };
-    print!("{out}");
+    if let Some(path) = &args.learn_noise {
+        return learn_noise(&rt, cfg, path);
+    }
+    let report = rt.block_on(run::run(cfg))?.report;
+    match args.report.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&report.json())?),
+        _ => print!("{}", report.text()),
+    }
     if let Some(path) = &args.junit {
-        let xml = replayer::output::junit(&outcome, &args.trace.display().to_string());
-        std::fs::write(path, xml).map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
+        let write = |path: &std::path::Path| -> std::io::Result<()> {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+            report.junit(&mut f)?;
+            f.flush()
+        };
+        write(path).map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
     }
-    let mut code = outcome.report.exit_code();
-    if !outcome.damage.is_empty() {
-        code = code.max(1);
+    Ok(report.exit_code())
+}
+
+/// `--learn-noise`: two replays against the same target, the rules for
+/// what differed between them (never for what differs from the recording:
+/// that is what a replay is there to find).
+fn learn_noise(rt: &tokio::runtime::Runtime, cfg: Config, path: &std::path::Path) -> anyhow::Result<u8> {
+    let headers = cfg.noise.headers().to_vec();
+    let first = rt.block_on(run::run(cfg.clone()))?;
+    let second = rt.block_on(run::run(cfg))?;
+    let failed = first.report.failed + second.report.failed;
+    let learned = NoiseRules::learn(&first.exchanges, &second.exchanges, &headers);
+    learned.save(path)?;
+    let n = learned.rules().count();
+    let keys: std::collections::BTreeSet<_> = learned.rules().filter_map(|r| r.key.as_deref()).collect();
+    println!(
+        "learned {n} noise rule(s) over {} key(s) from two replays of {} exchanges; wrote {}",
+        keys.len(),
+        first.exchanges.len(),
+        path.display()
+    );
+    if failed > 0 {
+        eprintln!("olreplay: note: {failed} exchange(s) failed in the two replays; nothing was learned from them");
     }
-    Ok(code)
+    Ok(0)
 }

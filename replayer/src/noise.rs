@@ -1,7 +1,7 @@
 //! Noise rules: differences that are expected between runs (timestamps,
 //! generated ids, `Date` headers) and must not fail a regression run.
 //!
-//! A rules file is TOML (documented in `docs/replay-compare.md`):
+//! A rules file is TOML (documented in `docs/replay.md`):
 //!
 //! ```toml
 //! # Headers compared besides the status and the body (default: content-type).
@@ -202,10 +202,19 @@ impl NoiseRules {
         Ok(NoiseRules { rules: compiled, headers: headers.into_iter().map(|h| h.trim().to_ascii_lowercase()).collect(), defaults })
     }
 
+    /// These rules without the built-in ones (`--no-default-noise`).
+    pub fn without_defaults(mut self) -> NoiseRules {
+        if self.defaults {
+            self.rules.drain(..BUILTIN_FIELDS.len());
+            self.defaults = false;
+        }
+        self
+    }
+
     /// Reads rules from a file.
     pub fn load(path: &Path) -> anyhow::Result<NoiseRules> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the noise rules file {}", path.display()))?;
-        NoiseRules::parse(&text).with_context(|| format!("noise rules file {}: fix it or pass another (see docs/replay-compare.md)", path.display()))
+        NoiseRules::parse(&text).with_context(|| format!("noise rules file {}: fix it or pass another (see docs/replay.md)", path.display()))
     }
 
     /// Rules from the text of a rules file.
@@ -222,7 +231,7 @@ impl NoiseRules {
             ignore: self.rules().cloned().collect(),
         };
         let body = toml::to_string_pretty(&file).unwrap_or_default();
-        format!("# olreplay noise rules (docs/replay-compare.md)\n{body}")
+        format!("# olreplay noise rules (docs/replay.md)\n{body}")
     }
 
     /// Writes the rules file.

@@ -1,7 +1,7 @@
 //! The replay report: counts, the first differences, latencies, schedule
 //! lateness; [`Report::text`] for people, [`Report::json`] and
 //! [`Report::junit`] for CI. Field names of the JSON are documented in
-//! `docs/replay-compare.md` and kept stable.
+//! `docs/replay.md` and kept stable.
 //!
 //! Latencies are kept per lambda, per route and per key (HTTP `GET /path`,
 //! the PostgreSQL query fingerprint, the Redis command) in HdrHistograms of
@@ -9,10 +9,15 @@
 //! recorded side and one for the replayed side; lateness (`sent -
 //! scheduled`) in one more. Microseconds rather than the trace's
 //! nanoseconds keep each histogram small (tens of kB up to minutes).
+//!
+//! The driver adds what it measured of the run as a whole ([`RunFigures`]:
+//! the lateness the target did not cause, elapsed time, loops, trace
+//! damage), which the three renderers show too.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -92,6 +97,41 @@ pub struct Report {
     pub keys: BTreeMap<String, KeyOutcome>,
     /// `sent - scheduled`, microseconds.
     pub lateness: Histogram<u64>,
+    /// What the driver measured of the whole run.
+    pub run: RunFigures,
+}
+
+/// What the driver measured of a run, besides the exchanges.
+#[derive(Clone, Debug)]
+pub struct RunFigures {
+    /// The lateness of the sends the target did not hold back (the answer
+    /// they waited for had come before they were due): the replayer's own
+    /// timing error, microseconds. [`Report::lateness`] includes waiting
+    /// for a target slower than the recorded server.
+    pub own_lateness: Histogram<u64>,
+    pub elapsed: Duration,
+    /// The recorded span of what was replayed.
+    pub recorded_span: Duration,
+    pub loops: u64,
+    /// Exchanges left out by `--lambda`, `--from`, `--to`, `--route`.
+    pub filtered: u64,
+    /// Damaged stretches of the trace (what was intact was replayed).
+    pub damage: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Default for RunFigures {
+    fn default() -> RunFigures {
+        RunFigures {
+            own_lateness: histogram(),
+            elapsed: Duration::ZERO,
+            recorded_span: Duration::ZERO,
+            loops: 0,
+            filtered: 0,
+            damage: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
 }
 
 impl Default for Report {
@@ -109,6 +149,7 @@ impl Default for Report {
             by_key: BTreeMap::new(),
             keys: BTreeMap::new(),
             lateness: histogram(),
+            run: RunFigures::default(),
         }
     }
 }
@@ -205,9 +246,9 @@ impl Report {
         *self.skipped.entry(reason.to_string()).or_default() += n;
     }
 
-    /// Exit code: 0 clean, 1 differences or failures.
+    /// Exit code: 0 clean, 1 differences, failures or a damaged trace.
     pub fn exit_code(&self) -> u8 {
-        u8::from(self.differed + self.failed > 0)
+        u8::from(self.differed + self.failed > 0 || !self.run.damage.is_empty())
     }
 
     /// The text report for people (no colour).
@@ -221,6 +262,15 @@ impl Report {
         );
         for (reason, n) in &self.skipped {
             let _ = writeln!(s, "  skipped {n}: {reason}");
+        }
+        if self.run.filtered > 0 {
+            let _ = writeln!(s, "  left out by the filters: {} exchanges", self.run.filtered);
+        }
+        for d in &self.run.damage {
+            let _ = writeln!(s, "damaged trace: {d}");
+        }
+        for n in &self.run.notes {
+            let _ = writeln!(s, "note: {n}");
         }
         if !self.listed.is_empty() {
             let bad = self.differed + self.failed;
@@ -255,10 +305,30 @@ impl Report {
                 ms(self.lateness.max())
             );
         }
+        let own = &self.run.own_lateness;
+        if !own.is_empty() {
+            let _ = writeln!(
+                s,
+                "  of which not held back by the target ({} sends): p50 {}  p99 {}  max {}",
+                own.len(),
+                ms(own.value_at_quantile(0.5)),
+                ms(own.value_at_quantile(0.99)),
+                ms(own.max())
+            );
+        }
+        if self.run.loops > 0 {
+            let _ = writeln!(
+                s,
+                "{} loop(s) in {:.3} s (recorded span {:.3} s)",
+                self.run.loops,
+                self.run.elapsed.as_secs_f64(),
+                self.run.recorded_span.as_secs_f64()
+            );
+        }
         s
     }
 
-    /// The JSON report (see `docs/replay-compare.md` for the fields).
+    /// The JSON report (see `docs/replay.md` for the fields).
     pub fn json(&self) -> Value {
         let groups = |m: &BTreeMap<String, Latency>| -> Value {
             Value::Array(
@@ -288,12 +358,14 @@ impl Report {
                 "by_route": groups(&self.by_route),
                 "by_key": groups(&self.by_key),
             },
-            "lateness": {
-                "count": self.lateness.len(),
-                "p50_us": self.lateness.value_at_quantile(0.5),
-                "p99_us": self.lateness.value_at_quantile(0.99),
-                "max_us": self.lateness.max(),
-            },
+            "lateness": lateness(&self.lateness),
+            "own_lateness": lateness(&self.run.own_lateness),
+            "filtered": self.run.filtered,
+            "elapsed_s": self.run.elapsed.as_secs_f64(),
+            "recorded_span_s": self.run.recorded_span.as_secs_f64(),
+            "loops": self.run.loops,
+            "damage": self.run.damage,
+            "notes": self.run.notes,
         })
     }
 
@@ -302,18 +374,24 @@ impl Report {
     /// skipped test case per skip reason.
     pub fn junit(&self, out: &mut impl Write) -> std::io::Result<()> {
         let skipped: u64 = self.skipped.len() as u64;
-        let failures = self.keys.values().filter(|k| k.differed + k.failed > 0).count();
+        let damaged = !self.run.damage.is_empty();
+        let failures = self.keys.values().filter(|k| k.differed + k.failed > 0).count() + usize::from(damaged);
+        let tests = self.keys.len() as u64 + skipped + u64::from(damaged);
         writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
         writeln!(
             out,
-            r#"<testsuites name="olreplay" tests="{}" failures="{failures}" skipped="{skipped}">"#,
-            self.keys.len() as u64 + skipped
+            r#"<testsuites name="olreplay" tests="{tests}" failures="{failures}" skipped="{skipped}">"#
         )?;
         writeln!(
             out,
-            r#"  <testsuite name="olreplay" tests="{}" failures="{failures}" errors="0" skipped="{skipped}">"#,
-            self.keys.len() as u64 + skipped
+            r#"  <testsuite name="olreplay" tests="{tests}" failures="{failures}" errors="0" skipped="{skipped}">"#
         )?;
+        if damaged {
+            writeln!(out, r#"    <testcase classname="olreplay.trace" name="trace integrity">"#)?;
+            let msg = format!("{} damaged stretches of the trace", self.run.damage.len());
+            writeln!(out, r#"      <failure message="{}" type="damage">{}</failure>"#, xml(&msg), xml(&self.run.damage.join("\n")))?;
+            writeln!(out, "    </testcase>")?;
+        }
         for (key, k) in &self.keys {
             let time = self.by_key.get(key).map_or(0.0, |l| l.replayed.mean() * l.replayed.len() as f64 / 1e6);
             write!(out, r#"    <testcase classname="olreplay.{}" name="{}" time="{time:.6}""#, xml(&k.protocol), xml(key))?;
@@ -386,6 +464,16 @@ pub fn percentiles(h: &Histogram<u64>) -> Value {
         "p90_us": q(0.9),
         "p99_us": q(0.99),
         "p999_us": q(0.999),
+        "max_us": h.max(),
+    })
+}
+
+/// A lateness histogram (microseconds) as the JSON report has it.
+fn lateness(h: &Histogram<u64>) -> Value {
+    json!({
+        "count": h.len(),
+        "p50_us": h.value_at_quantile(0.5),
+        "p99_us": h.value_at_quantile(0.99),
         "max_us": h.max(),
     })
 }

@@ -6,7 +6,7 @@ use crate::compare;
 use crate::load::{self, ConnScript, Plan, Selection};
 use crate::model::Replayed;
 use crate::noise::NoiseRules;
-use crate::report::Report;
+use crate::report::{Report, RunFigures};
 use crate::session::{self, SessionOpts};
 use crate::target::{Target, Targets};
 use crate::timer::Timer;
@@ -29,6 +29,7 @@ pub enum Timing {
 }
 
 /// Everything a replay needs, as the command line gave it.
+#[derive(Clone)]
 pub struct Config {
     pub trace: PathBuf,
     pub targets: Targets,
@@ -43,26 +44,16 @@ pub struct Config {
     pub noise: NoiseRules,
     /// A progress line on stderr.
     pub progress: bool,
+    /// Keep every replayed exchange in [`Outcome::exchanges`].
+    pub keep_exchanges: bool,
 }
 
-/// What a run produced besides the report: figures the driver measured.
+/// What a run produced: the report (with the driver's figures in
+/// [`Report::run`]) and, when [`Config::keep_exchanges`] asked, every
+/// replayed exchange in recorded order per connection (for learning noise).
 pub struct Outcome {
     pub report: Report,
-    /// Send lateness (sent - scheduled), microseconds.
-    pub lateness: hdrhistogram::Histogram<u64>,
-    /// The same for the sends the target did not hold back: the replayer's
-    /// own timing error (see [`session::ConnOutcome::own_lateness`]).
-    pub own_lateness: hdrhistogram::Histogram<u64>,
-    pub elapsed: Duration,
-    /// The recorded span of what was replayed (first connection opened to
-    /// last message sent).
-    pub recorded_span: Duration,
-    pub loops_done: u64,
-    pub damage: Vec<String>,
-    pub notes: Vec<String>,
-    pub filtered: u64,
-    /// The first differing or failed exchanges, for the text output.
-    pub first_problems: Vec<String>,
+    pub exchanges: Vec<Replayed>,
 }
 
 /// A problem that stops the replay before it starts (exit 2).
@@ -201,8 +192,7 @@ async fn drive(cfg: &Config, plan: Plan, timer: Timer) -> Result<Outcome, Fatal>
     for (why, n) in &plan.skipped {
         report.skip(why, *n);
     }
-    let mut lateness = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant figures is valid");
-    let mut first_problems = Vec::new();
+    let mut exchanges = Vec::new();
     let loops = cfg.loops.unwrap_or(if cfg.duration.is_some() { u64::MAX } else { 1 });
     let per_loop = plan.exchange_count();
     // Unknown (0) when looping until --duration ends.
@@ -240,17 +230,12 @@ async fn drive(cfg: &Config, plan: Plan, timer: Timer) -> Result<Outcome, Fatal>
             tokio::select! {
                 r = rx.recv() => {
                     let Some(ex) = r else { break };
-                    let diffs = match &ex.replayed {
-                        Ok(side) => compare::compare(ex.protocol, &ex.recorded, side, &cfg.noise),
-                        Err(_) => Vec::new(),
-                    };
-                    let late_us = ex.sent.saturating_sub(ex.scheduled) / 1000;
-                    let _ = lateness.record(late_us);
-                    if (ex.replayed.is_err() || !diffs.is_empty()) && first_problems.len() < 20 {
-                        first_problems.push(describe(&ex, &diffs));
-                    }
+                    let diffs = compare::compare_exchange(&ex, &cfg.noise);
                     report.add(&ex, &diffs);
                     progress.count(&ex, &diffs);
+                    if cfg.keep_exchanges {
+                        exchanges.push(ex);
+                    }
                 }
                 _ = tick.tick() => progress.show(loops_done),
             }
@@ -270,45 +255,18 @@ async fn drive(cfg: &Config, plan: Plan, timer: Timer) -> Result<Outcome, Fatal>
     if unsent > 0 {
         report.skip("not sent before --duration ended", unsent);
     }
-    Ok(Outcome {
-        report,
-        lateness,
+    report.run = RunFigures {
         own_lateness,
         elapsed: started.elapsed(),
         recorded_span: Duration::from_nanos(plan.end_ts - plan.start_ts),
-        loops_done,
+        loops: loops_done,
+        filtered: plan.filtered,
         damage: plan.damage,
         notes: plan.notes,
-        filtered: plan.filtered,
-        first_problems,
-    })
-}
-
-/// One line naming a differing or failed exchange.
-fn describe(ex: &Replayed, diffs: &[crate::model::Difference]) -> String {
-    let at = format!("conn {} on {}: {}", ex.conn, ex.route, ex.key);
-    match &ex.replayed {
-        Err(e) => format!("{at}: failed: {e}"),
-        Ok(_) => {
-            let d: Vec<String> = diffs
-                .iter()
-                .take(3)
-                .map(|d| format!("{}: recorded {} / replayed {}", d.field, short(&d.recorded), short(&d.replayed)))
-                .collect();
-            format!("{at}: {}", d.join("; "))
-        }
-    }
-}
-
-fn short(s: &str) -> String {
-    if s.len() <= 160 {
-        return s.to_owned();
-    }
-    let mut end = 157;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
+    };
+    // Exchanges of one connection arrive in order; connections interleave.
+    exchanges.sort_by_key(|e| (e.src, e.conn));
+    Ok(Outcome { report, exchanges })
 }
 
 /// The progress line: on stderr, only when asked (a terminal).
