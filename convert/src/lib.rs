@@ -5,7 +5,9 @@
 //! needs (libpcap).
 //!
 //! Modules: this file converts; [`redact`] blanks secrets in recorded bytes
-//! (same length, in place).
+//! (same length, in place); [`fingerprint`] normalises SQL to a query
+//! fingerprint (literals to `?`), the key replay reports and the analyzer
+//! group queries by.
 //!
 //! The recording proxy feeds each connection's bytes to a [`wire::Session`]
 //! and turns every event it gets into one record with [`event_to_record`]:
