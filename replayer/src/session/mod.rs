@@ -276,6 +276,20 @@ pub async fn replay_connection(
             sent,
         });
     };
+    // Decodes what arrived and reports the exchanges it completed, in
+    // order, up to `limit`; true if any was.
+    let report_answers = |sides: &mut Sides, events: &mut Vec<wire::Event>, matched: &mut usize, limit: usize, sent: &[u64]| {
+        sides.absorb(events);
+        let mut any = false;
+        for side in sides.done.drain(..) {
+            if *matched < limit {
+                report(*matched, Ok(side), scheduled[*matched], sent[*matched]);
+                *matched += 1;
+                any = true;
+            }
+        }
+        any
+    };
     if let Some(at) = open_at {
         opts.timer.sleep_until(at).await;
     }
@@ -312,13 +326,8 @@ pub async fn replay_connection(
     let mut idle = Box::pin(tokio::time::sleep_until(idle_at.into()));
     loop {
         // Answers first: they may free the next sends.
-        sides.absorb(&mut conn.events);
-        for side in sides.done.drain(..) {
-            if matched < n_ex {
-                report(matched, Ok(side), scheduled[matched], sent[matched]);
-                matched += 1;
-                last_answer = Some(Instant::now());
-            }
+        if report_answers(&mut sides, &mut conn.events, &mut matched, n_ex, &sent) {
+            last_answer = Some(Instant::now());
         }
         // Queue what is due.
         let mut due_wait = None;
@@ -375,13 +384,8 @@ pub async fn replay_connection(
                 }
             }
         }
-        sides.absorb(&mut conn.events);
-        for side in sides.done.drain(..) {
-            if matched < n_ex {
-                report(matched, Ok(side), scheduled[matched], sent[matched]);
-                matched += 1;
-                last_answer = Some(Instant::now());
-            }
+        if report_answers(&mut sides, &mut conn.events, &mut matched, n_ex, &sent) {
+            last_answer = Some(Instant::now());
         }
         if failure.is_some() {
             break;
@@ -428,13 +432,7 @@ pub async fn replay_connection(
                     failure = Some(e);
                 }
                 if conn.eof && !all_sent {
-                    sides.absorb(&mut conn.events);
-                    for side in sides.done.drain(..) {
-                        if matched < n_ex {
-                            report(matched, Ok(side), scheduled[matched], sent[matched]);
-                            matched += 1;
-                        }
-                    }
+                    report_answers(&mut sides, &mut conn.events, &mut matched, n_ex, &sent);
                     if next < script.sends.len() {
                         failure = Some("the server closed the connection".into());
                     }
@@ -479,13 +477,7 @@ pub async fn replay_connection(
             conn.session.eof(wire::Direction::ToClient, now, &mut conn.events);
         }
     }
-    sides.absorb(&mut conn.events);
-    for side in sides.done.drain(..) {
-        if matched < started {
-            report(matched, Ok(side), scheduled[matched], sent[matched]);
-            matched += 1;
-        }
-    }
+    report_answers(&mut sides, &mut conn.events, &mut matched, started, &sent);
     let why = failure.unwrap_or_else(|| "the connection ended before the response".into());
     let now = opts.clock.elapsed().as_nanos() as u64;
     for k in matched..n_ex {
