@@ -11,6 +11,7 @@
 //! ]
 //! logs = ["/var/log/worker.log"] # --log (relative to this file too)
 //! queue = 65536                  # --queue
+//! threads = 1                    # --threads (default: half the cores)
 //! block = false                  # --block
 //! redact = true                  # false = --no-redact
 //! drain_timeout = "5s"           # --drain-timeout
@@ -43,6 +44,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub logs: Vec<PathBuf>,
     pub queue: Option<usize>,
+    pub threads: Option<usize>,
     pub block: Option<bool>,
     pub redact: Option<bool>,
     pub drain_timeout: Option<String>,
@@ -54,7 +56,7 @@ impl FileConfig {
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<FileConfig> {
         toml::from_str(text).map_err(|e| {
             anyhow::anyhow!(
-                "config {}: {}(keys: output, routes, logs, queue, block, redact, drain_timeout, source; see docs/recording.md)",
+                "config {}: {}(keys: output, routes, logs, queue, threads, block, redact, drain_timeout, source; see docs/recording.md)",
                 origin.display(),
                 e
             )
@@ -81,6 +83,7 @@ pub struct Flags {
     pub output: Option<PathBuf>,
     pub no_redact: bool,
     pub queue: Option<usize>,
+    pub threads: Option<usize>,
     pub block: bool,
     /// Nanoseconds.
     pub drain_timeout: Option<u64>,
@@ -119,6 +122,7 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         output,
         redact: !flags.no_redact && file.redact.unwrap_or(true),
         queue: flags.queue.or(file.queue).unwrap_or(DEFAULT_QUEUE).max(MIN_QUEUE),
+        threads: flags.threads.or(file.threads).unwrap_or_else(crate::proxy::workers::default_threads).max(1),
         block: flags.block || file.block.unwrap_or(false),
         drain_timeout,
         limits: wire::Limits::default(),
@@ -158,6 +162,7 @@ output = "out/trace.mp"
 routes = ["postgres:15432=127.0.0.1:5432", "redis:0=127.0.0.1:6379"]
 logs = ["app.log", "/var/log/other.log"]
 queue = 1000
+threads = 3
 block = true
 redact = false
 drain_timeout = "250ms"
@@ -170,7 +175,7 @@ source = "worker-1"
         assert_eq!(c.routes[0].protocol, wire::Protocol::Postgres);
         assert_eq!(c.routes[1].upstream, "127.0.0.1:6379");
         assert_eq!(c.logs, [dir.path().join("app.log"), PathBuf::from("/var/log/other.log")]);
-        assert_eq!((c.queue, c.block, c.redact), (1000, true, false));
+        assert_eq!((c.queue, c.threads, c.block, c.redact), (1000, 3, true, false));
         assert_eq!(c.drain_timeout, Duration::from_millis(250));
         assert_eq!(c.source_name, "worker-1");
 
@@ -180,6 +185,7 @@ source = "worker-1"
             routes: vec!["tcp:0=127.0.0.1:9".parse().unwrap()],
             output: Some("elsewhere.mp".into()),
             queue: Some(5),
+            threads: Some(2),
             drain_timeout: Some(1_000_000_000),
             source: Some("cli".into()),
             logs: vec!["x.log".into()],
@@ -190,6 +196,7 @@ source = "worker-1"
         assert_eq!(c.routes[0].protocol, wire::Protocol::Tcp);
         assert_eq!(c.output, PathBuf::from("elsewhere.mp"));
         assert_eq!(c.queue, MIN_QUEUE, "tiny queues are raised to the minimum");
+        assert_eq!(c.threads, 2);
         assert_eq!(c.drain_timeout, Duration::from_secs(1));
         assert_eq!(c.source_name, "cli");
         assert_eq!(c.logs, [PathBuf::from("x.log")]);

@@ -206,6 +206,10 @@ struct RecordArgs {
     /// recorded as a gap) rather than slowing the traffic [default: 65536]
     #[arg(long, value_name = "N")]
     queue: Option<usize>,
+    /// Forwarding threads; each owns the connections it is given
+    /// [default: half the cores, at least 1, at most 8]
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// When the recorder queue is full, make forwarding wait for room
     /// instead of dropping: nothing is lost, but a slow recorder slows the
     /// traffic
@@ -300,6 +304,7 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         output: r.output,
         no_redact: r.no_redact,
         queue: r.queue,
+        threads: r.threads,
         block: r.block,
         drain_timeout: r.drain_timeout,
         source: r.source,

@@ -78,7 +78,9 @@ pub fn run(config: &WrapConfig) -> anyhow::Result<Outcome> {
     let program = config.command.first().ok_or_else(|| anyhow::anyhow!("no command: use oltrace wrap [OPTIONS] -- COMMAND [ARGS]"))?;
     let origin = std::path::Path::new(program).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let recording = start_recording(&config.proxy, &[("command", config.command.join(" "))])?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The command's output, signals and listeners; connections run on the
+    // forwarding threads.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = runtime.block_on(async {
         let routes = start_routes(&config.proxy, &recording.tap).await?;
         let logs = crate::logfollow::LogFiles::start(&config.proxy.logs, &recording.tap);

@@ -76,7 +76,8 @@ fn recorded_streams(records: &[Record]) -> HashMap<(String, Direction), Vec<u8>>
 fn forwards_and_records_every_byte_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = echo_server();
-    let proxy = Proxy::start(&dir.path().join("t.mp"), &[format!("tcp:0={upstream}")], &[]);
+    // Three forwarding threads: connections are handed between threads.
+    let proxy = Proxy::start(&dir.path().join("t.mp"), &[format!("tcp:0={upstream}")], &["--threads", "3"]);
     let addr = proxy.addrs[0].clone();
     let mut sent: Vec<(String, Vec<u8>)> = Vec::new();
     let workers: Vec<_> = (0..8u64)

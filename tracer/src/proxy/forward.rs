@@ -13,6 +13,7 @@ use super::inject::Injector;
 use super::profiles::Profile;
 use super::tap::{Note, Tap};
 use super::route::Route;
+use super::workers::{adopt, Workers};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,18 +37,20 @@ pub struct Front {
 }
 
 /// Accepts on `listener` until `stop` fires, spawning one task per
-/// connection into `tasks`.
+/// connection into `tasks`, on the forwarding threads in turn.
+#[allow(clippy::too_many_arguments)]
 pub async fn accept_loop(
     route: Arc<Route>,
     front: Option<Front>,
     listener: TcpListener,
     tap: Tap,
     next_conn: Arc<AtomicU64>,
+    workers: &Workers,
     tasks: &mut JoinSet<()>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let name = route.name.clone();
-    accept_until_stopped(&name, listener, tasks, stop, |client, peer| {
+    accept_until_stopped(&name, listener, workers, tasks, stop, |client, peer| {
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
         proxy_conn(conn, route.clone(), front.clone(), client, peer, tap.clone())
     })
@@ -55,27 +58,28 @@ pub async fn accept_loop(
 }
 
 /// The accept loop every listener shares: until `stop` fires, spawns
-/// `serve(client, peer)` into `tasks` for each connection, reaping finished
-/// ones as it goes so the set stays small. Accept errors (out of
+/// `serve(client, peer)` into `tasks` for each connection, on the
+/// forwarding threads in turn, reaping finished ones as it goes so the set
+/// stays small. `serve` gets the socket as a std stream and makes it a
+/// tokio one on its own thread ([`adopt`]). Accept errors (out of
 /// descriptors and the like) are reported and retried: the other
 /// connections keep being served.
 pub async fn accept_until_stopped<F, Fut>(
     name: &str,
     listener: TcpListener,
+    workers: &Workers,
     tasks: &mut JoinSet<()>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     mut serve: F,
 ) where
-    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    F: FnMut(std::net::TcpStream, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((client, peer)) => {
-                    tasks.spawn(serve(client, peer));
-                }
+            accepted = listener.accept() => match accepted.and_then(|(client, peer)| Ok((client.into_std()?, peer))) {
+                Ok((client, peer)) => workers.spawn(tasks, serve(client, peer)),
                 Err(e) => {
                     eprintln!("oltrace: {name}: accept failed: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -86,7 +90,7 @@ pub async fn accept_until_stopped<F, Fut>(
     }
 }
 
-async fn proxy_conn(conn: u64, route: Arc<Route>, front: Option<Front>, client: TcpStream, peer: SocketAddr, tap: Tap) {
+async fn proxy_conn(conn: u64, route: Arc<Route>, front: Option<Front>, client: std::net::TcpStream, peer: SocketAddr, tap: Tap) {
     tap.send_control(Note::Open {
         conn,
         protocol: route.protocol,
@@ -95,14 +99,15 @@ async fn proxy_conn(conn: u64, route: Arc<Route>, front: Option<Front>, client: 
         route: route.name.clone(),
         ts: tap.now(),
     });
+    let closed = |error: String| tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: 0, bytes_to_client: 0, error: Some(error) });
+    let client = match adopt(client) {
+        Ok(client) => client,
+        Err(e) => return closed(format!("client socket: {e}")),
+    };
     let upstream = match TcpStream::connect(&route.upstream).await {
         Ok(s) => s,
-        Err(e) => {
-            // The client sees its connection closed; the trace says why.
-            let error = Some(format!("upstream {} unreachable: {e}", route.upstream));
-            tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: 0, bytes_to_client: 0, error });
-            return;
-        }
+        // The client sees its connection closed; the trace says why.
+        Err(e) => return closed(format!("upstream {} unreachable: {e}", route.upstream)),
     };
     let injector = front.as_ref().filter(|f| f.inject).map(|f| Injector::new(f.profile.clone()));
     relay(conn, client, upstream, injector, front.is_some(), 0, &tap).await;

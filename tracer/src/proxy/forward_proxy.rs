@@ -23,6 +23,7 @@
 use super::forward::relay;
 use super::inject::Injector;
 use super::tap::{Note, Tap};
+use super::workers::{adopt, Workers};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -81,17 +82,19 @@ pub async fn accept_loop(
     listener: TcpListener,
     tap: Tap,
     next_conn: Arc<AtomicU64>,
+    workers: &Workers,
     tasks: &mut JoinSet<()>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let label = name.to_string();
-    super::forward::accept_until_stopped(&label, listener, tasks, stop, |client, peer| {
+    super::forward::accept_until_stopped(&label, listener, workers, tasks, stop, |client, peer| {
         serve(name.clone(), client, peer, tap.clone(), next_conn.clone())
     })
     .await;
 }
 
-async fn serve(name: Arc<String>, mut client: TcpStream, peer: SocketAddr, tap: Tap, next_conn: Arc<AtomicU64>) {
+async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr, tap: Tap, next_conn: Arc<AtomicU64>) {
+    let Ok(mut client) = adopt(client) else { return };
     // Read until the first head is complete.
     let mut buf = Vec::with_capacity(4096);
     let head_len = loop {

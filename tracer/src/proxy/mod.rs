@@ -5,6 +5,8 @@
 //!   bytes both ways untouched, offering a copy to the recorder.
 //! - [`tap`]: what forwarders hand the recorder, through a queue that
 //!   never blocks them (unless `--block` asks it to).
+//! - [`workers`]: the forwarding threads, one single-threaded runtime
+//!   each, owning the connections handed to them.
 //! - [`recorder`]: the thread that decodes the copies with `wire`, turns
 //!   events into trace records (the `convert` crate) and writes the trace.
 //! - [`forward_proxy`]: `--forward-proxy`: an HTTP forward proxy for the
@@ -25,6 +27,7 @@ pub mod profiles;
 pub mod recorder;
 pub mod route;
 pub mod tap;
+pub mod workers;
 mod run;
 
 pub use run::{run, start_recording, start_routes, ProxyConfig, Recording, Routes};

@@ -6,6 +6,7 @@ use super::forward::{accept_loop, Front};
 use super::profiles::Profile;
 use super::recorder::{self, RecorderOptions, Summary};
 use super::tap::Tap;
+use super::workers::{WorkerThreads, Workers};
 use super::route::Route;
 use crate::Outcome;
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub struct ProxyConfig {
     pub block: bool,
     /// Log files to fold into the trace as they grow (`--log`).
     pub logs: Vec<PathBuf>,
+    /// Forwarding threads (`--threads`).
+    pub threads: usize,
 }
 
 impl ProxyConfig {
@@ -106,11 +109,14 @@ pub struct Routes {
     pub forward_proxy: Option<SocketAddr>,
     stop: tokio::sync::watch::Sender<bool>,
     loops: JoinSet<()>,
+    workers: Workers,
+    threads: WorkerThreads,
 }
 
 /// Binds every route and starts accepting.
 pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Routes> {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (workers, threads) = Workers::start(config.threads)?;
     let next_conn = Arc::new(AtomicU64::new(0));
     let mut loops = JoinSet::new();
     let mut addrs = Vec::new();
@@ -131,10 +137,10 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
             _ => None,
         };
         let (route, tap, next_conn, stop) = (Arc::new(route.clone()), tap.clone(), next_conn.clone(), stop_rx.clone());
-        let drain = config.drain_timeout;
+        let (drain, workers) = (config.drain_timeout, workers.clone());
         loops.spawn(async move {
             let mut conns = JoinSet::new();
-            accept_loop(route, front, listener, tap, next_conn, &mut conns, stop).await;
+            accept_loop(route, front, listener, tap, next_conn, &workers, &mut conns, stop).await;
             // Stopped accepting: let open connections finish, for a while.
             let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
             conns.shutdown().await;
@@ -149,15 +155,15 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
         eprintln!("oltrace: forward proxy listening on {addr}");
         forward_proxy = Some(addr);
         let name = Arc::new(format!("forward-proxy:{listen}"));
-        let (tap, next_conn, stop, drain) = (tap.clone(), next_conn.clone(), stop_rx.clone(), config.drain_timeout);
+        let (tap, next_conn, stop, drain, workers) = (tap.clone(), next_conn.clone(), stop_rx.clone(), config.drain_timeout, workers.clone());
         loops.spawn(async move {
             let mut conns = JoinSet::new();
-            super::forward_proxy::accept_loop(name, listener, tap, next_conn, &mut conns, stop).await;
+            super::forward_proxy::accept_loop(name, listener, tap, next_conn, &workers, &mut conns, stop).await;
             let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
             conns.shutdown().await;
         });
     }
-    Ok(Routes { addrs, forward_proxy, stop, loops })
+    Ok(Routes { addrs, forward_proxy, stop, loops, workers, threads })
 }
 
 impl Routes {
@@ -166,6 +172,10 @@ impl Routes {
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         while self.loops.join_next().await.is_some() {}
+        // Every connection has ended or been cancelled: end the threads.
+        drop(self.workers);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || threads.join()).await;
     }
 }
 
@@ -175,7 +185,9 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
         "no routes: give at least one --route PROTO:LISTEN=UPSTREAM, or --forward-proxy LISTEN (or routes = [...] in the --config file)"
     );
     let recording = start_recording(config, &[])?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Listeners, signals and log files; connections run on the forwarding
+    // threads (see `workers`).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let served = runtime.block_on(async {
         // Handlers first: a SIGINT sent as soon as "listening" shows must
         // not find the default action (death) still in place.
