@@ -1,13 +1,6 @@
 //! `oltrace`: the command line. Arguments become plain configs; the work
 //! is in the `tracer` library.
 
-/// mimalloc rather than glibc's malloc: the recorder allocates and frees
-/// several small strings per recorded message, and chunk copies are
-/// allocated on forwarding threads and freed on the recorder's; malloc and
-/// free were 17% of the recorder's profile under redis-benchmark.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
