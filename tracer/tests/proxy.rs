@@ -263,9 +263,11 @@ fn killed_proxy_leaves_a_readable_trace() {
     for _ in 0..20 {
         echo_through(&proxy.addrs[0], &[1u8; 3000], &mut rng);
     }
-    // Past the 100 ms flush interval, then SIGKILL.
+    // Decoding runs behind the traffic (at idle priority): wait until the
+    // recorder has written and flushed all of it, then SIGKILL.
     let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(400) {
+    while count(&trace) != Some((20, [60_000, 60_000])) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the recorder did not catch up: {:?}", count(&trace));
         std::thread::sleep(Duration::from_millis(50));
     }
     unsafe { libc::kill(proxy.child.id() as i32, libc::SIGKILL) };
@@ -281,6 +283,21 @@ fn killed_proxy_leaves_a_readable_trace() {
     }
     assert_eq!(opens, 20);
     assert_eq!(bytes, [60_000, 60_000], "every request and echo byte, both ways");
+}
+
+/// Connections opened and message bytes each way in the trace as it is now
+/// (`None` while it cannot be read whole).
+fn count(trace: &std::path::Path) -> Option<(u32, [u64; 2])> {
+    let mut opens = 0;
+    let mut bytes = [0u64; 2];
+    for item in Reader::open(trace).ok()? {
+        match item.ok()? {
+            Record { body: Body::ConnOpen(_), .. } => opens += 1,
+            Record { body: Body::Message(m), .. } => bytes[m.dir.code() as usize] += m.data.len,
+            _ => {}
+        }
+    }
+    Some((opens, bytes))
 }
 
 /// A small HTTP/1.1 upstream: keep-alive, `Expect: 100-continue`,

@@ -7,8 +7,11 @@
 //!   never blocks them (unless `--block` asks it to).
 //! - [`workers`]: the forwarding threads, one single-threaded runtime
 //!   each, owning the connections handed to them.
-//! - [`recorder`]: the thread that decodes the copies with `wire`, turns
-//!   events into trace records (the `convert` crate) and writes the trace.
+//! - [`spool`]: where the copies wait, on disk, for the recorder, so that
+//!   decoding runs behind the traffic at idle CPU priority.
+//! - [`recorder`]: the threads that spool the copies, then decode them
+//!   with `wire`, turn events into trace records (the `convert` crate) and
+//!   write the trace.
 //! - [`forward_proxy`]: `--forward-proxy`: an HTTP forward proxy for the
 //!   lambdas' outbound calls (absolute-form requests and CONNECT tunnels).
 //! - [`profiles`]: platform profiles naming invocations (`/run/<name>`...).
@@ -26,6 +29,7 @@ pub mod inject;
 pub mod profiles;
 pub mod recorder;
 pub mod route;
+pub mod spool;
 pub mod tap;
 pub mod workers;
 mod run;

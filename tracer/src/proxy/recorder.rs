@@ -1,7 +1,9 @@
-//! The recorder: one OS thread that owns every connection's `wire::Session`
-//! and the trace `Writer`. Forwarders hand it copies of what they forwarded
-//! through a bounded queue and never wait for it (see `Tap`); it decodes,
-//! converts, writes, and flushes at least every 100 ms.
+//! The recorder: two OS threads. The spooler takes the copies forwarders
+//! hand over through a bounded queue (they never wait for it, see `Tap`)
+//! and appends them to the spool; the recorder reads them back in order,
+//! owns every connection's `wire::Session` and the trace `Writer`, decodes,
+//! converts, writes, and flushes at least every 100 ms. The recorder runs
+//! at idle CPU priority while traffic flows (see [`super::spool`] for why).
 //!
 //! On routes that front a worker (`--invocations`), each request the
 //! profile names becomes an `invocation` record, written just before the
@@ -11,6 +13,7 @@
 
 use super::attribution::{sqlcommenter_trace_id, traceparent_trace_id, Attributor, Evidence};
 use super::profiles::Profile;
+use super::spool::{self, Next, SpoolReader, SpoolWriter};
 use super::tap::{self, Inbox, Note, Tap};
 use convert::{direction, event_to_record};
 use format::{AttributionMethod, Body, ConnClose, ConnOpen, Gap, Invocation, Record, Writer};
@@ -40,6 +43,8 @@ pub struct Summary {
     /// Downstream exchanges left unattributed (counted only when some
     /// route fronts a worker).
     pub unattributed: u64,
+    /// How far decoding fell behind the traffic at most, in spooled bytes.
+    pub peak_backlog: u64,
     /// Why recording stopped early, if it did.
     pub error: Option<String>,
 }
@@ -54,40 +59,86 @@ pub struct RecorderOptions {
     pub invocation_routes: HashMap<String, Arc<Profile>>,
 }
 
-/// Starts the recorder thread writing to `writer`. Returns the forwarders'
-/// tap and a handle that yields the summary once every tap is dropped.
+/// Starts the spooler and the recorder, writing to `writer`, with the
+/// spool in `spool_dir`. Returns the forwarders' tap and a handle that
+/// yields the summary once every tap is dropped and everything is written.
 pub fn start(
     mut writer: Writer<std::fs::File>,
     clock: Instant,
     opts: RecorderOptions,
-) -> (Tap, std::thread::JoinHandle<Summary>) {
+    spool_dir: &std::path::Path,
+) -> std::io::Result<(Tap, std::thread::JoinHandle<Summary>)> {
     let (tap, mut inbox) = tap::queue(opts.queue, clock);
+    let (spool_writer, mut spool_reader) = spool::create(spool_dir)?;
     let dropped_bytes = tap.dropped_bytes.clone();
-    let handle = std::thread::Builder::new()
-        .name("oltrace-recorder".into())
-        .spawn(move || {
-            inbox.attach();
-            let mut r = Recorder {
-                writer: &mut writer,
-                opts,
-                conns: HashMap::default(),
-                summary: Summary::default(),
-                events: Vec::new(),
-                last_ts: 0,
-                attributor: Attributor::new(),
-            };
-            r.run(&mut inbox);
-            let mut summary = r.summary;
-            if summary.error.is_none() {
-                if let Err(e) = writer.flush() {
-                    summary.error = Some(format!("final flush failed: {e}"));
+    let spooler = std::thread::Builder::new().name("oltrace-spooler".into()).spawn(move || {
+        inbox.attach();
+        spool_writer.attach();
+        spool_notes(&mut inbox, spool_writer)
+    })?;
+    let handle = std::thread::Builder::new().name("oltrace-recorder".into()).spawn(move || {
+        spool_reader.attach();
+        let mut r = Recorder {
+            writer: &mut writer,
+            opts,
+            conns: HashMap::default(),
+            summary: Summary::default(),
+            events: Vec::new(),
+            last_ts: 0,
+            attributor: Attributor::new(),
+        };
+        r.run(&mut spool_reader);
+        let mut summary = r.summary;
+        if let Ok(Some(e)) = spooler.join() {
+            summary.error.get_or_insert(e);
+        }
+        if summary.error.is_none() {
+            if let Err(e) = writer.flush() {
+                summary.error = Some(format!("final flush failed: {e}"));
+            }
+        }
+        summary.dropped_bytes = dropped_bytes.load(Ordering::Relaxed);
+        summary.peak_backlog = spool_reader.peak_backlog();
+        summary
+    })?;
+    Ok((tap, handle))
+}
+
+/// The spooler: moves notes from the forwarders' queue to the spool until
+/// every tap is gone. Returns why it stopped early, if it did.
+fn spool_notes(inbox: &mut Inbox, mut spool: SpoolWriter) -> Option<String> {
+    let mut error = None;
+    loop {
+        while let Some(note) = inbox.pop() {
+            if error.is_none() && !spool.recorder_stopped() {
+                if let Err(e) = spool.push(&note) {
+                    error = Some(spool_failed(e, inbox));
                 }
             }
-            summary.dropped_bytes = dropped_bytes.load(Ordering::Relaxed);
-            summary
-        })
-        .expect("spawn recorder thread");
-    (tap, handle)
+        }
+        if spool.recorder_stopped() {
+            // Recording failed: forwarders stop copying; drain what is queued.
+            inbox.stop();
+        } else if error.is_none() {
+            if let Err(e) = spool.write_out() {
+                error = Some(spool_failed(e, inbox));
+            }
+        }
+        if inbox.finished() {
+            break;
+        }
+        inbox.wait();
+    }
+    match spool.finish() {
+        Err(e) if error.is_none() => Some(format!("spool: {e}")),
+        _ => error,
+    }
+}
+
+fn spool_failed(e: std::io::Error, inbox: &Inbox) -> String {
+    eprintln!("oltrace: recording stopped: spool: {e}; traffic keeps flowing, unrecorded (free disk space in the trace's directory)");
+    inbox.stop();
+    format!("spool: {e}")
 }
 
 struct Conn {
@@ -128,27 +179,42 @@ struct Recorder<'w> {
 }
 
 impl Recorder<'_> {
-    fn run(&mut self, inbox: &mut Inbox) {
+    fn run(&mut self, spool: &mut SpoolReader) {
+        // Idle priority while traffic flows; normal once it has ended, to
+        // catch up quickly.
+        spool::set_idle_priority(true);
+        let mut idle = true;
+        let mut handled = 0u32;
         loop {
-            let mut handled = 0u32;
-            while let Some(note) = inbox.pop() {
-                if self.summary.error.is_none() {
-                    if let Err(e) = self.handle(note) {
-                        self.fail(e, inbox);
+            if idle && spool.traffic_done() {
+                spool::set_idle_priority(false);
+                idle = false;
+            }
+            match spool.next_note() {
+                Ok(Next::Note(note)) => {
+                    if self.summary.error.is_none() {
+                        if let Err(e) = self.handle(note) {
+                            self.fail(e, spool);
+                        }
+                    }
+                    handled = handled.wrapping_add(1);
+                    // Keep flushing on time under a steady stream.
+                    if handled.is_multiple_of(4096) {
+                        self.flush_if_due(spool);
                     }
                 }
-                handled += 1;
-                // Keep flushing on time under a steady stream.
-                if handled.is_multiple_of(4096) {
-                    self.flush_if_due(inbox);
+                Ok(Next::Empty) => {
+                    self.flush_if_due(spool);
+                    std::thread::park_timeout(Duration::from_millis(10));
+                }
+                Ok(Next::End) => break,
+                Err(e) => {
+                    self.fail(format!("reading the spool: {e}"), spool);
+                    break;
                 }
             }
-            self.flush_if_due(inbox);
-            if inbox.finished() {
-                break;
-            }
-            inbox.wait();
         }
+        spool::set_idle_priority(false);
         // Connections still open at shutdown: let decoders finish what they hold.
         let open: Vec<u64> = self.conns.keys().copied().collect();
         for conn in open {
@@ -156,18 +222,18 @@ impl Recorder<'_> {
         }
     }
 
-    fn flush_if_due(&mut self, inbox: &Inbox) {
+    fn flush_if_due(&mut self, spool: &SpoolReader) {
         if self.summary.error.is_none() && self.writer.flush_due(self.opts.flush_interval) {
             if let Err(e) = self.writer.flush() {
-                self.fail(e.to_string(), inbox);
+                self.fail(e.to_string(), spool);
             }
         }
     }
 
-    fn fail(&mut self, error: String, inbox: &Inbox) {
+    fn fail(&mut self, error: String, spool: &SpoolReader) {
         eprintln!("oltrace: recording stopped: {error}; traffic keeps flowing, unrecorded (free disk space or choose another -o)");
         self.summary.error = Some(error);
-        inbox.stop();
+        spool.stop();
     }
 
     fn write(&mut self, record: Record) -> Result<(), String> {

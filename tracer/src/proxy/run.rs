@@ -82,7 +82,14 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
         flush_interval: Duration::from_millis(100),
         invocation_routes: config.invocation_routes(),
     };
-    let (tap, recorder) = recorder::start(writer, clock, opts);
+    // The spool goes beside the trace (same file system, so the same free
+    // space the user chose).
+    let spool_dir = match config.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (tap, recorder) = recorder::start(writer, clock, opts, &spool_dir)
+        .map_err(|e| anyhow::anyhow!("cannot start the recorder: {e} (the spool goes in {}; is it writable?)", spool_dir.display()))?;
     let tap = tap.blocking(config.block);
     Ok(Recording { tap, recorder })
 }
@@ -245,6 +252,12 @@ fn print_summary(s: &Summary, config: &ProxyConfig) {
             s.invocations,
             if by.is_empty() { "none".to_string() } else { by.join(", ") },
             s.unattributed
+        );
+    }
+    if s.peak_backlog >= 1 << 20 {
+        eprintln!(
+            "oltrace: decoding ran up to {:.1} MB behind the traffic (spooled, then caught up)",
+            s.peak_backlog as f64 / 1e6
         );
     }
     if s.fallbacks > 0 {
