@@ -11,7 +11,7 @@
 //! ]
 //! logs = ["/var/log/worker.log"] # --log (relative to this file too)
 //! queue = 65536                  # --queue
-//! threads = 1                    # --threads (default: half the cores)
+//! threads = 2                    # --threads (default: one per core)
 //! block = false                  # --block
 //! redact = true                  # false = --no-redact
 //! drain_timeout = "5s"           # --drain-timeout

@@ -207,7 +207,7 @@ struct RecordArgs {
     #[arg(long, value_name = "N")]
     queue: Option<usize>,
     /// Forwarding threads; each owns the connections it is given
-    /// [default: half the cores, at least 1, at most 8]
+    /// [default: one per core, at most 16]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// When the recorder queue is full, make forwarding wait for room

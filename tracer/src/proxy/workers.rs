@@ -6,9 +6,9 @@
 //! under redis-benchmark `-P 16` cost 90,000 futex calls, 117,000
 //! `epoll_wait`s and 172,000 context switches per 2 million commands, where
 //! haproxy (a thread owning each connection) made no futex call and 29,000
-//! context switches. Forwarding with one thread per core share and no
-//! stealing used 1.1x haproxy's CPU per command instead of 1.6x (measured
-//! with `perf stat` on an opaque `tcp:` route; see docs/recording.md).
+//! context switches. With threads that own their connections, forwarding
+//! used 1.0-1.1x haproxy's CPU per command instead of 1.6x (measured with
+//! `perf stat` on an opaque `tcp:` route; see docs/recording.md).
 //!
 //! Listeners and signals stay on the main thread's runtime; each accepted
 //! connection is handed, as a plain socket, to the next thread in turn,
@@ -21,12 +21,13 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use tokio::task::JoinSet;
 
-/// The default number of forwarding threads: half the cores (the other
-/// half is for the recorder and the traffic's own processes), at least one,
-/// at most 8.
+/// The default number of forwarding threads: one per core (as haproxy's
+/// default), at most 16. On 2 cores, one thread held wrk and unpipelined
+/// redis-benchmark to 0.7-0.8 of haproxy's throughput, two reached
+/// 0.93-1.08. (The recorder, at idle priority, does not compete.)
 pub fn default_threads() -> usize {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    (cores / 2).clamp(1, 8)
+    cores.clamp(1, 16)
 }
 
 /// The forwarding threads. Cloning shares them.
