@@ -172,6 +172,7 @@ done
 stop_oltrace
 summary_line=$(grep 'connections, exchanges' "$tmp/bench.mp.log" || true)
 lost_line=$(grep 'fell behind' "$tmp/bench.mp.log" || true)
+behind_line=$(grep 'decoding ran' "$tmp/bench.mp.log" || true)
 
 median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 field() { # key index -> median of that field over rounds
@@ -200,6 +201,7 @@ done
 echo
 echo "oltrace recorded: ${summary_line#oltrace: }"
 [ -n "$lost_line" ] && echo "LOST: ${lost_line#oltrace: }"
+[ -n "$behind_line" ] && echo "Recorder: ${behind_line#oltrace: }"
 
 # --- trace size vs pcap ------------------------------------------------------------
 say "trace bytes vs pcap"
