@@ -15,8 +15,8 @@
 //! - [`wrap`]: `oltrace wrap`, a worker run behind recording proxies.
 //! - [`logfollow`]: `--log FILE`, log files folded into a trace as they grow.
 //! - [`config`]: `--config FILE`, the recording options as TOML.
-//! - [`proxy`]: `oltrace proxy`, recording proxies (routes, forwarding,
-//!   the recorder thread).
+//! - [`proxy`]: `oltrace proxy`, recording proxies (routes, forwarding
+//!   threads, the spool and the recorder).
 //! - [`generate`]: `oltrace generate`, synthetic traces for trying the
 //!   tools, tests and benchmarks.
 
