@@ -7,8 +7,9 @@
 //! from the client and the server. So recording is two threads:
 //!
 //! - the spooler (normal priority) takes notes off the forwarders' queue
-//!   and appends them to the spool, framed (about 0.1 us per note: a copy
-//!   and, per 256 KiB, one `write`);
+//!   and appends them to the spool, framed: a copy, and one `write` per
+//!   256 KiB (for 100,000 unpipelined Redis GETs it used 0.12 s of CPU,
+//!   the recorder 0.45 s);
 //! - the recorder reads them back in the same order and does the real work
 //!   at idle CPU priority (`SCHED_IDLE`) while traffic flows, so it uses
 //!   only CPU nothing else wants; once the traffic ends it returns to
