@@ -409,3 +409,43 @@ fn records_curl_keep_alive_100_continue_and_a_large_download() {
     assert!(big_msg.data.is_truncated() && big_msg.data.hash.is_some());
     assert!(big_msg.data.bytes.0.len() <= 64 << 10);
 }
+
+/// Scheduling policy (`SCHED_*`) of each thread of `pid`, by thread name.
+fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+        let (head, tail) = stat.rsplit_once(')').unwrap();
+        let name = head.split_once('(').unwrap().1.to_string();
+        // Fields after the name start at field 3 (state); policy is field 41.
+        let policy = tail.split_whitespace().nth(41 - 3).unwrap().parse().unwrap();
+        out.push((name, policy));
+    }
+    out
+}
+
+/// `--threads 2` runs two forwarding threads; the spooler runs at normal
+/// priority and the recorder at idle priority while traffic may flow; the
+/// spool has no name beside the trace; and the trace is complete at exit.
+#[test]
+fn forwarding_threads_and_an_idle_priority_recorder() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = echo_server();
+    let proxy = Proxy::start(&dir.path().join("t.mp"), &[format!("tcp:0={upstream}")], &["--threads", "2"]);
+    let mut rng = Rng(3);
+    for _ in 0..4 {
+        let (_, echo) = echo_through(&proxy.addrs[0], &[7u8; 5000], &mut rng);
+        assert_eq!(echo.len(), 5000);
+    }
+    let threads = thread_policies(proxy.child.id());
+    let policy = |name: &str| threads.iter().find(|(n, _)| n == name).map(|t| t.1);
+    assert_eq!(threads.iter().filter(|(n, _)| n.starts_with("oltrace-fwd-")).count(), 2, "{threads:?}");
+    assert_eq!(policy("oltrace-recorde"), Some(libc::SCHED_IDLE as u32), "{threads:?}");
+    assert_eq!(policy("oltrace-spooler"), Some(libc::SCHED_OTHER as u32), "{threads:?}");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(names, ["t.mp"], "the spool must not have a name");
+    let (code, _, records) = proxy.stop();
+    assert_eq!(code, 0);
+    let bytes: u64 = records.iter().filter_map(|r| if let Body::Message(m) = &r.body { Some(m.data.len) } else { None }).sum();
+    assert_eq!(bytes, 2 * 4 * 5000, "every byte both ways, decoded after the traffic");
+}
