@@ -131,6 +131,7 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         // Set from their own flags by the caller (not in the file yet).
         forward_proxy: None,
         invocations: None,
+        fronts: Vec::new(),
         inject_traceparent: false,
     })
 }

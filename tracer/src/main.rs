@@ -244,6 +244,11 @@ struct InvocationArgs {
     /// attributed to invocations. Default: auto for wrap, none for proxy
     #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
     invocations: Option<OptionalProfile>,
+    /// Only the http route listening on LISTEN (a port, or ip:port, as in
+    /// its --route) fronts the worker (repeatable); the other http routes
+    /// are downstream calls. Default: every http route fronts the worker
+    #[arg(long = "front", value_name = "LISTEN", value_parser = parse_listen)]
+    fronts: Vec<std::net::SocketAddr>,
     /// Add a W3C traceparent header to invocation requests that have none,
     /// as they are forwarded (this changes the traffic; off by default), so
     /// that lambdas propagating it are attributed exactly
@@ -316,6 +321,7 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         None => (wrap && has_http_route).then_some(tracer::proxy::profiles::Profile::Auto),
     };
     config.forward_proxy = i.forward_proxy;
+    config.fronts = i.fronts;
     config.inject_traceparent = i.inject_traceparent;
     Ok(config)
 }

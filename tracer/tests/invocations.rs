@@ -258,3 +258,75 @@ fn bad_profiles_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--invocations"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// An HTTP upstream that answers every request `200 ok` and closes.
+fn ok_server() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let mut body = [0u8; 2];
+                let _ = s.read_exact(&mut body);
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            });
+        }
+    });
+    addr
+}
+
+/// With two http routes and `--front` naming one, only that route's
+/// requests are invocations; `--front` naming no http route, or without
+/// `--invocations`, is a clear error.
+#[test]
+fn front_chooses_which_http_routes_are_invocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = ok_server();
+    let (worker, other) = (free_port(), free_port());
+    let trace = dir.path().join("t.mp");
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_oltrace"))
+        .args(["proxy", "-o"])
+        .arg(&trace)
+        .args(["--route", &format!("http:{worker}={upstream}"), "--route", &format!("http:{other}={upstream}")])
+        .args(["--invocations", "openlambda", "--front", &worker.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(proxy.stderr.take().unwrap());
+    let mut listening = 0;
+    while listening < 2 {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the proxy exited early");
+        listening += line.contains("listening") as usize;
+    }
+    assert_eq!(invoke(SocketAddr::from(([127, 0, 0, 1], worker)), "/run/front", "r1", None), "ok");
+    assert_eq!(invoke(SocketAddr::from(([127, 0, 0, 1], other)), "/run/elsewhere", "r2", None), "ok");
+    unsafe { libc::kill(proxy.id() as i32, libc::SIGINT) };
+    assert!(proxy.wait().unwrap().success());
+    let records: Vec<Record> = Reader::open(&trace).unwrap().map(|r| r.unwrap()).collect();
+    let lambdas: Vec<&str> = records.iter().filter_map(|r| if let Body::Invocation(i) = &r.body { Some(i.lambda.as_str()) } else { None }).collect();
+    assert_eq!(lambdas, ["front"], "only the --front route's request is an invocation");
+    let exchanges = records.iter().filter(|r| matches!(r.body, Body::Exchange(_))).count();
+    assert_eq!(exchanges, 2, "both requests are recorded as exchanges");
+
+    for (args, expect) in [
+        (vec!["--invocations", "openlambda", "--front", "1"], "no http route listens there"),
+        (vec!["--front", &worker.to_string()], "--front needs --invocations"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_oltrace"))
+            .args(["proxy", "-o"])
+            .arg(dir.path().join("e.mp"))
+            .args(["--route", &format!("http:{worker}={upstream}")])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(expect), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!dir.path().join("e.mp").exists(), "no trace is created on a bad --front");
+    }
+}

@@ -28,9 +28,12 @@ pub struct ProxyConfig {
     pub source_name: String,
     /// `--forward-proxy`: where the HTTP forward proxy listens, if at all.
     pub forward_proxy: Option<SocketAddr>,
-    /// `--invocations`: every `http` route fronts a worker, and this
-    /// profile names its invocations.
+    /// `--invocations`: the `http` routes that front a worker (all of them,
+    /// or those `fronts` names), and this profile names their invocations.
     pub invocations: Option<Profile>,
+    /// `--front LISTEN`: the listen addresses of the `http` routes that
+    /// front a worker; empty means every `http` route.
+    pub fronts: Vec<SocketAddr>,
     /// `--inject-traceparent`: add `traceparent` to invocation requests
     /// that have none (needs `invocations`).
     pub inject_traceparent: bool,
@@ -43,11 +46,33 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
+    /// Whether `route` fronts a worker (when there are invocations at all).
+    fn fronts_worker(&self, route: &Route) -> bool {
+        route.protocol == wire::Protocol::Http && (self.fronts.is_empty() || self.fronts.contains(&route.listen))
+    }
+
     /// The profile of each route that fronts a worker, by route name.
     fn invocation_routes(&self) -> std::collections::HashMap<String, Arc<Profile>> {
         let Some(profile) = &self.invocations else { return Default::default() };
         let profile = Arc::new(profile.clone());
-        self.routes.iter().filter(|r| r.protocol == wire::Protocol::Http).map(|r| (r.name.clone(), profile.clone())).collect()
+        self.routes.iter().filter(|r| self.fronts_worker(r)).map(|r| (r.name.clone(), profile.clone())).collect()
+    }
+
+    /// `--front` needs `--invocations`, and each must name an `http` route.
+    fn check_fronts(&self) -> anyhow::Result<()> {
+        if self.fronts.is_empty() {
+            return Ok(());
+        }
+        anyhow::ensure!(self.invocations.is_some(), "--front needs --invocations PROFILE: it says which http routes' requests are invocations");
+        let http: Vec<&Route> = self.routes.iter().filter(|r| r.protocol == wire::Protocol::Http).collect();
+        for front in &self.fronts {
+            anyhow::ensure!(
+                http.iter().any(|r| r.listen == *front),
+                "--front {front}: no http route listens there (http routes: {})",
+                if http.is_empty() { "none".to_string() } else { http.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ") }
+            );
+        }
+        Ok(())
     }
 }
 
@@ -59,6 +84,8 @@ pub struct Recording {
 
 /// Creates the trace and starts the recorder. `meta` goes into the header.
 pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow::Result<Recording> {
+    // Before the trace is created: a bad --front must not leave a file.
+    config.check_fronts()?;
     let clock = Instant::now();
     let mut header = format::Header::new(&format!("oltrace {}", env!("CARGO_PKG_VERSION")), &config.source_name);
     let routes: Vec<String> = config.routes.iter().map(|r| format!("{}={}", r.name, r.upstream)).collect();
@@ -140,7 +167,7 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
         eprintln!("oltrace: {} listening on {} -> {}", route.name, addr, route.upstream);
         addrs.push(addr);
         let front = match &invocations {
-            Some(profile) if route.protocol == wire::Protocol::Http => Some(Front { profile: profile.clone(), inject: config.inject_traceparent }),
+            Some(profile) if config.fronts_worker(route) => Some(Front { profile: profile.clone(), inject: config.inject_traceparent }),
             _ => None,
         };
         let (route, tap, next_conn, stop) = (Arc::new(route.clone()), tap.clone(), next_conn.clone(), stop_rx.clone());
