@@ -20,7 +20,8 @@
 //! has a name anyone could open, and it disappears with the process, even
 //! one killed with SIGKILL. What the recorder has read is freed with
 //! `fallocate(PUNCH_HOLE)` as it goes, so the spool takes disk space only
-//! for the backlog. The backlog is bounded ([`MAX_BACKLOG`]): beyond it the
+//! for the backlog, and once the recorder has caught up with a file of
+//! 256 MiB or more the spooler starts it again from the beginning. The backlog is bounded ([`MAX_BACKLOG`]): beyond it the
 //! spooler waits, the forwarders' queue fills, and what does not fit is
 //! dropped and recorded as a gap, as without the spool.
 
@@ -44,14 +45,23 @@ const WRITE_BATCH: usize = 256 << 10;
 const READ_BATCH: usize = 1 << 20;
 /// Read bytes are freed in steps of this much.
 const PUNCH_STEP: u64 = 64 << 20;
+/// Once the file is this long and the recorder has read all of it, the
+/// spooler starts again at its beginning (so it does not grow for ever,
+/// even sparsely).
+const REWIND_AFTER: u64 = 256 << 20;
 
-/// What the spooler and the recorder share.
+/// What the spooler and the recorder share. Positions are logical: bytes
+/// spooled since the start; the file holds those from `rewound_at` on, at
+/// offset `position - rewound_at`.
 struct Shared {
     file: File,
     /// Bytes written (whole notes only).
     written: AtomicU64,
     /// Bytes the recorder has read and handled.
     read: AtomicU64,
+    /// Where the file last started again (see [`REWIND_AFTER`]).
+    rewound_at: AtomicU64,
+    rewind_after: u64,
     /// Set once the spooler has written its last note.
     done: AtomicBool,
     /// Set when the recorder stopped (a write error): the spooler stops too.
@@ -76,18 +86,25 @@ pub struct SpoolReader {
     buf: Bytes,
     /// Next unparsed byte of `buf`.
     pos: usize,
-    /// File offset of `buf[0]`.
+    /// Position of `buf[0]`.
     base: u64,
+    /// Space before this position has been freed.
     punched: u64,
 }
 
 /// Creates an unnamed spool file in `dir`.
 pub fn create(dir: &Path) -> std::io::Result<(SpoolWriter, SpoolReader)> {
+    create_rewinding_after(dir, REWIND_AFTER)
+}
+
+fn create_rewinding_after(dir: &Path, rewind_after: u64) -> std::io::Result<(SpoolWriter, SpoolReader)> {
     let file = tempfile::tempfile_in(dir)?;
     let shared = Arc::new(Shared {
         file,
         written: AtomicU64::new(0),
         read: AtomicU64::new(0),
+        rewound_at: AtomicU64::new(0),
+        rewind_after,
         done: AtomicBool::new(false),
         stopped: AtomicBool::new(false),
         peak_backlog: AtomicU64::new(0),
@@ -126,7 +143,16 @@ impl SpoolWriter {
         while self.backlog() > MAX_BACKLOG && !self.recorder_stopped() {
             std::thread::park_timeout(Duration::from_millis(10));
         }
-        self.shared.file.write_all_at(&self.buf, self.offset)?;
+        let mut rewound_at = self.shared.rewound_at.load(Ordering::Relaxed);
+        if self.backlog() == 0 && self.offset - rewound_at >= self.shared.rewind_after {
+            // The recorder has read everything (and freed it first, see
+            // `fill`), and reads nothing more until `written` moves past
+            // `offset`, which it does below, after this store.
+            rewound_at = self.offset;
+            self.shared.rewound_at.store(rewound_at, Ordering::Release);
+            self.shared.file.set_len(0)?;
+        }
+        self.shared.file.write_all_at(&self.buf, self.offset - rewound_at)?;
         self.offset += self.buf.len() as u64;
         self.buf.clear();
         self.shared.written.store(self.offset, Ordering::Release);
@@ -202,20 +228,25 @@ impl SpoolReader {
     /// and then) and reads the next batch of written notes, if any.
     fn fill(&mut self) -> std::io::Result<bool> {
         let end = self.base + self.buf.len() as u64;
+        // Free space before saying it was read: once `read` reaches
+        // `written`, the spooler may start the file again.
+        if end >= self.punched + PUNCH_STEP {
+            self.punch(end);
+        }
         self.shared.read.store(end, Ordering::Release);
         if let Some(t) = self.shared.spooler.get() {
             t.unpark();
         }
-        if end >= self.punched + PUNCH_STEP {
-            self.punch(end);
-        }
+        // `written` before `rewound_at`: bytes past `end` were written after
+        // any rewind that moved them, so this load sees that rewind.
         let written = self.shared.written.load(Ordering::Acquire);
         if written <= end {
             return Ok(false);
         }
+        let at = end - self.shared.rewound_at.load(Ordering::Acquire);
         let n = (written - end).min(READ_BATCH as u64) as usize;
         let mut batch = BytesMut::zeroed(n);
-        self.shared.file.read_exact_at(&mut batch, end)?;
+        self.shared.file.read_exact_at(&mut batch, at)?;
         // A batch cut at READ_BATCH may end inside a note: keep the whole
         // notes, the rest is read next time. (The spooler writes whole
         // notes, so a batch that ends at `written` is all whole.)
@@ -226,7 +257,7 @@ impl SpoolReader {
             // One note larger than a batch: read just it.
             let len = frame_len(&batch).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "spool: bad frame"))?;
             batch = BytesMut::zeroed(len);
-            self.shared.file.read_exact_at(&mut batch, end)?;
+            self.shared.file.read_exact_at(&mut batch, at)?;
         }
         self.buf = batch.freeze();
         self.base = end;
@@ -234,19 +265,22 @@ impl SpoolReader {
         Ok(true)
     }
 
-    /// Frees the disk space of what has been read (best effort: not every
-    /// file system can).
+    /// Frees the disk space of what has been read, up to `upto` (best
+    /// effort: not every file system can).
     fn punch(&mut self, upto: u64) {
-        let len = upto - self.punched;
-        // SAFETY: fallocate on a file descriptor we own, with plain integers.
-        let _ = unsafe {
-            libc::fallocate(
-                self.shared.file.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                self.punched as libc::off_t,
-                len as libc::off_t,
-            )
-        };
+        let rewound_at = self.shared.rewound_at.load(Ordering::Acquire);
+        let from = self.punched.max(rewound_at);
+        if upto > from {
+            // SAFETY: fallocate on a file descriptor we own, with plain integers.
+            let _ = unsafe {
+                libc::fallocate(
+                    self.shared.file.as_raw_fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    (from - rewound_at) as libc::off_t,
+                    (upto - from) as libc::off_t,
+                )
+            };
+        }
         self.punched = upto;
     }
 
@@ -537,8 +571,23 @@ mod tests {
     /// larger than a read batch and many small ones: all arrive, in order.
     #[test]
     fn spool_carries_every_note_in_order_across_threads() {
+        carry_notes(REWIND_AFTER);
+    }
+
+    /// The same with the file starting again whenever the recorder has read
+    /// 4 KiB or more and caught up: still every note, in order, and the
+    /// file stays short.
+    #[test]
+    fn spool_rewinds_without_losing_or_reordering_notes() {
+        let (spooled, file_len) = carry_notes(4096);
+        assert!(file_len < spooled / 4, "the file started again: {file_len} bytes long after {spooled} spooled");
+    }
+
+    /// Spools 20,000 notes from another thread and reads them back; returns
+    /// the bytes spooled and the file's final length.
+    fn carry_notes(rewind_after: u64) -> (u64, u64) {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, mut r) = create(dir.path()).unwrap();
+        let (mut w, mut r) = create_rewinding_after(dir.path(), rewind_after).unwrap();
         r.attach();
         let sizes: Vec<usize> = (0..20_000).map(|i| if i % 5000 == 1 { 3 << 20 } else { i % 300 }).collect();
         let expect = sizes.clone();
@@ -550,6 +599,14 @@ mod tests {
                 if i % 777 == 0 {
                     w.write_out().unwrap();
                 }
+                if i % 1000 == 999 {
+                    // Now and then let the reader catch up, so that the next
+                    // write may start the file again.
+                    w.write_out().unwrap();
+                    while w.backlog() > 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
             }
             w.finish().unwrap();
         });
@@ -559,7 +616,7 @@ mod tests {
                 Next::Note(Note::Data { conn, data, ts, .. }) => {
                     assert_eq!((conn, ts), (got as u64, got as u64), "in order");
                     assert_eq!(data.len(), expect[got]);
-                    assert!(data.iter().all(|&b| b == (got % 251) as u8));
+                    assert!(data.iter().all(|&b| b == (got % 251) as u8), "note {got} intact");
                     got += 1;
                 }
                 Next::Note(_) => panic!("only data was sent"),
@@ -572,5 +629,6 @@ mod tests {
         assert!(r.peak_backlog() > 0);
         // No file is left behind: the spool never had a name.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        (r.shared.written.load(Ordering::Relaxed), r.shared.file.metadata().unwrap().len())
     }
 }
