@@ -10,13 +10,15 @@
 //! group queries by.
 //!
 //! The recording proxy feeds each connection's bytes to a [`wire::Session`]
-//! and turns every event it gets into one record with [`event_to_record`]:
+//! and turns every event it gets into records with [`event_to_records`]:
 //!
 //! - a message becomes a [`format::Message`]: its exact bytes (capped as the
 //!   decoder capped them) and a [`format::Decoded`] summary;
 //! - an exchange becomes a [`format::Exchange`] with the protocol's
 //!   [`format::ExchangeSummary`] (attribution is left to the proxy);
-//! - a switch to opaque mode becomes a [`format::Fallback`].
+//! - a switch to opaque mode becomes a [`format::Fallback`];
+//! - a run of Redis messages ([`wire::Event::RedisRun`]) becomes the
+//!   records of the events it expands to.
 //!
 //! With `redact`, secrets are blanked in what is recorded (see
 //! [`crate::redact`]): PostgreSQL password/SASL/GSS messages, the values of
@@ -89,8 +91,8 @@ pub const MAX_ARGS: usize = 64;
 ///   connection.
 /// - Redis: the upper-case command name, the other arguments (capped as
 ///   above), and the first reply's summary.
-pub fn event_to_record(conn: u64, event: wire::Event, redact: bool) -> format::Record {
-    match event {
+pub fn event_to_records(conn: u64, event: wire::Event, redact: bool, out: &mut Vec<format::Record>) {
+    let record = match event {
         wire::Event::Message(m) => message_record(conn, m, redact),
         wire::Event::Exchange(e) => exchange_record(conn, *e, redact),
         wire::Event::Opaque { reason, dir, offset, ts } => format::Record {
@@ -98,7 +100,16 @@ pub fn event_to_record(conn: u64, event: wire::Event, redact: bool) -> format::R
             src: 0,
             body: format::Body::Fallback(format::Fallback { conn, dir: direction(dir), offset, reason }),
         },
-    }
+        wire::Event::RedisRun(run) => {
+            let mut events = Vec::with_capacity(run.len() * 2);
+            run.expand(&mut events);
+            for e in events {
+                event_to_records(conn, e, redact, out);
+            }
+            return;
+        }
+    };
+    out.push(record);
 }
 
 /// Direction, one to one.
@@ -336,7 +347,7 @@ fn oids(v: &[u32]) -> String {
     v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// The [`format::PgMessage`] summary of one message (see [`event_to_record`]).
+/// The [`format::PgMessage`] summary of one message (see [`event_to_records`]).
 pub fn pg_decoded(p: &PgMessage) -> format::PgMessage {
     use pg::Authentication as A;
     let mut d = format::PgMessage::default();

@@ -2,7 +2,7 @@
 //! `wire::Session`, every event converted to a record, and the records
 //! checked for what they say, for secrets, and for surviving a trace file.
 
-use convert::event_to_record;
+use convert::event_to_records;
 use format::{Body, Decoded, ExchangeSummary, Record};
 use wire::testing::{fixtures_in as fixtures, load_fixture as load, Chunk};
 use wire::{Direction, Event, Limits, Protocol, Session};
@@ -30,7 +30,23 @@ fn events_of(protocol: Protocol, chunks: &[Chunk]) -> Vec<Event> {
 }
 
 fn records(rel: &str, redact: bool) -> Vec<Record> {
-    events_of(protocol_of(rel), &load(rel)).into_iter().map(|e| event_to_record(7, e, redact)).collect()
+    to_records(7, events_of(protocol_of(rel), &load(rel)), redact)
+}
+
+fn to_records(conn: u64, events: Vec<Event>, redact: bool) -> Vec<Record> {
+    let mut out = Vec::new();
+    for e in events {
+        event_to_records(conn, e, redact, &mut out);
+    }
+    out
+}
+
+/// The one record an event of `Session::feed` (never a run) becomes.
+fn one_record(conn: u64, e: Event, redact: bool) -> Record {
+    let mut out = Vec::new();
+    event_to_records(conn, e, redact, &mut out);
+    assert_eq!(out.len(), 1);
+    out.pop().unwrap()
 }
 
 fn encoded(r: &Record) -> Vec<u8> {
@@ -373,7 +389,7 @@ fn http_authorization_is_blanked_in_place() {
     let resp = wire::http::encode_response(200, "OK", &[("Set-Cookie", "sid=xyz; HttpOnly")], Some(b"ok"));
     let chunks = vec![Chunk { dir: Direction::ToServer, ts: 10, data: req.clone() }, Chunk { dir: Direction::ToClient, ts: 20, data: resp.clone() }];
     let recs: Vec<Record> =
-        events_of(Protocol::Http, &chunks).into_iter().map(|e| event_to_record(1, e, true)).collect();
+        to_records(1, events_of(Protocol::Http, &chunks), true);
     let msgs: Vec<&format::Message> = messages(&recs).collect();
     assert_eq!(msgs.len(), 2);
     let expect = String::from_utf8(req.clone())
@@ -416,7 +432,7 @@ fn http_authorization_is_blanked_in_place() {
     );
     // Not redacted: bytes as sent.
     let plain: Vec<Record> =
-        events_of(Protocol::Http, &chunks).into_iter().map(|e| event_to_record(1, e, false)).collect();
+        to_records(1, events_of(Protocol::Http, &chunks), false);
     let Body::Message(m) = &plain[0].body else { panic!() };
     assert_eq!(m.data.bytes.as_bytes(), &req[..]);
     assert!(!m.redacted);
@@ -443,7 +459,7 @@ fn message_fields_follow_the_event() {
         let p = protocol_of(fx);
         let events = events_of(p, &load(fx));
         for e in events {
-            let r = event_to_record(42, e.clone(), false);
+            let r = one_record(42, e.clone(), false);
             assert_eq!(r.src, 0);
             match (e, &r.body) {
                 (Event::Message(m), Body::Message(fm)) => {

@@ -139,6 +139,7 @@ fn check_events(limits: Limits, chunks: &[Chunk], events: &[Event]) {
                 }
             }
             Event::Opaque { offset, dir, .. } => assert!(*offset <= fed[dir.index()]),
+            Event::RedisRun(_) => panic!("an HTTP session emitted a Redis run"),
         }
     }
     assert_eq!(next, fed, "every byte fed must be in exactly one message");

@@ -6,7 +6,7 @@
 //! The driver builds the recorded [`Side`] from the trace (an `exchange`
 //! record and the server's `message` records of that exchange) and the
 //! replayed one by decoding what the target answered with the same `wire`
-//! codecs and `convert::event_to_record` the recorder uses.
+//! codecs and `convert::event_to_records` the recorder uses.
 
 /// One side (recorded, or replayed) of an exchange.
 #[derive(Clone, Debug, PartialEq)]

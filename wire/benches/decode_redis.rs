@@ -4,7 +4,10 @@
 //! - `pipelined-P16`: what `redis-benchmark -t get,set -P 16` sends: batches
 //!   of 16 `SET key:000000000042 xxx` (`+OK` replies) and 16 `GET` (`$3`
 //!   replies), one feed per batch and direction. The target:
-//!   >= 500 MB/s.
+//!   >= 500 MB/s. Measured twice: `runs` through `Session::feed_runs`
+//!   (plain messages stay in `RedisRun`s: framed, arguments located,
+//!   replies paired), `per event` through `Session::feed` (every run
+//!   expanded into an event per message and per exchange).
 //! - `unpipelined`: the same commands, one feed per message.
 //! - `mixed-replies`: LRANGE (10-element arrays), HGETALL under RESP3 (maps),
 //!   INCR, errors, pipelined by 16.
@@ -21,11 +24,24 @@ use wire::{Direction, Limits, Protocol, Session};
 type Chunks = Vec<(Direction, Vec<u8>)>;
 
 fn run(chunks: &Chunks) -> usize {
+    run_with(chunks, Session::feed)
+}
+
+/// Through [`Session::feed_runs`]: plain commands and replies stay in
+/// runs (framed, argument spans found, each reply paired with its
+/// command) instead of becoming an event each.
+fn run_runs(chunks: &Chunks) -> usize {
+    run_with(chunks, Session::feed_runs)
+}
+
+type Feed = fn(&mut Session, Direction, &[u8], u64, &mut Vec<wire::Event>);
+
+fn run_with(chunks: &Chunks, feed: Feed) -> usize {
     let mut s = Session::new(Protocol::Redis, Limits::default());
     let mut out = Vec::with_capacity(256);
     let mut n = 0;
     for (i, (dir, data)) in chunks.iter().enumerate() {
-        s.feed(*dir, data, i as u64, &mut out);
+        feed(&mut s, *dir, data, i as u64, &mut out);
         n += out.len();
         out.clear();
     }
@@ -190,8 +206,9 @@ fn main() {
     {
         // Fixed work, for `perf stat` (cycles are steadier than wall time on
         // a loaded machine).
+        let runs = std::env::var_os("REDIS_BENCH_RUNS").is_some();
         for _ in 0..n {
-            black_box(run(black_box(&p16)));
+            black_box(if runs { run_runs(black_box(&p16)) } else { run(black_box(&p16)) });
         }
         println!("{} MB processed", n * total(&p16) / 1_000_000);
         return;
@@ -201,7 +218,10 @@ fn main() {
     let big = big_values();
     let fx = fixtures();
     println!("redis decoder, one core, bytes of both directions:");
-    common::throughput("redis pipelined-P16 (GET/SET)", total(&p16), || {
+    common::throughput("redis pipelined-P16 (GET/SET), runs", total(&p16), || {
+        black_box(run_runs(black_box(&p16)));
+    });
+    common::throughput("redis pipelined-P16 (GET/SET), per event", total(&p16), || {
         black_box(run(black_box(&p16)));
     });
     if std::env::var_os("REDIS_BENCH_P16_ONLY").is_some() {
@@ -209,6 +229,9 @@ fn main() {
     }
     common::throughput("redis unpipelined (GET/SET)", total(&one), || {
         black_box(run(black_box(&one)));
+    });
+    common::throughput("redis mixed-replies (RESP3, P16), runs", total(&mixed), || {
+        black_box(run_runs(black_box(&mixed)));
     });
     common::throughput("redis mixed-replies (RESP3, P16)", total(&mixed), || {
         black_box(run(black_box(&mixed)));

@@ -52,7 +52,9 @@ impl Session {
         if protocol == Protocol::Postgres {
             s.decoder = Box::new(crate::pg::PgDecoder::new_mid_stream(limits));
         }
-        if offsets != [0, 0] {
+        if protocol == Protocol::Redis {
+            s.decoder = Box::new(crate::redis::RedisDecoder::starting_at(limits, offsets));
+        } else if offsets != [0, 0] {
             let inner = std::mem::replace(&mut s.decoder, Box::new(OpaqueDecoder::new(limits)));
             s.decoder = Box::new(Shifted { inner, base: offsets });
         }
@@ -69,15 +71,35 @@ impl Session {
         self.opaque.is_some()
     }
 
-    /// Feeds bytes seen in `dir` at `ts`; events are appended to `out`.
+    /// Feeds bytes seen in `dir` at `ts`; events are appended to `out`, one
+    /// per message and one per exchange.
     pub fn feed(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) {
+        self.feed_with(dir, data, ts, out, false);
+    }
+
+    /// Like [`Session::feed`], but floods of small messages may come as
+    /// compact runs ([`Event::RedisRun`]) instead of one event per message
+    /// and per exchange, for callers that can use them as they are: a run
+    /// costs a few allocations where the events cost several per message.
+    /// Expanded ([`crate::redis::RedisRun::expand`]), the runs give exactly
+    /// the events [`Session::feed`] gives.
+    pub fn feed_runs(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) {
+        self.feed_with(dir, data, ts, out, true);
+    }
+
+    fn feed_with(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>, runs: bool) {
         let start = self.offsets[dir.index()];
         self.offsets[dir.index()] += data.len() as u64;
         if let Some(opaque) = &mut self.opaque {
             opaque.chunk(dir, data, ts, out);
             return;
         }
-        if let Err(fallback) = self.decoder.feed(dir, data, ts, out) {
+        let fed = if runs {
+            self.decoder.feed_runs(dir, data, ts, out)
+        } else {
+            self.decoder.feed(dir, data, ts, out)
+        };
+        if let Err(fallback) = fed {
             self.switch_to_opaque(fallback, start, ts, out);
         }
     }
@@ -127,7 +149,7 @@ impl Shifted {
             match e {
                 Event::Message(m) => m.offset += self.base[m.dir.index()],
                 Event::Opaque { dir, offset, .. } => *offset += self.base[dir.index()],
-                Event::Exchange(_) => {}
+                Event::Exchange(_) | Event::RedisRun(_) => {}
             }
         }
     }

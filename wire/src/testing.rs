@@ -81,6 +81,29 @@ pub fn decode(protocol: Protocol, limits: Limits, chunks: &[Chunk]) -> Vec<Event
     out
 }
 
+/// [`decode`] through [`Session::feed_runs`], with every run expanded in
+/// place: what a caller of `feed_runs` can rebuild, which must be exactly
+/// what [`decode`] gives.
+pub fn decode_runs_expanded(protocol: Protocol, limits: Limits, chunks: &[Chunk]) -> Vec<Event> {
+    let mut s = Session::new(protocol, limits);
+    let mut raw = Vec::new();
+    let mut last = 0;
+    for c in chunks {
+        s.feed_runs(c.dir, &c.data, c.ts, &mut raw);
+        last = c.ts;
+    }
+    s.eof(Direction::ToServer, last, &mut raw);
+    s.eof(Direction::ToClient, last, &mut raw);
+    let mut out = Vec::with_capacity(raw.len());
+    for e in raw {
+        match e {
+            Event::RedisRun(run) => run.expand(&mut out),
+            e => out.push(e),
+        }
+    }
+    out
+}
+
 /// Merges consecutive same-direction chunks, keeping the first one's
 /// timestamp.
 pub fn coalesce(chunks: &[Chunk]) -> Vec<Chunk> {
@@ -148,20 +171,33 @@ pub fn normalize(events: Vec<Event>) -> Normalized {
 }
 
 /// Panics unless decoding `chunks` coalesced, split at every `stride`-th
-/// byte offset, and one byte per feed give the same [`normalize`]d events.
-/// Returns the events of the coalesced conversation.
+/// byte offset, and one byte per feed give the same [`normalize`]d events,
+/// and (for protocols with a fast path) unless each of those gives exactly
+/// the events of [`decode_runs_expanded`]. Returns the events of the
+/// coalesced conversation.
 pub fn assert_split_invariant(protocol: Protocol, limits: Limits, chunks: &[Chunk], stride: usize) -> Vec<Event> {
+    let run = |chunks: &[Chunk], how: &str| {
+        let events = decode(protocol, limits, chunks);
+        if protocol == Protocol::Redis {
+            assert!(
+                events == decode_runs_expanded(protocol, limits, chunks),
+                "the fast path (runs, expanded) and the per-message path differ ({how})"
+            );
+        }
+        events
+    };
     let whole = coalesce(chunks);
-    let expected = decode(protocol, limits, &whole);
+    let expected = run(&whole, "coalesced");
+    run(chunks, "as given");
     let norm = normalize(expected.clone());
     let total: usize = whole.iter().map(|c| c.data.len()).sum();
     let mut at = 1;
     while at < total {
-        let got = normalize(decode(protocol, limits, &split_at(&whole, at)));
+        let got = normalize(run(&split_at(&whole, at), &format!("split at byte {at}")));
         assert_eq!(got, norm, "events differ when split at byte {at}");
         at += stride.max(1);
     }
-    assert_eq!(normalize(decode(protocol, limits, &bytewise(&whole))), norm, "events differ when fed byte by byte");
+    assert_eq!(normalize(run(&bytewise(&whole), "byte by byte")), norm, "events differ when fed byte by byte");
     expected
 }
 

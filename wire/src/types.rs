@@ -287,6 +287,11 @@ pub enum Event {
     /// The connection switched to opaque mode: from here on only
     /// [`MessageKind::Opaque`] chunks follow.
     Opaque { reason: String, dir: Direction, offset: u64, ts: u64 },
+    /// Several Redis messages of one read, and the exchanges they complete,
+    /// in one event: only [`crate::Session::feed_runs`] emits these
+    /// ([`crate::Session::feed`] expands them). See
+    /// [`crate::redis::RedisRun`].
+    RedisRun(std::sync::Arc<crate::redis::RedisRun>),
 }
 
 /// A decoder's way of saying "from here on, treat this connection as opaque".
@@ -318,6 +323,14 @@ pub trait Decoder: Send {
     /// bytes of this call that were not consumed before the error must be
     /// included in [`Fallback::pending`].
     fn feed(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) -> Result<(), Fallback>;
+
+    /// Like [`Decoder::feed`], but a decoder with a fast path for floods of
+    /// small messages may emit them in compact runs
+    /// ([`Event::RedisRun`]) which, expanded, are exactly the events `feed`
+    /// emits. By default the same as `feed`.
+    fn feed_runs(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) -> Result<(), Fallback> {
+        self.feed(dir, data, ts, out)
+    }
 
     /// The stream in `dir` ended (FIN) at `ts`. Lets read-until-close HTTP
     /// bodies complete and incomplete exchanges be reported as

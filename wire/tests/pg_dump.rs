@@ -20,6 +20,7 @@ pub fn line(e: &Event) -> String {
         }
         Event::Exchange(x) => format!("EXCHANGE {:?} req={} resp={} {:?}", x.status, x.request_bytes, x.response_bytes, x.detail).chars().take(900).collect(),
         Event::Opaque { reason, dir, offset, .. } => format!("OPAQUE {dir:?} @{offset} {reason}"),
+        Event::RedisRun(r) => format!("REDIS RUN {:?} @{} n={}", r.dir, r.offset, r.len()),
     }
 }
 

@@ -132,6 +132,7 @@ fn lines(events: &[Event]) -> Vec<String> {
                 out.push(l);
             }
             Event::Opaque { reason, .. } => out.push(format!("FALLBACK {reason}")),
+            Event::RedisRun(_) => panic!("Session::feed emitted a run"),
         }
     }
     out
@@ -788,4 +789,43 @@ fn small_max_frame_falls_back() {
         "{reason}"
     );
     assert_eq!(*offset, 0);
+}
+
+/// The fast path does run: `redis-benchmark -P 16` traffic comes out of
+/// `feed_runs` as runs of 16 commands and of 16 replies with their
+/// exchanges, and those runs expand to exactly what `feed` emits.
+#[test]
+fn pipelines_take_the_fast_path() {
+    use wire::{Direction, Session};
+    let chunks = load("redis/bench-p16-2.fx");
+    let mut s = Session::new(Protocol::Redis, Limits::default());
+    let mut runs = Vec::new();
+    for c in &chunks {
+        s.feed_runs(c.dir, &c.data, c.ts, &mut runs);
+    }
+    let last = chunks.last().unwrap().ts;
+    s.eof(Direction::ToServer, last, &mut runs);
+    s.eof(Direction::ToClient, last, &mut runs);
+    let sizes: Vec<(Direction, usize)> = runs
+        .iter()
+        .filter_map(|e| match e {
+            Event::RedisRun(r) => Some((r.dir, r.len())),
+            _ => None,
+        })
+        .collect();
+    let commands: usize = sizes.iter().filter(|(d, _)| *d == Direction::ToServer).map(|(_, n)| n).sum();
+    let replies: usize = sizes.iter().filter(|(d, _)| *d == Direction::ToClient).map(|(_, n)| n).sum();
+    let plain = decode(Protocol::Redis, Limits::default(), &chunks);
+    let exchanges = plain.iter().filter(|e| matches!(e, Event::Exchange(_))).count();
+    assert_eq!(exchanges, 208);
+    assert_eq!((commands, replies), (208, 208));
+    assert!(sizes.iter().filter(|(_, n)| *n == 16).count() * 2 >= sizes.len(), "{sizes:?}");
+    let mut expanded = Vec::new();
+    for e in runs {
+        match e {
+            Event::RedisRun(r) => r.expand(&mut expanded),
+            e => expanded.push(e),
+        }
+    }
+    assert!(expanded == plain);
 }

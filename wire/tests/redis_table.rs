@@ -346,6 +346,7 @@ fn session_switches_to_opaque() {
             Event::Message(m) => format!("{:?}:{}:{}", m.dir, m.offset, m.raw.len),
             Event::Exchange(_) => "X".into(),
             Event::Opaque { reason, offset, .. } => format!("opaque@{offset}:{reason}"),
+            Event::RedisRun(_) => "run".into(),
         })
         .collect();
     assert_eq!(

@@ -7,7 +7,7 @@
 //! once the responses the recorded client had waited for have come back.
 //! Everything sent and received goes through a [`wire::Session`], and each
 //! exchange it completes is turned into a replayed [`Side`] with
-//! `convert::event_to_record`, exactly as the recorder built the recorded
+//! `convert::event_to_records`, exactly as the recorder built the recorded
 //! one, then paired with the recorded exchange in order.
 //!
 //! One task owns the socket: it writes without blocking (what the socket
@@ -168,8 +168,11 @@ impl Sides {
     }
 
     pub fn absorb(&mut self, events: &mut Vec<wire::Event>) {
+        let mut records = Vec::new();
         for ev in events.drain(..) {
-            let rec = convert::event_to_record(self.conn, ev, false);
+            convert::event_to_records(self.conn, ev, false, &mut records);
+        }
+        for rec in records {
             match rec.body {
                 format::Body::Message(m) if m.dir == format::Direction::ToClient => {
                     let kind = match &m.decoded {

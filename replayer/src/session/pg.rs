@@ -70,6 +70,8 @@ pub async fn startup(conn: &mut Conn, recorded: &StartupParams, target: &Target,
                 wire::Event::Exchange(_) => return Ok(()),
                 wire::Event::Opaque { reason, .. } => return Err(format!("postgres startup: undecodable answer ({reason})")),
                 wire::Event::Message(m) => m,
+                // Redis only.
+                wire::Event::RedisRun(_) => continue,
             };
             let wire::MessageKind::Pg(p) = msg.kind else { continue };
             let mut reply = BytesMut::new();

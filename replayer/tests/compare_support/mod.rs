@@ -1,6 +1,6 @@
 //! Sides built from real captured conversations (`wire/fixtures`, format in
 //! `wire/fixtures/capture.py`) through `wire::Session` and
-//! `convert::event_to_record`, the way the recorder and the replayer build
+//! `convert::event_to_records`, the way the recorder and the replayer build
 //! them; and helpers to alter the server's bytes before decoding, so the
 //! "replayed" side is a real decode of a changed response.
 
@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use format::{Body, Direction as FDir, ExchangeSummary, Record};
+use format::{Body, Direction as FDir, ExchangeSummary};
 use replayer::model::{Replayed, Side};
 use wire::{Direction, Limits, Protocol, Session};
 
@@ -72,8 +72,11 @@ pub fn sides(protocol: Protocol, chunks: &Chunks) -> Vec<Side> {
     s.eof(Direction::ToClient, last + 1, &mut events);
     let mut out = Vec::new();
     let mut pending = Vec::new();
+    let mut records = Vec::new();
     for e in events {
-        let r: Record = convert::event_to_record(1, e, false);
+        convert::event_to_records(1, e, false, &mut records);
+    }
+    for r in records {
         match r.body {
             Body::Message(m) if m.dir == FDir::ToClient => pending.push(m),
             Body::Exchange(x) => out.push(Side {

@@ -15,7 +15,7 @@ use super::attribution::{sqlcommenter_trace_id, traceparent_trace_id, Attributor
 use super::profiles::Profile;
 use super::spool::{self, Next, SpoolReader, SpoolWriter};
 use super::tap::{self, Inbox, Note, Tap};
-use convert::{direction, event_to_record};
+use convert::{direction, event_to_records};
 use format::{AttributionMethod, Body, ConnClose, ConnOpen, Gap, Invocation, Record, Writer};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -84,6 +84,7 @@ pub fn start(
             conns: HashMap::default(),
             summary: Summary::default(),
             events: Vec::new(),
+            records: Vec::new(),
             last_ts: 0,
             attributor: Attributor::new(),
         };
@@ -173,6 +174,8 @@ struct Recorder<'w> {
     conns: HashMap<u64, Conn, ConnIds>,
     summary: Summary,
     events: Vec<Event>,
+    /// Records of one event, reused.
+    records: Vec<Record>,
     /// The latest time any note carried.
     last_ts: u64,
     attributor: Attributor,
@@ -355,6 +358,14 @@ impl Recorder<'_> {
                     attribution = self.on_exchange(conn, x);
                 }
                 Event::Opaque { .. } => self.summary.fallbacks += 1,
+                Event::RedisRun(run) => {
+                    // Not emitted by `Session::feed`; handled the same way
+                    // in case a caller feeds runs.
+                    let mut expanded = Vec::with_capacity(run.len() * 2);
+                    run.expand(&mut expanded);
+                    self.write_events(conn, protocol, &mut expanded)?;
+                    continue;
+                }
                 Event::Message(m) => {
                     if let MessageKind::Http(HttpMessage::Request(req)) = &m.kind {
                         if let Some(invocation) = self.on_request(conn, m, req) {
@@ -364,11 +375,19 @@ impl Recorder<'_> {
                     }
                 }
             }
-            let mut record = event_to_record(conn, event, self.opts.redact);
-            if let Body::Exchange(x) = &mut record.body {
-                x.attribution = attribution;
+            let mut records = std::mem::take(&mut self.records);
+            event_to_records(conn, event, self.opts.redact, &mut records);
+            let mut result = Ok(());
+            for mut record in records.drain(..) {
+                if let Body::Exchange(x) = &mut record.body {
+                    x.attribution = attribution.clone();
+                }
+                if result.is_ok() {
+                    result = self.write(record);
+                }
             }
-            self.write(record)?;
+            self.records = records;
+            result?;
         }
         Ok(())
     }

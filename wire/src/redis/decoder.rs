@@ -3,9 +3,14 @@
 use super::message::{RedisArgs, RedisCommand, RedisMessage, RespFrame};
 use super::pairing::{FrameRef, Pairing, Route};
 use super::parse::{parse_value, split_inline, split_words};
+use super::pairing::{may_be_special, MAX_PENDING};
+use super::parse::{peek_pubsub, PubSub};
+use super::run::{RedisRun, RunBuilder};
 use super::scan::{Scan, Scanner};
 use crate::types::*;
 use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Decodes one Redis connection: commands from the client, replies and
 /// pushes from the server, and pairs them into exchanges.
@@ -35,6 +40,18 @@ pub struct RedisDecoder {
     limits: Limits,
     sides: [Side; 2],
     pairing: Pairing,
+    /// Fast path ([`Decoder::feed_runs`]): runs of commands awaiting
+    /// replies, oldest first. Only ever non-empty while `pairing` has
+    /// nothing pending: before anything takes the per-message path, these
+    /// commands are handed to `pairing` ([`RedisDecoder::hand_over`]).
+    waiting: VecDeque<Arc<RedisRun>>,
+    /// Commands of `waiting[0]` already answered.
+    answered: usize,
+    /// Commands awaiting replies in `waiting`, in all.
+    waiting_count: usize,
+    /// Length of the last run per direction: the capacity the next run's
+    /// index starts with (pipelines keep their depth).
+    run_hint: [usize; 2],
 }
 
 /// One direction's buffer and framing state.
@@ -80,10 +97,26 @@ impl RedisDecoder {
             limits,
             sides: [side(true), side(false)],
             pairing: Pairing::new(),
+            waiting: VecDeque::new(),
+            answered: 0,
+            waiting_count: 0,
+            run_hint: [0; 2],
         }
     }
 
+    /// A decoder whose stream offsets start at `offsets` (index by
+    /// [`Direction::index`]): for a connection joined mid-stream.
+    pub fn starting_at(limits: Limits, offsets: [u64; 2]) -> RedisDecoder {
+        let mut d = RedisDecoder::new(limits);
+        d.sides[0].offset = offsets[0];
+        d.sides[1].offset = offsets[1];
+        d
+    }
+
     fn fallback(&mut self, dir: Direction, reason: String) -> Fallback {
+        self.waiting.clear();
+        self.waiting_count = 0;
+        self.answered = 0;
         let pending = [self.sides[0].take_all(), self.sides[1].take_all()];
         Fallback {
             reason,
@@ -184,7 +217,168 @@ impl RedisDecoder {
     }
 }
 
+/// The fast path.
+impl RedisDecoder {
+    /// The command just framed (`len` bytes at `run.pos` in the client
+    /// buffer) joins the run if it is plain: a RESP array of at least one
+    /// argument, whole under the request cap, whose name cannot change how
+    /// replies pair, on a connection in the plain state.
+    fn run_command(&mut self, run: &mut RunBuilder, len: usize, ts: u64) -> bool {
+        let side = &mut self.sides[0];
+        let cmd = side.scan.command();
+        let plain = !cmd.inline
+            && cmd.argc >= 1
+            && cmd.spans.len() as u64 == cmd.argc
+            && len <= self.limits.request_cap
+            && self.waiting_count < MAX_PENDING
+            && self.pairing.is_plain();
+        if !plain {
+            return false;
+        }
+        let base = run.pos as u32;
+        let &(s, e) = &cmd.spans[0];
+        let name = side.buf.get(run.pos + s as usize..run.pos + e as usize).unwrap_or_default();
+        if may_be_special(name) {
+            return false;
+        }
+        if run.is_empty() {
+            run.reserve(self.run_hint[0], cmd.spans.len());
+        }
+        run.spans.extend(cmd.spans.iter().map(|&(s, e)| (s + base, e + base)));
+        run.arg_ends.push(run.spans.len() as u32);
+        side.scan.take_command();
+        Self::join(side, run, len, ts);
+        true
+    }
+
+    /// The reply just framed joins the run if it is plain: it answers the
+    /// oldest waiting command of the fast path, fits the response cap, and
+    /// is no push (`>`) nor an array shaped like a pub/sub frame.
+    fn run_reply(&mut self, run: &mut RunBuilder, len: usize, ts: u64) -> bool {
+        if self.waiting_count == 0 || len > self.limits.response_cap || !self.pairing.is_plain() {
+            return false;
+        }
+        let side = &mut self.sides[1];
+        let raw = side.buf.get(run.pos..run.pos + len).unwrap_or_default();
+        match raw.first() {
+            Some(b'>') | None => return false,
+            Some(b'*') if peek_pubsub(raw) != PubSub::Other => return false,
+            _ => {}
+        }
+        let Some(front) = self.waiting.front() else { return false };
+        if run.answers.is_empty() {
+            run.first_cmd = self.answered as u32;
+            run.reserve(self.run_hint[1], 0);
+        }
+        if !run.answers.last().is_some_and(|last| Arc::ptr_eq(last, front)) {
+            run.answers.push(front.clone());
+        }
+        self.answered += 1;
+        self.waiting_count -= 1;
+        if self.answered == front.len() {
+            self.waiting.pop_front();
+            self.answered = 0;
+        }
+        Self::join(side, run, len, ts);
+        true
+    }
+
+    fn join(side: &mut Side, run: &mut RunBuilder, len: usize, ts: u64) {
+        let (first_ts, offset) = side.advance(len, ts);
+        if run.is_empty() {
+            run.first_ts = first_ts;
+            run.offset = offset;
+        }
+        run.pos += len;
+        run.ends.push(run.pos as u32);
+    }
+
+    /// Emits the run gathered so far, if any: its bytes are split off the
+    /// front of the buffer.
+    fn emit_run(&mut self, dir: Direction, run: &mut RunBuilder, ts: u64, out: &mut Vec<Event>) {
+        if run.is_empty() {
+            return;
+        }
+        self.run_hint[dir.index()] = run.ends.len();
+        let data = self.sides[dir.index()].buf.split_to(run.pos).freeze();
+        let done = Arc::new(run.finish(dir, data, ts));
+        if dir == Direction::ToServer {
+            self.waiting_count += done.len();
+            self.waiting.push_back(done.clone());
+        }
+        out.push(Event::RedisRun(done));
+    }
+
+    /// Hands the fast path's waiting commands to the per-message pairing,
+    /// in order, before anything takes that path.
+    fn hand_over(&mut self, out: &mut Vec<Event>) -> Result<(), String> {
+        let mut skip = std::mem::take(&mut self.answered);
+        self.waiting_count = 0;
+        while let Some(run) = self.waiting.pop_front() {
+            for j in skip..run.len() {
+                let (s, e) = run.bounds(j);
+                let raw = run.data.slice(s..e);
+                let args = run.args(j, &raw);
+                self.pairing.on_command(args, false, run.first_ts_of(j), run.last_ts, (e - s) as u64, out)?;
+            }
+            skip = 0;
+        }
+        Ok(())
+    }
+}
+
 impl Decoder for RedisDecoder {
+    /// Like `feed`, with plain commands and replies gathered into
+    /// [`Event::RedisRun`]s (see [`RedisRun`]); the rest is decoded exactly
+    /// as `feed` does.
+    fn feed_runs(&mut self, dir: Direction, data: &[u8], ts: u64, out: &mut Vec<Event>) -> Result<(), Fallback> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let d = dir.index();
+        let side = &mut self.sides[d];
+        if side.buf.is_empty() {
+            side.head_ts = ts;
+        }
+        side.buf.extend_from_slice(data);
+        let mut run = RunBuilder::default();
+        loop {
+            let side = &mut self.sides[d];
+            let Some(rest) = side.buf.get(run.pos..).filter(|r| !r.is_empty()) else { break };
+            match side.scan.scan(rest, self.limits.max_frame) {
+                Scan::Incomplete => break,
+                Scan::Invalid => {
+                    let reason = std::mem::take(&mut side.scan.error);
+                    self.emit_run(dir, &mut run, ts, out);
+                    return Err(self.fallback(dir, reason));
+                }
+                Scan::Complete(len) => {
+                    let joined = match dir {
+                        Direction::ToServer => self.run_command(&mut run, len, ts),
+                        Direction::ToClient => self.run_reply(&mut run, len, ts),
+                    };
+                    if joined {
+                        continue;
+                    }
+                    self.emit_run(dir, &mut run, ts, out);
+                    let r = self.hand_over(out).and_then(|()| match dir {
+                        Direction::ToServer => self.command(len, ts, out),
+                        Direction::ToClient => {
+                            self.reply(len, ts, out);
+                            Ok(())
+                        }
+                    });
+                    if let Err(reason) = r {
+                        return Err(self.fallback(dir, reason));
+                    }
+                }
+            }
+        }
+        self.emit_run(dir, &mut run, ts, out);
+        Ok(())
+    }
+
+
     fn feed(
         &mut self,
         dir: Direction,
@@ -229,6 +423,10 @@ impl Decoder for RedisDecoder {
     /// server's side ends, every command still awaiting a reply is emitted
     /// as [`ExchangeStatus::Unanswered`].
     fn eof(&mut self, dir: Direction, ts: u64, out: &mut Vec<Event>) {
+        if dir == Direction::ToClient {
+            // Cannot fail: the fast path holds fewer than MAX_PENDING.
+            let _ = self.hand_over(out);
+        }
         let side = &mut self.sides[dir.index()];
         if !side.buf.is_empty() {
             let raw = side.take_all();

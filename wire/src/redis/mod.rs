@@ -27,6 +27,9 @@
 //!   [`RespFrame`].
 //! - `exchange.rs`: [`RedisExchange`] and [`ReplySummary`].
 //! - `pairing.rs`: the command/reply pairing state machine.
+//! - `run.rs`: [`RedisRun`], what the decoder's fast path emits for the
+//!   plain commands and replies of one read, and its expansion into
+//!   per-message events.
 //! - `encode.rs`: [`encode_command`] (for the replayer), [`encode_inline`],
 //!   [`encode_value`].
 //!
@@ -59,6 +62,7 @@ mod exchange;
 mod message;
 mod pairing;
 mod parse;
+mod run;
 mod scan;
 mod value;
 
@@ -70,5 +74,6 @@ pub use exchange::{RedisExchange, ReplySummary};
 pub use message::{RedisArgs, RedisCommand, RedisMessage, RespFrame};
 pub use pairing::MAX_PENDING;
 pub use parse::inline_raw_spans;
+pub use run::RedisRun;
 pub use scan::MAX_DEPTH;
 pub use value::{RespKind, RespValue};

@@ -21,9 +21,10 @@
 //! - **`HELLO`**: a map reply means the connection now speaks RESP3 (which
 //!   changes how pub/sub messages look); `RESET` goes back to RESP2.
 
-use super::exchange::{RedisExchange, ReplySummary};
+use super::exchange::RedisExchange;
+use super::run::reply_summary;
 use super::message::RedisArgs;
-use super::parse::{peek_pubsub, summary_len, top_kind, PubSub, SubKind};
+use super::parse::{peek_pubsub, PubSub, SubKind};
 use super::value::RespValue;
 use crate::types::*;
 use bytes::Bytes;
@@ -144,7 +145,7 @@ pub(crate) struct Pairing {
 /// static [`Bytes`] costs nothing to clone and drop, a slice of the message
 /// two atomic operations on its reference count), else zero-copy when it
 /// already is upper case.
-fn upper(args: &RedisArgs) -> Bytes {
+pub(crate) fn upper(args: &RedisArgs) -> Bytes {
     let Some(n) = args.get(0) else { return Bytes::new() };
     if n.len() <= 8 {
         let mut buf = [0u8; 8];
@@ -171,7 +172,22 @@ fn upper(args: &RedisArgs) -> Bytes {
     }
 }
 
+/// True when `name` (any case) is a command that [`classify`] may find
+/// special: only these can change how replies pair. The decoder's fast
+/// path takes every other command without building its exchange first.
+pub(crate) fn may_be_special(name: &[u8]) -> bool {
+    const NAMES: &[&[u8]] = &[
+        b"HELLO", b"RESET", b"MONITOR", b"MULTI", b"EXEC", b"DISCARD", b"SUBSCRIBE", b"PSUBSCRIBE",
+        b"SSUBSCRIBE", b"UNSUBSCRIBE", b"PUNSUBSCRIBE", b"SUNSUBSCRIBE", b"CLIENT",
+    ];
+    // Most names are 3 or 4 letters (GET, SET, HGET, INCR): none of these.
+    (4..=12).contains(&name.len()) && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
 fn classify(name: &[u8], args: &RedisArgs) -> Special {
+    if !may_be_special(name) {
+        return Special::Other;
+    }
     match name {
         b"HELLO" => Special::Hello,
         b"RESET" => Special::Reset,
@@ -378,6 +394,19 @@ impl Pairing {
         }
     }
 
+    /// True when commands and replies pair one to one with no bookkeeping
+    /// beyond their order: nothing is pending here, replies are on, and
+    /// the connection is not subscribed, monitoring or in a transaction.
+    /// The decoder's fast path runs only then.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.pending.is_empty()
+            && self.mode == ReplyMode::On
+            && !self.in_multi
+            && !self.monitor
+            && !self.server_closed
+            && !self.subscribed()
+    }
+
     fn subscribed(&self) -> bool {
         self.channels + self.patterns + self.shard > 0
     }
@@ -514,13 +543,7 @@ fn attach(p: &mut Pending, f: &FrameRef<'_>) {
     let Some(r) = p.redis() else { return };
     r.replies = r.replies.saturating_add(1);
     if r.replies == 1 {
-        let v = f.value.unattributed();
-        r.reply = Some(ReplySummary {
-            kind: top_kind(f.value),
-            len: summary_len(f.raw, f.value),
-            integer: v.as_int(),
-            error: v.error_text().cloned(),
-        });
+        r.reply = Some(reply_summary(f.raw, f.value));
         r.value = Some(f.value.clone());
         r.value_truncated = f.truncated;
     }

@@ -118,6 +118,32 @@ pub(crate) fn read_int_line(buf: &[u8], at: usize) -> Result<Option<(i64, usize)
     }
 }
 
+/// The common case of [`read_int_line`], fast: one to three digits and
+/// `\r\n`, all present. `None` for anything else (longer, negative, cut
+/// short, malformed), which the caller hands to `read_int_line`.
+#[inline]
+fn read_len_line(buf: &[u8], at: usize) -> Option<(i64, usize)> {
+    let b = buf.get(at..at + 5).or_else(|| buf.get(at..))?;
+    let digit = |i: usize| b.get(i).filter(|c| c.is_ascii_digit()).map(|c| i64::from(c - b'0'));
+    let mut v = digit(0)?;
+    for i in 1..4 {
+        match b.get(i..i + 2) {
+            Some(b"\r\n") => return Some((v, at + i + 2)),
+            _ => v = v * 10 + digit(i)?,
+        }
+    }
+    None
+}
+
+/// [`read_int_line`], trying [`read_len_line`] first.
+#[inline]
+fn int_line(buf: &[u8], at: usize) -> Result<Option<(i64, usize)>, &'static str> {
+    match read_len_line(buf, at) {
+        Some(x) => Ok(Some(x)),
+        None => read_int_line(buf, at),
+    }
+}
+
 /// Finds the `\r\n` ending the line that starts at or before `from`.
 /// `Ok(Some(i))`: `buf[i..i+2] == "\r\n"`. `Ok(None)`: not yet; resume the
 /// search from the returned hint next time.
@@ -160,6 +186,11 @@ impl Scanner {
     #[cfg(test)]
     pub(crate) fn in_progress(&self) -> bool {
         self.pos != 0 || self.cstate != ClientState::Start
+    }
+
+    /// What the last complete client message held, left in place.
+    pub(crate) fn command(&self) -> &CommandScan {
+        &self.cmd
     }
 
     /// Takes what the last complete client message held (call after
@@ -215,7 +246,7 @@ impl Scanner {
                         self.cstate = ClientState::Inline;
                         continue;
                     }
-                    let (n, next) = match read_int_line(buf, 1) {
+                    let (n, next) = match int_line(buf, 1) {
                         Ok(Some(x)) => x,
                         Ok(None) => return Scan::Incomplete,
                         Err(e) => {
@@ -258,7 +289,7 @@ impl Scanner {
                                 ))
                             }
                         }
-                        let (len, start) = match read_int_line(buf, at + 1) {
+                        let (len, start) = match int_line(buf, at + 1) {
                             Ok(Some(x)) => x,
                             Ok(None) => return Scan::Incomplete,
                             Err(e) => return self.fail(format!("redis: invalid bulk length: {e}")),
@@ -312,7 +343,7 @@ impl Scanner {
                         }
                     }
                 }
-                b':' => match read_int_line(buf, at + 1) {
+                b':' => match int_line(buf, at + 1) {
                     Ok(Some((_, next))) => next,
                     Ok(None) => return Scan::Incomplete,
                     Err(e) => return self.fail(format!("redis: invalid integer: {e}")),
@@ -335,7 +366,7 @@ impl Scanner {
                     }
                 },
                 b'$' | b'!' | b'=' => {
-                    let (len, start) = match read_int_line(buf, at + 1) {
+                    let (len, start) = match int_line(buf, at + 1) {
                         Ok(Some(x)) => x,
                         Ok(None) => return Scan::Incomplete,
                         Err(e) => return self.fail(format!("redis: invalid bulk length: {e}")),
@@ -357,7 +388,7 @@ impl Scanner {
                     }
                 }
                 b'*' | b'~' | b'>' | b'%' | b'|' => {
-                    let (n, next) = match read_int_line(buf, at + 1) {
+                    let (n, next) = match int_line(buf, at + 1) {
                         Ok(Some(x)) => x,
                         Ok(None) => return Scan::Incomplete,
                         Err(e) => {
@@ -478,6 +509,23 @@ mod tests {
         }
         assert_eq!(s.scan(msg, 1 << 20), Scan::Complete(msg.len()));
         assert!(!s.in_progress());
+    }
+
+    #[test]
+    fn fast_length_lines_agree_with_the_general_reader() {
+        let cases: &[&[u8]] = &[
+            b"0\r\n", b"7\r\n", b"42\r\n", b"999\r\n", b"1000\r\n", b"-1\r\n", b"12", b"12\r", b"1\rx",
+            b"\r\n", b"x\r\n", b"1x\r\n", b"007\r\n", b"", b"5\n",
+        ];
+        for c in cases {
+            let fast = read_len_line(c, 0);
+            let general = read_int_line(c, 0);
+            if let Some(x) = fast {
+                assert_eq!(general, Ok(Some(x)), "{c:?}");
+            }
+            assert_eq!(int_line(c, 0), general, "{c:?}");
+        }
+        assert_eq!(read_len_line(b"$16\r\nkey", 1), Some((16, 5)));
     }
 
     #[test]

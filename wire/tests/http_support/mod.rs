@@ -76,6 +76,7 @@ pub fn summary(events: &[Event]) -> Vec<String> {
                 other => format!("{other:?}"),
             },
             Event::Opaque { reason, dir, .. } => format!("opaque-switch {dir:?}: {reason}"),
+            Event::RedisRun(r) => format!("{r:?}"),
         })
         .collect()
 }
