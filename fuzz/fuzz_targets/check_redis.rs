@@ -5,6 +5,8 @@
 //! - every byte fed is in exactly one message (decoded or opaque), and each
 //!   direction's message offsets are contiguous;
 //! - kept prefixes respect the caps;
+//! - the fast path (`Session::feed_runs`, its runs expanded) gives exactly
+//!   the events of `Session::feed`;
 //! - feeding the conversation coalesced or split at a fuzzer-chosen offset
 //!   gives the same events (up to a fallback, whose opaque chunking depends
 //!   on the reads by design).
@@ -101,6 +103,23 @@ fn run(limits: Limits, chunks: &[Chunk]) -> Vec<Event> {
     }
     s.eof(Direction::ToServer, 1000, &mut out);
     s.eof(Direction::ToClient, 1000, &mut out);
+    // The fast path (`feed_runs`), its runs expanded, gives exactly the
+    // same events.
+    let mut s = Session::new(Protocol::Redis, limits);
+    let mut runs = Vec::new();
+    for c in chunks {
+        s.feed_runs(c.dir, &c.data, c.ts, &mut runs);
+    }
+    s.eof(Direction::ToServer, 1000, &mut runs);
+    s.eof(Direction::ToClient, 1000, &mut runs);
+    let mut expanded = Vec::new();
+    for e in runs {
+        match e {
+            Event::RedisRun(r) => r.expand(&mut expanded),
+            e => expanded.push(e),
+        }
+    }
+    assert!(expanded == out, "feed_runs, expanded, differs from feed");
     // Accounting.
     let mut next = [0u64; 2];
     for e in &out {

@@ -4,10 +4,10 @@
 //! - `pipelined-P16`: what `redis-benchmark -t get,set -P 16` sends: batches
 //!   of 16 `SET key:000000000042 xxx` (`+OK` replies) and 16 `GET` (`$3`
 //!   replies), one feed per batch and direction. The target:
-//!   >= 500 MB/s. Measured twice: `runs` through `Session::feed_runs`
+//!   at least 500 MB/s. Measured twice: `runs` through `Session::feed_runs`
 //!   (plain messages stay in `RedisRun`s: framed, arguments located,
-//!   replies paired), `per event` through `Session::feed` (every run
-//!   expanded into an event per message and per exchange).
+//!   replies paired), `per event` through `Session::feed` (an event per
+//!   message and per exchange).
 //! - `unpipelined`: the same commands, one feed per message.
 //! - `mixed-replies`: LRANGE (10-element arrays), HGETALL under RESP3 (maps),
 //!   INCR, errors, pipelined by 16.

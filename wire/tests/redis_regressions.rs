@@ -18,6 +18,20 @@ fn fuzz_artifacts() {
     }
 }
 
+/// The committed corpus (seeds from the fixtures and what the fuzzer kept)
+/// through the same invariants, including that the fast path's runs
+/// expand to exactly the per-message events.
+#[test]
+fn fuzz_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/fuzz_redis");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("the Redis fuzz corpus is committed").filter_map(|e| e.ok()) {
+        check(&std::fs::read(e.path()).unwrap());
+        n += 1;
+    }
+    assert!(n > 100, "only {n} corpus inputs");
+}
+
 #[test]
 fn inline_command_with_a_nul_byte() {
     // split_inline looped forever (pushing empty arguments until out of

@@ -6,7 +6,7 @@ use super::parse::{parse_value, split_inline, split_words};
 use super::pairing::{may_be_special, MAX_PENDING};
 use super::parse::{peek_pubsub, PubSub};
 use super::run::{RedisRun, RunBuilder};
-use super::scan::{Scan, Scanner};
+use super::scan::{frame_plain_command, frame_plain_reply, Scan, Scanner};
 use crate::types::*;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -258,19 +258,25 @@ impl RedisDecoder {
         if self.waiting_count == 0 || len > self.limits.response_cap || !self.pairing.is_plain() {
             return false;
         }
-        let side = &mut self.sides[1];
-        let raw = side.buf.get(run.pos..run.pos + len).unwrap_or_default();
+        let raw = self.sides[1].buf.get(run.pos..run.pos + len).unwrap_or_default();
         match raw.first() {
             Some(b'>') | None => return false,
             Some(b'*') if peek_pubsub(raw) != PubSub::Other => return false,
             _ => {}
         }
-        let Some(front) = self.waiting.front() else { return false };
+        self.answer(run, len, ts);
+        true
+    }
+
+    /// Joins a plain reply of `len` bytes to the run: it answers the
+    /// oldest waiting command (there is one).
+    fn answer(&mut self, run: &mut RunBuilder, len: usize, ts: u64) {
+        let Some(front) = self.waiting.front() else { return };
         if run.answers.is_empty() {
             run.first_cmd = self.answered as u32;
             run.reserve(self.run_hint[1], 0);
-        }
-        if !run.answers.last().is_some_and(|last| Arc::ptr_eq(last, front)) {
+            run.answers.push(front.clone());
+        } else if !run.answers.last().is_some_and(|last| Arc::ptr_eq(last, front)) {
             run.answers.push(front.clone());
         }
         self.answered += 1;
@@ -279,6 +285,41 @@ impl RedisDecoder {
             self.waiting.pop_front();
             self.answered = 0;
         }
+        Self::join(&mut self.sides[1], run, len, ts);
+    }
+
+    /// The quickest way in: frames a plain message at `run.pos` in one
+    /// pass ([`frame_plain_command`], [`frame_plain_reply`]) and joins it to
+    /// the run, when the connection is in the plain state. `false` leaves
+    /// everything as it was, for the resumable scanner.
+    fn quick(&mut self, dir: Direction, run: &mut RunBuilder, ts: u64) -> bool {
+        let Limits { max_frame, request_cap, response_cap } = self.limits;
+        let side = &mut self.sides[dir.index()];
+        let rest = side.buf.get(run.pos..).unwrap_or_default();
+        if dir == Direction::ToClient {
+            if self.waiting_count == 0 || !self.pairing.is_plain() {
+                return false;
+            }
+            let Some(len) = frame_plain_reply(rest, response_cap, max_frame) else { return false };
+            self.answer(run, len, ts);
+            return true;
+        }
+        if self.waiting_count >= MAX_PENDING || !self.pairing.is_plain() {
+            return false;
+        }
+        if run.is_empty() {
+            run.reserve(self.run_hint[0], 3);
+        }
+        let mark = run.spans.len();
+        let Some(len) = frame_plain_command(rest, request_cap, max_frame, run.pos as u32, &mut run.spans) else {
+            return false;
+        };
+        let (s, e) = run.spans[mark];
+        if may_be_special(side.buf.get(s as usize..e as usize).unwrap_or_default()) {
+            run.spans.truncate(mark);
+            return false;
+        }
+        run.arg_ends.push(run.spans.len() as u32);
         Self::join(side, run, len, ts);
         true
     }
@@ -344,7 +385,14 @@ impl Decoder for RedisDecoder {
         let mut run = RunBuilder::default();
         loop {
             let side = &mut self.sides[d];
-            let Some(rest) = side.buf.get(run.pos..).filter(|r| !r.is_empty()) else { break };
+            if side.buf.len() <= run.pos {
+                break;
+            }
+            if !side.scan.in_progress() && self.quick(dir, &mut run, ts) {
+                continue;
+            }
+            let side = &mut self.sides[d];
+            let Some(rest) = side.buf.get(run.pos..) else { break };
             match side.scan.scan(rest, self.limits.max_frame) {
                 Scan::Incomplete => break,
                 Scan::Invalid => {
@@ -377,7 +425,6 @@ impl Decoder for RedisDecoder {
         self.emit_run(dir, &mut run, ts, out);
         Ok(())
     }
-
 
     fn feed(
         &mut self,

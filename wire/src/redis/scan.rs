@@ -144,6 +144,82 @@ fn int_line(buf: &[u8], at: usize) -> Result<Option<(i64, usize)>, &'static str>
     }
 }
 
+/// Frames a plain command at the start of `buf` in one pass, for the
+/// decoder's fast path: a RESP array of one or more bulk strings, whole in
+/// `buf`, at most `cap` bytes (and `max_frame`). Pushes each argument's
+/// span, shifted by `base`, to `spans` and returns the command's length.
+/// `None` (with `spans` as it was) for anything else, which the resumable
+/// [`Scanner`] then frames: it gives the same length and spans whenever
+/// this succeeds.
+pub(crate) fn frame_plain_command(
+    buf: &[u8],
+    cap: usize,
+    max_frame: usize,
+    base: u32,
+    spans: &mut Vec<(u32, u32)>,
+) -> Option<usize> {
+    let limit = cap.min(max_frame);
+    if buf.first() != Some(&b'*') {
+        return None;
+    }
+    let (n, mut at) = int_line(buf, 1).ok()??;
+    if n < 1 || (n as u64).saturating_mul(6) > max_frame as u64 {
+        return None;
+    }
+    let mark = spans.len();
+    for _ in 0..n {
+        let framed = (|| {
+            if buf.get(at) != Some(&b'$') {
+                return None;
+            }
+            let (len, start) = int_line(buf, at + 1).ok()??;
+            let len = usize::try_from(len).ok()?;
+            let end = start.checked_add(len)?;
+            if end.checked_add(2)? > limit || buf.get(end..end + 2)? != b"\r\n" {
+                return None;
+            }
+            Some((start, end))
+        })();
+        let Some((start, end)) = framed else {
+            spans.truncate(mark);
+            return None;
+        };
+        spans.push((start as u32 + base, end as u32 + base));
+        at = end + 2;
+    }
+    Some(at)
+}
+
+/// Frames a plain reply at the start of `buf` in one pass, for the
+/// decoder's fast path: a simple string, error, integer, or bulk string
+/// (or its null), whole in `buf`, at most `cap` bytes (and `max_frame`).
+/// `None` for anything else, which the resumable [`Scanner`] then frames:
+/// it gives the same length whenever this succeeds.
+pub(crate) fn frame_plain_reply(buf: &[u8], cap: usize, max_frame: usize) -> Option<usize> {
+    let limit = cap.min(max_frame);
+    let len = match buf.first()? {
+        b'+' | b'-' => {
+            // Status lines are short (`+OK`): a plain loop beats memchr's
+            // setup.
+            let line = buf.get(1..limit.min(buf.len()))?;
+            let cr = line.iter().take(64).position(|&b| b == b'\r').or_else(|| memchr::memchr(b'\r', line))? + 1;
+            (buf.get(cr + 1)? == &b'\n').then_some(cr + 2)?
+        }
+        b':' => int_line(buf, 1).ok()??.1,
+        b'$' => {
+            let (len, start) = int_line(buf, 1).ok()??;
+            if len == -1 {
+                start
+            } else {
+                let end = start.checked_add(usize::try_from(len).ok()?)?;
+                (buf.get(end..end + 2)? == b"\r\n").then_some(end + 2)?
+            }
+        }
+        _ => return None,
+    };
+    (len <= limit).then_some(len)
+}
+
 /// Finds the `\r\n` ending the line that starts at or before `from`.
 /// `Ok(Some(i))`: `buf[i..i+2] == "\r\n"`. `Ok(None)`: not yet; resume the
 /// search from the returned hint next time.
@@ -183,7 +259,6 @@ impl Scanner {
     }
 
     /// True when the scanner is part-way through a message.
-    #[cfg(test)]
     pub(crate) fn in_progress(&self) -> bool {
         self.pos != 0 || self.cstate != ClientState::Start
     }
