@@ -844,3 +844,37 @@ fn short_confirmations_resync_past_silent_commands() {
         ]
     );
 }
+
+/// Past `MAX_PENDING` commands awaiting replies the decoder gives up, and
+/// the fast path gives up at the same command as the per-message path.
+#[test]
+fn too_many_waiting_commands_fall_back_at_the_same_command_on_both_paths() {
+    let ping = b"*1\r\n$4\r\nPING\r\n";
+    let total = wire::redis::MAX_PENDING + 3;
+    let stream: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * total).collect();
+    let outcome = |runs: bool| {
+        let mut s = Session::new(Protocol::Redis, Limits::default());
+        let (mut commands, mut fallback) = (0usize, None);
+        let mut out = Vec::new();
+        for chunk in stream.chunks(64 << 10) {
+            if runs {
+                s.feed_runs(C, chunk, 1, &mut out);
+            } else {
+                s.feed(C, chunk, 1, &mut out);
+            }
+            for e in out.drain(..) {
+                match e {
+                    Event::RedisRun(r) => commands += r.len(),
+                    Event::Message(m) if matches!(m.kind, wire::MessageKind::Redis(_)) => commands += 1,
+                    Event::Opaque { offset, reason, .. } if fallback.is_none() => fallback = Some((offset, reason)),
+                    _ => {}
+                }
+            }
+        }
+        (commands, fallback)
+    };
+    let per_message = outcome(false);
+    assert_eq!(per_message.0, wire::redis::MAX_PENDING + 1);
+    assert!(per_message.1.as_ref().is_some_and(|(_, r)| r.contains("awaiting replies")), "{per_message:?}");
+    assert_eq!(outcome(true), per_message);
+}

@@ -6,7 +6,7 @@ use super::parse::{parse_value, split_inline, split_words};
 use super::pairing::{may_be_special, MAX_PENDING};
 use super::parse::{peek_pubsub, PubSub};
 use super::run::{RedisRun, RunBuilder};
-use super::scan::{frame_plain_command, frame_plain_reply, Scan, Scanner};
+use super::scan::{frame_plain_command, frame_plain_reply, Scan, Scanner, RUN_MAX, RUN_MESSAGE_MAX};
 use crate::types::*;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -224,14 +224,14 @@ impl RedisDecoder {
     /// argument, whole under the request cap, whose name cannot change how
     /// replies pair, on a connection in the plain state.
     fn run_command(&mut self, run: &mut RunBuilder, len: usize, ts: u64) -> bool {
+        let room = self.room(run) && self.pairing.is_plain();
         let side = &mut self.sides[0];
         let cmd = side.scan.command();
         let plain = !cmd.inline
             && cmd.argc >= 1
             && cmd.spans.len() as u64 == cmd.argc
-            && len <= self.limits.request_cap
-            && self.waiting_count < MAX_PENDING
-            && self.pairing.is_plain();
+            && len <= self.limits.request_cap.min(RUN_MESSAGE_MAX)
+            && room;
         if !plain {
             return false;
         }
@@ -255,7 +255,7 @@ impl RedisDecoder {
     /// oldest waiting command of the fast path, fits the response cap, and
     /// is no push (`>`) nor an array shaped like a pub/sub frame.
     fn run_reply(&mut self, run: &mut RunBuilder, len: usize, ts: u64) -> bool {
-        if self.waiting_count == 0 || len > self.limits.response_cap || !self.pairing.is_plain() {
+        if self.waiting_count == 0 || len > self.limits.response_cap.min(RUN_MESSAGE_MAX) || !self.pairing.is_plain() {
             return false;
         }
         let raw = self.sides[1].buf.get(run.pos..run.pos + len).unwrap_or_default();
@@ -264,14 +264,13 @@ impl RedisDecoder {
             Some(b'*') if peek_pubsub(raw) != PubSub::Other => return false,
             _ => {}
         }
-        self.answer(run, len, ts);
-        true
+        self.answer(run, len, ts)
     }
 
-    /// Joins a plain reply of `len` bytes to the run: it answers the
-    /// oldest waiting command (there is one).
-    fn answer(&mut self, run: &mut RunBuilder, len: usize, ts: u64) {
-        let Some(front) = self.waiting.front() else { return };
+    /// Joins a plain reply of `len` bytes to the run, answering the oldest
+    /// waiting command (`false` when none waits).
+    fn answer(&mut self, run: &mut RunBuilder, len: usize, ts: u64) -> bool {
+        let Some(front) = self.waiting.front() else { return false };
         if run.answers.is_empty() {
             run.first_cmd = self.answered as u32;
             run.reserve(self.run_hint[1], 0);
@@ -286,6 +285,14 @@ impl RedisDecoder {
             self.answered = 0;
         }
         Self::join(&mut self.sides[1], run, len, ts);
+        true
+    }
+
+    /// Whether one more command may wait on the fast path: the per-message
+    /// path gives up beyond [`MAX_PENDING`], and so must this one, at the
+    /// same command.
+    fn room(&self, run: &RunBuilder) -> bool {
+        self.waiting_count + run.ends.len() < MAX_PENDING
     }
 
     /// The quickest way in: frames a plain message at `run.pos` in one
@@ -294,6 +301,7 @@ impl RedisDecoder {
     /// everything as it was, for the resumable scanner.
     fn quick(&mut self, dir: Direction, run: &mut RunBuilder, ts: u64) -> bool {
         let Limits { max_frame, request_cap, response_cap } = self.limits;
+        let room = self.room(run);
         let side = &mut self.sides[dir.index()];
         let rest = side.buf.get(run.pos..).unwrap_or_default();
         if dir == Direction::ToClient {
@@ -301,10 +309,9 @@ impl RedisDecoder {
                 return false;
             }
             let Some(len) = frame_plain_reply(rest, response_cap, max_frame) else { return false };
-            self.answer(run, len, ts);
-            return true;
+            return self.answer(run, len, ts);
         }
-        if self.waiting_count >= MAX_PENDING || !self.pairing.is_plain() {
+        if !room || !self.pairing.is_plain() {
             return false;
         }
         if run.is_empty() {
@@ -384,11 +391,13 @@ impl Decoder for RedisDecoder {
         side.buf.extend_from_slice(data);
         let mut run = RunBuilder::default();
         loop {
-            let side = &mut self.sides[d];
-            if side.buf.len() <= run.pos {
+            if self.sides[d].buf.len() <= run.pos {
                 break;
             }
-            if !side.scan.in_progress() && self.quick(dir, &mut run, ts) {
+            if run.pos >= RUN_MAX {
+                self.emit_run(dir, &mut run, ts, out);
+            }
+            if !self.sides[d].scan.in_progress() && self.quick(dir, &mut run, ts) {
                 continue;
             }
             let side = &mut self.sides[d];
@@ -471,7 +480,8 @@ impl Decoder for RedisDecoder {
     /// as [`ExchangeStatus::Unanswered`].
     fn eof(&mut self, dir: Direction, ts: u64, out: &mut Vec<Event>) {
         if dir == Direction::ToClient {
-            // Cannot fail: the fast path holds fewer than MAX_PENDING.
+            // Cannot fail: the fast path holds fewer than MAX_PENDING
+            // commands, and the per-message pairing none while it holds any.
             let _ = self.hand_over(out);
         }
         let side = &mut self.sides[dir.index()];

@@ -144,6 +144,14 @@ fn int_line(buf: &[u8], at: usize) -> Result<Option<(i64, usize)>, &'static str>
     }
 }
 
+/// The largest message the quick framers accept: runs index their bytes
+/// with `u32`s, and a run is cut before it reaches [`RUN_MAX`].
+pub(crate) const RUN_MESSAGE_MAX: usize = 1 << 30;
+
+/// A run is emitted once it holds this many bytes, so that a message of up
+/// to [`RUN_MESSAGE_MAX`] still fits a `u32` offset after it.
+pub(crate) const RUN_MAX: usize = 1 << 30;
+
 /// Frames a plain command at the start of `buf` in one pass, for the
 /// decoder's fast path: a RESP array of one or more bulk strings, whole in
 /// `buf`, at most `cap` bytes (and `max_frame`). Pushes each argument's
@@ -158,7 +166,7 @@ pub(crate) fn frame_plain_command(
     base: u32,
     spans: &mut Vec<(u32, u32)>,
 ) -> Option<usize> {
-    let limit = cap.min(max_frame);
+    let limit = cap.min(max_frame).min(RUN_MESSAGE_MAX);
     if buf.first() != Some(&b'*') {
         return None;
     }
@@ -196,7 +204,7 @@ pub(crate) fn frame_plain_command(
 /// `None` for anything else, which the resumable [`Scanner`] then frames:
 /// it gives the same length whenever this succeeds.
 pub(crate) fn frame_plain_reply(buf: &[u8], cap: usize, max_frame: usize) -> Option<usize> {
-    let limit = cap.min(max_frame);
+    let limit = cap.min(max_frame).min(RUN_MESSAGE_MAX);
     let len = match buf.first()? {
         b'+' | b'-' => {
             // Status lines are short (`+OK`): a plain loop beats memchr's
