@@ -69,31 +69,14 @@ pub fn fixtures_in(dir: &str) -> Vec<String> {
 /// Feeds every chunk in order to a new session, then end-of-stream both
 /// ways (client first).
 pub fn decode(protocol: Protocol, limits: Limits, chunks: &[Chunk]) -> Vec<Event> {
-    let mut s = Session::new(protocol, limits);
-    let mut out = Vec::new();
-    let mut last = 0;
-    for c in chunks {
-        s.feed(c.dir, &c.data, c.ts, &mut out);
-        last = c.ts;
-    }
-    s.eof(Direction::ToServer, last, &mut out);
-    s.eof(Direction::ToClient, last, &mut out);
-    out
+    feed_all(protocol, limits, chunks, Session::feed)
 }
 
 /// [`decode`] through [`Session::feed_runs`], with every run expanded in
 /// place: what a caller of `feed_runs` can rebuild, which must be exactly
 /// what [`decode`] gives.
 pub fn decode_runs_expanded(protocol: Protocol, limits: Limits, chunks: &[Chunk]) -> Vec<Event> {
-    let mut s = Session::new(protocol, limits);
-    let mut raw = Vec::new();
-    let mut last = 0;
-    for c in chunks {
-        s.feed_runs(c.dir, &c.data, c.ts, &mut raw);
-        last = c.ts;
-    }
-    s.eof(Direction::ToServer, last, &mut raw);
-    s.eof(Direction::ToClient, last, &mut raw);
+    let raw = feed_all(protocol, limits, chunks, Session::feed_runs);
     let mut out = Vec::with_capacity(raw.len());
     for e in raw {
         match e {
@@ -101,6 +84,21 @@ pub fn decode_runs_expanded(protocol: Protocol, limits: Limits, chunks: &[Chunk]
             e => out.push(e),
         }
     }
+    out
+}
+
+type Feed = fn(&mut Session, Direction, &[u8], u64, &mut Vec<Event>);
+
+fn feed_all(protocol: Protocol, limits: Limits, chunks: &[Chunk], feed: Feed) -> Vec<Event> {
+    let mut s = Session::new(protocol, limits);
+    let mut out = Vec::new();
+    let mut last = 0;
+    for c in chunks {
+        feed(&mut s, c.dir, &c.data, c.ts, &mut out);
+        last = c.ts;
+    }
+    s.eof(Direction::ToServer, last, &mut out);
+    s.eof(Direction::ToClient, last, &mut out);
     out
 }
 

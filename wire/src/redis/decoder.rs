@@ -67,6 +67,14 @@ struct Side {
 }
 
 impl Side {
+    /// Appends a read's bytes to the buffer.
+    fn receive(&mut self, data: &[u8], ts: u64) {
+        if self.buf.is_empty() {
+            self.head_ts = ts;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
     /// Accounts for a message of `len` bytes split off the front; returns
     /// its first timestamp and stream offset.
     fn advance(&mut self, len: usize, ts: u64) -> (u64, u64) {
@@ -384,11 +392,7 @@ impl Decoder for RedisDecoder {
             return Ok(());
         }
         let d = dir.index();
-        let side = &mut self.sides[d];
-        if side.buf.is_empty() {
-            side.head_ts = ts;
-        }
-        side.buf.extend_from_slice(data);
+        self.sides[d].receive(data, ts);
         let mut run = RunBuilder::default();
         loop {
             if self.sides[d].buf.len() <= run.pos {
@@ -446,11 +450,7 @@ impl Decoder for RedisDecoder {
             return Ok(());
         }
         let d = dir.index();
-        let side = &mut self.sides[d];
-        if side.buf.is_empty() {
-            side.head_ts = ts;
-        }
-        side.buf.extend_from_slice(data);
+        self.sides[d].receive(data, ts);
         loop {
             let side = &mut self.sides[d];
             if side.buf.is_empty() {
