@@ -149,6 +149,7 @@ impl Shifted {
             match e {
                 Event::Message(m) => m.offset += self.base[m.dir.index()],
                 Event::Opaque { dir, offset, .. } => *offset += self.base[dir.index()],
+                // Redis sessions set their offsets themselves (no runs come here).
                 Event::Exchange(_) | Event::RedisRun(_) => {}
             }
         }

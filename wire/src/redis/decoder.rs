@@ -243,18 +243,29 @@ impl RedisDecoder {
         if !plain {
             return false;
         }
-        let base = run.pos as u32;
-        let &(s, e) = &cmd.spans[0];
-        let name = side.buf.get(run.pos + s as usize..run.pos + e as usize).unwrap_or_default();
-        if may_be_special(name) {
-            return false;
-        }
         if run.is_empty() {
             run.reserve(self.run_hint[0], cmd.spans.len());
         }
+        let mark = run.spans.len();
+        let base = run.pos as u32;
         run.spans.extend(cmd.spans.iter().map(|&(s, e)| (s + base, e + base)));
-        run.arg_ends.push(run.spans.len() as u32);
+        if !Self::join_command(side, run, mark, len, ts) {
+            return false;
+        }
         side.scan.take_command();
+        true
+    }
+
+    /// Joins the command whose argument spans start at `run.spans[mark]`,
+    /// unless its name may change how replies pair: then its spans are
+    /// dropped again and it is left to the per-message path.
+    fn join_command(side: &mut Side, run: &mut RunBuilder, mark: usize, len: usize, ts: u64) -> bool {
+        let (s, e) = run.spans[mark];
+        if may_be_special(side.buf.get(s as usize..e as usize).unwrap_or_default()) {
+            run.spans.truncate(mark);
+            return false;
+        }
+        run.arg_ends.push(run.spans.len() as u32);
         Self::join(side, run, len, ts);
         true
     }
@@ -329,14 +340,7 @@ impl RedisDecoder {
         let Some(len) = frame_plain_command(rest, request_cap, max_frame, run.pos as u32, &mut run.spans) else {
             return false;
         };
-        let (s, e) = run.spans[mark];
-        if may_be_special(side.buf.get(s as usize..e as usize).unwrap_or_default()) {
-            run.spans.truncate(mark);
-            return false;
-        }
-        run.arg_ends.push(run.spans.len() as u32);
-        Self::join(side, run, len, ts);
-        true
+        Self::join_command(side, run, mark, len, ts)
     }
 
     fn join(side: &mut Side, run: &mut RunBuilder, len: usize, ts: u64) {
