@@ -32,7 +32,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use format::{BStr, Payload};
 use wire::pg::{self, PgMessage, PgValue};
-use wire::redis::{RedisCommand, RedisMessage, RespKind, RespValue};
+use wire::redis::{RedisMessage, RespKind, RespValue};
 
 pub mod fingerprint;
 pub mod redact;
@@ -92,7 +92,19 @@ pub const MAX_ARGS: usize = 64;
 /// - Redis: the upper-case command name, the other arguments (capped as
 ///   above), and the first reply's summary.
 pub fn event_to_records(conn: u64, event: wire::Event, redact: bool, out: &mut Vec<format::Record>) {
-    let record = match event {
+    for_each_record(conn, event, redact, &mut |record| {
+        // The record is the callee's; leave a cheap one in its place.
+        let placeholder = format::Record { ts: 0, src: 0, body: format::Body::ConnClose(format::ConnClose::default()) };
+        out.push(std::mem::replace(record, placeholder));
+    });
+}
+
+/// [`event_to_records`] handing each record to `sink` by reference instead
+/// of collecting them. A record is several hundred bytes: the recorder,
+/// which encodes each one straight away, saves moving it into and out of
+/// a vector (that was a sixth of its time on pipelined Redis).
+pub fn for_each_record(conn: u64, event: wire::Event, redact: bool, sink: &mut dyn FnMut(&mut format::Record)) {
+    let mut record = match event {
         wire::Event::Message(m) => message_record(conn, m, redact),
         wire::Event::Exchange(e) => exchange_record(conn, *e, redact),
         wire::Event::Opaque { reason, dir, offset, ts } => format::Record {
@@ -104,12 +116,12 @@ pub fn event_to_records(conn: u64, event: wire::Event, redact: bool, out: &mut V
             let mut events = Vec::with_capacity(run.len() * 2);
             run.expand(&mut events);
             for e in events {
-                event_to_records(conn, e, redact, out);
+                for_each_record(conn, e, redact, sink);
             }
             return;
         }
     };
-    out.push(record);
+    sink(&mut record);
 }
 
 /// Direction, one to one.
@@ -183,7 +195,7 @@ fn exchange_record(conn: u64, e: wire::Exchange, redact: bool) -> format::Record
     let summary = match &e.detail {
         wire::ExchangeDetail::Http(h) => format::ExchangeSummary::Http(format::HttpExchange {
             method: lossy(&h.method),
-            target: if redact { redact::target_text(&lossy(&h.target)) } else { lossy(&h.target) },
+            target: if redact { redact::target_text(&h.target) } else { lossy(&h.target) },
             host: h.host.as_ref().map(lossy),
             status: h.status,
             request_body_len: h.request_content_length,
@@ -193,8 +205,7 @@ fn exchange_record(conn: u64, e: wire::Exchange, redact: bool) -> format::Record
         wire::ExchangeDetail::Redis(r) => {
             let mut args: Vec<BStr> = r.args.iter().skip(1).take(MAX_ARGS - 1).map(cap_bytes).collect();
             if redact {
-                let cmd = RedisCommand { args: r.args.clone(), inline: r.inline };
-                blank_args(&mut args, &cmd.secret_args(), 1);
+                blank_args(&mut args, &r.args.secret_args(), 1);
             }
             format::ExchangeSummary::Redis(format::RedisExchange {
                 command: lossy(&r.command),
@@ -281,7 +292,7 @@ fn http_decoded(h: &wire::http::HttpMessage, redact: bool) -> format::Decoded {
     match h {
         wire::http::HttpMessage::Request(r) => format::Decoded::HttpRequest(format::HttpRequest {
             method: lossy(&r.method),
-            target: if redact { redact::target_text(&lossy(&r.target)) } else { lossy(&r.target) },
+            target: if redact { redact::target_text(&r.target) } else { lossy(&r.target) },
             version: minor(r.version),
             content_type,
             body_len: r.body.len,

@@ -49,12 +49,12 @@ pub fn http_head(raw: &mut [u8]) -> bool {
             break;
         }
     }
-    let Some(nl) = raw[pos..].iter().position(|&b| b == b'\n') else { return false };
+    let Some(nl) = memchr::memchr(b'\n', &raw[pos..]) else { return false };
     let mut found = request_line_password(&mut raw[pos..pos + nl]);
     pos += nl + 1;
     let mut in_secret = false;
     while pos < raw.len() {
-        let nl = raw[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i);
+        let nl = memchr::memchr(b'\n', &raw[pos..]).map(|i| pos + i);
         let mut end = nl.unwrap_or(raw.len());
         if end > pos && raw[end - 1] == b'\r' {
             end -= 1;
@@ -69,7 +69,12 @@ pub fn http_head(raw: &mut [u8]) -> bool {
             }
         } else {
             in_secret = false;
-            if let Some(colon) = raw[pos..end].iter().position(|&b| b == b':').map(|i| pos + i) {
+            // Most fields cannot be secret by their first letter: skip
+            // looking for their colon.
+            let first = raw[pos].to_ascii_lowercase();
+            let may_be_secret = HTTP_SECRET_HEADERS.iter().any(|h| h.as_bytes().first() == Some(&first));
+            let colon = if may_be_secret { memchr::memchr(b':', &raw[pos..end]).map(|i| pos + i) } else { None };
+            if let Some(colon) = colon {
                 let name = trim_ows(&raw[pos..colon]);
                 if HTTP_SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes())) {
                     in_secret = true;
@@ -105,7 +110,12 @@ fn request_line_password(line: &mut [u8]) -> bool {
 /// Where the password sits in a request target's userinfo
 /// (`scheme://user:password@host...`), if it has one.
 pub fn target_password(target: &[u8]) -> Option<std::ops::Range<usize>> {
-    let authority_start = target.windows(3).position(|w| w == b"://")? + 3;
+    // Only an absolute-form target has userinfo, and it starts with its
+    // scheme, a letter: the common origin-form `/path` is settled at once.
+    if !target.first()?.is_ascii_alphabetic() {
+        return None;
+    }
+    let authority_start = memchr::memmem::find(target, b"://")? + 3;
     let authority = &target[authority_start..];
     let authority_end = authority.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(authority.len());
     let at = authority[..authority_end].iter().rposition(|&b| b == b'@')?;
@@ -113,13 +123,18 @@ pub fn target_password(target: &[u8]) -> Option<std::ops::Range<usize>> {
     Some(authority_start + colon + 1..authority_start + at)
 }
 
-/// `target` with the password of its userinfo, if any, blanked.
-pub fn target_text(target: &str) -> String {
-    let mut bytes = target.as_bytes().to_vec();
-    if let Some(span) = target_password(&bytes) {
-        bytes[span].fill(STAR);
+/// `target` as text (lossy for non-UTF-8), with the password of its
+/// userinfo, if any, blanked.
+pub fn target_text(target: impl AsRef<[u8]>) -> String {
+    let target = target.as_ref();
+    match target_password(target) {
+        None => String::from_utf8_lossy(target).into_owned(),
+        Some(span) => {
+            let mut bytes = target.to_vec();
+            bytes[span].fill(STAR);
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
     }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn is_ows(b: u8) -> bool {
@@ -218,6 +233,18 @@ mod tests {
         assert_eq!(target_text("/path?to=a@b:c"), "/path?to=a@b:c");
         let mut plain = b"GET /x?u=a:b@c HTTP/1.1\r\n\r\n".to_vec();
         assert!(!http_head(&mut plain));
+    }
+
+    #[test]
+    fn only_the_secret_fields_among_lookalikes_are_blanked() {
+        // Fields sharing a secret field's first letter, or its name as a
+        // prefix, stay; a folded line after a skipped field stays too.
+        let mut raw = b"HTTP/1.1 200 OK\r\nAccept: a\r\nset-cookie: s=1\r\nServer: x\r\n cont\r\nCookie2: c\r\nProxy-Authorization: p\r\npragma: n\r\n\r\n".to_vec();
+        assert!(http_head(&mut raw));
+        assert_eq!(
+            String::from_utf8(raw).unwrap(),
+            "HTTP/1.1 200 OK\r\nAccept: a\r\nset-cookie: ***\r\nServer: x\r\n cont\r\nCookie2: c\r\nProxy-Authorization: *\r\npragma: n\r\n\r\n"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::attribution::{sqlcommenter_trace_id, traceparent_trace_id, Attributor
 use super::profiles::Profile;
 use super::spool::{self, Next, SpoolReader, SpoolWriter};
 use super::tap::{self, Inbox, Note, Tap};
-use convert::{direction, event_to_records};
+use convert::{direction, for_each_record};
 use format::{AttributionMethod, Body, ConnClose, ConnOpen, Gap, Invocation, Record, Writer};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -78,16 +78,7 @@ pub fn start(
     })?;
     let handle = std::thread::Builder::new().name("oltrace-recorder".into()).spawn(move || {
         spool_reader.attach();
-        let mut r = Recorder {
-            writer: &mut writer,
-            opts,
-            conns: HashMap::default(),
-            summary: Summary::default(),
-            events: Vec::new(),
-            records: Vec::new(),
-            last_ts: 0,
-            attributor: Attributor::new(),
-        };
+        let mut r = Recorder::new(&mut writer, opts);
         r.run(&mut spool_reader);
         let mut summary = r.summary;
         if let Ok(Some(e)) = spooler.join() {
@@ -103,6 +94,28 @@ pub fn start(
         summary
     })?;
     Ok((tap, handle))
+}
+
+/// Records `notes` on this thread, without the queue, the spool or idle
+/// priority: what the recorder thread does with each note, for measuring
+/// the recorder's own CPU cost per exchange (`cargo bench -p
+/// oltrace-tracer --bench record_cpu`). Connections still open at the end
+/// are finished as at shutdown; the writer is flushed.
+pub fn record_notes(writer: &mut Writer<std::fs::File>, opts: RecorderOptions, notes: impl IntoIterator<Item = Note>) -> Summary {
+    let mut r = Recorder::new(writer, opts);
+    for note in notes {
+        if let Err(e) = r.handle(note) {
+            r.summary.error = Some(e);
+            break;
+        }
+    }
+    r.finish_open();
+    if r.summary.error.is_none() {
+        if let Err(e) = r.writer.flush() {
+            r.summary.error = Some(format!("final flush failed: {e}"));
+        }
+    }
+    r.summary
 }
 
 /// The spooler: moves notes from the forwarders' queue to the spool until
@@ -174,14 +187,24 @@ struct Recorder<'w> {
     conns: HashMap<u64, Conn, ConnIds>,
     summary: Summary,
     events: Vec<Event>,
-    /// Records of one event, reused.
-    records: Vec<Record>,
     /// The latest time any note carried.
     last_ts: u64,
     attributor: Attributor,
 }
 
-impl Recorder<'_> {
+impl<'w> Recorder<'w> {
+    fn new(writer: &'w mut Writer<std::fs::File>, opts: RecorderOptions) -> Recorder<'w> {
+        Recorder {
+            writer,
+            opts,
+            conns: HashMap::default(),
+            summary: Summary::default(),
+            events: Vec::new(),
+            last_ts: 0,
+            attributor: Attributor::new(),
+        }
+    }
+
     fn run(&mut self, spool: &mut SpoolReader) {
         // Idle priority while traffic flows; normal once it has ended, to
         // catch up quickly.
@@ -218,7 +241,11 @@ impl Recorder<'_> {
             }
         }
         spool::set_idle_priority(false);
-        // Connections still open at shutdown: let decoders finish what they hold.
+        self.finish_open();
+    }
+
+    /// Connections still open at shutdown: let decoders finish what they hold.
+    fn finish_open(&mut self) {
         let open: Vec<u64> = self.conns.keys().copied().collect();
         for conn in open {
             let _ = self.finish_conn(conn, self.last_ts);
@@ -239,9 +266,9 @@ impl Recorder<'_> {
         spool.stop();
     }
 
-    fn write(&mut self, record: Record) -> Result<(), String> {
+    fn write(&mut self, record: &Record) -> Result<(), String> {
         self.summary.records += 1;
-        self.writer.write(&record).map_err(|e| e.to_string())
+        self.writer.write(record).map_err(|e| e.to_string())
     }
 
     fn handle(&mut self, note: Note) -> Result<(), String> {
@@ -264,7 +291,7 @@ impl Recorder<'_> {
                 };
                 self.conns.insert(conn, Conn { session: Session::new(protocol, self.opts.limits), protocol, role });
                 let body = Body::ConnOpen(ConnOpen { conn, protocol: format_protocol(protocol), client, server, route });
-                self.write(Record { ts, src: 0, body })
+                self.write(&Record { ts, src: 0, body })
             }
             Note::Data { conn, dir, data, ts } => {
                 match dir {
@@ -302,16 +329,16 @@ impl Recorder<'_> {
                 }
                 let reason = "recorder queue full: the recorder fell behind the traffic".to_string();
                 let body = Body::Gap(Gap { conn: Some(conn), dir: Some(direction(dir)), bytes, records: 0, reason });
-                self.write(Record { ts, src: 0, body })
+                self.write(&Record { ts, src: 0, body })
             }
             Note::Log { origin, stream, text, ts } => {
                 self.summary.log_lines += 1;
-                self.write(Record { ts, src: 0, body: Body::Log(format::LogLine { origin, stream, text }) })
+                self.write(&Record { ts, src: 0, body: Body::Log(format::LogLine { origin, stream, text }) })
             }
             Note::Close { conn, ts, bytes_to_server, bytes_to_client, error } => {
                 self.finish_conn(conn, ts)?;
                 let body = Body::ConnClose(ConnClose { conn, bytes_to_server, bytes_to_client, error });
-                self.write(Record { ts, src: 0, body })
+                self.write(&Record { ts, src: 0, body })
             }
         }
     }
@@ -370,23 +397,20 @@ impl Recorder<'_> {
                     if let MessageKind::Http(HttpMessage::Request(req)) = &m.kind {
                         if let Some(invocation) = self.on_request(conn, m, req) {
                             self.summary.invocations += 1;
-                            self.write(Record { ts: m.first_ts, src: 0, body: Body::Invocation(invocation) })?;
+                            self.write(&Record { ts: m.first_ts, src: 0, body: Body::Invocation(invocation) })?;
                         }
                     }
                 }
             }
-            let mut records = std::mem::take(&mut self.records);
-            event_to_records(conn, event, self.opts.redact, &mut records);
             let mut result = Ok(());
-            for mut record in records.drain(..) {
+            for_each_record(conn, event, self.opts.redact, &mut |record| {
                 if let Body::Exchange(x) = &mut record.body {
                     x.attribution = attribution.clone();
                 }
                 if result.is_ok() {
                     result = self.write(record);
                 }
-            }
-            self.records = records;
+            });
             result?;
         }
         Ok(())
@@ -395,8 +419,15 @@ impl Recorder<'_> {
     /// A request was decoded: on a worker's connection, maybe an
     /// invocation begins; elsewhere, note its trace id for its exchange.
     fn on_request(&mut self, conn: u64, m: &wire::Message, req: &HttpRequest) -> Option<Invocation> {
+        let attributing = !self.opts.invocation_routes.is_empty();
+        let role = &mut self.conns.get_mut(&conn)?.role;
+        if !attributing {
+            // Nothing to attribute to: no trace ids to note (and none to
+            // pop in `on_exchange`).
+            return None;
+        }
         let trace_id = req.header("traceparent").and_then(|v| traceparent_trace_id(&String::from_utf8_lossy(v)));
-        match &mut self.conns.get_mut(&conn)?.role {
+        match role {
             Role::Downstream { traces } => {
                 traces.push_back(trace_id);
                 None
@@ -418,6 +449,9 @@ impl Recorder<'_> {
     /// An exchange completed: on a worker's connection an invocation ends;
     /// elsewhere it is a downstream call to attribute.
     fn on_exchange(&mut self, conn: u64, x: &wire::Exchange) -> Option<format::Attribution> {
+        if self.opts.invocation_routes.is_empty() {
+            return None;
+        }
         let role = &mut self.conns.get_mut(&conn)?.role;
         let evidence = match role {
             Role::Invocations { unanswered, .. } => {
@@ -438,9 +472,6 @@ impl Recorder<'_> {
                 ExchangeDetail::Redis(_) => None,
             },
         };
-        if self.opts.invocation_routes.is_empty() {
-            return None;
-        }
         let t = &x.timings;
         let attribution = self.attributor.attribute(evidence.as_ref(), t.request_first, t.response_last.unwrap_or(t.request_last));
         match &attribution {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use wire::{Direction, Protocol};
 
 /// What forwarders tell the recorder.
+#[derive(Clone, Debug)]
 pub enum Note {
     Open { conn: u64, protocol: Protocol, client: String, server: String, route: String, ts: u64 },
     Data { conn: u64, dir: Direction, data: Bytes, ts: u64 },

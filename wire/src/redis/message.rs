@@ -112,7 +112,32 @@ impl RedisCommand {
     /// `ACL SETUSER`. Indices can exceed the kept arguments when the
     /// command was cut by the cap.
     pub fn secret_args(&self) -> Vec<usize> {
-        let a = &self.args;
+        self.args.secret_args()
+    }
+}
+
+/// A command's arguments without a heap allocation per argument: one
+/// [`Bytes`] buffer (normally the message's own raw bytes, zero-copy) and
+/// the byte span of each argument in it.
+///
+/// Equality compares the arguments, not how they are stored.
+#[derive(Clone)]
+pub struct RedisArgs {
+    /// The buffer the spans point into.
+    pub data: Bytes,
+    /// `(start, end)` byte offsets in `data` of each kept argument, in order.
+    pub spans: Spans,
+    /// How many arguments the command had on the wire (can exceed
+    /// `spans.len()` when the command was cut by the request cap).
+    pub count: u64,
+    /// True when the cap cut an argument short or dropped arguments.
+    pub truncated: bool,
+}
+
+impl RedisArgs {
+    /// [`RedisCommand::secret_args`] of a command with these arguments.
+    pub fn secret_args(&self) -> Vec<usize> {
+        let a = self;
         let count = usize::try_from(a.count).unwrap_or(usize::MAX);
         let eq = |i: usize, s: &str| {
             a.get(i)
@@ -151,27 +176,7 @@ impl RedisCommand {
         out.dedup();
         out
     }
-}
 
-/// A command's arguments without a heap allocation per argument: one
-/// [`Bytes`] buffer (normally the message's own raw bytes, zero-copy) and
-/// the byte span of each argument in it.
-///
-/// Equality compares the arguments, not how they are stored.
-#[derive(Clone)]
-pub struct RedisArgs {
-    /// The buffer the spans point into.
-    pub data: Bytes,
-    /// `(start, end)` byte offsets in `data` of each kept argument, in order.
-    pub spans: Spans,
-    /// How many arguments the command had on the wire (can exceed
-    /// `spans.len()` when the command was cut by the request cap).
-    pub count: u64,
-    /// True when the cap cut an argument short or dropped arguments.
-    pub truncated: bool,
-}
-
-impl RedisArgs {
     /// Arguments copied from slices (for tests and the replayer).
     pub fn from_slices(args: &[&[u8]]) -> RedisArgs {
         let mut data = Vec::with_capacity(args.iter().map(|a| a.len()).sum());
