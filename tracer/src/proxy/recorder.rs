@@ -10,6 +10,9 @@
 //! request's message; every exchange on the other connections is then
 //! attributed to the invocation that caused it, when that can be known
 //! (see [`super::attribution`]).
+//!
+//! [`record_notes`] does the recorder thread's work on the caller's thread,
+//! for the `record_cpu` bench and tests.
 
 use super::attribution::{sqlcommenter_trace_id, traceparent_trace_id, Attributor, Evidence};
 use super::profiles::Profile;
