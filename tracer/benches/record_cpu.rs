@@ -24,7 +24,7 @@ use std::hint::black_box;
 use std::time::Duration;
 use tracer::proxy::recorder::{record_notes, RecorderOptions};
 use tracer::proxy::tap::Note;
-use wire::testing::{load_fixture, Chunk};
+use wire::testing::{decode, load_fixture, Chunk};
 use wire::{Direction, Event, Limits, Protocol, Session};
 
 /// One load: a conversation, repeated on `conns` connections one after
@@ -69,14 +69,8 @@ impl Load {
 
     /// Exchanges per conversation, as the decoder counts them.
     fn exchanges_per_conversation(&self) -> u64 {
-        let mut s = Session::new(self.protocol, Limits::default());
-        let mut out = Vec::new();
-        for c in &self.conversation {
-            s.feed(c.dir, &c.data, c.ts, &mut out);
-        }
-        s.eof(Direction::ToServer, 0, &mut out);
-        s.eof(Direction::ToClient, 0, &mut out);
-        out.iter().filter(|e| matches!(e, Event::Exchange(_))).count() as u64
+        let events = decode(self.protocol, Limits::default(), &self.conversation);
+        events.iter().filter(|e| matches!(e, Event::Exchange(_))).count() as u64
     }
 }
 
