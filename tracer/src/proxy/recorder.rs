@@ -422,15 +422,13 @@ impl<'w> Recorder<'w> {
     /// A request was decoded: on a worker's connection, maybe an
     /// invocation begins; elsewhere, note its trace id for its exchange.
     fn on_request(&mut self, conn: u64, m: &wire::Message, req: &HttpRequest) -> Option<Invocation> {
-        let attributing = !self.opts.invocation_routes.is_empty();
-        let role = &mut self.conns.get_mut(&conn)?.role;
-        if !attributing {
+        if self.opts.invocation_routes.is_empty() {
             // Nothing to attribute to: no trace ids to note (and none to
             // pop in `on_exchange`).
             return None;
         }
         let trace_id = req.header("traceparent").and_then(|v| traceparent_trace_id(&String::from_utf8_lossy(v)));
-        match role {
+        match &mut self.conns.get_mut(&conn)?.role {
             Role::Downstream { traces } => {
                 traces.push_back(trace_id);
                 None

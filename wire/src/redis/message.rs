@@ -137,17 +137,16 @@ pub struct RedisArgs {
 impl RedisArgs {
     /// [`RedisCommand::secret_args`] of a command with these arguments.
     pub fn secret_args(&self) -> Vec<usize> {
-        let a = self;
-        let count = usize::try_from(a.count).unwrap_or(usize::MAX);
+        let count = usize::try_from(self.count).unwrap_or(usize::MAX);
         let eq = |i: usize, s: &str| {
-            a.get(i)
+            self.get(i)
                 .is_some_and(|x| x.eq_ignore_ascii_case(s.as_bytes()))
         };
         let mut out = Vec::new();
         if eq(0, "AUTH") {
             out.extend(1..count);
         } else if eq(0, "HELLO") || eq(0, "MIGRATE") {
-            for i in 1..a.len() {
+            for i in 1..self.len() {
                 if eq(i, "AUTH") {
                     let n = if eq(0, "HELLO") { 2 } else { 1 };
                     out.extend((i + 1..=i + n).filter(|&j| j < count));
@@ -164,8 +163,8 @@ impl RedisArgs {
                 i += 2;
             }
         } else if eq(0, "ACL") && eq(1, "SETUSER") {
-            for i in 3..a.len() {
-                if a.get(i)
+            for i in 3..self.len() {
+                if self.get(i)
                     .is_some_and(|r| matches!(r.first(), Some(b'>' | b'<' | b'#' | b'!')))
                 {
                     out.push(i);
