@@ -137,7 +137,7 @@ fn spool_notes(inbox: &mut Inbox, mut spool: SpoolWriter) -> Option<String> {
             // Recording failed: forwarders stop copying; drain what is queued.
             inbox.stop();
         } else if error.is_none() {
-            if let Err(e) = spool.write_out() {
+            if let Err(e) = spool.write_if_due() {
                 error = Some(spool_failed(e, inbox));
             }
         }
