@@ -4,7 +4,8 @@
 # and through `oltrace proxy` recording everything. Rounds alternate the
 # order of the targets; one warm-up round is thrown away; the table gives
 # medians over the rounds, as ratios to direct and oltrace/haproxy.
-# Then: trace bytes per exchange against a tcpdump pcap of the same
+# A second table gives the CPU time each proxy process used per request
+# (from /proc clock ticks), with oltrace's recorder thread apart. Then: trace bytes per exchange against a tcpdump pcap of the same
 # traffic, and the proxies' resident memory with 1,000 connections open.
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (database `test`), Redis on
@@ -155,16 +156,47 @@ measure() { # load target
   esac
 }
 
+# --- CPU the proxies use: clock ticks of a process, all threads; for oltrace
+# also of its recorder thread (idle priority, so it takes only CPU nothing
+# else wants while traffic flows; it may also still be catching up on the
+# previous load).
+tick_us=$(awk -v hz="$(getconf CLK_TCK)" 'BEGIN {print 1e6 / hz}')
+cpu_ticks() { # pid -> "total recorder"
+  local rec=0 t
+  for t in /proc/"$1"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" = oltrace-recorde ] && rec=$(awk '{print $14 + $15}' "$t/stat")
+  done
+  echo "$(awk '{print $14 + $15}' "/proc/$1/stat") $rec"
+}
+requests_of() { # load throughput -> requests in one run
+  case $1 in
+    pg|http) awk -v r="$2" -v d="$DURATION" 'BEGIN {printf "%.0f", r * d}' ;;
+    redis) echo $((2 * REDIS_N)) ;;
+    redisP) echo $((2 * REDIS_PN)) ;;
+  esac
+}
+
 # --- rounds: warm-up (round 0, discarded), then ROUNDS, order rotating -----------
-declare -A results
+declare -A results cpu
 for round in $(seq 0 "$ROUNDS"); do
   for load in "${loads[@]}"; do
     read -r -a ts <<< "$(targets_for "$load")"
     n=${#ts[@]}
     for i in $(seq 0 $((n - 1))); do
       t=${ts[$(((i + round) % n))]}
+      case $t in haproxy*) pid=$haproxy_pid ;; oltrace) pid=$ol_pid ;; *) pid="" ;; esac
+      [ -n "$pid" ] && read -r c0 r0 <<< "$(cpu_ticks "$pid")"
       r=$(measure "$load" "$t")
-      say "round $round $load $t: $r"
+      if [ -n "$pid" ]; then
+        read -r c1 r1 <<< "$(cpu_ticks "$pid")"
+        reqs=$(requests_of "$load" "${r%% *}")
+        # microseconds per request: all threads but the recorder, and the recorder
+        c=$(awk -v a=$((c1 - c0 - r1 + r0)) -v b=$((r1 - r0)) -v u="$tick_us" -v n="$reqs" 'BEGIN {printf "%.2f %.2f", a * u / n, b * u / n}')
+        say "round $round $load $t: $r; CPU us/request $c"
+        [ "$round" = 0 ] || cpu[$load:$t]+="$c;"
+      else
+        say "round $round $load $t: $r"
+      fi
       [ "$round" = 0 ] || results[$load:$t]+="$r;"
     done
   done
@@ -197,6 +229,19 @@ for load in "${loads[@]}"; do
     awk -v l="${label[$load]}" -v t="$t" -v r="$rate" -v u="$unit" -v d="$d_rate" -v lat="$lat" -v dl="$d_lat" -v x="$ratio" \
       'BEGIN {printf "| `%s` | %s | %.0f %s | %.2f | %.3f | %+.3f | %s |\n", l, t, r, u, r / d, lat, lat - dl, x}'
   done
+done
+echo
+echo "CPU time the proxy process used per request, in microseconds (medians; clock ticks of $tick_us us, so short runs are coarse). oltrace's forwarding threads, spooler and main thread, against haproxy; its recorder thread apart, at idle priority."
+echo
+echo "| load | haproxy | oltrace without recorder | oltrace / haproxy | oltrace recorder |"
+echo "| --- | --- | --- | --- | --- |"
+cpu_field() { echo "${cpu[$1]}" | tr ';' '\n' | awk -v i="$2" 'NF {print $i}' | median; }
+for load in "${loads[@]}"; do
+  h=$(cpu_field "$load:haproxy" 1); o=$(cpu_field "$load:oltrace" 1); rec=$(cpu_field "$load:oltrace" 2)
+  hh=$([ "$load" = http ] && cpu_field "$load:haproxy_http" 1 || echo "")
+  awk -v l="${label[$load]}" -v h="$h" -v hh="$hh" -v o="$o" -v r="$rec" \
+    'BEGIN {if (hh != "") printf "| `%s` | %.2f (tcp), %.2f (http) | %.2f | %.2f (tcp), %.2f (http) | %.2f |\n", l, h, hh, o, o / h, o / hh, r;
+            else printf "| `%s` | %.2f | %.2f | %.2f | %.2f |\n", l, h, o, o / h, r}'
 done
 echo
 echo "oltrace recorded: ${summary_line#oltrace: }"
