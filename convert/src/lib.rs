@@ -4,7 +4,9 @@
 //! it lives apart from `tracer` so `olreplay` does not link what recording
 //! needs (libpcap).
 //!
-//! Modules: this file converts; [`redact`] blanks secrets in recorded bytes
+//! Modules: this file converts; `redis` converts Redis messages and
+//! exchanges over earlier records, reusing their allocations (for the
+//! [`Converter`]); [`redact`] blanks secrets in recorded bytes
 //! (same length, in place); [`fingerprint`] normalises SQL to a query
 //! fingerprint (literals to `?`), the key replay reports and the analyzer
 //! group queries by.
@@ -32,10 +34,11 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use format::{BStr, Payload};
 use wire::pg::{self, PgMessage, PgValue};
-use wire::redis::{RedisMessage, RespKind, RespValue};
+use wire::redis::RedisMessage;
 
 pub mod fingerprint;
 pub mod redact;
+mod redis;
 
 /// How many bytes of a Redis reply's text, a Redis argument, a PostgreSQL
 /// parameter or a sample column value a decoded summary keeps. (The exact
@@ -104,24 +107,64 @@ pub fn event_to_records(conn: u64, event: wire::Event, redact: bool, out: &mut V
 /// which encodes each one straight away, saves moving it into and out of
 /// a vector (that was a sixth of its time on pipelined Redis).
 pub fn for_each_record(conn: u64, event: wire::Event, redact: bool, sink: &mut dyn FnMut(&mut format::Record)) {
-    let mut record = match event {
-        wire::Event::Message(m) => message_record(conn, m, redact),
-        wire::Event::Exchange(e) => exchange_record(conn, *e, redact),
-        wire::Event::Opaque { reason, dir, offset, ts } => format::Record {
-            ts,
-            src: 0,
-            body: format::Body::Fallback(format::Fallback { conn, dir: direction(dir), offset, reason }),
-        },
-        wire::Event::RedisRun(run) => {
-            let mut events = Vec::with_capacity(run.len() * 2);
-            run.expand(&mut events);
-            for e in events {
-                for_each_record(conn, e, redact, sink);
+    Converter::new(redact).for_each_record(conn, event, sink);
+}
+
+/// [`for_each_record`] for a stream of events: it keeps the records it
+/// last handed out for Redis commands, replies and exchanges and writes the
+/// next ones over them, reusing their allocations (see [`mod@redis`]).
+/// The recorder holds one for its whole run.
+pub struct Converter {
+    redact: bool,
+    command: format::Record,
+    reply: format::Record,
+    exchange: format::Record,
+    spare: redis::Spare,
+}
+
+impl Converter {
+    /// `redact`: as for [`event_to_records`].
+    pub fn new(redact: bool) -> Converter {
+        let empty = <format::Record as format::codec::Codec>::empty;
+        Converter { redact, command: empty(), reply: empty(), exchange: empty(), spare: redis::Spare::default() }
+    }
+
+    /// Hands `sink` the records of `event`, as [`for_each_record`] does.
+    /// A record `sink` gets is valid only during the call.
+    pub fn for_each_record(&mut self, conn: u64, event: wire::Event, sink: &mut dyn FnMut(&mut format::Record)) {
+        let redact = self.redact;
+        let mut record = match event {
+            wire::Event::Message(m) => match &m.kind {
+                wire::MessageKind::Redis(r) => {
+                    let record = if matches!(r, RedisMessage::Command(_)) { &mut self.command } else { &mut self.reply };
+                    redis::fill_message(record, conn, &m, r, redact, &mut self.spare);
+                    return sink(record);
+                }
+                _ => message_record(conn, m, redact),
+            },
+            wire::Event::Exchange(e) => match &e.detail {
+                wire::ExchangeDetail::Redis(r) => {
+                    redis::fill_exchange(&mut self.exchange, conn, &e, r, redact, &mut self.spare);
+                    return sink(&mut self.exchange);
+                }
+                _ => exchange_record(conn, *e, redact),
+            },
+            wire::Event::Opaque { reason, dir, offset, ts } => format::Record {
+                ts,
+                src: 0,
+                body: format::Body::Fallback(format::Fallback { conn, dir: direction(dir), offset, reason }),
+            },
+            wire::Event::RedisRun(run) => {
+                let mut events = Vec::with_capacity(run.len() * 2);
+                run.expand(&mut events);
+                for e in events {
+                    self.for_each_record(conn, e, sink);
+                }
+                return;
             }
-            return;
-        }
-    };
-    sink(&mut record);
+        };
+        sink(&mut record);
+    }
 }
 
 /// Direction, one to one.
@@ -162,18 +205,10 @@ fn message_record(conn: u64, m: wire::Message, redact: bool) -> format::Record {
             }
         }
         wire::MessageKind::Redis(r) => {
-            let mut d = redis_decoded(r, &m.raw.prefix);
-            if redact {
-                if let RedisMessage::Command(c) = r {
-                    let secret = c.secret_args();
-                    if !secret.is_empty() {
-                        redact::redis_command(&mut bytes, c.inline, &secret);
-                        blank_args(&mut d.args, &secret, 0);
-                        redacted = true;
-                    }
-                }
-            }
-            Some(format::Decoded::Redis(d))
+            // The Converter fills Redis records in place; the same, once.
+            let mut record = <format::Record as format::codec::Codec>::empty();
+            redis::fill_message(&mut record, conn, &m, r, redact, &mut redis::Spare::default());
+            return record;
         }
     };
     format::Record {
@@ -203,30 +238,10 @@ fn exchange_record(conn: u64, e: wire::Exchange, redact: bool) -> format::Record
         }),
         wire::ExchangeDetail::Pg(p) => format::ExchangeSummary::Pg(pg_exchange(p)),
         wire::ExchangeDetail::Redis(r) => {
-            let mut args: Vec<BStr> = r.args.iter().skip(1).take(MAX_ARGS - 1).map(cap_bytes).collect();
-            if redact {
-                blank_args(&mut args, &r.args.secret_args(), 1);
-            }
-            format::ExchangeSummary::Redis(format::RedisExchange {
-                command: lossy(&r.command),
-                args,
-                reply: r.reply.as_ref().map(|s| {
-                    let mut reply = match &r.value {
-                        Some(v) => reply_summary(v, None),
-                        None => format::RedisReply { kind: resp_kind_name(s.kind).to_owned(), ..Default::default() },
-                    };
-                    if is_aggregate(s.kind) {
-                        reply.len = s.len.or(reply.len);
-                    }
-                    if reply.integer.is_none() {
-                        reply.integer = s.integer;
-                    }
-                    if reply.text.is_none() {
-                        reply.text = s.error.as_deref().map(cap_bytes);
-                    }
-                    reply
-                }),
-            })
+            // As for messages: the Converter's conversion, once.
+            let mut record = <format::Record as format::codec::Codec>::empty();
+            redis::fill_exchange(&mut record, conn, &e, r, redact, &mut redis::Spare::default());
+            return record;
         }
     };
     format::Record {
@@ -268,18 +283,6 @@ fn cap_text(b: &[u8]) -> String {
     cap_str(&String::from_utf8_lossy(&b[..b.len().min(TEXT_CAP + 4)]))
 }
 
-fn cap_bytes(b: &[u8]) -> BStr {
-    BStr(b[..b.len().min(TEXT_CAP)].to_vec())
-}
-
-/// Replaces the arguments at `indices` (shifted down by `shift`) with stars.
-fn blank_args(args: &mut [BStr], indices: &[usize], shift: usize) {
-    for &i in indices {
-        if let Some(a) = i.checked_sub(shift).and_then(|j| args.get_mut(j)) {
-            a.0 = redact::stars(a.0.len());
-        }
-    }
-}
 
 // ----- HTTP -----
 
@@ -596,87 +599,5 @@ fn pg_exchange(p: &pg::PgExchange) -> format::PgExchange {
         rows: p.rows_returned(),
         error: p.error.as_ref().map(pg_error),
         txn: p.transaction_status.map(txn_char),
-    }
-}
-
-// ----- Redis -----
-
-/// The RESP type names of [`format::RedisReply::kind`].
-fn resp_kind_name(k: RespKind) -> &'static str {
-    match k {
-        RespKind::Simple => "simple",
-        RespKind::Error | RespKind::BulkError => "error",
-        RespKind::Integer => "integer",
-        RespKind::Bulk => "bulk",
-        RespKind::NullBulk | RespKind::NullArray | RespKind::Null => "null",
-        RespKind::Array => "array",
-        RespKind::Map => "map",
-        RespKind::Set => "set",
-        RespKind::Push => "push",
-        RespKind::Boolean => "bool",
-        RespKind::Double => "double",
-        RespKind::BigNumber => "big_number",
-        RespKind::Verbatim => "verbatim",
-        // Looked through before naming; kept total for safety.
-        RespKind::Attribute => "attribute",
-    }
-}
-
-fn is_aggregate(k: RespKind) -> bool {
-    matches!(k, RespKind::Array | RespKind::Map | RespKind::Set | RespKind::Push)
-}
-
-/// The summary of a value. `raw`, when given, is the frame's raw bytes:
-/// an aggregate's element count is then read from its header, which stays
-/// right when the cap cut the value.
-fn reply_summary(v: &RespValue, raw: Option<&[u8]>) -> format::RedisReply {
-    let top = v.unattributed();
-    let kind = top.kind();
-    let mut r = format::RedisReply { kind: resp_kind_name(kind).to_owned(), ..Default::default() };
-    match top {
-        RespValue::Integer(n) => r.integer = Some(*n),
-        RespValue::Boolean(b) => r.text = Some(BStr::from(if *b { "true" } else { "false" })),
-        RespValue::Verbatim(_) => {
-            let text = top.verbatim_parts().map(|(_, t)| t).or(top.as_bytes().map(|b| &b[..]));
-            r.text = text.map(cap_bytes);
-        }
-        RespValue::Array(v) | RespValue::Set(v) | RespValue::Push(v) => r.len = Some(v.len() as u64),
-        RespValue::Map(m) => r.len = Some(m.len() as u64),
-        other => r.text = other.as_bytes().map(|b| cap_bytes(b)),
-    }
-    if is_aggregate(kind) && std::ptr::eq(top, v) {
-        if let Some(n) = raw.and_then(|raw| header_count(raw, kind.type_byte())) {
-            r.len = Some(n);
-        }
-    }
-    r
-}
-
-/// The count of `<ty>N\r\n` at the start of `raw`.
-fn header_count(raw: &[u8], ty: u8) -> Option<u64> {
-    if *raw.first()? != ty {
-        return None;
-    }
-    let cr = raw.iter().position(|&b| b == b'\r')?;
-    std::str::from_utf8(&raw[1..cr]).ok()?.parse().ok()
-}
-
-fn redis_decoded(r: &RedisMessage, raw: &[u8]) -> format::RedisMessage {
-    match r {
-        RedisMessage::Command(c) => format::RedisMessage {
-            kind: "command".to_owned(),
-            args: c.args.iter().take(MAX_ARGS).map(cap_bytes).collect(),
-            reply: None,
-        },
-        RedisMessage::Reply(f) => format::RedisMessage {
-            kind: "reply".to_owned(),
-            args: Vec::new(),
-            reply: Some(reply_summary(&f.value, Some(raw))),
-        },
-        RedisMessage::Push(f) => format::RedisMessage {
-            kind: "push".to_owned(),
-            args: Vec::new(),
-            reply: Some(reply_summary(&f.value, Some(raw))),
-        },
     }
 }

@@ -18,7 +18,7 @@ use super::attribution::{sqlcommenter_trace_id, traceparent_trace_id, Attributor
 use super::profiles::Profile;
 use super::spool::{self, Next, SpoolReader, SpoolWriter};
 use super::tap::{self, Inbox, Note, Tap};
-use convert::{direction, for_each_record};
+use convert::{direction, Converter};
 use format::{AttributionMethod, Body, ConnClose, ConnOpen, Gap, Invocation, Record, Writer};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -190,6 +190,8 @@ struct Recorder<'w> {
     conns: HashMap<u64, Conn, ConnIds>,
     summary: Summary,
     events: Vec<Event>,
+    /// Events to records, reusing the records' allocations.
+    converter: Converter,
     /// The latest time any note carried.
     last_ts: u64,
     attributor: Attributor,
@@ -197,12 +199,14 @@ struct Recorder<'w> {
 
 impl<'w> Recorder<'w> {
     fn new(writer: &'w mut Writer<std::fs::File>, opts: RecorderOptions) -> Recorder<'w> {
+        let redact = opts.redact;
         Recorder {
             writer,
             opts,
             conns: HashMap::default(),
             summary: Summary::default(),
             events: Vec::new(),
+            converter: Converter::new(redact),
             last_ts: 0,
             attributor: Attributor::new(),
         }
@@ -406,12 +410,15 @@ impl<'w> Recorder<'w> {
                 }
             }
             let mut result = Ok(());
-            for_each_record(conn, event, self.opts.redact, &mut |record| {
+            // `self.write`, on the fields it uses: the converter is borrowed.
+            let (writer, summary) = (&mut *self.writer, &mut self.summary);
+            self.converter.for_each_record(conn, event, &mut |record| {
                 if let Body::Exchange(x) = &mut record.body {
                     x.attribution = attribution.clone();
                 }
                 if result.is_ok() {
-                    result = self.write(record);
+                    summary.records += 1;
+                    result = writer.write(record).map_err(|e| e.to_string());
                 }
             });
             result?;
