@@ -13,6 +13,8 @@
 # python3. Usage:
 #   benches/record.sh            # ROUNDS=3 DURATION=10 by default
 #   ROUNDS=5 DURATION=20 benches/record.sh > table.md
+#   LOADS="redisP" SIZES=0 benches/record.sh   # some loads only; no pcap
+#                                               # or memory tables
 # The markdown table goes to stdout; progress to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -130,7 +132,7 @@ wrk_run() { # port
 }
 
 # load name -> command per target
-loads=(pg redis redisP http)
+read -r -a loads <<< "${LOADS:-pg redis redisP http}"
 declare -A label=(
   [pg]="pgbench -S -c 8 -j 2 -T $DURATION"
   [redis]="redis-benchmark -t get,set -c 50 -n $REDIS_N"
@@ -247,6 +249,8 @@ echo
 echo "oltrace recorded: ${summary_line#oltrace: }"
 [ -n "$lost_line" ] && echo "LOST: ${lost_line#oltrace: }"
 [ -n "$behind_line" ] && echo "Recorder: ${behind_line#oltrace: }"
+
+[ "${SIZES:-1}" = 0 ] && exit 0
 
 # --- trace size vs pcap ------------------------------------------------------------
 say "trace bytes vs pcap"
