@@ -87,6 +87,9 @@ pub fn run(config: &WrapConfig) -> anyhow::Result<Outcome> {
         let named: Vec<_> = config.proxy.routes.iter().zip(&routes.addrs).map(|(r, a)| (r.protocol, r.name.clone(), *a)).collect();
         let mut env = route_environment(&named, |k| std::env::var(k).ok());
         env.extend(routes.forward_proxy.map(forward_proxy_environment).unwrap_or_default());
+        // Before the command starts: a signal that came between its start
+        // and these handlers would end oltrace and leave it running.
+        let signals = Signals::new()?;
         let mut child = tokio::process::Command::new(program)
             .args(&config.command[1..])
             .envs(env)
@@ -97,7 +100,7 @@ pub fn run(config: &WrapConfig) -> anyhow::Result<Outcome> {
         let pid = child.id();
         let out = tokio::spawn(pass_lines(child.stdout.take().expect("piped"), tokio::io::stdout(), format::LogStream::Stdout, origin.clone(), recording.tap.clone()));
         let err = tokio::spawn(pass_lines(child.stderr.take().expect("piped"), tokio::io::stderr(), format::LogStream::Stderr, origin.clone(), recording.tap.clone()));
-        let status = forward_signals_until_exit(&mut child, pid).await?;
+        let status = signals.forward_until_exit(&mut child, pid).await?;
         let _ = out.await;
         let _ = err.await;
         logs.stop().await;
@@ -134,20 +137,32 @@ async fn pass_lines(from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpi
     }
 }
 
-async fn forward_signals_until_exit(child: &mut tokio::process::Child, pid: Option<u32>) -> anyhow::Result<std::process::ExitStatus> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        let sig = tokio::select! {
-            status = child.wait() => return Ok(status?),
-            _ = int.recv() => libc::SIGINT,
-            _ = term.recv() => libc::SIGTERM,
-            _ = hup.recv() => libc::SIGHUP,
-        };
-        if let Some(pid) = pid {
-            unsafe { libc::kill(pid as i32, sig) };
+/// The signals `oltrace wrap` passes on to the command.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Takes SIGINT, SIGTERM and SIGHUP over from their default action.
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())?, hup: signal(SignalKind::hangup())? })
+    }
+
+    /// Passes each signal on to `pid` until `child` exits.
+    async fn forward_until_exit(mut self, child: &mut tokio::process::Child, pid: Option<u32>) -> anyhow::Result<std::process::ExitStatus> {
+        loop {
+            let sig = tokio::select! {
+                status = child.wait() => return Ok(status?),
+                _ = self.int.recv() => libc::SIGINT,
+                _ = self.term.recv() => libc::SIGTERM,
+                _ = self.hup.recv() => libc::SIGHUP,
+            };
+            if let Some(pid) = pid {
+                unsafe { libc::kill(pid as i32, sig) };
+            }
         }
     }
 }

@@ -77,3 +77,27 @@ fn missing_command_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run /nonexistent/worker"));
 }
+
+/// A signal sent to oltrace the moment the command starts (here by the
+/// command itself) is passed on to the command, not taken by oltrace's
+/// default action: the command ends by it, oltrace exits with 128 + 15
+/// and the trace is finished, holding the line the command printed first.
+#[test]
+fn a_signal_at_once_is_passed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("s.mp");
+    let out = Command::new(env!("CARGO_BIN_EXE_oltrace"))
+        .args(["wrap", "-o"])
+        .arg(&trace)
+        .args(["--", "sh", "-c", "echo started; kill -TERM $PPID; exec sleep 30"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + 15), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+    let records: Vec<Record> = Reader::open(&trace).unwrap().map(|r| r.unwrap()).collect();
+    assert!(
+        records.iter().any(|r| matches!(&r.body, Body::Log(l) if l.text == "started" && l.stream == LogStream::Stdout)),
+        "{records:?}"
+    );
+}
