@@ -14,7 +14,6 @@ use super::profiles::Profile;
 use super::tap::{Note, Tap};
 use super::route::Route;
 use super::workers::{adopt, Workers};
-use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -235,7 +234,7 @@ impl Sink {
         if self.lost > 0 && tap.send(Note::Lost { conn, dir, bytes: self.lost, ts }) {
             self.lost = 0;
         }
-        if self.lost > 0 || !tap.send(Note::Data { conn, dir, data: Bytes::copy_from_slice(data), ts }) {
+        if self.lost > 0 || !tap.send(Note::Data { conn, dir, data: super::tap::copy_of(data), ts }) {
             self.lost += data.len() as u64;
             tap.dropped_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         }

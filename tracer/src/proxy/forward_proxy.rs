@@ -161,7 +161,7 @@ async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr,
             return;
         }
         // Small and first: wait for room rather than lose the request head.
-        tap.send_control(Note::Data { conn, dir: Direction::ToServer, data: bytes::Bytes::copy_from_slice(first), ts });
+        tap.send_control(Note::Data { conn, dir: Direction::ToServer, data: super::tap::copy_of(first), ts });
     }
     if guard.as_ref().is_some_and(Injector::stopped) {
         // Pipelined requests for two servers in the first read: the first
