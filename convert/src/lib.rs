@@ -112,7 +112,7 @@ pub fn for_each_record(conn: u64, event: wire::Event, redact: bool, sink: &mut d
 
 /// [`for_each_record`] for a stream of events: it keeps the records it
 /// last handed out for Redis commands, replies and exchanges and writes the
-/// next ones over them, reusing their allocations (see [`mod@redis`]).
+/// next ones over them, reusing their allocations (`convert/src/redis.rs`).
 /// The recorder holds one for its whole run.
 pub struct Converter {
     redact: bool,

@@ -1,5 +1,6 @@
-//! The forwarders' side of the recorder: [`Note`]s, and the [`Tap`] that
-//! offers them to the recorder thread through a bounded queue.
+//! The forwarders' side of the recorder: [`Note`]s, the copies of
+//! forwarded bytes they carry ([`copy_of`]), and the [`Tap`] that offers
+//! them to the recorder thread through a bounded queue.
 //!
 //! The queue is a lock-free ring (`crossbeam_queue::ArrayQueue`) that the
 //! recorder polls; forwarders never wake it. A channel that wakes its
