@@ -205,7 +205,8 @@ fn message_record(conn: u64, m: wire::Message, redact: bool) -> format::Record {
             }
         }
         wire::MessageKind::Redis(r) => {
-            // The Converter fills Redis records in place; the same, once.
+            // Not reached through `Converter`, which takes Redis messages
+            // first; kept total with the same conversion.
             let mut record = <format::Record as format::codec::Codec>::empty();
             redis::fill_message(&mut record, conn, &m, r, redact, &mut redis::Spare::default());
             return record;
@@ -238,7 +239,7 @@ fn exchange_record(conn: u64, e: wire::Exchange, redact: bool) -> format::Record
         }),
         wire::ExchangeDetail::Pg(p) => format::ExchangeSummary::Pg(pg_exchange(p)),
         wire::ExchangeDetail::Redis(r) => {
-            // As for messages: the Converter's conversion, once.
+            // As for messages: not reached through `Converter`.
             let mut record = <format::Record as format::codec::Codec>::empty();
             redis::fill_exchange(&mut record, conn, &e, r, redact, &mut redis::Spare::default());
             return record;
