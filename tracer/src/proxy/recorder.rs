@@ -274,8 +274,7 @@ impl<'w> Recorder<'w> {
     }
 
     fn write(&mut self, record: &Record) -> Result<(), String> {
-        self.summary.records += 1;
-        self.writer.write(record).map_err(|e| e.to_string())
+        write_counted(self.writer, &mut self.summary, record)
     }
 
     fn handle(&mut self, note: Note) -> Result<(), String> {
@@ -410,15 +409,14 @@ impl<'w> Recorder<'w> {
                 }
             }
             let mut result = Ok(());
-            // `self.write`, on the fields it uses: the converter is borrowed.
+            // Not `self.write`: the converter is borrowed from `self`.
             let (writer, summary) = (&mut *self.writer, &mut self.summary);
             self.converter.for_each_record(conn, event, &mut |record| {
                 if let Body::Exchange(x) = &mut record.body {
                     x.attribution = attribution.clone();
                 }
                 if result.is_ok() {
-                    summary.records += 1;
-                    result = writer.write(record).map_err(|e| e.to_string());
+                    result = write_counted(writer, summary, record);
                 }
             });
             result?;
@@ -521,6 +519,12 @@ impl std::hash::Hasher for ConnIdHasher {
 
 /// Headers platforms put a request id in, in order of preference.
 const REQUEST_ID_HEADERS: &[&str] = &["x-request-id", "x-amzn-requestid", "x-amz-request-id", "x-ms-request-id", "x-correlation-id"];
+
+/// Writes `record` and counts it in `summary`.
+fn write_counted(writer: &mut Writer<std::fs::File>, summary: &mut Summary, record: &Record) -> Result<(), String> {
+    summary.records += 1;
+    writer.write(record).map_err(|e| e.to_string())
+}
 
 /// The trace's name for a wire protocol.
 pub fn format_protocol(p: Protocol) -> format::Protocol {
