@@ -46,3 +46,21 @@ fn inline_command_with_a_nul_byte() {
     };
     assert_eq!(c.args.iter().collect::<Vec<_>>(), vec![&b"GET"[..], b"a"]);
 }
+
+#[test]
+fn reply_line_split_before_its_end_then_a_second_reply() {
+    // Found by redis_props: the first read ends inside a simple-string line,
+    // so the scanner remembered where to resume its search for CRLF. The
+    // fast path then framed that reply itself (the scanner did not count as
+    // part-way through) and the scanner searched the next reply's line from
+    // the stale offset, missing its end: the runs left `,inf` as a torn
+    // message where the per-message path decoded it.
+    use wire::testing::{assert_split_invariant, Chunk};
+    use wire::{Direction, Limits, Protocol};
+    let chunks = [
+        Chunk { dir: Direction::ToServer, ts: 1, data: b"*1\r\n$3\r\n\0\0\0\r\n".to_vec() },
+        Chunk { dir: Direction::ToClient, ts: 2, data: b"+\0\0\0\x0e\0\0\r\n,inf\r\n".to_vec() },
+    ];
+    let ev = assert_split_invariant(Protocol::Redis, Limits::default(), &chunks, 1);
+    assert_eq!(ev.len(), 4, "command, reply, exchange, unsolicited reply: {ev:?}");
+}

@@ -266,9 +266,14 @@ impl Scanner {
         }
     }
 
-    /// True when the scanner is part-way through a message.
+    /// True when the scanner is part-way through a message: it holds state
+    /// about the bytes at the front of the buffer, so nothing else may frame
+    /// them. That includes a first line searched without finding its end
+    /// (`line_from`), where `pos` is still 0: missing it let the fast path
+    /// frame that message and the scanner then resume the next one's line
+    /// search at the stale offset.
     pub(crate) fn in_progress(&self) -> bool {
-        self.pos != 0 || self.cstate != ClientState::Start
+        self.pos != 0 || self.line_from != 0 || self.cstate != ClientState::Start
     }
 
     /// What the last complete client message held, left in place.
