@@ -575,7 +575,7 @@ impl HttpDecoder {
             None => {
                 let last_ts = side.ts_of_first(n);
                 let bytes = side.take(n);
-                let parts = info.parts(&bytes, std::mem::take(&mut side.spans));
+                let parts = info.parts(&bytes, &side.spans);
                 let body = match cur.body.take() {
                     Some(b) => b.finish(),
                     None if matches!(cur.framing, Framing::Empty) => CappedBytes::default(),
@@ -755,7 +755,7 @@ fn start_streaming(side: &mut Side, cap: usize) {
     let last_ts = side.ts_of_first(cur.scan);
     let head_len = cur.info.len.min(cur.scan);
     let head = side.take(head_len);
-    let parts = cur.info.parts(&head, std::mem::take(&mut side.spans));
+    let parts = cur.info.parts(&head, &side.spans);
     let mut raw = CappedBuilder::new(cap);
     raw.push(&head);
     let rest = cur.scan - head_len;

@@ -122,24 +122,24 @@ pub fn rewrite_host(raw: &[u8], new_host: &str) -> Option<Vec<u8>> {
     let target_bytes = bytes::Bytes::copy_from_slice(target.get(raw));
     if let Some((authority, _)) = split_absolute_form(&target_bytes) {
         // The authority is a slice of the target copy: map it back.
-        let start = target.start + (authority.as_ptr() as usize).saturating_sub(target_bytes.as_ptr() as usize);
-        edits.push((Span { start, end: start + authority.len() }, new_host.as_bytes().to_vec()));
+        let start = target.start() + (authority.as_ptr() as usize).saturating_sub(target_bytes.as_ptr() as usize);
+        edits.push((Span::new(start, start + authority.len()), new_host.as_bytes().to_vec()));
     }
     match info.host {
         Some(span) => edits.push((span, new_host.as_bytes().to_vec())),
         None => {
             // Insert right after the request line.
-            let line_end = raw.get(target.end..)?.iter().position(|&b| b == b'\n')? + target.end + 1;
-            edits.push((Span { start: line_end, end: line_end }, format!("Host: {new_host}\r\n").into_bytes()));
+            let line_end = raw.get(target.end()..)?.iter().position(|&b| b == b'\n')? + target.end() + 1;
+            edits.push((Span::new(line_end, line_end), format!("Host: {new_host}\r\n").into_bytes()));
         }
     }
-    edits.sort_by_key(|(s, _)| s.start);
+    edits.sort_by_key(|(s, _)| s.start());
     let mut out = Vec::with_capacity(raw.len() + new_host.len() + 8);
     let mut at = 0;
     for (span, with) in edits {
-        out.extend_from_slice(raw.get(at..span.start)?);
+        out.extend_from_slice(raw.get(at..span.start())?);
         out.extend_from_slice(&with);
-        at = span.end;
+        at = span.end();
     }
     out.extend_from_slice(raw.get(at..)?);
     Some(out)

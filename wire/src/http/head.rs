@@ -10,29 +10,48 @@ use std::mem::MaybeUninit;
 
 use bytes::Bytes;
 
-use super::message::{Header, Headers, HttpVersion};
+use super::message::{FieldSpans, Header, Headers, HttpVersion};
 
-/// A byte range inside the head.
+/// A byte range inside the head. `u32` keeps a header field's pair of them
+/// at 16 bytes, so a typical head's fields fit inline in [`Headers`]; heads
+/// are at most [`MAX_HEAD`] bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Span {
-    pub start: usize,
-    pub end: usize,
+    start: u32,
+    end: u32,
 }
 
+/// The longest head [`parse_head`] reads: positions in it fit a `u32`.
+pub(crate) const MAX_HEAD: usize = u32::MAX as usize;
+
 impl Span {
+    /// `start..end`, both at most [`MAX_HEAD`] (larger values saturate).
+    pub fn new(start: usize, end: usize) -> Span {
+        let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        Span { start: clamp(start), end: clamp(end) }
+    }
+
     fn of(base: &[u8], part: &[u8]) -> Span {
         // Both slices come from the same buffer: `part` lies inside `base`.
         let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
-        Span { start, end: start + part.len() }
+        Span::new(start, start + part.len())
+    }
+
+    pub fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    pub fn end(&self) -> usize {
+        self.end as usize
     }
 
     pub fn get<'a>(&self, head: &'a [u8]) -> &'a [u8] {
-        head.get(self.start..self.end).unwrap_or_default()
+        head.get(self.start()..self.end()).unwrap_or_default()
     }
 
     pub fn bytes(&self, head: &Bytes) -> Bytes {
-        if self.end <= head.len() && self.start <= self.end {
-            head.slice(self.start..self.end)
+        if self.end() <= head.len() && self.start <= self.end {
+            head.slice(self.start()..self.end())
         } else {
             Bytes::new()
         }
@@ -89,7 +108,7 @@ impl HeadInfo {
     /// Slices the start line out of `head` (the frozen message, head first);
     /// the header fields stay positions in it (`spans`, taken over), read
     /// on demand through [`Headers`].
-    pub fn parts(&self, head: &Bytes, spans: Vec<(Span, Span)>) -> Parts {
+    pub fn parts(&self, head: &Bytes, spans: &[(Span, Span)]) -> Parts {
         let start = match self.start {
             StartLine::Request { method, target } => PartsStart::Request {
                 method: known(method.get(head), KNOWN_METHODS).unwrap_or_else(|| method.bytes(head)),
@@ -100,7 +119,7 @@ impl HeadInfo {
                 reason: known(reason.get(head), KNOWN_REASONS).unwrap_or_else(|| reason.bytes(head)),
             },
         };
-        let headers = Headers::new(head.clone(), spans);
+        let headers = Headers::new(head.clone(), FieldSpans::from_slice(spans));
         Parts { start, version: self.version, headers }
     }
 
@@ -160,6 +179,8 @@ const STACK_HEADERS: usize = 64;
 /// Parses `buf` as a request (`request == true`) or response head. Spans of
 /// the header fields go to `spans` (cleared first). `Err` carries a reason.
 pub(crate) fn parse_head(buf: &[u8], request: bool, spans: &mut Vec<(Span, Span)>) -> Result<Parsed, String> {
+    // Longer heads read as unfinished: the caller's `max_frame` rules apply.
+    let buf = buf.get(..MAX_HEAD).unwrap_or(buf);
     let mut stack: [MaybeUninit<httparse::Header<'_>>; STACK_HEADERS] =
         [const { MaybeUninit::uninit() }; STACK_HEADERS];
     match parse_with(buf, request, &mut stack, spans) {
@@ -249,12 +270,12 @@ fn info(
         spans.push((Span::of(buf, name), vspan));
         // Dispatch on length first: most fields are none of these.
         match name.len() {
-            4 if h.host.is_none() && name.eq_ignore_ascii_case(b"host") => h.host = Some(vspan),
-            6 if name.eq_ignore_ascii_case(b"expect") => {
+            4 if h.host.is_none() && is_name(name, b"host") => h.host = Some(vspan),
+            6 if is_name(name, b"expect") => {
                 h.expect_continue |= trim(value).eq_ignore_ascii_case(b"100-continue");
             }
-            7 if name.eq_ignore_ascii_case(b"upgrade") => h.upgrade = Some(vspan),
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+            7 if is_name(name, b"upgrade") => h.upgrade = Some(vspan),
+            10 if is_name(name, b"connection") => {
                 for token in value.split(|&b| b == b',').map(trim) {
                     if token.eq_ignore_ascii_case(b"close") {
                         h.close = true;
@@ -263,10 +284,10 @@ fn info(
                     }
                 }
             }
-            12 if h.content_type.is_none() && name.eq_ignore_ascii_case(b"content-type") => {
+            12 if h.content_type.is_none() && is_name(name, b"content-type") => {
                 h.content_type = Some(vspan)
             }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            14 if is_name(name, b"content-length") => {
                 // A list of identical values ("5, 5") is allowed; anything
                 // else makes the length unknowable.
                 for item in value.split(|&b| b == b',').map(trim) {
@@ -278,7 +299,7 @@ fn info(
                     }
                 }
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            17 if is_name(name, b"transfer-encoding") => {
                 h.te_present = true;
                 // The last coding of the last field is what frames the body.
                 if let Some(last) = value.split(|&b| b == b',').map(trim).rfind(|t| !t.is_empty()) {
@@ -294,6 +315,17 @@ fn info(
         h.content_length = Some(u64::MAX);
     }
     h
+}
+
+/// `name` (a header field name as `httparse` accepts it: a token) equals
+/// `lower` (lowercase letters and `-`), ignoring ASCII case.
+///
+/// Setting bit 0x20 lowercases a letter and leaves `-` alone; among token
+/// characters only the letter's two cases (or `-` itself) map onto a letter
+/// or `-` that way, so the comparison is exact. Branch-free, unlike
+/// `eq_ignore_ascii_case`: every field of every head goes through here.
+fn is_name(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len() && name.iter().zip(lower).fold(0, |diff, (&n, &l)| diff | ((n | 0x20) ^ l)) == 0
 }
 
 /// A Content-Length value: 1 to 19 ASCII digits.
@@ -364,6 +396,22 @@ mod tests {
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), Err(21));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r", 0), Err(21));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b", 0), Err(20));
+    }
+
+    #[test]
+    fn names_ignore_case_only() {
+        assert!(is_name(b"Content-Length", b"content-length"));
+        assert!(is_name(b"CONTENT-LENGTH", b"content-length"));
+        assert!(!is_name(b"Content_Length", b"content-length"));
+        assert!(!is_name(b"Content-Lengt", b"content-length"));
+        assert!(!is_name(b"Content-Lengtg", b"content-length"));
+        // Every token character other than a letter's two cases and `-`.
+        let tchar = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        for &c in tchar {
+            for &l in b"abcdefghijklmnopqrstuvwxyz-" {
+                assert_eq!(is_name(&[c], &[l]), c.eq_ignore_ascii_case(&l), "{} vs {}", c as char, l as char);
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::head::Span;
 use crate::types::CappedBytes;
@@ -52,24 +53,28 @@ pub type Header = (Bytes, Bytes);
 pub struct Headers {
     /// The bytes the spans point into (the message, head first).
     data: Bytes,
-    spans: Vec<(Span, Span)>,
+    spans: FieldSpans,
 }
 
+/// Positions of the header fields (name, value). Inline up to 8 fields, as
+/// most heads have: one allocation less per message.
+pub(crate) type FieldSpans = SmallVec<[(Span, Span); 8]>;
+
 impl Headers {
-    pub(crate) fn new(data: Bytes, spans: Vec<(Span, Span)>) -> Headers {
+    pub(crate) fn new(data: Bytes, spans: FieldSpans) -> Headers {
         Headers { data, spans }
     }
 
     /// Fields copied from pairs (for tests and encoders).
     pub fn from_pairs<N: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(N, V)]) -> Headers {
         let mut data = Vec::new();
-        let mut spans = Vec::with_capacity(pairs.len());
+        let mut spans = FieldSpans::with_capacity(pairs.len());
         for (n, v) in pairs {
             let ns = data.len();
             data.extend_from_slice(n.as_ref());
             let vs = data.len();
             data.extend_from_slice(v.as_ref());
-            spans.push((Span { start: ns, end: vs }, Span { start: vs, end: data.len() }));
+            spans.push((Span::new(ns, vs), Span::new(vs, data.len())));
         }
         Headers { data: Bytes::from(data), spans }
     }
