@@ -20,7 +20,7 @@
 //!   [`format::ExchangeSummary`] (attribution is left to the proxy);
 //! - a switch to opaque mode becomes a [`format::Fallback`];
 //! - a run of Redis messages ([`wire::Event::RedisRun`]) becomes the
-//!   records of the events it expands to.
+//!   records of the events it expands to, made straight from the run.
 //!
 //! With `redact`, secrets are blanked in what is recorded (see
 //! [`crate::redact`]): PostgreSQL password/SASL/GSS messages, the values of
@@ -154,16 +154,34 @@ impl Converter {
                 src: 0,
                 body: format::Body::Fallback(format::Fallback { conn, dir: direction(dir), offset, reason }),
             },
-            wire::Event::RedisRun(run) => {
-                let mut events = Vec::with_capacity(run.len() * 2);
-                run.expand(&mut events);
-                for e in events {
-                    self.for_each_record(conn, e, sink);
-                }
-                return;
-            }
+            wire::Event::RedisRun(run) => return self.for_each_run_record(conn, &run, sink),
         };
         sink(&mut record);
+    }
+
+    /// Hands `sink` the records of a run of Redis messages: exactly those
+    /// of the events [`wire::redis::RedisRun::expand`] gives, in the same
+    /// order, without building the events (which cost several allocations
+    /// and reference counts per message).
+    pub fn for_each_run_record(&mut self, conn: u64, run: &wire::redis::RedisRun, sink: &mut dyn FnMut(&mut format::Record)) {
+        let redact = self.redact;
+        match run.dir {
+            wire::Direction::ToServer => {
+                for i in 0..run.len() {
+                    redis::fill_run_command(&mut self.command, conn, run, i, redact, &mut self.spare);
+                    sink(&mut self.command);
+                }
+            }
+            wire::Direction::ToClient => {
+                for (i, answered) in run.answered().enumerate() {
+                    let (value, _) = run.reply_value(i);
+                    redis::fill_run_reply(&mut self.reply, conn, run, i, &value, &mut self.spare);
+                    sink(&mut self.reply);
+                    redis::fill_run_exchange(&mut self.exchange, conn, (run, i), answered, &value, redact, &mut self.spare);
+                    sink(&mut self.exchange);
+                }
+            }
+        }
     }
 }
 

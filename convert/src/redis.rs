@@ -15,7 +15,7 @@
 
 use crate::{direction, exchange_status, redact, MAX_ARGS, TEXT_CAP};
 use format::{BStr, Body, Decoded, ExchangeSummary};
-use wire::redis::{RedisMessage, RespKind, RespValue};
+use wire::redis::{RedisMessage, RedisRun, ReplySummary, RespKind, RespValue};
 
 /// Argument byte strings a shorter command left over, kept for the next
 /// longer one (`GET` after `SET` would otherwise free one, and `SET` after
@@ -26,7 +26,73 @@ pub(crate) struct Spare(Vec<BStr>);
 /// Fills `record` with Redis message `m` (whose kind is `r`) of connection
 /// `conn`.
 pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Message, r: &RedisMessage, redact: bool, spare: &mut Spare) {
-    record.ts = m.first_ts;
+    let at = Placement { ts: m.first_ts, dir: m.dir, last_ts: m.last_ts, offset: m.offset, len: m.raw.len, hash: m.raw.hash };
+    let (data, d, redacted) = message_fields(record, conn, &at, &m.raw.prefix);
+    match r {
+        RedisMessage::Command(c) => {
+            let secret = if redact { c.secret_args() } else { Vec::new() };
+            fill_command(data, d, redacted, c.args.iter(), c.inline, &secret, spare);
+        }
+        RedisMessage::Reply(f) | RedisMessage::Push(f) => {
+            let kind = if matches!(r, RedisMessage::Reply(_)) { "reply" } else { "push" };
+            fill_reply_message(d, kind, &f.value, &m.raw.prefix, spare);
+        }
+    }
+}
+
+/// Fills `record` with command `i` of `run` (a run of commands) of
+/// connection `conn`: the record [`fill_message`] makes of the message
+/// [`RedisRun::expand`] would give, without building that message.
+pub(crate) fn fill_run_command(record: &mut format::Record, conn: u64, run: &RedisRun, i: usize, redact: bool, spare: &mut Spare) {
+    let raw = run.message(i);
+    let at = run_placement(run, i);
+    let (data, d, redacted) = message_fields(record, conn, &at, raw);
+    let secret = if redact { run.secret_args(i) } else { Vec::new() };
+    fill_command(data, d, redacted, run.args_of(i), false, &secret, spare);
+}
+
+/// Fills `record` with reply `i` of `run` (a run of replies), decoded as
+/// `value`: as [`fill_run_command`] does for commands.
+pub(crate) fn fill_run_reply(record: &mut format::Record, conn: u64, run: &RedisRun, i: usize, value: &RespValue, spare: &mut Spare) {
+    let raw = run.message(i);
+    let at = run_placement(run, i);
+    let (_, d, _) = message_fields(record, conn, &at, raw);
+    fill_reply_message(d, "reply", value, raw, spare);
+}
+
+/// Where a message sits in its stream, and its size as the decoder saw it.
+struct Placement {
+    ts: u64,
+    dir: wire::Direction,
+    last_ts: u64,
+    offset: u64,
+    len: u64,
+    hash: Option<u64>,
+}
+
+/// Message `i` of `run`: whole (a run holds only messages within the cap).
+fn run_placement(run: &RedisRun, i: usize) -> Placement {
+    let (start, end) = run.bounds(i);
+    Placement {
+        ts: run.first_ts_of(i),
+        dir: run.dir,
+        last_ts: run.last_ts,
+        offset: run.offset + start as u64,
+        len: (end - start) as u64,
+        hash: None,
+    }
+}
+
+/// Sets the fields every Redis message record has, and hands back the
+/// ones that depend on its kind: the recorded bytes, the decoded summary
+/// and the redacted flag.
+fn message_fields<'r>(
+    record: &'r mut format::Record,
+    conn: u64,
+    at: &Placement,
+    raw: &[u8],
+) -> (&'r mut BStr, &'r mut format::RedisMessage, &'r mut bool) {
+    record.ts = at.ts;
     record.src = 0;
     if !matches!(record.body, Body::Message(_)) {
         record.body = Body::Message(<format::Message as format::codec::Codec>::empty());
@@ -34,38 +100,48 @@ pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Mes
     let Body::Message(msg) = &mut record.body else { unreachable!("set just above") };
     let format::Message { conn: msg_conn, dir, last_ts, offset, data, decoded, redacted } = msg;
     *msg_conn = conn;
-    *dir = direction(m.dir);
-    *last_ts = m.last_ts;
-    *offset = m.offset;
-    set_bytes(&mut data.bytes, &m.raw.prefix);
-    data.len = m.raw.len;
-    data.hash = m.raw.hash;
+    *dir = direction(at.dir);
+    *last_ts = at.last_ts;
+    *offset = at.offset;
+    *redacted = false;
+    set_bytes(&mut data.bytes, raw);
+    data.len = at.len;
+    data.hash = at.hash;
     if !matches!(decoded, Some(Decoded::Redis(_))) {
         *decoded = Some(Decoded::Redis(format::RedisMessage::default()));
     }
     let Some(Decoded::Redis(d)) = decoded else { unreachable!("set just above") };
-    let format::RedisMessage { kind, args, reply } = d;
-    *redacted = false;
-    match r {
-        RedisMessage::Command(c) => {
-            set_str(kind, "command");
-            set_args(args, c.args.iter().take(MAX_ARGS), spare);
-            *reply = None;
-            if redact {
-                let secret = c.secret_args();
-                if !secret.is_empty() {
-                    redact::redis_command(&mut data.bytes.0, c.inline, &secret);
-                    blank_args(args, &secret, 0);
-                    *redacted = true;
-                }
-            }
-        }
-        RedisMessage::Reply(f) | RedisMessage::Push(f) => {
-            set_str(kind, if matches!(r, RedisMessage::Reply(_)) { "reply" } else { "push" });
-            set_args(args, std::iter::empty(), spare);
-            fill_reply(reply.get_or_insert_with(Default::default), &f.value, Some(&m.raw.prefix));
-        }
+    (&mut data.bytes, d, redacted)
+}
+
+/// A command's decoded summary; with `secret` (argument indices, name = 0)
+/// not empty, also blanks those arguments in the recorded bytes `data`.
+fn fill_command<'a>(
+    data: &mut BStr,
+    d: &mut format::RedisMessage,
+    redacted: &mut bool,
+    args: impl Iterator<Item = &'a [u8]>,
+    inline: bool,
+    secret: &[usize],
+    spare: &mut Spare,
+) {
+    let format::RedisMessage { kind, args: d_args, reply } = d;
+    set_str(kind, "command");
+    set_args(d_args, args.take(MAX_ARGS), spare);
+    *reply = None;
+    *redacted = !secret.is_empty();
+    if *redacted {
+        redact::redis_command(&mut data.0, inline, secret);
+        blank_args(d_args, secret, 0);
     }
+}
+
+/// A reply's (or push's: `kind`) decoded summary; `raw` is its frame.
+fn fill_reply_message(d: &mut format::RedisMessage, kind: &str, value: &RespValue, raw: &[u8], spare: &mut Spare) {
+    let format::RedisMessage { kind: d_kind, args, reply } = d;
+    set_str(d_kind, kind);
+    set_args(args, std::iter::empty(), spare);
+    fill_reply(reply.get_or_insert_with(Default::default), value, Some(raw));
 }
 
 /// Fills `record` with Redis exchange `e` (whose detail is `r`) of
@@ -78,7 +154,50 @@ pub(crate) fn fill_exchange(
     redact: bool,
     spare: &mut Spare,
 ) {
-    record.ts = e.timings.request_first;
+    let s = exchange_fields(record, conn, e.timings, e.request_bytes, e.response_bytes, exchange_status(e.status));
+    let secret = if redact { r.args.secret_args() } else { Vec::new() };
+    fill_exchange_summary(s, &r.command, r.args.iter(), &secret, r.reply.as_ref(), r.value.as_ref(), spare);
+}
+
+/// Fills `record` with the exchange that reply `i` of `replies` completes,
+/// decoded as `value`: the answer to command `j` of `commands`. As
+/// [`fill_run_command`], for exchanges.
+#[allow(clippy::too_many_arguments)] // the run, reply and command say which exchange
+pub(crate) fn fill_run_exchange(
+    record: &mut format::Record,
+    conn: u64,
+    (replies, i): (&RedisRun, usize),
+    (commands, j): (&RedisRun, usize),
+    value: &RespValue,
+    redact: bool,
+    spare: &mut Spare,
+) {
+    let (command, reply) = (commands.message(j), replies.message(i));
+    let timings = wire::Timings {
+        request_first: commands.first_ts_of(j),
+        request_last: commands.last_ts,
+        response_first: Some(replies.first_ts_of(i)),
+        response_last: Some(replies.last_ts),
+    };
+    let s = exchange_fields(record, conn, timings, command.len() as u64, reply.len() as u64, format::ExchangeStatus::Complete);
+    let mut name = commands.args_of(j).next().unwrap_or_default().to_vec();
+    name.make_ascii_uppercase();
+    let secret = if redact { commands.secret_args(j) } else { Vec::new() };
+    let summary = wire::redis::reply_summary(reply, value);
+    fill_exchange_summary(s, &name, commands.args_of(j), &secret, Some(&summary), Some(value), spare);
+}
+
+/// Sets the fields every Redis exchange record has, and hands back its
+/// summary.
+fn exchange_fields(
+    record: &mut format::Record,
+    conn: u64,
+    timings: wire::Timings,
+    req_bytes: u64,
+    resp_bytes: u64,
+    exchange_status: format::ExchangeStatus,
+) -> &mut format::RedisExchange {
+    record.ts = timings.request_first;
     record.src = 0;
     if !matches!(&record.body, Body::Exchange(x) if matches!(x.summary, ExchangeSummary::Redis(_))) {
         record.body = Body::Exchange(format::Exchange {
@@ -99,26 +218,40 @@ pub(crate) fn fill_exchange(
         attribution,
     } = x;
     *x_conn = conn;
-    *request_last = e.timings.request_last;
-    *response_first = e.timings.response_first;
-    *response_last = e.timings.response_last;
-    *request_bytes = e.request_bytes;
-    *response_bytes = e.response_bytes;
-    *status = exchange_status(e.status);
+    *request_last = timings.request_last;
+    *response_first = timings.response_first;
+    *response_last = timings.response_last;
+    *request_bytes = req_bytes;
+    *response_bytes = resp_bytes;
+    *status = exchange_status;
     *attribution = None;
     let ExchangeSummary::Redis(s) = summary else { unreachable!("set just above") };
-    let format::RedisExchange { command, args, reply } = s;
-    set_str(command, &String::from_utf8_lossy(&r.command));
-    set_args(args, r.args.iter().skip(1).take(MAX_ARGS - 1), spare);
-    if redact {
-        blank_args(args, &r.args.secret_args(), 1);
-    }
-    let Some(summary) = &r.reply else {
+    s
+}
+
+/// An exchange's summary: the upper-case command `name`, the arguments
+/// after it (`args` is all of them, name first) with those at `secret`
+/// blanked, and the first reply's `summary` (with its decoded `value`, when
+/// kept).
+fn fill_exchange_summary<'a>(
+    s: &mut format::RedisExchange,
+    name: &[u8],
+    args: impl Iterator<Item = &'a [u8]>,
+    secret: &[usize],
+    summary: Option<&ReplySummary>,
+    value: Option<&RespValue>,
+    spare: &mut Spare,
+) {
+    let format::RedisExchange { command, args: s_args, reply } = s;
+    set_str(command, &String::from_utf8_lossy(name));
+    set_args(s_args, args.skip(1).take(MAX_ARGS - 1), spare);
+    blank_args(s_args, secret, 1);
+    let Some(summary) = summary else {
         *reply = None;
         return;
     };
     let reply = reply.get_or_insert_with(Default::default);
-    match &r.value {
+    match value {
         Some(v) => fill_reply(reply, v, None),
         None => {
             let format::RedisReply { kind, text, integer, len } = reply;

@@ -555,3 +555,66 @@ fn a_reused_converter_carries_nothing_over() {
         }
     }
 }
+
+/// The records the `Converter` makes straight from runs (`feed_runs`)
+/// equal those of the per-message events (`feed`), in the same order: on
+/// every Redis fixture, and on a pipeline whose one-read runs hold secrets
+/// (`AUTH`, `CONFIG SET requirepass`, `MIGRATE ... AUTH`), a lower-case
+/// name, and replies of many shapes; redacted and not.
+#[test]
+fn redis_runs_convert_like_their_events() {
+    let commands: &[&[&str]] = &[
+        &["AUTH", "s3cret"],
+        &["get", "k"],
+        &["CONFIG", "SET", "requirepass", "hunter2"],
+        &["MIGRATE", "h", "6379", "", "0", "5000", "AUTH", "pw", "KEYS", "a"],
+        &["INCR", "n"],
+        &["LRANGE", "l", "0", "-1"],
+        &["GET", "missing"],
+        &["HGETALL", "h"],
+    ];
+    let replies = b"-WRONGPASS invalid\r\n$3\r\nabc\r\n+OK\r\n+NOKEY\r\n:42\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n%1\r\n+f\r\n:1\r\n";
+    let mut pipeline = Vec::new();
+    for c in commands {
+        pipeline.extend_from_slice(&wire::redis::encode_command(&c.iter().map(|a| a.as_bytes()).collect::<Vec<_>>()));
+    }
+    let conversation = vec![
+        Chunk { dir: Direction::ToServer, ts: 10, data: pipeline },
+        Chunk { dir: Direction::ToClient, ts: 20, data: replies.to_vec() },
+    ];
+    let mut cases: Vec<(String, Vec<Chunk>)> = fixtures("redis").into_iter().map(|fx| (fx.clone(), load(&fx))).collect();
+    cases.push(("pipeline".into(), conversation));
+    let mut runs_seen = 0;
+    for (name, chunks) in &cases {
+        for redact in [true, false] {
+            let mut s = Session::new(Protocol::Redis, Limits::default());
+            let mut runs = Vec::new();
+            for c in chunks {
+                s.feed_runs(c.dir, &c.data, c.ts, &mut runs);
+            }
+            let last = chunks.last().map_or(0, |c| c.ts) + 1;
+            s.eof(Direction::ToServer, last, &mut runs);
+            s.eof(Direction::ToClient, last, &mut runs);
+            runs_seen += runs.iter().filter(|e| matches!(e, Event::RedisRun(_))).count();
+            let convert_all = |events: Vec<Event>| {
+                let mut converter = convert::Converter::new(redact);
+                let mut out = Vec::new();
+                for e in events {
+                    converter.for_each_record(5, e, &mut |r| out.push(r.clone()));
+                }
+                out
+            };
+            let from_runs = convert_all(runs);
+            let from_events = convert_all(events_of(Protocol::Redis, chunks));
+            assert_eq!(from_runs.len(), from_events.len(), "{name} (redact {redact})");
+            for (i, (a, b)) in from_runs.iter().zip(&from_events).enumerate() {
+                assert_eq!(a, b, "{name}: record {i} (redact {redact})");
+            }
+            if name == "pipeline" {
+                assert_eq!(from_runs.iter().filter(|r| matches!(&r.body, Body::Message(m) if m.redacted)).count(), if redact { 3 } else { 0 });
+                assert_eq!(anywhere(&from_runs, "hunter2"), !redact);
+            }
+        }
+    }
+    assert!(runs_seen >= 10, "the fixtures and the pipeline take the fast path ({runs_seen} runs)");
+}

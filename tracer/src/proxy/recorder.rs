@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wire::http::{HttpMessage, HttpRequest};
+use wire::redis::RedisRun;
 use wire::{Direction, Event, ExchangeDetail, Limits, MessageKind, Protocol, Session};
 
 /// What the recorder saw, for the summary printed at exit.
@@ -305,7 +306,9 @@ impl<'w> Recorder<'w> {
                     Direction::ToClient => self.summary.bytes_to_client += data.len() as u64,
                 }
                 let Some(c) = self.conns.get_mut(&conn) else { return Ok(()) };
-                c.session.feed(dir, &data, ts, &mut self.events);
+                // Runs: floods of small Redis messages come as one event,
+                // converted straight to records (see `write_run`).
+                c.session.feed_runs(dir, &data, ts, &mut self.events);
                 if let (Role::Invocations { fed, .. }, Direction::ToServer) = (&mut c.role, dir) {
                     *fed += data.len() as u64;
                 }
@@ -392,11 +395,7 @@ impl<'w> Recorder<'w> {
                 }
                 Event::Opaque { .. } => self.summary.fallbacks += 1,
                 Event::RedisRun(run) => {
-                    // Not emitted by `Session::feed`; handled the same way
-                    // in case a caller feeds runs.
-                    let mut expanded = Vec::with_capacity(run.len() * 2);
-                    run.expand(&mut expanded);
-                    self.write_events(conn, protocol, &mut expanded)?;
+                    self.write_run(conn, protocol, run)?;
                     continue;
                 }
                 Event::Message(m) => {
@@ -422,6 +421,30 @@ impl<'w> Recorder<'w> {
             result?;
         }
         Ok(())
+    }
+
+    /// Writes the records of a run of Redis messages, made straight from
+    /// the run: the records, exchange counts and attributions its expanded
+    /// events would give, without building those events.
+    fn write_run(&mut self, conn: u64, protocol: Protocol, run: &RedisRun) -> Result<(), String> {
+        if run.dir == Direction::ToClient {
+            *self.summary.exchanges.entry(protocol.name()).or_default() += run.len() as u64;
+        }
+        // As `on_exchange` does for a downstream Redis exchange: no evidence
+        // but the time window (a Redis connection is never a worker's).
+        let attribute = !self.opts.invocation_routes.is_empty()
+            && matches!(self.conns.get(&conn), Some(Conn { role: Role::Downstream { .. }, .. }));
+        let mut result = Ok(());
+        let (writer, summary, attributor) = (&mut *self.writer, &mut self.summary, &mut self.attributor);
+        self.converter.for_each_run_record(conn, run, &mut |record| {
+            if let (Body::Exchange(x), true) = (&mut record.body, attribute) {
+                x.attribution = attribute_call(attributor, summary, None, record.ts, x.response_last.unwrap_or(x.request_last));
+            }
+            if result.is_ok() {
+                result = write_counted(writer, summary, record);
+            }
+        });
+        result
     }
 
     /// A request was decoded: on a worker's connection, maybe an
@@ -479,13 +502,19 @@ impl<'w> Recorder<'w> {
             },
         };
         let t = &x.timings;
-        let attribution = self.attributor.attribute(evidence.as_ref(), t.request_first, t.response_last.unwrap_or(t.request_last));
-        match &attribution {
-            Some(a) => *self.summary.attributed.entry(a.method.name()).or_default() += 1,
-            None => self.summary.unattributed += 1,
-        }
-        attribution
+        attribute_call(&mut self.attributor, &mut self.summary, evidence.as_ref(), t.request_first, t.response_last.unwrap_or(t.request_last))
     }
+}
+
+/// Attributes a downstream call that ran from `start` to `end` (with
+/// `evidence`, if it carried any), and counts the outcome in `summary`.
+fn attribute_call(attributor: &mut Attributor, summary: &mut Summary, evidence: Option<&Evidence>, start: u64, end: u64) -> Option<format::Attribution> {
+    let attribution = attributor.attribute(evidence, start, end);
+    match &attribution {
+        Some(a) => *summary.attributed.entry(a.method.name()).or_default() += 1,
+        None => summary.unattributed += 1,
+    }
+    attribution
 }
 
 /// Hashing for the connection map, looked up several times per note:

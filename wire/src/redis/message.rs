@@ -137,43 +137,7 @@ pub struct RedisArgs {
 impl RedisArgs {
     /// [`RedisCommand::secret_args`] of a command with these arguments.
     pub fn secret_args(&self) -> Vec<usize> {
-        let count = usize::try_from(self.count).unwrap_or(usize::MAX);
-        let eq = |i: usize, s: &str| {
-            self.get(i)
-                .is_some_and(|x| x.eq_ignore_ascii_case(s.as_bytes()))
-        };
-        let mut out = Vec::new();
-        if eq(0, "AUTH") {
-            out.extend(1..count);
-        } else if eq(0, "HELLO") || eq(0, "MIGRATE") {
-            for i in 1..self.len() {
-                if eq(i, "AUTH") {
-                    let n = if eq(0, "HELLO") { 2 } else { 1 };
-                    out.extend((i + 1..=i + n).filter(|&j| j < count));
-                } else if eq(i, "AUTH2") && eq(0, "MIGRATE") {
-                    out.extend((i + 1..=i + 2).filter(|&j| j < count));
-                }
-            }
-        } else if eq(0, "CONFIG") && eq(1, "SET") {
-            let mut i = 2;
-            while i + 1 < count {
-                if eq(i, "requirepass") || eq(i, "masterauth") {
-                    out.push(i + 1);
-                }
-                i += 2;
-            }
-        } else if eq(0, "ACL") && eq(1, "SETUSER") {
-            for i in 3..self.len() {
-                if self.get(i)
-                    .is_some_and(|r| matches!(r.first(), Some(b'>' | b'<' | b'#' | b'!')))
-                {
-                    out.push(i);
-                }
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        out
+        secret_args(self.count, self.len(), |i| self.get(i))
     }
 
     /// Arguments copied from slices (for tests and the replayer).
@@ -283,4 +247,41 @@ impl fmt::Debug for RedisArgs {
         }
         l.finish()
     }
+}
+
+/// [`RedisCommand::secret_args`] of a command of `count` arguments on the
+/// wire, of which the first `kept` can be read through `get` (name = 0).
+pub(crate) fn secret_args<'a>(count: u64, kept: usize, get: impl Fn(usize) -> Option<&'a [u8]>) -> Vec<usize> {
+    let count = usize::try_from(count).unwrap_or(usize::MAX);
+    let eq = |i: usize, s: &str| get(i).is_some_and(|x| x.eq_ignore_ascii_case(s.as_bytes()));
+    let mut out = Vec::new();
+    if eq(0, "AUTH") {
+        out.extend(1..count);
+    } else if eq(0, "HELLO") || eq(0, "MIGRATE") {
+        for i in 1..kept {
+            if eq(i, "AUTH") {
+                let n = if eq(0, "HELLO") { 2 } else { 1 };
+                out.extend((i + 1..=i + n).filter(|&j| j < count));
+            } else if eq(i, "AUTH2") && eq(0, "MIGRATE") {
+                out.extend((i + 1..=i + 2).filter(|&j| j < count));
+            }
+        }
+    } else if eq(0, "CONFIG") && eq(1, "SET") {
+        let mut i = 2;
+        while i + 1 < count {
+            if eq(i, "requirepass") || eq(i, "masterauth") {
+                out.push(i + 1);
+            }
+            i += 2;
+        }
+    } else if eq(0, "ACL") && eq(1, "SETUSER") {
+        for i in 3..kept {
+            if get(i).is_some_and(|r| matches!(r.first(), Some(b'>' | b'<' | b'#' | b'!'))) {
+                out.push(i);
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }

@@ -13,7 +13,7 @@
 //! fixture, split every way).
 
 use super::exchange::{RedisExchange, ReplySummary};
-use super::message::{RedisArgs, RedisCommand, RedisMessage, RespFrame};
+use super::message::{secret_args, RedisArgs, RedisCommand, RedisMessage, RespFrame};
 use super::pairing::upper;
 use super::parse::{parse_value, summary_len, top_kind};
 use super::scan::Spans;
@@ -93,6 +93,27 @@ impl RedisRun {
         let to = *self.arg_ends.get(i)? as usize;
         let &(s, e) = self.spans.get(from..to)?.get(k)?;
         self.data.get(s as usize..e as usize)
+    }
+
+    /// The arguments (name first) of command `i`, as sent.
+    pub fn args_of(&self, i: usize) -> impl Iterator<Item = &[u8]> + '_ {
+        let from = if i == 0 { 0 } else { self.arg_ends.get(i - 1).map_or(0, |&e| e as usize) };
+        let to = self.arg_ends.get(i).map_or(from, |&e| e as usize);
+        self.spans.get(from..to).unwrap_or_default().iter().map(|&(s, e)| self.data.get(s as usize..e as usize).unwrap_or_default())
+    }
+
+    /// [`super::RedisCommand::secret_args`] of command `i` (commands in a
+    /// run keep every argument).
+    pub fn secret_args(&self, i: usize) -> Vec<usize> {
+        let kept = self.args_of(i).count();
+        secret_args(kept as u64, kept, |k| self.arg(i, k))
+    }
+
+    /// Reply `i` decoded, and whether the decoded value was cut short (as
+    /// in [`RespFrame::truncated`]).
+    pub fn reply_value(&self, i: usize) -> (RespValue, bool) {
+        let raw = self.raw(i);
+        parse_value(&raw, raw.first().copied())
     }
 
     /// The exchanges a run of replies completes: for reply `i`, the run
@@ -184,8 +205,9 @@ impl RedisRun {
     }
 }
 
-/// The summary of a command's (first) reply: `raw` is the whole frame.
-pub(crate) fn reply_summary(raw: &[u8], value: &RespValue) -> ReplySummary {
+/// The summary of a command's (first) reply, as [`RedisExchange::reply`]
+/// holds it: `raw` is the whole frame, `value` its decoding.
+pub fn reply_summary(raw: &[u8], value: &RespValue) -> ReplySummary {
     let v = value.unattributed();
     ReplySummary {
         kind: top_kind(value),
