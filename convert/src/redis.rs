@@ -180,11 +180,10 @@ pub(crate) fn fill_run_exchange(
         response_last: Some(replies.last_ts),
     };
     let s = exchange_fields(record, conn, timings, command.len() as u64, reply.len() as u64, format::ExchangeStatus::Complete);
-    let mut name = commands.args_of(j).next().unwrap_or_default().to_vec();
-    name.make_ascii_uppercase();
+    let name = commands.args_of(j).next().unwrap_or_default();
     let secret = if redact { commands.secret_args(j) } else { Vec::new() };
     let summary = wire::redis::reply_summary(reply, value);
-    fill_exchange_summary(s, &name, commands.args_of(j), &secret, Some(&summary), Some(value), spare);
+    fill_exchange_summary(s, name, commands.args_of(j), &secret, Some(&summary), Some(value), spare);
 }
 
 /// Sets the fields every Redis exchange record has, and hands back its
@@ -229,7 +228,7 @@ fn exchange_fields(
     s
 }
 
-/// An exchange's summary: the upper-case command `name`, the arguments
+/// An exchange's summary: the command `name` in upper case, the arguments
 /// after it (`args` is all of them, name first) with those at `secret`
 /// blanked, and the first reply's `summary` (with its decoded `value`, when
 /// kept).
@@ -243,7 +242,10 @@ fn fill_exchange_summary<'a>(
     spare: &mut Spare,
 ) {
     let format::RedisExchange { command, args: s_args, reply } = s;
+    // Upper-cased after the lossy conversion, which leaves ASCII as it is:
+    // the same text as upper-casing the bytes first, without a copy.
     set_str(command, &String::from_utf8_lossy(name));
+    command.make_ascii_uppercase();
     set_args(s_args, args.skip(1).take(MAX_ARGS - 1), spare);
     blank_args(s_args, secret, 1);
     let Some(summary) = summary else {

@@ -252,6 +252,11 @@ impl fmt::Debug for RedisArgs {
 /// [`RedisCommand::secret_args`] of a command of `count` arguments on the
 /// wire, of which the first `kept` can be read through `get` (name = 0).
 pub(crate) fn secret_args<'a>(count: u64, kept: usize, get: impl Fn(usize) -> Option<&'a [u8]>) -> Vec<usize> {
+    // Every command is asked, most are GET or SET: the names below start
+    // with one of four letters.
+    if !get(0).and_then(|n| n.first()).is_some_and(|c| matches!(c.to_ascii_uppercase(), b'A' | b'H' | b'M' | b'C')) {
+        return Vec::new();
+    }
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     let eq = |i: usize, s: &str| get(i).is_some_and(|x| x.eq_ignore_ascii_case(s.as_bytes()));
     let mut out = Vec::new();

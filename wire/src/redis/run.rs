@@ -20,7 +20,19 @@ use super::scan::Spans;
 use super::value::RespValue;
 use crate::types::*;
 use bytes::Bytes;
+use smallvec::SmallVec;
 use std::sync::Arc;
+
+// A run's index, inline for a run of a few messages. An unpipelined
+// client's runs hold one message each, and heap vectors for them cost more
+// allocations than the run saves over per-message events.
+
+/// Message (or argument list) ends.
+pub(crate) type Ends = SmallVec<[u32; 4]>;
+/// Argument spans: room for a few commands of two or three arguments.
+pub(crate) type ArgSpans = SmallVec<[(u32, u32); 8]>;
+/// The command runs a reply run answers: usually one.
+pub(crate) type Answers = SmallVec<[Arc<RedisRun>; 1]>;
 
 /// Messages in one direction that one read completed, back to back.
 ///
@@ -44,15 +56,15 @@ pub struct RedisRun {
     /// time of the first byte of every message but the first.
     pub last_ts: u64,
     /// End of each message in `data`.
-    pub(crate) ends: Vec<u32>,
+    pub(crate) ends: Ends,
     /// Commands: every argument's span in `data`, command after command.
-    pub(crate) spans: Vec<(u32, u32)>,
+    pub(crate) spans: ArgSpans,
     /// Commands: where each command's spans end in `spans`.
-    pub(crate) arg_ends: Vec<u32>,
+    pub(crate) arg_ends: Ends,
     /// Replies: the command runs holding the commands they answer, oldest
     /// first. Reply 0 answers command `first_cmd` of `answers[0]`, and each
     /// next reply the command after that, continuing into the next run.
-    pub(crate) answers: Vec<Arc<RedisRun>>,
+    pub(crate) answers: Answers,
     pub(crate) first_cmd: u32,
 }
 
@@ -87,25 +99,29 @@ impl RedisRun {
         }
     }
 
+    /// Where command `i`'s argument spans are in `spans` (empty for no
+    /// such command).
+    fn arg_range(&self, i: usize) -> std::ops::Range<usize> {
+        let from = if i == 0 { 0 } else { self.arg_ends.get(i - 1).map_or(0, |&e| e as usize) };
+        let to = self.arg_ends.get(i).map_or(from, |&e| e as usize);
+        from..to
+    }
+
     /// Argument `k` (0: the command name) of command `i`, as sent.
     pub fn arg(&self, i: usize, k: usize) -> Option<&[u8]> {
-        let from = if i == 0 { 0 } else { self.arg_ends[i - 1] as usize };
-        let to = *self.arg_ends.get(i)? as usize;
-        let &(s, e) = self.spans.get(from..to)?.get(k)?;
+        let &(s, e) = self.spans.get(self.arg_range(i))?.get(k)?;
         self.data.get(s as usize..e as usize)
     }
 
     /// The arguments (name first) of command `i`, as sent.
     pub fn args_of(&self, i: usize) -> impl Iterator<Item = &[u8]> + '_ {
-        let from = if i == 0 { 0 } else { self.arg_ends.get(i - 1).map_or(0, |&e| e as usize) };
-        let to = self.arg_ends.get(i).map_or(from, |&e| e as usize);
-        self.spans.get(from..to).unwrap_or_default().iter().map(|&(s, e)| self.data.get(s as usize..e as usize).unwrap_or_default())
+        self.spans.get(self.arg_range(i)).unwrap_or_default().iter().map(|&(s, e)| self.data.get(s as usize..e as usize).unwrap_or_default())
     }
 
     /// [`super::RedisCommand::secret_args`] of command `i` (commands in a
     /// run keep every argument).
     pub fn secret_args(&self, i: usize) -> Vec<usize> {
-        let kept = self.args_of(i).count();
+        let kept = self.arg_range(i).len();
         secret_args(kept as u64, kept, |k| self.arg(i, k))
     }
 
@@ -225,10 +241,10 @@ pub(crate) struct RunBuilder {
     pub pos: usize,
     pub offset: u64,
     pub first_ts: u64,
-    pub ends: Vec<u32>,
-    pub spans: Vec<(u32, u32)>,
-    pub arg_ends: Vec<u32>,
-    pub answers: Vec<Arc<RedisRun>>,
+    pub ends: Ends,
+    pub spans: ArgSpans,
+    pub arg_ends: Ends,
+    pub answers: Answers,
     pub first_cmd: u32,
 }
 

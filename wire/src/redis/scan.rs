@@ -164,7 +164,7 @@ pub(crate) fn frame_plain_command(
     cap: usize,
     max_frame: usize,
     base: u32,
-    spans: &mut Vec<(u32, u32)>,
+    spans: &mut super::run::ArgSpans,
 ) -> Option<usize> {
     let limit = cap.min(max_frame).min(RUN_MESSAGE_MAX);
     if buf.first() != Some(&b'*') {
