@@ -9,6 +9,13 @@
 //! functions overwrite it; the one-off path ([`crate::event_to_records`])
 //! calls them on empty records, so there is one conversion either way.
 //!
+//! The same records come from two sources: the per-message events of
+//! `Session::feed` (`fill_message`, `fill_exchange`), and the runs of
+//! `Session::feed_runs` read in place (`fill_run_command`, `fill_run_reply`,
+//! `fill_run_exchange`), which the recorder uses. Both go through the same
+//! field setters (`message_fields`, `fill_command`, `fill_reply_message`,
+//! `exchange_fields`, `fill_exchange_summary`), so they cannot drift apart.
+//!
 //! Each function sets every field of what it fills (the structs are
 //! destructured, so a new field fails to compile until it is handled here):
 //! a reused record carries nothing over from the one before.

@@ -6,7 +6,7 @@
 //!
 //! For each load it prints two lines: the whole recorder
 //! (`tracer::proxy::recorder::record_notes`, writing a real trace file),
-//! and decoding alone (`wire::Session::feed`), each as MB of traffic per
+//! and decoding alone (`wire::Session::feed_runs`, as the recorder feeds), each as MB of traffic per
 //! CPU-second and as CPU microseconds per exchange.
 //!
 //! `RECORD_BENCH=name` runs only the loads whose name contains `name`;
@@ -166,12 +166,12 @@ fn main() {
             records = summary.records;
             black_box(writer.finish().expect("finish"));
         }) };
-        let decode = if !run_decode { f64::NAN } else { measure("  decode only (Session::feed)", bytes, || {
+        let decode = if !run_decode { f64::NAN } else { measure("  decode only (Session::feed_runs)", bytes, || {
             let mut out = Vec::with_capacity(64);
             for conn in 0..load.conns {
                 let mut s = Session::new(load.protocol, Limits::default());
                 for c in &load.conversation {
-                    s.feed(c.dir, &c.data, conn, &mut out);
+                    s.feed_runs(c.dir, &c.data, conn, &mut out);
                     out.clear();
                 }
                 s.eof(Direction::ToServer, 0, &mut out);
