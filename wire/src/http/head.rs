@@ -106,7 +106,7 @@ pub(crate) enum PartsStart {
 
 impl HeadInfo {
     /// Slices the start line out of `head` (the frozen message, head first);
-    /// the header fields stay positions in it (`spans`, taken over), read
+    /// the header fields stay positions in it (copied from `spans`), read
     /// on demand through [`Headers`].
     pub fn parts(&self, head: &Bytes, spans: &[(Span, Span)]) -> Parts {
         let start = match self.start {
