@@ -150,10 +150,8 @@ impl RedisRun {
     /// Command `i`'s arguments over `raw` (its bytes, sliced from `data`).
     pub(crate) fn args(&self, i: usize, raw: &Bytes) -> RedisArgs {
         let (start, _) = self.bounds(i);
-        let from = if i == 0 { 0 } else { self.arg_ends[i - 1] as usize };
-        let to = self.arg_ends[i] as usize;
         let base = start as u32;
-        let spans: Spans = self.spans[from..to].iter().map(|&(s, e)| (s - base, e - base)).collect();
+        let spans: Spans = self.spans[self.arg_range(i)].iter().map(|&(s, e)| (s - base, e - base)).collect();
         RedisArgs { data: raw.clone(), count: spans.len() as u64, spans, truncated: false }
     }
 
