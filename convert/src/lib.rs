@@ -31,7 +31,6 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
 use format::{BStr, Payload};
 use wire::pg::{self, PgMessage, PgValue};
 use wire::redis::RedisMessage;
@@ -249,8 +248,8 @@ fn exchange_record(conn: u64, e: wire::Exchange, redact: bool) -> format::Record
     let summary = match &e.detail {
         wire::ExchangeDetail::Http(h) => format::ExchangeSummary::Http(format::HttpExchange {
             method: lossy(&h.method),
-            target: if redact { redact::target_text(&h.target) } else { lossy(&h.target) },
-            host: h.host.as_ref().map(lossy),
+            target: if redact { redact::target_text(h.target()) } else { lossy(h.target()) },
+            host: h.host().map(lossy),
             status: h.status,
             request_body_len: h.request_content_length,
             response_body_len: h.response_content_length.unwrap_or(0),
@@ -282,7 +281,7 @@ fn exchange_record(conn: u64, e: wire::Exchange, redact: bool) -> format::Record
 
 // ----- helpers -----
 
-fn lossy(b: &Bytes) -> String {
+fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -314,7 +313,7 @@ fn http_decoded(h: &wire::http::HttpMessage, redact: bool) -> format::Decoded {
     match h {
         wire::http::HttpMessage::Request(r) => format::Decoded::HttpRequest(format::HttpRequest {
             method: lossy(&r.method),
-            target: if redact { redact::target_text(&r.target) } else { lossy(&r.target) },
+            target: if redact { redact::target_text(r.target()) } else { lossy(r.target()) },
             version: minor(r.version),
             content_type,
             body_len: r.body.len,
@@ -358,8 +357,8 @@ fn pg_error(e: &pg::ErrorFields) -> format::PgError {
         severity: lossy(&e.severity),
         code: lossy(&e.code),
         message: lossy(&e.message),
-        detail: e.detail.as_ref().map(lossy),
-        hint: e.hint.as_ref().map(lossy),
+        detail: e.detail.as_deref().map(lossy),
+        hint: e.hint.as_deref().map(lossy),
     }
 }
 

@@ -80,7 +80,7 @@ fn curl_keepalive() {
     assert_eq!(x.timings.response_first, Some(1_540_520));
     assert_eq!(x.timings.response_last, Some(42_846_474));
     assert_eq!((x.request_bytes, x.response_bytes), (80, 143));
-    assert_eq!(h.host.as_deref(), Some(&b"127.0.0.1:18081"[..]));
+    assert_eq!(h.host(), Some(&b"127.0.0.1:18081"[..]));
     assert_eq!(h.response_content_type.as_deref(), Some(&b"text/plain"[..]));
     assert_eq!((h.request_content_length, h.response_content_length), (0, Some(14)));
     assert!(h.request_complete && !h.connection_close && h.switched_to.is_none());
@@ -101,7 +101,7 @@ fn curl_chunked_upload() {
     assert_eq!(&resp.body.prefix[..], upload.as_bytes());
     let (x, h) = exchanges(&ev)[0];
     assert_eq!(h.request_content_length, 3200);
-    assert_eq!(h.request_content_type.as_deref(), Some(&b"text/plain"[..]));
+    assert_eq!(h.request_content_type(), Some(&b"text/plain"[..]));
     assert_eq!(x.request_bytes, 3350); // head, one 3200-byte chunk, last chunk
     assert_eq!(x.status, ExchangeStatus::Complete);
 
@@ -216,7 +216,7 @@ fn curl_connect_tunnel() {
     let (_, h) = exchanges(&ev)[0];
     assert_eq!(&h.method[..], b"CONNECT");
     assert_eq!(h.switched_to.as_deref(), Some(&b"127.0.0.1:18080"[..]));
-    assert_eq!(h.host.as_deref(), Some(&b"127.0.0.1:18080"[..]));
+    assert_eq!(h.host(), Some(&b"127.0.0.1:18080"[..]));
     let switch = ev.iter().find_map(|e| match e {
         Event::Opaque { reason, dir, offset, .. } => Some((reason.clone(), *dir, *offset)),
         _ => None,

@@ -72,7 +72,7 @@ proptest! {
         let r = reqs[0];
         prop_assert!(r.complete);
         prop_assert_eq!(&r.method[..], m.as_bytes());
-        prop_assert_eq!(&r.target[..], t.as_bytes());
+        prop_assert_eq!(r.target(), t.as_bytes());
         let mut expect = as_pairs(&fields);
         if let (Some(b), false) = (&b, chunked) {
             expect.push((Bytes::from_static(b"Content-Length"), Bytes::from(b.len().to_string())));

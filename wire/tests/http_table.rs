@@ -313,7 +313,27 @@ fn absolute_form_targets() {
     assert_eq!(req.target_str(), "http://example.com:8080/p?q=1");
     let (host, path) = req.absolute_form().unwrap();
     assert_eq!((&host[..], &path[..]), (&b"example.com:8080"[..], &b"/p?q=1"[..]));
-    assert_eq!(exchanges(&ev)[0].1.host.as_deref(), Some(&b"example.com:8080"[..]));
+    assert_eq!(exchanges(&ev)[0].1.host(), Some(&b"example.com:8080"[..]));
+}
+
+#[test]
+fn exchange_keeps_request_fields_and_content_types() {
+    // Leading empty lines shift every position in the request; a common and
+    // an uncommon response content type take different paths.
+    let ev = run(&[
+        (C, b"\r\nPOST /a?b=1 HTTP/1.1\r\nContent-Type: text/csv\r\nHOST: h:1\r\nContent-Length: 2\r\n\r\nxy"),
+        (S, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"),
+        (C, b"GET /c HTTP/1.1\r\n\r\n"),
+        (S, b"HTTP/1.1 200 OK\r\nContent-Type: application/x-thing\r\nContent-Length: 0\r\n\r\n"),
+    ]);
+    let x = exchanges(&ev);
+    let (a, b) = (x[0].1, x[1].1);
+    assert_eq!((a.target(), a.host(), a.request_content_type()), (&b"/a?b=1"[..], Some(&b"h:1"[..]), Some(&b"text/csv"[..])));
+    assert_eq!(a.response_content_type.as_deref(), Some(&b"application/json"[..]));
+    assert_eq!((b.target(), b.host(), b.request_content_type()), (&b"/c"[..], None, None));
+    assert_eq!(b.response_content_type.as_deref(), Some(&b"application/x-thing"[..]));
+    assert_eq!(requests(&ev)[0].target(), b"/a?b=1");
+    assert_ne!(a, b);
 }
 
 #[test]

@@ -20,8 +20,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::chunked::{ChunkState, Step};
 use super::exchange::{Entry, Pipeline, ResponseState};
-use super::head::{find_head_end, parse_head, HeadInfo, Parsed, Parts, PartsStart, Span, StartLine};
-use super::message::{split_absolute_form, Header, HttpMessage, HttpRequest, HttpResponse};
+use super::head::{content_type_bytes, find_head_end, parse_head, HeadInfo, Parsed, Parts, PartsStart, Span, StartLine};
+use super::message::{authority_range, Header, HttpMessage, HttpRequest, HttpResponse};
 use crate::types::*;
 
 /// Longest chunk-size line accepted (extensions included), before the
@@ -143,9 +143,9 @@ struct Current {
     answers: bool,
 }
 
-/// A message too big to keep in the buffer: its frozen head and builders.
+/// A message too big to keep in the buffer: its frozen head (in `parts`)
+/// and builders.
 struct Stream {
-    head: Bytes,
     parts: Parts,
     raw: CappedBuilder,
     /// Time of the last byte moved to `raw`.
@@ -181,9 +181,10 @@ struct Summary {
     body_len: u64,
     /// `None` for a request.
     status: Option<u16>,
-    host: Option<Bytes>,
-    content_type: Option<Bytes>,
-    upgrade: Option<Bytes>,
+    /// Positions in the message's head (its [`super::Headers`]' bytes).
+    host: Option<Span>,
+    content_type: Option<Span>,
+    upgrade: Option<Span>,
     close: bool,
     switch: Switch,
     interim: bool,
@@ -558,19 +559,17 @@ impl HttpDecoder {
         let side = &mut self.sides[dir.index()];
         let mut cur = side.cur.take()?;
         let n = if take_all { side.buf.len() } else { cur.scan.min(side.buf.len()) };
-        let field = |s: Option<Span>, head: &Bytes| s.map(|s| s.bytes(head));
         let info = &cur.info;
-        let (parts, raw, body, last_ts, host, content_type, upgrade) = match cur.stream.take() {
+        let (parts, raw, body, last_ts) = match cur.stream.take() {
             Some(stream) => {
-                let Stream { head, parts, mut raw, mut last_ts } = *stream;
+                let Stream { parts, mut raw, mut last_ts } = *stream;
                 if n > 0 {
                     raw.push(side.buf.get(..n).unwrap_or_default());
                     last_ts = side.ts_of_first(n);
                     side.discard(n);
                 }
                 let body = cur.body.take().map(|b| b.finish()).unwrap_or_default();
-                let fields = (field(info.host, &head), field(info.content_type, &head), field(info.upgrade, &head));
-                (parts, raw.finish(), body, last_ts, fields.0, fields.1, fields.2)
+                (parts, raw.finish(), body, last_ts)
             }
             None => {
                 let last_ts = side.ts_of_first(n);
@@ -581,8 +580,7 @@ impl HttpDecoder {
                     None if matches!(cur.framing, Framing::Empty) => CappedBytes::default(),
                     None => capped(bytes.slice(info.len.min(bytes.len())..cur.scan.min(bytes.len())), cap),
                 };
-                let fields = (field(info.host, &bytes), field(info.content_type, &bytes), field(info.upgrade, &bytes));
-                (parts, capped(bytes, cap), body, last_ts, fields.0, fields.1, fields.2)
+                (parts, capped(bytes, cap), body, last_ts)
             }
         };
         let summary = Summary {
@@ -592,9 +590,9 @@ impl HttpDecoder {
             raw_len: raw.len,
             body_len: body.len,
             status: info.status(),
-            host,
-            content_type,
-            upgrade,
+            host: info.host,
+            content_type: info.content_type,
+            upgrade: info.upgrade,
             close: info.close,
             switch: cur.switch,
             interim: cur.interim,
@@ -640,60 +638,71 @@ impl HttpDecoder {
     /// exchange, and emits the exchanges that are now finished.
     fn record(&mut self, m: Summary, out: &mut Vec<Event>) -> Delivered {
         let mut done = Delivered { unpauses: false, switched_to: None };
-        match m.status {
-            None => {
-                let Some(Event::Message(Message { kind: MessageKind::Http(HttpMessage::Request(req)), .. })) =
-                    out.last()
-                else {
-                    return done;
-                };
-                if let Some(e) = self.pipeline.next_sent() {
-                    e.ex.host = m.host.or_else(|| split_absolute_form(&req.target).map(|(h, _)| h));
-                    e.ex.method = req.method.clone();
-                    e.ex.target = req.target.clone();
-                    e.ex.request_content_length = m.body_len;
-                    e.ex.request_content_type = m.content_type;
-                    e.ex.request_complete = m.complete;
-                    e.ex.connection_close |= m.close;
-                    e.timings.request_first = m.first;
-                    e.timings.request_last = m.last;
-                    e.request_bytes = m.raw_len;
-                    // Bytes after a CONNECT/Upgrade request wait for its
-                    // answer, unless that answer already came.
-                    if e.pauses && m.complete && e.response == ResponseState::None {
-                        self.paused = true;
+        if let Some(Event::Message(Message { kind: MessageKind::Http(message), .. })) = out.last() {
+            let entry = match m.status {
+                None => self.pipeline.next_sent(),
+                Some(_) if m.answers => self.pipeline.current_mut(),
+                Some(_) => None,
+            };
+            // The pipeline builds every exchange as HTTP.
+            let entry = entry.map(|e| (&mut *e.x, e.pauses, &mut e.response));
+            if let Some((
+                Exchange { timings, request_bytes, response_bytes, detail: ExchangeDetail::Http(ex), .. },
+                pauses,
+                response,
+            )) = entry
+            {
+                let head = message.headers().data();
+                match (m.status, message) {
+                    (None, HttpMessage::Request(req)) => {
+                        timings.request_first = m.first;
+                        timings.request_last = m.last;
+                        *request_bytes = m.raw_len;
+                        let target = req.target;
+                        let host = m.host.or_else(|| {
+                            let a = authority_range(target.get(head))?;
+                            Some(Span::new(target.start() + a.start, target.start() + a.end))
+                        });
+                        ex.set_request(head.clone(), target, host, m.content_type);
+                        ex.method = req.method.clone();
+                        ex.request_content_length = m.body_len;
+                        ex.request_complete = m.complete;
+                        ex.connection_close |= m.close;
+                        // Bytes after a CONNECT/Upgrade request wait for its
+                        // answer, unless that answer already came.
+                        if pauses && m.complete && *response == ResponseState::None {
+                            self.paused = true;
+                        }
                     }
-                }
-            }
-            Some(status) => {
-                let entry = if m.answers { self.pipeline.current_mut() } else { None };
-                if let Some(e) = entry {
-                    if m.interim {
-                        e.ex.interim_responses += 1;
-                        e.ex.interim_first.get_or_insert(m.first);
-                        e.response_bytes += m.raw_len;
-                    } else {
-                        e.ex.status = Some(status);
-                        e.ex.response_content_length = Some(m.body_len);
-                        e.ex.response_content_type = m.content_type;
-                        e.ex.connection_close |= m.close;
-                        e.timings.response_first = Some(m.first);
-                        e.timings.response_last = Some(m.last);
-                        e.response_bytes += m.raw_len;
-                        e.response = if m.complete { ResponseState::Complete } else { ResponseState::Partial };
-                        e.ex.switched_to = match m.switch {
+                    (Some(_), _) if m.interim => {
+                        *response_bytes += m.raw_len;
+                        ex.interim_responses += 1;
+                        ex.interim_first.get_or_insert(m.first);
+                    }
+                    (Some(status), _) => {
+                        *response_bytes += m.raw_len;
+                        timings.response_first = Some(m.first);
+                        timings.response_last = Some(m.last);
+                        ex.status = Some(status);
+                        ex.response_content_length = Some(m.body_len);
+                        ex.response_content_type = m.content_type.map(|s| content_type_bytes(s, head));
+                        ex.connection_close |= m.close;
+                        ex.switched_to = match m.switch {
                             Switch::None => None,
-                            Switch::Upgrade => {
-                                Some(m.upgrade.unwrap_or_else(|| Bytes::from_static(b"unknown protocol")))
-                            }
-                            Switch::Tunnel => Some(e.ex.target.clone()),
+                            Switch::Upgrade => Some(
+                                m.upgrade.map_or_else(|| Bytes::from_static(b"unknown protocol"), |s| s.bytes(head)),
+                            ),
+                            Switch::Tunnel => Some(ex.target_bytes()),
                         };
-                        done.unpauses = e.pauses && m.complete;
-                        done.switched_to = e.ex.switched_to.clone();
+                        *response = if m.complete { ResponseState::Complete } else { ResponseState::Partial };
+                        done.unpauses = pauses && m.complete;
+                        done.switched_to = ex.switched_to.clone();
                         if m.complete {
                             self.pipeline.answer();
                         }
                     }
+                    // A request's summary has no status.
+                    (None, HttpMessage::Response(_)) => {}
                 }
             }
         }
@@ -769,7 +778,7 @@ fn start_streaming(side: &mut Side, cap: usize) {
     }
     side.discard(rest);
     cur.scan = 0;
-    cur.stream = Some(Box::new(Stream { head, parts, raw, last_ts }));
+    cur.stream = Some(Box::new(Stream { parts, raw, last_ts }));
     side.cur = Some(cur);
 }
 

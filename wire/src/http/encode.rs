@@ -3,7 +3,7 @@
 //! at another server.
 
 use super::head::{parse_head, Parsed, Span, StartLine};
-use super::message::split_absolute_form;
+use super::message::authority_range;
 
 /// Encodes an HTTP/1.1 request.
 ///
@@ -119,11 +119,9 @@ pub fn rewrite_host(raw: &[u8], new_host: &str) -> Option<Vec<u8>> {
     let Ok(Parsed::Complete(info)) = parse_head(raw, true, &mut spans) else { return None };
     let StartLine::Request { target, .. } = info.start else { return None };
     let mut edits: Vec<(Span, Vec<u8>)> = Vec::with_capacity(2);
-    let target_bytes = bytes::Bytes::copy_from_slice(target.get(raw));
-    if let Some((authority, _)) = split_absolute_form(&target_bytes) {
-        // The authority is a slice of the target copy: map it back.
-        let start = target.start() + (authority.as_ptr() as usize).saturating_sub(target_bytes.as_ptr() as usize);
-        edits.push((Span::new(start, start + authority.len()), new_host.as_bytes().to_vec()));
+    if let Some(authority) = authority_range(target.get(raw)) {
+        let at = target.start();
+        edits.push((Span::new(at + authority.start, at + authority.end), new_host.as_bytes().to_vec()));
     }
     match info.host {
         Some(span) => edits.push((span, new_host.as_bytes().to_vec())),

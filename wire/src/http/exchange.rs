@@ -12,25 +12,25 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::head::Span;
 use crate::types::{Event, Exchange, ExchangeDetail, ExchangeStatus, Timings};
 
 /// The HTTP summary of one request/response pair.
+///
+/// The request's target, host and content type are read through methods:
+/// they are positions in the request's bytes, which the exchange holds once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpExchange {
     /// The request method, e.g. `GET`.
     pub method: Bytes,
-    /// The request target as sent (see [`super::HttpRequest::target`]).
-    pub target: Bytes,
-    /// The `Host` header, else the authority of an absolute-form target.
-    pub host: Option<Bytes>,
+    /// Target, host and content type of the request.
+    request: RequestFields,
     /// The final response's status code; `None` when no response head came.
     pub status: Option<u16>,
     /// Decoded request body length in bytes (de-chunked, uncapped).
     pub request_content_length: u64,
     /// Decoded response body length in bytes; `None` without a response.
     pub response_content_length: Option<u64>,
-    /// The request's `Content-Type`.
-    pub request_content_type: Option<Bytes>,
     /// The response's `Content-Type`.
     pub response_content_type: Option<Bytes>,
     /// How many interim `1xx` responses (`100 Continue`, `103 Early Hints`,
@@ -53,6 +53,68 @@ pub struct HttpExchange {
     pub switched_to: Option<Bytes>,
 }
 
+impl HttpExchange {
+    /// The request target as sent (see [`super::HttpRequest::target`]).
+    pub fn target(&self) -> &[u8] {
+        self.request.target.get(&self.request.bytes)
+    }
+
+    /// The `Host` header, else the authority of an absolute-form target.
+    pub fn host(&self) -> Option<&[u8]> {
+        self.request.host.map(|s| s.get(&self.request.bytes))
+    }
+
+    /// The request's `Content-Type`.
+    pub fn request_content_type(&self) -> Option<&[u8]> {
+        self.request.content_type.map(|s| s.get(&self.request.bytes))
+    }
+
+    /// [`HttpExchange::target`] as a zero-copy [`Bytes`].
+    pub(crate) fn target_bytes(&self) -> Bytes {
+        self.request.target.bytes(&self.request.bytes)
+    }
+
+    /// Keeps the request's bytes (head first) and where its fields lie in them.
+    pub(crate) fn set_request(&mut self, bytes: Bytes, target: Span, host: Option<Span>, content_type: Option<Span>) {
+        self.request = RequestFields { bytes, target, host, content_type };
+    }
+}
+
+/// The request fields an exchange keeps: positions in the request's bytes.
+/// Equality and `Debug` go by the text, not the positions.
+#[derive(Clone, Default)]
+struct RequestFields {
+    bytes: Bytes,
+    target: Span,
+    host: Option<Span>,
+    content_type: Option<Span>,
+}
+
+impl RequestFields {
+    fn texts(&self) -> (&[u8], Option<&[u8]>, Option<&[u8]>) {
+        let get = |s: Option<Span>| s.map(|s| s.get(&self.bytes));
+        (self.target.get(&self.bytes), get(self.host), get(self.content_type))
+    }
+}
+
+impl PartialEq for RequestFields {
+    fn eq(&self, other: &RequestFields) -> bool {
+        self.texts() == other.texts()
+    }
+}
+
+impl std::fmt::Debug for RequestFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (target, host, content_type) = self.texts();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        f.debug_struct("Request")
+            .field("target", &text(target))
+            .field("host", &host.map(text))
+            .field("content_type", &content_type.map(text))
+            .finish()
+    }
+}
+
 /// Where an entry's response stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ResponseState {
@@ -67,10 +129,11 @@ pub(crate) enum ResponseState {
 /// A request waiting for (or paired with) its response.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
-    pub ex: HttpExchange,
-    pub timings: Timings,
-    pub request_bytes: u64,
-    pub response_bytes: u64,
+    /// The exchange this entry becomes: built when the request's head
+    /// arrives, completed in place, and emitted as is. Boxed once, so that
+    /// queueing and emitting it moves a pointer (a deep pipeline then costs
+    /// pointers, not whole exchanges).
+    pub x: Box<Exchange>,
     /// The request was `HEAD`: its response has no body.
     pub is_head: bool,
     /// The request was `CONNECT`: a `2xx` answer opens a tunnel.
@@ -85,25 +148,27 @@ pub(crate) struct Entry {
 
 impl Entry {
     pub fn new(is_head: bool, is_connect: bool, pauses: bool) -> Entry {
+        let ex = HttpExchange {
+            method: Bytes::new(),
+            request: RequestFields::default(),
+            status: None,
+            request_content_length: 0,
+            response_content_length: None,
+            response_content_type: None,
+            interim_responses: 0,
+            interim_first: None,
+            request_complete: false,
+            connection_close: false,
+            switched_to: None,
+        };
         Entry {
-            ex: HttpExchange {
-                method: Bytes::new(),
-                target: Bytes::new(),
-                host: None,
-                status: None,
-                request_content_length: 0,
-                response_content_length: None,
-                request_content_type: None,
-                response_content_type: None,
-                interim_responses: 0,
-                interim_first: None,
-                request_complete: false,
-                connection_close: false,
-                switched_to: None,
-            },
-            timings: Timings::default(),
-            request_bytes: 0,
-            response_bytes: 0,
+            x: Box::new(Exchange {
+                timings: Timings::default(),
+                request_bytes: 0,
+                response_bytes: 0,
+                status: ExchangeStatus::Unanswered,
+                detail: ExchangeDetail::Http(ex),
+            }),
             is_head,
             is_connect,
             pauses,
@@ -112,18 +177,11 @@ impl Entry {
         }
     }
 
-    fn into_event(self) -> Event {
-        Event::Exchange(Box::new(Exchange {
-            timings: self.timings,
-            request_bytes: self.request_bytes,
-            response_bytes: self.response_bytes,
-            status: if self.response == ResponseState::Complete {
-                ExchangeStatus::Complete
-            } else {
-                ExchangeStatus::Unanswered
-            },
-            detail: ExchangeDetail::Http(self.ex),
-        }))
+    fn into_event(mut self) -> Event {
+        if self.response == ResponseState::Complete {
+            self.x.status = ExchangeStatus::Complete;
+        }
+        Event::Exchange(self.x)
     }
 }
 

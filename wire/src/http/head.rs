@@ -2,9 +2,10 @@
 //! reading the few header fields that decide how the body is framed.
 //!
 //! The parser works on the decoder's receive buffer before any byte is split
-//! off, so it records positions ([`Span`]s) rather than slices; once the
-//! message's bytes are frozen, [`HeadInfo::parts`] turns the spans into
-//! zero-copy [`Bytes`] slices.
+//! off, so it records positions ([`Span`]s) rather than slices. Once the
+//! message's bytes are frozen, [`HeadInfo::parts`] makes the method and
+//! reason [`Bytes`]; the target and header fields stay positions in the
+//! frozen bytes.
 
 use std::mem::MaybeUninit;
 
@@ -90,7 +91,7 @@ pub(crate) struct HeadInfo {
     pub content_type: Option<Span>,
 }
 
-/// The start line and header fields as zero-copy slices of a frozen head.
+/// The start line and header fields of a frozen head.
 #[derive(Clone, Debug)]
 pub(crate) struct Parts {
     pub start: PartsStart,
@@ -100,19 +101,19 @@ pub(crate) struct Parts {
 
 #[derive(Clone, Debug)]
 pub(crate) enum PartsStart {
-    Request { method: Bytes, target: Bytes },
+    Request { method: Bytes, target: Span },
     Response { status: u16, reason: Bytes },
 }
 
 impl HeadInfo {
-    /// Slices the start line out of `head` (the frozen message, head first);
-    /// the header fields stay positions in it (copied from `spans`), read
-    /// on demand through [`Headers`].
+    /// Reads the start line out of `head` (the frozen message, head first);
+    /// the target and header fields stay positions in it (copied from
+    /// `spans`), read on demand.
     pub fn parts(&self, head: &Bytes, spans: &[(Span, Span)]) -> Parts {
         let start = match self.start {
             StartLine::Request { method, target } => PartsStart::Request {
                 method: known(method.get(head), KNOWN_METHODS).unwrap_or_else(|| method.bytes(head)),
-                target: target.bytes(head),
+                target,
             },
             StartLine::Response { status, reason } => PartsStart::Response {
                 status,
@@ -160,8 +161,26 @@ const KNOWN_REASONS: &[&[u8]] = &[
     b"Connection established",
 ];
 
+/// Content types of most API traffic (an exchange keeps the response's).
+const KNOWN_CONTENT_TYPES: &[&[u8]] = &[
+    b"application/json",
+    b"application/json; charset=utf-8",
+    b"text/plain",
+    b"text/plain; charset=utf-8",
+    b"text/html",
+    b"text/html; charset=utf-8",
+    b"application/octet-stream",
+    b"application/x-www-form-urlencoded",
+];
+
 fn known(s: &[u8], table: &'static [&'static [u8]]) -> Option<Bytes> {
     table.iter().find(|k| **k == s).map(|k| Bytes::from_static(k))
+}
+
+/// A `Content-Type` value at `span` in `head`: a static [`Bytes`] for the
+/// common ones, else a slice.
+pub(crate) fn content_type_bytes(span: Span, head: &Bytes) -> Bytes {
+    known(span.get(head), KNOWN_CONTENT_TYPES).unwrap_or_else(|| span.bytes(head))
 }
 
 /// Outcome of trying to parse a head.

@@ -2,6 +2,7 @@
 //! response), with helpers that read its headers and target.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use bytes::Bytes;
 use smallvec::SmallVec;
@@ -63,6 +64,12 @@ pub(crate) type FieldSpans = SmallVec<[(Span, Span); 8]>;
 impl Headers {
     pub(crate) fn new(data: Bytes, spans: FieldSpans) -> Headers {
         Headers { data, spans }
+    }
+
+    /// The bytes the fields point into: the message, head first. The
+    /// request target and other start-line positions point into them too.
+    pub(crate) fn data(&self) -> &Bytes {
+        &self.data
     }
 
     /// Fields copied from pairs (for tests and encoders).
@@ -208,15 +215,17 @@ impl HttpMessage {
 }
 
 /// A request: start line, header fields, body and trailers.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// The target is a position in the message's bytes (which [`Headers`] hold),
+/// read with [`HttpRequest::target`]: one reference to those bytes per
+/// message instead of one per field, which small keep-alive exchanges
+/// notice. Equality compares what the request says, not where it lies.
+#[derive(Clone)]
 pub struct HttpRequest {
     /// The method token, e.g. `GET`.
     pub method: Bytes,
-    /// The request target exactly as sent: origin-form (`/path?query`),
-    /// absolute-form (`http://host/path`, kept as is: see
-    /// [`HttpRequest::absolute_form`]), authority-form (`host:443`, for
-    /// `CONNECT`) or `*`.
-    pub target: Bytes,
+    /// Where the target lies in `headers`' bytes (see [`HttpRequest::target`]).
+    pub(crate) target: Span,
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub version: HttpVersion,
     /// Header fields in wire order.
@@ -238,9 +247,22 @@ impl HttpRequest {
         String::from_utf8_lossy(&self.method)
     }
 
+    /// The request target exactly as sent: origin-form (`/path?query`),
+    /// absolute-form (`http://host/path`, kept as is: see
+    /// [`HttpRequest::absolute_form`]), authority-form (`host:443`, for
+    /// `CONNECT`) or `*`.
+    pub fn target(&self) -> &[u8] {
+        self.target.get(self.headers.data())
+    }
+
+    /// [`HttpRequest::target`] as a zero-copy [`Bytes`].
+    pub fn target_bytes(&self) -> Bytes {
+        self.target.bytes(self.headers.data())
+    }
+
     /// The target as text.
     pub fn target_str(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(&self.target)
+        String::from_utf8_lossy(self.target())
     }
 
     /// The value of the first header named `name` (ASCII case-insensitive).
@@ -253,7 +275,7 @@ impl HttpRequest {
         if let Some(h) = self.headers.find_bytes("host") {
             return Some(h);
         }
-        split_absolute_form(&self.target).map(|(host, _)| host)
+        split_absolute_form(&self.target_bytes()).map(|(host, _)| host)
     }
 
     /// For an absolute-form target (`http://host:port/path?q`, as sent to a
@@ -261,7 +283,35 @@ impl HttpRequest {
     /// (`/path?q`, or `/` when the target has no path). `None` for any other
     /// form.
     pub fn absolute_form(&self) -> Option<(Bytes, Bytes)> {
-        split_absolute_form(&self.target)
+        split_absolute_form(&self.target_bytes())
+    }
+}
+
+impl PartialEq for HttpRequest {
+    fn eq(&self, o: &HttpRequest) -> bool {
+        self.method == o.method
+            && self.target() == o.target()
+            && self.version == o.version
+            && self.headers == o.headers
+            && self.body == o.body
+            && self.chunked == o.chunked
+            && self.trailers == o.trailers
+            && self.complete == o.complete
+    }
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("target", &self.target_str())
+            .field("version", &self.version)
+            .field("headers", &self.headers)
+            .field("body", &self.body)
+            .field("chunked", &self.chunked)
+            .field("trailers", &self.trailers)
+            .field("complete", &self.complete)
+            .finish()
     }
 }
 
@@ -316,9 +366,9 @@ pub fn bytes_str(b: &Bytes) -> Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
-/// Splits `scheme://authority/rest` into authority and `/rest` (zero-copy).
-pub(crate) fn split_absolute_form(target: &Bytes) -> Option<(Bytes, Bytes)> {
-    let t: &[u8] = target;
+/// Where the authority of an absolute-form target (`scheme://authority/rest`)
+/// lies in it; `None` for any other form.
+pub(crate) fn authority_range(t: &[u8]) -> Option<Range<usize>> {
     let colon = t.iter().position(|&b| b == b':')?;
     let scheme = t.get(..colon)?;
     if scheme.is_empty() || !scheme.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) {
@@ -330,7 +380,14 @@ pub(crate) fn split_absolute_form(target: &Bytes) -> Option<(Bytes, Bytes)> {
     let auth_start = colon + 3;
     let rest = t.get(auth_start..)?;
     let auth_len = rest.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
-    let auth_end = auth_start + auth_len;
+    Some(auth_start..auth_start + auth_len)
+}
+
+/// Splits `scheme://authority/rest` into authority and `/rest` (zero-copy).
+pub(crate) fn split_absolute_form(target: &Bytes) -> Option<(Bytes, Bytes)> {
+    let t: &[u8] = target;
+    let authority = authority_range(t)?;
+    let auth_end = authority.end;
     let path = if auth_end == t.len() {
         Bytes::from_static(b"/")
     } else if t.get(auth_end) == Some(&b'/') {
@@ -339,10 +396,10 @@ pub(crate) fn split_absolute_form(target: &Bytes) -> Option<(Bytes, Bytes)> {
         // `http://host?q`: origin-form needs a leading slash.
         let mut p = Vec::with_capacity(t.len() - auth_end + 1);
         p.push(b'/');
-        p.extend_from_slice(&t[auth_end..]);
+        p.extend_from_slice(t.get(auth_end..).unwrap_or_default());
         Bytes::from(p)
     };
-    Some((target.slice(auth_start..auth_end), path))
+    Some((target.slice(authority), path))
 }
 
 #[cfg(test)]

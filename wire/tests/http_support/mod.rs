@@ -68,7 +68,7 @@ pub fn summary(events: &[Event]) -> Vec<String> {
                     format!(
                         "exchange {} {} {:?} {:?}",
                         String::from_utf8_lossy(&h.method),
-                        String::from_utf8_lossy(&h.target),
+                        String::from_utf8_lossy(h.target()),
                         h.status,
                         x.status
                     )
