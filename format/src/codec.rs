@@ -145,21 +145,30 @@ pub fn put_bool(out: &mut Vec<u8>, b: bool) {
 }
 
 /// An unsigned integer, in the shortest form.
+///
+/// Each form is written with one fixed-size copy (one capacity check); the
+/// one-byte form inline, the rest out of line.
 #[inline]
 pub fn put_uint(out: &mut Vec<u8>, v: u64) {
     if v < 0x80 {
         out.push(v as u8);
-    } else if v <= u8::MAX as u64 {
+    } else {
+        put_uint_wide(out, v);
+    }
+}
+
+fn put_uint_wide(out: &mut Vec<u8>, v: u64) {
+    if v <= u8::MAX as u64 {
         out.extend_from_slice(&[0xcc, v as u8]);
     } else if v <= u16::MAX as u64 {
-        out.push(0xcd);
-        out.extend_from_slice(&(v as u16).to_be_bytes());
+        let [a, b] = (v as u16).to_be_bytes();
+        out.extend_from_slice(&[0xcd, a, b]);
     } else if v <= u32::MAX as u64 {
-        out.push(0xce);
-        out.extend_from_slice(&(v as u32).to_be_bytes());
+        let [a, b, c, d] = (v as u32).to_be_bytes();
+        out.extend_from_slice(&[0xce, a, b, c, d]);
     } else {
-        out.push(0xcf);
-        out.extend_from_slice(&v.to_be_bytes());
+        let [a, b, c, d, e, f, g, h] = v.to_be_bytes();
+        out.extend_from_slice(&[0xcf, a, b, c, d, e, f, g, h]);
     }
 }
 
@@ -187,16 +196,11 @@ pub fn put_int(out: &mut Vec<u8>, v: i64) {
 #[inline]
 pub fn put_str(out: &mut Vec<u8>, s: &str) {
     let n = s.len();
+    out.reserve(n + 5);
     if n < 32 {
         out.push(0xa0 | n as u8);
-    } else if n <= u8::MAX as usize {
-        out.extend_from_slice(&[0xd9, n as u8]);
-    } else if n <= u16::MAX as usize {
-        out.push(0xda);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
     } else {
-        out.push(0xdb);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
+        put_len_wide(out, n, [0xd9, 0xda, 0xdb]);
     }
     out.extend_from_slice(s.as_bytes());
 }
@@ -204,16 +208,27 @@ pub fn put_str(out: &mut Vec<u8>, s: &str) {
 #[inline]
 pub fn put_bin(out: &mut Vec<u8>, b: &[u8]) {
     let n = b.len();
+    out.reserve(n + 5);
     if n <= u8::MAX as usize {
         out.extend_from_slice(&[0xc4, n as u8]);
-    } else if n <= u16::MAX as usize {
-        out.push(0xc5);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
     } else {
-        out.push(0xc6);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
+        put_len_wide(out, n, [0xc4, 0xc5, 0xc6]);
     }
     out.extend_from_slice(b);
+}
+
+/// A length header with an 8-, 16- or 32-bit length after its marker
+/// (`markers` in that order).
+fn put_len_wide(out: &mut Vec<u8>, n: usize, markers: [u8; 3]) {
+    if n <= u8::MAX as usize {
+        out.extend_from_slice(&[markers[0], n as u8]);
+    } else if n <= u16::MAX as usize {
+        let [a, b] = (n as u16).to_be_bytes();
+        out.extend_from_slice(&[markers[1], a, b]);
+    } else {
+        let [a, b, c, d] = (n as u32).to_be_bytes();
+        out.extend_from_slice(&[markers[2], a, b, c, d]);
+    }
 }
 
 #[inline]
@@ -748,14 +763,22 @@ macro_rules! codec_struct {
         impl $crate::codec::Codec for $ty {
             fn encode(&self, out: &mut Vec<u8>) {
                 $(const _: () = assert!($idx < 128, "field indices are positive fixints");)+
-                let n = 0 $(+ (!self.$field.is_default()) as usize)+;
-                $crate::codec::put_map_len(out, n);
+                // At most 15 fields: the map's length is a one-byte fixmap
+                // header, written first and set once the fields are out.
+                const _: () = assert!(0 $(+ { let _ = $idx; 1 })+ < 16, "at most 15 fields per struct");
+                let at = out.len();
+                out.push(0x80);
+                let mut n = 0u8;
                 $(
                     if !self.$field.is_default() {
+                        n += 1;
                         out.push($idx);
                         self.$field.encode(out);
                     }
                 )+
+                if let Some(header) = out.get_mut(at) {
+                    *header = 0x80 | n;
+                }
             }
 
             #[inline]

@@ -101,21 +101,41 @@ impl<W: Write> Writer<W> {
     }
 
     /// Adds one record; seals and writes the block when it is full.
+    ///
+    /// The record is encoded straight into the open block after a one-byte
+    /// length: most records are shorter than 128 bytes, whose varint length
+    /// is that byte. A longer one has its length widened in place, and one
+    /// that overfills the block moves to the next block.
     pub fn write(&mut self, record: &Record) -> Result<(), FormatError> {
-        self.scratch.clear();
-        crate::codec::encode_record(record, &mut self.scratch);
-        if self.scratch.len() > MAX_BLOCK as usize / 2 {
+        let at = self.block.len();
+        self.block.push(0);
+        crate::codec::encode_record(record, &mut self.block);
+        let len = self.block.len() - at - 1;
+        if len > MAX_BLOCK as usize / 2 {
+            self.block.truncate(at);
             return Err(FormatError::Encode(format!(
-                "record of {} bytes exceeds the {} byte limit",
-                self.scratch.len(),
+                "record of {len} bytes exceeds the {} byte limit",
                 MAX_BLOCK / 2
             )));
         }
-        if !self.block.is_empty() && self.block.len() + self.scratch.len() + 10 > self.opts.block_bytes {
-            self.seal()?;
+        if len < 0x80 {
+            if let Some(b) = self.block.get_mut(at) {
+                *b = len as u8;
+            }
+        } else {
+            self.scratch.clear();
+            put_varint(&mut self.scratch, len as u64);
+            self.block.splice(at..at + 1, self.scratch.iter().copied());
         }
-        put_varint(&mut self.block, self.scratch.len() as u64);
-        self.block.extend_from_slice(&self.scratch);
+        if at > 0 && at + len + 10 > self.opts.block_bytes {
+            // Full: the block is sealed without this record, which opens
+            // the next one.
+            self.scratch.clear();
+            self.scratch.extend_from_slice(self.block.get(at..).unwrap_or_default());
+            self.block.truncate(at);
+            self.seal()?;
+            self.block.extend_from_slice(&self.scratch);
+        }
         self.count += 1;
         self.first_ts = self.first_ts.min(record.ts);
         self.last_ts = self.last_ts.max(record.ts);
