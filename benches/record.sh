@@ -3,7 +3,9 @@
 # servers ("direct"), through haproxy (TCP mode; and HTTP mode for wrk),
 # and through `oltrace proxy` recording everything. Rounds alternate the
 # order of the targets; one warm-up round is thrown away; the table gives
-# medians over the rounds, as ratios to direct and oltrace/haproxy.
+# medians over the rounds, as ratios to direct and oltrace/haproxy, and the
+# median of the per-round oltrace/haproxy ratios (paired within a round,
+# steadier when the machine's speed changes between rounds).
 # A second table gives the CPU time each proxy process used per request
 # (from /proc clock ticks), with oltrace's recorder thread apart. Then: trace bytes per exchange against a tcpdump pcap of the same
 # traffic, and the proxies' resident memory with 1,000 connections open.
@@ -212,11 +214,18 @@ median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+
 field() { # key index -> median of that field over rounds
   echo "${results[$1]}" | tr ';' '\n' | awk -v i="$2" 'NF {print $i}' | median
 }
+# load other -> median over the rounds of oltrace's throughput / other's in
+# the same round: paired, so a round where the whole machine ran slower
+# weighs on both sides of its ratio alike.
+paired() {
+  paste -d' ' <(echo "${results[$1:oltrace]}" | tr ';' '\n' | awk 'NF {print $1}') \
+    <(echo "${results[$1:$2]}" | tr ';' '\n' | awk 'NF {print $1}') | awk 'NF == 2 {print $1 / $2}' | median
+}
 
 echo "Recording overhead, $ROUNDS rounds after a warm-up, medians; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine)."
 echo
-echo "| load | target | throughput | vs direct | p50 latency ms | added p50 ms | oltrace / haproxy |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| load | target | throughput | vs direct | p50 latency ms | added p50 ms | oltrace / haproxy | oltrace / haproxy, per round |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for load in "${loads[@]}"; do
   d_rate=$(field "$load:direct" 1); d_lat=$(field "$load:direct" 2)
   h_rate=$(field "$load:haproxy" 1)
@@ -224,12 +233,14 @@ for load in "${loads[@]}"; do
   for t in $(targets_for "$load"); do
     rate=$(field "$load:$t" 1); lat=$(field "$load:$t" 2)
     unit=$([ "$load" = pg ] && echo tps || echo req/s)
-    ratio=""
+    ratio=""; per_round=""
     if [ "$t" = oltrace ]; then
       ratio=$(awk -v a="$rate" -v b="$h_rate" -v c="$hh_rate" 'BEGIN {printf "%.2f", a / b; if (c != "") printf " (tcp), %.2f (http)", a / c}')
+      per_round=$(awk -v a="$(paired "$load" haproxy)" -v c="$([ "$load" = http ] && paired "$load" haproxy_http)" \
+        'BEGIN {printf "%.2f", a; if (c != "") printf " (tcp), %.2f (http)", c}')
     fi
-    awk -v l="${label[$load]}" -v t="$t" -v r="$rate" -v u="$unit" -v d="$d_rate" -v lat="$lat" -v dl="$d_lat" -v x="$ratio" \
-      'BEGIN {printf "| `%s` | %s | %.0f %s | %.2f | %.3f | %+.3f | %s |\n", l, t, r, u, r / d, lat, lat - dl, x}'
+    awk -v l="${label[$load]}" -v t="$t" -v r="$rate" -v u="$unit" -v d="$d_rate" -v lat="$lat" -v dl="$d_lat" -v x="$ratio" -v p="$per_round" \
+      'BEGIN {printf "| `%s` | %s | %.0f %s | %.2f | %.3f | %+.3f | %s | %s |\n", l, t, r, u, r / d, lat, lat - dl, x, p}'
   done
 done
 echo
