@@ -4,9 +4,10 @@
 //! it lives apart from `tracer` so `olreplay` does not link what recording
 //! needs (libpcap).
 //!
-//! Modules: this file converts; `redis` converts Redis messages and
-//! exchanges over earlier records, reusing their allocations (for the
-//! [`Converter`]); [`redact`] blanks secrets in recorded bytes
+//! Modules: this file converts; `redis` and `http` convert Redis and HTTP
+//! messages and exchanges over earlier records, reusing their allocations
+//! (for the [`Converter`]), through the shared setters of `fill`;
+//! [`redact`] blanks secrets in recorded bytes
 //! (same length, in place); [`fingerprint`] normalises SQL to a query
 //! fingerprint (literals to `?`), the key replay reports and the analyzer
 //! group queries by.
@@ -35,7 +36,9 @@ use format::{BStr, Payload};
 use wire::pg::{self, PgMessage, PgValue};
 use wire::redis::RedisMessage;
 
+mod fill;
 pub mod fingerprint;
+mod http;
 pub mod redact;
 mod redis;
 
@@ -110,8 +113,9 @@ pub fn for_each_record(conn: u64, event: wire::Event, redact: bool, sink: &mut d
 }
 
 /// [`for_each_record`] for a stream of events: it keeps the records it
-/// last handed out for Redis commands, replies and exchanges and writes the
-/// next ones over them, reusing their allocations (`convert/src/redis.rs`).
+/// last handed out for Redis commands, replies and exchanges, and for HTTP
+/// requests, responses and exchanges, and writes the next ones over them,
+/// reusing their allocations (`convert/src/redis.rs`, `convert/src/http.rs`).
 /// The recorder holds one for its whole run.
 pub struct Converter {
     redact: bool,
@@ -119,13 +123,25 @@ pub struct Converter {
     reply: format::Record,
     exchange: format::Record,
     spare: redis::Spare,
+    http_request: format::Record,
+    http_response: format::Record,
+    http_exchange: format::Record,
 }
 
 impl Converter {
     /// `redact`: as for [`event_to_records`].
     pub fn new(redact: bool) -> Converter {
         let empty = <format::Record as format::codec::Codec>::empty;
-        Converter { redact, command: empty(), reply: empty(), exchange: empty(), spare: redis::Spare::default() }
+        Converter {
+            redact,
+            command: empty(),
+            reply: empty(),
+            exchange: empty(),
+            spare: redis::Spare::default(),
+            http_request: empty(),
+            http_response: empty(),
+            http_exchange: empty(),
+        }
     }
 
     /// Hands `sink` the records of `event`, as [`for_each_record`] does.
@@ -139,12 +155,21 @@ impl Converter {
                     redis::fill_message(record, conn, &m, r, redact, &mut self.spare);
                     return sink(record);
                 }
+                wire::MessageKind::Http(h) => {
+                    let record = if h.request().is_some() { &mut self.http_request } else { &mut self.http_response };
+                    http::fill_message(record, conn, &m, h, redact);
+                    return sink(record);
+                }
                 _ => message_record(conn, m, redact),
             },
             wire::Event::Exchange(e) => match &e.detail {
                 wire::ExchangeDetail::Redis(r) => {
                     redis::fill_exchange(&mut self.exchange, conn, &e, r, redact, &mut self.spare);
                     return sink(&mut self.exchange);
+                }
+                wire::ExchangeDetail::Http(h) => {
+                    http::fill_exchange(&mut self.http_exchange, conn, &e, h, redact);
+                    return sink(&mut self.http_exchange);
                 }
                 _ => exchange_record(conn, *e, redact),
             },
@@ -202,16 +227,23 @@ pub fn exchange_status(s: wire::ExchangeStatus) -> format::ExchangeStatus {
 }
 
 fn message_record(conn: u64, m: wire::Message, redact: bool) -> format::Record {
+    // HTTP and Redis messages are not reached through `Converter`, which
+    // takes them first; kept total with the same conversion.
+    let mut record = <format::Record as format::codec::Codec>::empty();
+    match &m.kind {
+        wire::MessageKind::Http(h) => {
+            http::fill_message(&mut record, conn, &m, h, redact);
+            return record;
+        }
+        wire::MessageKind::Redis(r) => {
+            redis::fill_message(&mut record, conn, &m, r, redact, &mut redis::Spare::default());
+            return record;
+        }
+        wire::MessageKind::Opaque | wire::MessageKind::Pg(_) => {}
+    }
     let mut bytes = m.raw.prefix.to_vec();
     let mut redacted = false;
     let decoded = match &m.kind {
-        wire::MessageKind::Opaque => None,
-        wire::MessageKind::Http(h) => {
-            if redact && redact::http_head(&mut bytes) {
-                redacted = true;
-            }
-            Some(http_decoded(h, redact))
-        }
         wire::MessageKind::Pg(p) => {
             if redact && p.is_secret() {
                 redact::pg_secret_message(&mut bytes);
@@ -221,13 +253,7 @@ fn message_record(conn: u64, m: wire::Message, redact: bool) -> format::Record {
                 Some(format::Decoded::Pg(pg_decoded(p)))
             }
         }
-        wire::MessageKind::Redis(r) => {
-            // Not reached through `Converter`, which takes Redis messages
-            // first; kept total with the same conversion.
-            let mut record = <format::Record as format::codec::Codec>::empty();
-            redis::fill_message(&mut record, conn, &m, r, redact, &mut redis::Spare::default());
-            return record;
-        }
+        _ => None,
     };
     format::Record {
         ts: m.first_ts,
@@ -246,14 +272,12 @@ fn message_record(conn: u64, m: wire::Message, redact: bool) -> format::Record {
 
 fn exchange_record(conn: u64, e: wire::Exchange, redact: bool) -> format::Record {
     let summary = match &e.detail {
-        wire::ExchangeDetail::Http(h) => format::ExchangeSummary::Http(format::HttpExchange {
-            method: lossy(&h.method),
-            target: if redact { redact::target_text(h.target()) } else { lossy(h.target()) },
-            host: h.host().map(lossy),
-            status: h.status,
-            request_body_len: h.request_content_length,
-            response_body_len: h.response_content_length.unwrap_or(0),
-        }),
+        wire::ExchangeDetail::Http(h) => {
+            // As for Redis: not reached through `Converter`.
+            let mut record = <format::Record as format::codec::Codec>::empty();
+            http::fill_exchange(&mut record, conn, &e, h, redact);
+            return record;
+        }
         wire::ExchangeDetail::Pg(p) => format::ExchangeSummary::Pg(pg_exchange(p)),
         wire::ExchangeDetail::Redis(r) => {
             // As for messages: not reached through `Converter`.
@@ -301,34 +325,6 @@ fn cap_text(b: &[u8]) -> String {
     cap_str(&String::from_utf8_lossy(&b[..b.len().min(TEXT_CAP + 4)]))
 }
 
-
-// ----- HTTP -----
-
-fn http_decoded(h: &wire::http::HttpMessage, redact: bool) -> format::Decoded {
-    let minor = |v: wire::http::HttpVersion| match v {
-        wire::http::HttpVersion::Http10 => 0,
-        wire::http::HttpVersion::Http11 => 1,
-    };
-    let content_type = h.header("content-type").map(|v| String::from_utf8_lossy(v).into_owned());
-    match h {
-        wire::http::HttpMessage::Request(r) => format::Decoded::HttpRequest(format::HttpRequest {
-            method: lossy(&r.method),
-            target: if redact { redact::target_text(r.target()) } else { lossy(r.target()) },
-            version: minor(r.version),
-            content_type,
-            body_len: r.body.len,
-            chunked: r.chunked,
-        }),
-        wire::http::HttpMessage::Response(r) => format::Decoded::HttpResponse(format::HttpResponse {
-            status: r.status,
-            reason: lossy(&r.reason),
-            version: minor(r.version),
-            content_type,
-            body_len: r.body.len,
-            chunked: r.chunked,
-        }),
-    }
-}
 
 // ----- PostgreSQL -----
 

@@ -14,14 +14,16 @@
 //! `Session::feed_runs` read in place (`fill_run_command`, `fill_run_reply`,
 //! `fill_run_exchange`), which the recorder uses. Both go through the same
 //! field setters (`message_fields`, `fill_command`, `fill_reply_message`,
-//! `exchange_fields`, `fill_exchange_summary`), so they cannot drift apart.
+//! `redis_summary`, `fill_exchange_summary`, over `fill.rs`), so they
+//! cannot drift apart.
 //!
 //! Each function sets every field of what it fills (the structs are
 //! destructured, so a new field fails to compile until it is handled here):
 //! a reused record carries nothing over from the one before.
 
-use crate::{direction, exchange_status, redact, MAX_ARGS, TEXT_CAP};
-use format::{BStr, Body, Decoded, ExchangeSummary};
+use crate::fill::{self, set_bytes, set_str, Placement};
+use crate::{exchange_status, redact, MAX_ARGS, TEXT_CAP};
+use format::{BStr, Decoded, ExchangeSummary};
 use wire::redis::{RedisMessage, RedisRun, ReplySummary, RespKind, RespValue};
 
 /// Argument byte strings a shorter command left over, kept for the next
@@ -33,8 +35,7 @@ pub(crate) struct Spare(Vec<BStr>);
 /// Fills `record` with Redis message `m` (whose kind is `r`) of connection
 /// `conn`.
 pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Message, r: &RedisMessage, redact: bool, spare: &mut Spare) {
-    let at = Placement { ts: m.first_ts, dir: m.dir, last_ts: m.last_ts, offset: m.offset, len: m.raw.len, hash: m.raw.hash };
-    let (data, d, redacted) = message_fields(record, conn, &at, &m.raw.prefix);
+    let (data, d, redacted) = message_fields(record, conn, &Placement::of(m), &m.raw.prefix);
     match r {
         RedisMessage::Command(c) => {
             let secret = if redact { c.secret_args() } else { Vec::new() };
@@ -67,16 +68,6 @@ pub(crate) fn fill_run_reply(record: &mut format::Record, conn: u64, run: &Redis
     fill_reply_message(d, "reply", value, raw, spare);
 }
 
-/// Where a message sits in its stream, and its size as the decoder saw it.
-struct Placement {
-    ts: u64,
-    dir: wire::Direction,
-    last_ts: u64,
-    offset: u64,
-    len: u64,
-    hash: Option<u64>,
-}
-
 /// Message `i` of `run`: whole (a run holds only messages within the cap).
 fn run_placement(run: &RedisRun, i: usize) -> Placement {
     let (start, end) = run.bounds(i);
@@ -99,26 +90,12 @@ fn message_fields<'r>(
     at: &Placement,
     raw: &[u8],
 ) -> (&'r mut BStr, &'r mut format::RedisMessage, &'r mut bool) {
-    record.ts = at.ts;
-    record.src = 0;
-    if !matches!(record.body, Body::Message(_)) {
-        record.body = Body::Message(<format::Message as format::codec::Codec>::empty());
-    }
-    let Body::Message(msg) = &mut record.body else { unreachable!("set just above") };
-    let format::Message { conn: msg_conn, dir, last_ts, offset, data, decoded, redacted } = msg;
-    *msg_conn = conn;
-    *dir = direction(at.dir);
-    *last_ts = at.last_ts;
-    *offset = at.offset;
-    *redacted = false;
-    set_bytes(&mut data.bytes, raw);
-    data.len = at.len;
-    data.hash = at.hash;
+    let (data, decoded, redacted) = fill::message_fields(record, conn, at, raw);
     if !matches!(decoded, Some(Decoded::Redis(_))) {
         *decoded = Some(Decoded::Redis(format::RedisMessage::default()));
     }
     let Some(Decoded::Redis(d)) = decoded else { unreachable!("set just above") };
-    (&mut data.bytes, d, redacted)
+    (data, d, redacted)
 }
 
 /// A command's decoded summary; with `secret` (argument indices, name = 0)
@@ -161,7 +138,8 @@ pub(crate) fn fill_exchange(
     redact: bool,
     spare: &mut Spare,
 ) {
-    let s = exchange_fields(record, conn, e.timings, e.request_bytes, e.response_bytes, exchange_status(e.status));
+    let status = exchange_status(e.status);
+    let s = redis_summary(fill::exchange_fields(record, conn, e.timings, e.request_bytes, e.response_bytes, status));
     let secret = if redact { r.args.secret_args() } else { Vec::new() };
     fill_exchange_summary(s, &r.command, r.args.iter(), &secret, r.reply.as_ref(), r.value.as_ref(), spare);
 }
@@ -186,51 +164,19 @@ pub(crate) fn fill_run_exchange(
         response_first: Some(replies.first_ts_of(i)),
         response_last: Some(replies.last_ts),
     };
-    let s = exchange_fields(record, conn, timings, command.len() as u64, reply.len() as u64, format::ExchangeStatus::Complete);
+    let status = format::ExchangeStatus::Complete;
+    let s = redis_summary(fill::exchange_fields(record, conn, timings, command.len() as u64, reply.len() as u64, status));
     let name = commands.args_of(j).next().unwrap_or_default();
     let secret = if redact { commands.secret_args(j) } else { Vec::new() };
     let summary = wire::redis::reply_summary(reply, value);
     fill_exchange_summary(s, name, commands.args_of(j), &secret, Some(&summary), Some(value), spare);
 }
 
-/// Sets the fields every Redis exchange record has, and hands back its
-/// summary.
-fn exchange_fields(
-    record: &mut format::Record,
-    conn: u64,
-    timings: wire::Timings,
-    req_bytes: u64,
-    resp_bytes: u64,
-    exchange_status: format::ExchangeStatus,
-) -> &mut format::RedisExchange {
-    record.ts = timings.request_first;
-    record.src = 0;
-    if !matches!(&record.body, Body::Exchange(x) if matches!(x.summary, ExchangeSummary::Redis(_))) {
-        record.body = Body::Exchange(format::Exchange {
-            summary: ExchangeSummary::Redis(format::RedisExchange::default()),
-            ..<format::Exchange as format::codec::Codec>::empty()
-        });
+/// An exchange record's summary, made a Redis one if it is not.
+fn redis_summary(summary: &mut ExchangeSummary) -> &mut format::RedisExchange {
+    if !matches!(summary, ExchangeSummary::Redis(_)) {
+        *summary = ExchangeSummary::Redis(format::RedisExchange::default());
     }
-    let Body::Exchange(x) = &mut record.body else { unreachable!("set just above") };
-    let format::Exchange {
-        conn: x_conn,
-        request_last,
-        response_first,
-        response_last,
-        request_bytes,
-        response_bytes,
-        status,
-        summary,
-        attribution,
-    } = x;
-    *x_conn = conn;
-    *request_last = timings.request_last;
-    *response_first = timings.response_first;
-    *response_last = timings.response_last;
-    *request_bytes = req_bytes;
-    *response_bytes = resp_bytes;
-    *status = exchange_status;
-    *attribution = None;
     let ExchangeSummary::Redis(s) = summary else { unreachable!("set just above") };
     s
 }
@@ -354,16 +300,6 @@ fn header_count(raw: &[u8], ty: u8) -> Option<u64> {
 }
 
 // ----- overwriting in place -----
-
-fn set_str(dst: &mut String, s: &str) {
-    dst.clear();
-    dst.push_str(s);
-}
-
-fn set_bytes(dst: &mut BStr, b: &[u8]) {
-    dst.0.clear();
-    dst.0.extend_from_slice(b);
-}
 
 /// `b` capped at [`TEXT_CAP`] bytes.
 fn set_opt_bytes(dst: &mut Option<BStr>, b: Option<&[u8]>) {

@@ -508,10 +508,11 @@ fn every_fixture_round_trips_through_a_trace() {
     }
 }
 
-/// One `Converter` over every fixture's events in a row (Redis ones write
-/// over the records of the commands, replies and exchanges before them:
-/// `SET` then `GET`, text replies then nulls, `AUTH` redacted then a plain
-/// command) gives exactly the records fresh conversions give, even though
+/// One `Converter` over every fixture's events in a row (Redis and HTTP
+/// ones write over the records of the commands, replies, requests,
+/// responses and exchanges before them: `SET` then `GET`, text replies then
+/// nulls, `AUTH` redacted then a plain command, a request with a content
+/// type then one without) gives exactly the records fresh conversions give, even though
 /// its sink scribbles on each record it is handed, as the recorder does
 /// when it attributes an exchange.
 #[test]
@@ -535,6 +536,10 @@ fn a_reused_converter_carries_nothing_over() {
                         x.attribution =
                             Some(format::Attribution { invocation: 99, method: format::AttributionMethod::Sqlcommenter });
                         x.response_first = Some(1);
+                        if let ExchangeSummary::Http(h) = &mut x.summary {
+                            h.target.push_str("junk");
+                            h.host = Some("junk".into());
+                        }
                     }
                     Body::Message(m) => {
                         m.redacted = !m.redacted;
@@ -543,12 +548,24 @@ fn a_reused_converter_carries_nothing_over() {
                             d.args.push(format::BStr::from("junk"));
                             d.reply.get_or_insert_with(Default::default).integer = Some(-1);
                         }
+                        match &mut m.decoded {
+                            Some(Decoded::HttpRequest(d)) => {
+                                d.target.push_str("junk");
+                                d.content_type = Some("junk".into());
+                            }
+                            Some(Decoded::HttpResponse(d)) => {
+                                d.reason.push_str("junk");
+                                d.content_type = None;
+                            }
+                            _ => {}
+                        }
                     }
                     _ => {}
                 }
             });
         }
         assert!(fresh.iter().filter(|r| matches!(&r.body, Body::Exchange(x) if matches!(x.summary, ExchangeSummary::Redis(_)))).count() > 100);
+        assert!(fresh.iter().filter(|r| matches!(&r.body, Body::Exchange(x) if matches!(x.summary, ExchangeSummary::Http(_)))).count() > 10);
         assert_eq!(fresh.len(), reused.len());
         for (i, (a, b)) in fresh.iter().zip(&reused).enumerate() {
             assert_eq!(a, b, "record {i} (redact {redact})");
