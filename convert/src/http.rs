@@ -17,7 +17,7 @@ use wire::http::{HttpMessage, HttpVersion};
 /// target are blanked in what is recorded.
 pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Message, h: &HttpMessage, redact: bool) {
     let (data, decoded, redacted) = fill::message_fields(record, conn, &Placement::of(m), &m.raw.prefix);
-    *redacted = redact && redact::http_head(&mut data.0);
+    *redacted = redact && may_hold_secret(h) && redact::http_head(&mut data.0);
     let minor = |v: HttpVersion| match v {
         HttpVersion::Http10 => 0,
         HttpVersion::Http11 => 1,
@@ -51,6 +51,15 @@ pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Mes
             *chunked = r.chunked;
         }
     }
+}
+
+/// Whether `h`'s head holds anything [`redact::http_head`] blanks: a field
+/// with a secret name, or a request target with a password. The decoder
+/// has split the head into fields already; most heads have neither, and
+/// need not be read again line by line.
+fn may_hold_secret(h: &HttpMessage) -> bool {
+    h.headers().iter().any(|(name, _)| redact::is_secret_header(name))
+        || h.request().is_some_and(|r| redact::target_password(r.target()).is_some())
 }
 
 /// Fills `record` with HTTP exchange `e` (whose detail is `h`) of

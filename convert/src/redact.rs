@@ -14,6 +14,13 @@ pub const STAR: u8 = b'*';
 /// case-insensitively).
 pub const HTTP_SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "set-cookie"];
 
+/// A header field name (spaces and tabs around it ignored) is one of the
+/// [`HTTP_SECRET_HEADERS`].
+pub fn is_secret_header(name: &[u8]) -> bool {
+    let name = trim_ows(name);
+    HTTP_SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+}
+
 /// `n` stars.
 pub fn stars(n: usize) -> Vec<u8> {
     vec![STAR; n]
@@ -75,8 +82,7 @@ pub fn http_head(raw: &mut [u8]) -> bool {
             let may_be_secret = HTTP_SECRET_HEADERS.iter().any(|h| h.as_bytes().first() == Some(&first));
             let colon = if may_be_secret { memchr::memchr(b':', &raw[pos..end]).map(|i| pos + i) } else { None };
             if let Some(colon) = colon {
-                let name = trim_ows(&raw[pos..colon]);
-                if HTTP_SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes())) {
+                if is_secret_header(&raw[pos..colon]) {
                     in_secret = true;
                     found = true;
                     blank_trimmed(&mut raw[colon + 1..end]);
