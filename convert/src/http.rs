@@ -17,12 +17,12 @@ use wire::http::{HttpMessage, HttpVersion};
 /// target are blanked in what is recorded.
 pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Message, h: &HttpMessage, redact: bool) {
     let (data, decoded, redacted) = fill::message_fields(record, conn, &Placement::of(m), &m.raw.prefix);
-    *redacted = redact && may_hold_secret(h) && redact::http_head(&mut data.0);
     let minor = |v: HttpVersion| match v {
         HttpVersion::Http10 => 0,
         HttpVersion::Http11 => 1,
     };
     let content_type = h.header("content-type");
+    let mut password = false;
     match h {
         HttpMessage::Request(r) => {
             if !matches!(decoded, Some(Decoded::HttpRequest(_))) {
@@ -31,7 +31,7 @@ pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Mes
             let Some(Decoded::HttpRequest(d)) = decoded else { unreachable!("set just above") };
             let format::HttpRequest { method, target, version, content_type: d_type, body_len, chunked } = d;
             set_lossy(method, &r.method);
-            set_target(target, r.target(), redact);
+            password = set_target(target, r.target(), redact);
             *version = minor(r.version);
             set_opt_lossy(d_type, content_type);
             *body_len = r.body.len;
@@ -51,15 +51,11 @@ pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Mes
             *chunked = r.chunked;
         }
     }
-}
-
-/// Whether `h`'s head holds anything [`redact::http_head`] blanks: a field
-/// with a secret name, or a request target with a password. The decoder
-/// has split the head into fields already; most heads have neither, and
-/// need not be read again line by line.
-fn may_hold_secret(h: &HttpMessage) -> bool {
-    h.headers().iter().any(|(name, _)| redact::is_secret_header(name))
-        || h.request().is_some_and(|r| redact::target_password(r.target()).is_some())
+    // The decoder has split the head into fields already: a head with no
+    // secret field and no password in its target (most of them) need not
+    // be read again line by line.
+    let secret_field = || h.headers().iter().any(|(name, _)| redact::is_secret_header(name));
+    *redacted = redact && (password || secret_field()) && redact::http_head(&mut data.0);
 }
 
 /// Fills `record` with HTTP exchange `e` (whose detail is `h`) of
@@ -81,11 +77,13 @@ pub(crate) fn fill_exchange(record: &mut format::Record, conn: u64, e: &wire::Ex
 }
 
 /// A request target as text over `dst`; with `redact`, a password in it
-/// blanked ([`redact::target_text`]).
-fn set_target(dst: &mut String, target: &[u8], redact: bool) {
-    if redact && redact::target_password(target).is_some() {
+/// blanked ([`redact::target_text`]). Returns true when it blanked one.
+fn set_target(dst: &mut String, target: &[u8], redact: bool) -> bool {
+    let password = redact && redact::target_password(target).is_some();
+    if password {
         set_str(dst, &redact::target_text(target));
     } else {
         set_lossy(dst, target);
     }
+    password
 }
