@@ -7,8 +7,13 @@
 # median of the per-round oltrace/haproxy ratios (paired within a round,
 # steadier when the machine's speed changes between rounds).
 # A second table gives the CPU time each proxy process used per request
-# (from /proc clock ticks), with oltrace's recorder thread apart. Then: trace bytes per exchange against a tcpdump pcap of the same
-# traffic, and the proxies' resident memory with 1,000 connections open.
+# (from /proc clock ticks), with oltrace's recorder thread apart. oltrace
+# decodes in the traffic's pauses (`--defer`), so after each of its runs
+# the script waits until the recorder has caught up before the next run:
+# its catch-up is counted in its CPU (and timed), and it does not take CPU
+# from the next target's run. Then: trace bytes per exchange against a
+# tcpdump pcap of the same traffic, and the proxies' resident memory with
+# 1,000 connections open.
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (database `test`), Redis on
 # 127.0.0.1:6379, pgbench, redis-benchmark, wrk, haproxy, tcpdump (root),
@@ -17,6 +22,7 @@
 #   ROUNDS=5 DURATION=20 benches/record.sh > table.md
 #   LOADS="redisP" SIZES=0 benches/record.sh   # some loads only; no pcap
 #                                               # or memory tables
+#   OLTRACE_FLAGS="--defer 0" benches/record.sh # extra flags for the proxy
 # The markdown table goes to stdout; progress to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +32,7 @@ DURATION=${DURATION:-10}
 REDIS_N=${REDIS_N:-100000}
 REDIS_PN=${REDIS_PN:-1000000}
 CONNS=${CONNS:-1000}
+OLTRACE_FLAGS=${OLTRACE_FLAGS:-}
 
 say() { printf '%s\n' "$*" >&2; }
 for tool in pgbench redis-benchmark wrk haproxy tcpdump python3; do
@@ -94,7 +101,7 @@ done
 # sets ol_pid, ol_pg, ol_redis, ol_http.
 start_oltrace() {
   "$oltrace" proxy -o "$1" --route postgres:0=127.0.0.1:5432 --route redis:0=127.0.0.1:6379 \
-    --route "http:0=127.0.0.1:$http_port" 2> "$1.log" &
+    --route "http:0=127.0.0.1:$http_port" $OLTRACE_FLAGS 2> "$1.log" &
   ol_pid=$!
   pids+=($ol_pid)
   for _ in $(seq 100); do [ "$(grep -c listening "$1.log" 2>/dev/null)" = 3 ] && break; sleep 0.1; done
@@ -161,9 +168,8 @@ measure() { # load target
 }
 
 # --- CPU the proxies use: clock ticks of a process, all threads; for oltrace
-# also of its recorder thread (idle priority, so it takes only CPU nothing
-# else wants while traffic flows; it may also still be catching up on the
-# previous load).
+# also of its recorder thread (which decodes once the run's traffic has
+# paused; see settle).
 tick_us=$(awk -v hz="$(getconf CLK_TCK)" 'BEGIN {print 1e6 / hz}')
 cpu_ticks() { # pid -> "total recorder"
   local rec=0 t
@@ -171,6 +177,15 @@ cpu_ticks() { # pid -> "total recorder"
     [ "$(cat "$t/comm" 2>/dev/null)" = oltrace-recorde ] && rec=$(awk '{print $14 + $15}' "$t/stat")
   done
   echo "$(awk '{print $14 + $15}' "/proc/$1/stat") $rec"
+}
+# Waits until oltrace's recorder has used no CPU for half a second (it has
+# decoded everything spooled); prints the seconds that took.
+settle() { # pid
+  local start prev now
+  start=$(date +%s.%N)
+  prev=$(cpu_ticks "$1")
+  while sleep 0.5; now=$(cpu_ticks "$1"); [ "${now#* }" != "${prev#* }" ]; do prev=$now; done
+  awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a - 0.5}'
 }
 requests_of() { # load throughput -> requests in one run
   case $1 in
@@ -191,12 +206,15 @@ for round in $(seq 0 "$ROUNDS"); do
       case $t in haproxy*) pid=$haproxy_pid ;; oltrace) pid=$ol_pid ;; *) pid="" ;; esac
       [ -n "$pid" ] && read -r c0 r0 <<< "$(cpu_ticks "$pid")"
       r=$(measure "$load" "$t")
+      caught_up=""
+      [ "$t" = oltrace ] && caught_up=$(settle "$pid")
       if [ -n "$pid" ]; then
         read -r c1 r1 <<< "$(cpu_ticks "$pid")"
         reqs=$(requests_of "$load" "${r%% *}")
         # microseconds per request: all threads but the recorder, and the recorder
         c=$(awk -v a=$((c1 - c0 - r1 + r0)) -v b=$((r1 - r0)) -v u="$tick_us" -v n="$reqs" 'BEGIN {printf "%.2f %.2f", a * u / n, b * u / n}')
-        say "round $round $load $t: $r; CPU us/request $c"
+        [ -n "$caught_up" ] && c+=" $caught_up"
+        say "round $round $load $t: $r; CPU us/request $c${caught_up:+; recorder caught up ${caught_up}s after}"
         [ "$round" = 0 ] || cpu[$load:$t]+="$c;"
       else
         say "round $round $load $t: $r"
@@ -244,17 +262,17 @@ for load in "${loads[@]}"; do
   done
 done
 echo
-echo "CPU time the proxy process used per request, in microseconds (medians; clock ticks of $tick_us us, so short runs are coarse). oltrace's forwarding threads, spooler and main thread, against haproxy; its recorder thread apart, at idle priority."
+echo "CPU time the proxy process used per request, in microseconds (medians; clock ticks of $tick_us us, so short runs are coarse). oltrace's forwarding threads, spooler and main thread, against haproxy; its recorder thread apart, including its catch-up after the run, and the seconds that catch-up took once the run ended."
 echo
-echo "| load | haproxy | oltrace without recorder | oltrace / haproxy | oltrace recorder |"
-echo "| --- | --- | --- | --- | --- |"
+echo "| load | haproxy | oltrace without recorder | oltrace / haproxy | oltrace recorder | recorder caught up after, s |"
+echo "| --- | --- | --- | --- | --- | --- |"
 cpu_field() { echo "${cpu[$1]}" | tr ';' '\n' | awk -v i="$2" 'NF {print $i}' | median; }
 for load in "${loads[@]}"; do
-  h=$(cpu_field "$load:haproxy" 1); o=$(cpu_field "$load:oltrace" 1); rec=$(cpu_field "$load:oltrace" 2)
+  h=$(cpu_field "$load:haproxy" 1); o=$(cpu_field "$load:oltrace" 1); rec=$(cpu_field "$load:oltrace" 2); late=$(cpu_field "$load:oltrace" 3)
   hh=$([ "$load" = http ] && cpu_field "$load:haproxy_http" 1 || echo "")
-  awk -v l="${label[$load]}" -v h="$h" -v hh="$hh" -v o="$o" -v r="$rec" \
-    'BEGIN {if (hh != "") printf "| `%s` | %.2f (tcp), %.2f (http) | %.2f | %.2f (tcp), %.2f (http) | %.2f |\n", l, h, hh, o, o / h, o / hh, r;
-            else printf "| `%s` | %.2f | %.2f | %.2f | %.2f |\n", l, h, o, o / h, r}'
+  awk -v l="${label[$load]}" -v h="$h" -v hh="$hh" -v o="$o" -v r="$rec" -v late="$late" \
+    'BEGIN {if (hh != "") printf "| `%s` | %.2f (tcp), %.2f (http) | %.2f | %.2f (tcp), %.2f (http) | %.2f | %.1f |\n", l, h, hh, o, o / h, o / hh, r, late;
+            else printf "| `%s` | %.2f | %.2f | %.2f | %.2f | %.1f |\n", l, h, o, o / h, r, late}'
 done
 echo
 echo "oltrace recorded: ${summary_line#oltrace: }"

@@ -80,6 +80,7 @@ fn options() -> RecorderOptions {
         redact: true,
         limits: Limits::default(),
         flush_interval: Duration::from_millis(100),
+        defer: 0,
         invocation_routes: HashMap::new(),
     }
 }

@@ -13,6 +13,7 @@
 //! queue = 65536                  # --queue
 //! threads = 2                    # --threads (default: one per core)
 //! block = false                  # --block
+//! defer = 256                    # --defer, in MiB (0: decode as traffic comes)
 //! redact = true                  # false = --no-redact
 //! drain_timeout = "5s"           # --drain-timeout
 //! source = "worker-1"            # --source
@@ -21,6 +22,7 @@
 //! Unknown keys are errors (a misspelt key must not be silently ignored).
 
 use crate::filter::parse_duration;
+use crate::proxy::pacer::{DEFAULT_DEFER, MAX_DEFER};
 use crate::proxy::route::Route;
 use crate::proxy::ProxyConfig;
 use anyhow::Context;
@@ -46,6 +48,8 @@ pub struct FileConfig {
     pub queue: Option<usize>,
     pub threads: Option<usize>,
     pub block: Option<bool>,
+    /// MiB.
+    pub defer: Option<u64>,
     pub redact: Option<bool>,
     pub drain_timeout: Option<String>,
     pub source: Option<String>,
@@ -56,7 +60,7 @@ impl FileConfig {
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<FileConfig> {
         toml::from_str(text).map_err(|e| {
             anyhow::anyhow!(
-                "config {}: {}(keys: output, routes, logs, queue, threads, block, redact, drain_timeout, source; see docs/recording.md)",
+                "config {}: {}(keys: output, routes, logs, queue, threads, block, defer, redact, drain_timeout, source; see docs/recording.md)",
                 origin.display(),
                 e
             )
@@ -85,6 +89,8 @@ pub struct Flags {
     pub queue: Option<usize>,
     pub threads: Option<usize>,
     pub block: bool,
+    /// MiB.
+    pub defer: Option<u64>,
     /// Nanoseconds.
     pub drain_timeout: Option<u64>,
     pub source: Option<String>,
@@ -124,6 +130,7 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         queue: flags.queue.or(file.queue).unwrap_or(DEFAULT_QUEUE).max(MIN_QUEUE),
         threads: flags.threads.or(file.threads).unwrap_or_else(crate::proxy::workers::default_threads).max(1),
         block: flags.block || file.block.unwrap_or(false),
+        defer: flags.defer.or(file.defer).map_or(DEFAULT_DEFER, |mib| mib.saturating_mul(1 << 20)).min(MAX_DEFER),
         drain_timeout,
         limits: wire::Limits::default(),
         source_name: flags.source.or(file.source).unwrap_or_default(),
@@ -165,6 +172,7 @@ logs = ["app.log", "/var/log/other.log"]
 queue = 1000
 threads = 3
 block = true
+defer = 64
 redact = false
 drain_timeout = "250ms"
 source = "worker-1"
@@ -178,6 +186,7 @@ source = "worker-1"
         assert_eq!(c.logs, [dir.path().join("app.log"), PathBuf::from("/var/log/other.log")]);
         assert_eq!((c.queue, c.threads, c.block, c.redact), (1000, 3, true, false));
         assert_eq!(c.drain_timeout, Duration::from_millis(250));
+        assert_eq!(c.defer, 64 << 20, "MiB");
         assert_eq!(c.source_name, "worker-1");
 
         // Flags win; lists given on the command line replace the file's.
@@ -188,6 +197,7 @@ source = "worker-1"
             queue: Some(5),
             threads: Some(2),
             drain_timeout: Some(1_000_000_000),
+            defer: Some(0),
             source: Some("cli".into()),
             logs: vec!["x.log".into()],
             ..Flags::default()
@@ -199,6 +209,7 @@ source = "worker-1"
         assert_eq!(c.queue, MIN_QUEUE, "tiny queues are raised to the minimum");
         assert_eq!(c.threads, 2);
         assert_eq!(c.drain_timeout, Duration::from_secs(1));
+        assert_eq!(c.defer, 0, "--defer 0: decode as traffic comes");
         assert_eq!(c.source_name, "cli");
         assert_eq!(c.logs, [PathBuf::from("x.log")]);
         assert!(c.block, "the file's block = true stays: there is no flag to turn it off");
@@ -209,7 +220,10 @@ source = "worker-1"
         let c = resolve(Flags { output: Some("t.mp".into()), ..Flags::default() }).unwrap();
         assert_eq!((c.queue, c.block, c.redact), (DEFAULT_QUEUE, false, true));
         assert_eq!(c.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
+        assert_eq!(c.defer, DEFAULT_DEFER);
         assert!(c.routes.is_empty() && c.logs.is_empty());
+        let c = resolve(Flags { output: Some("t.mp".into()), defer: Some(u64::MAX), ..Flags::default() }).unwrap();
+        assert_eq!(c.defer, MAX_DEFER, "larger budgets are lowered to the largest");
         let e = error_of(Flags::default());
         assert!(e.contains("-o FILE"), "{e}");
     }

@@ -215,6 +215,12 @@ struct RecordArgs {
     /// traffic
     #[arg(long)]
     block: bool,
+    /// While traffic is busy, decoding waits for it to pause, until this
+    /// many MiB are waiting or 30 s have passed; 0 decodes as the traffic
+    /// comes (a fresher trace, more CPU taken from the traffic) [default:
+    /// 256, at most 512]
+    #[arg(long, value_name = "MIB")]
+    defer: Option<u64>,
     /// Fold this log file into the trace as it grows, one record per line
     /// (repeatable; read from its start, follows appends, truncation and
     /// rotation)
@@ -311,6 +317,7 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         queue: r.queue,
         threads: r.threads,
         block: r.block,
+        defer: r.defer,
         drain_timeout: r.drain_timeout,
         source: r.source,
         logs: r.logs,

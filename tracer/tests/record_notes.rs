@@ -33,6 +33,7 @@ fn record_notes_writes_every_exchange_of_a_pipelined_conversation() {
         redact: true,
         limits: Limits::default(),
         flush_interval: Duration::from_millis(100),
+        defer: 0,
         invocation_routes: HashMap::new(),
     };
     let summary = record_notes(&mut writer, opts, notes);

@@ -9,6 +9,8 @@
 //!   each, owning the connections handed to them.
 //! - [`spool`]: where the copies wait, on disk, for the recorder, so that
 //!   decoding runs behind the traffic at idle CPU priority.
+//! - [`pacer`]: when the recorder decodes: in the traffic's pauses, not
+//!   while it is busy (`--defer`).
 //! - [`recorder`]: the threads that spool the copies, then decode them
 //!   with `wire`, turn events into trace records (the `convert` crate) and
 //!   write the trace.
@@ -26,6 +28,7 @@ pub mod attribution;
 pub mod forward;
 pub mod forward_proxy;
 pub mod inject;
+pub mod pacer;
 pub mod profiles;
 pub mod recorder;
 pub mod route;

@@ -2,8 +2,10 @@
 //! hand over through a bounded queue (they never wait for it, see `Tap`)
 //! and appends them to the spool; the recorder reads them back in order,
 //! owns every connection's `wire::Session` and the trace `Writer`, decodes,
-//! converts, writes, and flushes at least every 100 ms. The recorder runs
-//! at idle CPU priority while traffic flows (see [`super::spool`] for why).
+//! converts, writes, and flushes at least every 100 ms (of what it has
+//! decoded). While traffic flows the recorder runs at idle CPU priority,
+//! and while it is busy it waits for a pause (see [`super::spool`] and
+//! [`super::pacer`] for why).
 //!
 //! On routes that front a worker (`--invocations`), each request the
 //! profile names becomes an `invocation` record, written just before the
@@ -15,6 +17,7 @@
 //! for the `record_cpu` bench and tests.
 
 use super::attribution::{sqlcommenter_trace_id, traceparent_trace_id, Attributor, Evidence};
+use super::pacer::Pacer;
 use super::profiles::Profile;
 use super::spool::{self, Next, SpoolReader, SpoolWriter};
 use super::tap::{self, Inbox, Note, Tap};
@@ -27,6 +30,13 @@ use std::time::{Duration, Instant};
 use wire::http::{HttpMessage, HttpRequest};
 use wire::redis::RedisRun;
 use wire::{Direction, Event, ExchangeDetail, Limits, MessageKind, Protocol, Session};
+
+/// How long the recorder sleeps when it has nothing to do or holds back
+/// (the spooler wakes it sooner when it writes).
+const WAIT: Duration = Duration::from_millis(10);
+/// While decoding, the pacer is asked again after this many notes (a few
+/// milliseconds' work), so decoding stops soon after busy traffic resumes.
+const PACE_EVERY: u32 = 1024;
 
 /// What the recorder saw, for the summary printed at exit.
 #[derive(Clone, Debug, Default)]
@@ -58,6 +68,9 @@ pub struct RecorderOptions {
     pub redact: bool,
     pub limits: Limits,
     pub flush_interval: Duration,
+    /// How far decoding may fall behind busy traffic, in bytes (`--defer`;
+    /// 0: decode as the traffic comes). See [`super::pacer`].
+    pub defer: u64,
     /// Routes that front a worker, by route name, with the profile that
     /// names their invocations.
     pub invocation_routes: HashMap<String, Arc<Profile>>,
@@ -215,14 +228,27 @@ impl<'w> Recorder<'w> {
 
     fn run(&mut self, spool: &mut SpoolReader) {
         // Idle priority while traffic flows; normal once it has ended, to
-        // catch up quickly.
+        // catch up quickly. And while it is busy, not at all (the pacer).
         spool::set_idle_priority(true);
         let mut idle = true;
+        let mut pacer = Pacer::new(self.opts.defer, Instant::now());
+        // Whether to ask the pacer before the next note: after every wait,
+        // and every PACE_EVERY notes.
+        let mut ask = true;
         let mut handled = 0u32;
         loop {
             if idle && spool.traffic_done() {
                 spool::set_idle_priority(false);
                 idle = false;
+            }
+            if idle && ask {
+                ask = false;
+                if pacer.hold(Instant::now(), spool.spooled(), spool.backlog()) {
+                    self.flush_if_due(spool);
+                    std::thread::park_timeout(WAIT);
+                    ask = true;
+                    continue;
+                }
             }
             match spool.next_note() {
                 Ok(Next::Note(note)) => {
@@ -236,10 +262,13 @@ impl<'w> Recorder<'w> {
                     if handled.is_multiple_of(4096) {
                         self.flush_if_due(spool);
                     }
+                    ask |= handled.is_multiple_of(PACE_EVERY);
                 }
                 Ok(Next::Empty) => {
+                    pacer.caught_up();
                     self.flush_if_due(spool);
-                    std::thread::park_timeout(Duration::from_millis(10));
+                    std::thread::park_timeout(WAIT);
+                    ask = true;
                 }
                 Ok(Next::End) => break,
                 Err(e) => {

@@ -43,6 +43,8 @@ pub struct ProxyConfig {
     pub logs: Vec<PathBuf>,
     /// Forwarding threads (`--threads`).
     pub threads: usize,
+    /// How far decoding may fall behind busy traffic, in bytes (`--defer`).
+    pub defer: u64,
 }
 
 impl ProxyConfig {
@@ -107,6 +109,7 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
         redact: config.redact,
         limits: config.limits,
         flush_interval: Duration::from_millis(100),
+        defer: config.defer,
         invocation_routes: config.invocation_routes(),
     };
     // The spool goes beside the trace (same file system, so the same free

@@ -10,10 +10,11 @@
 //!   and appends them to the spool, framed: a copy, and one `write` per
 //!   256 KiB (for 100,000 unpipelined Redis GETs it used 0.12 s of CPU,
 //!   the recorder 0.45 s);
-//! - the recorder reads them back in the same order and does the real work
-//!   at idle CPU priority (`SCHED_IDLE`) while traffic flows, so it uses
-//!   only CPU nothing else wants; once the traffic ends it returns to
-//!   normal priority and catches up.
+//! - the recorder reads them back in the same order and does the real work:
+//!   in the traffic's pauses (see [`super::pacer`]), at idle CPU priority
+//!   (`SCHED_IDLE`) while traffic flows, so it uses only CPU nothing else
+//!   wants; once the traffic ends it returns to normal priority and
+//!   catches up.
 //!
 //! The spool is an unnamed file in the trace's directory (`O_TMPFILE`, or
 //! created and unlinked at once): it holds unredacted bytes, so it never
@@ -303,6 +304,16 @@ impl SpoolReader {
             };
         }
         self.punched = upto;
+    }
+
+    /// Bytes spooled so far (whole notes, written to the file).
+    pub fn spooled(&self) -> u64 {
+        self.shared.written.load(Ordering::Acquire)
+    }
+
+    /// Bytes spooled and not read back yet.
+    pub fn backlog(&self) -> u64 {
+        self.spooled().saturating_sub(self.base + self.pos as u64)
     }
 
     /// Tells the spooler to stop (recording failed).
