@@ -277,6 +277,30 @@ fn killed_proxy_leaves_a_readable_trace() {
     assert_eq!(count(&trace), Some((20, [60_000, 60_000])));
 }
 
+/// Busy traffic (8 MiB each way within moments) is held in the spool, not
+/// decoded while it flows, and decoded once it pauses while the proxy
+/// keeps running; with `--defer 1` (a budget of 1 MiB) decoding also runs
+/// during the traffic, to stay under the budget. Either way every byte
+/// reaches the trace without the proxy stopping.
+#[test]
+fn busy_traffic_is_recorded_once_it_pauses() {
+    let payload: Vec<u8> = (0..8 << 20).map(|i| (i % 251) as u8).collect();
+    for extra in [&[][..], &["--defer", "1"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = echo_server();
+        let trace = dir.path().join("busy.mp");
+        let proxy = Proxy::start(&trace, &[format!("tcp:0={upstream}")], extra);
+        let (_, echoed) = echo_through(&proxy.addrs[0], &payload, &mut Rng(11));
+        assert!(echoed == payload, "{extra:?}: the echo came back whole");
+        let want = Some((1, [payload.len() as u64; 2]));
+        let start = Instant::now();
+        while count(&trace) != want {
+            assert!(start.elapsed() < Duration::from_secs(60), "{extra:?}: the recorder did not catch up: {:?}", count(&trace));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Connections opened and message bytes each way in the trace as it is now
 /// (`None` while it cannot be read whole).
 fn count(trace: &std::path::Path) -> Option<(u32, [u64; 2])> {
