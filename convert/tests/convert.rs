@@ -508,13 +508,77 @@ fn every_fixture_round_trips_through_a_trace() {
     }
 }
 
-/// One `Converter` over every fixture's events in a row (Redis and HTTP
-/// ones write over the records of the commands, replies, requests,
-/// responses and exchanges before them: `SET` then `GET`, text replies then
-/// nulls, `AUTH` redacted then a plain command, a request with a content
-/// type then one without) gives exactly the records fresh conversions give, even though
-/// its sink scribbles on each record it is handed, as the recorder does
-/// when it attributes an exchange.
+/// What the recorder may do to a record it is handed (it attributes an
+/// exchange), and more: junk in its fields (every field of a PostgreSQL
+/// summary, some of the others), so that a field the next conversion over
+/// the record leaves as it was shows.
+fn scribble(r: &mut Record) {
+    r.ts = u64::MAX;
+    match &mut r.body {
+        Body::Exchange(x) => {
+            x.attribution = Some(format::Attribution { invocation: 99, method: format::AttributionMethod::Sqlcommenter });
+            x.response_first = Some(1);
+            match &mut x.summary {
+                ExchangeSummary::Http(h) => {
+                    h.target.push_str("junk");
+                    h.host = Some("junk".into());
+                }
+                ExchangeSummary::Pg(p) => {
+                    let format::PgExchange { statements, extended, tags, rows, error, txn } = p;
+                    statements.push("junk".into());
+                    *extended = !*extended;
+                    tags.push("junk".into());
+                    *rows += 1;
+                    *error = Some(format::PgError { detail: Some("junk".into()), ..Default::default() });
+                    *txn = Some("junk".into());
+                }
+                ExchangeSummary::Redis(_) => {}
+            }
+        }
+        Body::Message(m) => {
+            m.redacted = !m.redacted;
+            m.data.hash = Some(1);
+            match &mut m.decoded {
+                Some(Decoded::Redis(d)) => {
+                    d.args.push(format::BStr::from("junk"));
+                    d.reply.get_or_insert_with(Default::default).integer = Some(-1);
+                }
+                Some(Decoded::HttpRequest(d)) => {
+                    d.target.push_str("junk");
+                    d.content_type = Some("junk".into());
+                }
+                Some(Decoded::HttpResponse(d)) => {
+                    d.reason.push_str("junk");
+                    d.content_type = None;
+                }
+                Some(Decoded::Pg(d)) => {
+                    let format::PgMessage { kind, sql, statement, params, columns, rows, row_count, tag, error, fields } = d;
+                    kind.push_str("junk");
+                    *sql = Some("junk".into());
+                    *statement = Some("junk".into());
+                    params.push(Some("junk".into()));
+                    columns.push("junk".into());
+                    rows.push(vec![None]);
+                    rows[0].push(Some("junk".into()));
+                    *row_count = Some(u64::MAX);
+                    *tag = Some("junk".into());
+                    *error = Some(format::PgError { hint: Some("junk".into()), ..Default::default() });
+                    fields.push(("junk".into(), "junk".into()));
+                }
+                None => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One `Converter` over every fixture's events in a row (Redis, HTTP and
+/// PostgreSQL ones write over the records of the commands, replies,
+/// requests, responses, messages and exchanges before them: `SET` then
+/// `GET`, text replies then nulls, `AUTH` redacted then a plain command, a
+/// request with a content type then one without, a Bind then an Execute)
+/// gives exactly the records fresh conversions give, even though its sink
+/// [`scribble`]s on each record it is handed.
 #[test]
 fn a_reused_converter_carries_nothing_over() {
     let mut events = Vec::new();
@@ -530,46 +594,51 @@ fn a_reused_converter_carries_nothing_over() {
         for e in events.clone() {
             converter.for_each_record(3, e, &mut |r| {
                 reused.push(r.clone());
-                r.ts = u64::MAX;
-                match &mut r.body {
-                    Body::Exchange(x) => {
-                        x.attribution =
-                            Some(format::Attribution { invocation: 99, method: format::AttributionMethod::Sqlcommenter });
-                        x.response_first = Some(1);
-                        if let ExchangeSummary::Http(h) = &mut x.summary {
-                            h.target.push_str("junk");
-                            h.host = Some("junk".into());
-                        }
-                    }
-                    Body::Message(m) => {
-                        m.redacted = !m.redacted;
-                        m.data.hash = Some(1);
-                        if let Some(Decoded::Redis(d)) = &mut m.decoded {
-                            d.args.push(format::BStr::from("junk"));
-                            d.reply.get_or_insert_with(Default::default).integer = Some(-1);
-                        }
-                        match &mut m.decoded {
-                            Some(Decoded::HttpRequest(d)) => {
-                                d.target.push_str("junk");
-                                d.content_type = Some("junk".into());
-                            }
-                            Some(Decoded::HttpResponse(d)) => {
-                                d.reason.push_str("junk");
-                                d.content_type = None;
-                            }
-                            _ => {}
-                        }
-                    }
-                    _ => {}
-                }
+                scribble(r);
             });
         }
-        assert!(fresh.iter().filter(|r| matches!(&r.body, Body::Exchange(x) if matches!(x.summary, ExchangeSummary::Redis(_)))).count() > 100);
-        assert!(fresh.iter().filter(|r| matches!(&r.body, Body::Exchange(x) if matches!(x.summary, ExchangeSummary::Http(_)))).count() > 10);
+        let exchanges = |summary: fn(&ExchangeSummary) -> bool| {
+            fresh.iter().filter(|r| matches!(&r.body, Body::Exchange(x) if summary(&x.summary))).count()
+        };
+        assert!(exchanges(|s| matches!(s, ExchangeSummary::Redis(_))) > 100);
+        assert!(exchanges(|s| matches!(s, ExchangeSummary::Http(_))) > 10);
+        assert!(exchanges(|s| matches!(s, ExchangeSummary::Pg(_))) > 100);
         assert_eq!(fresh.len(), reused.len());
         for (i, (a, b)) in fresh.iter().zip(&reused).enumerate() {
             assert_eq!(a, b, "record {i} (redact {redact})");
         }
+    }
+}
+
+/// The PostgreSQL records of one `Converter` kept over every PostgreSQL
+/// fixture in turn, scribbled on as above, equal fresh conversions of the
+/// same events, fixture by fixture and record by record; the secret
+/// messages of the authentication fixtures among them, redacted or not.
+#[test]
+fn pg_fixtures_convert_alike_fresh_and_reused() {
+    for redact in [true, false] {
+        let mut converter = convert::Converter::new(redact);
+        let (mut n_messages, mut n_exchanges, mut n_redacted) = (0, 0, 0);
+        for fx in fixtures("pg") {
+            let events = events_of(Protocol::Postgres, &load(&fx));
+            let fresh = to_records(4, events.clone(), redact);
+            let mut reused = Vec::new();
+            for e in events {
+                converter.for_each_record(4, e, &mut |r| {
+                    reused.push(r.clone());
+                    scribble(r);
+                });
+            }
+            assert_eq!(fresh.len(), reused.len(), "{fx}");
+            for (i, (a, b)) in fresh.iter().zip(&reused).enumerate() {
+                assert_eq!(a, b, "{fx}: record {i} (redact {redact})");
+            }
+            n_messages += pg_messages(&fresh).count();
+            n_exchanges += pg_exchanges(&fresh).len();
+            n_redacted += messages(&fresh).filter(|m| m.redacted).count();
+        }
+        assert!(n_messages > 3000 && n_exchanges > 500, "{n_messages} messages, {n_exchanges} exchanges");
+        assert_eq!(n_redacted, if redact { 4 } else { 0 }, "cleartext, md5 and the two SCRAM responses");
     }
 }
 
