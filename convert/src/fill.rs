@@ -1,8 +1,8 @@
 //! Writing a record's fields over a record that may hold an earlier
 //! conversion's values, reusing their allocations: the parts every message
 //! and every exchange record have, and the setters that overwrite a string
-//! in place. The Redis and HTTP conversions (`redis.rs`, `http.rs`) fill
-//! the rest.
+//! in place. The PostgreSQL, Redis and HTTP conversions (`pg.rs`,
+//! `redis.rs`, `http.rs`) fill the rest.
 //!
 //! Each function sets every field of what it fills (the structs are
 //! destructured, so a new field fails to compile until it is handled here).
@@ -101,7 +101,12 @@ pub(crate) fn set_str(dst: &mut String, s: &str) {
 
 /// `b` as text (lossy for non-UTF-8) over `dst`.
 pub(crate) fn set_lossy(dst: &mut String, b: &[u8]) {
-    set_str(dst, &String::from_utf8_lossy(b));
+    // Most text is valid UTF-8, which `from_utf8` checks a word at a time
+    // where `from_utf8_lossy` goes byte by byte.
+    match std::str::from_utf8(b) {
+        Ok(s) => set_str(dst, s),
+        Err(_) => set_str(dst, &String::from_utf8_lossy(b)),
+    }
 }
 
 /// [`set_lossy`] for an optional value.
