@@ -223,8 +223,7 @@ pub(crate) fn fill_exchange(record: &mut format::Record, conn: u64, e: &wire::Ex
     // and the tags would be collected into a vector first.
     statements.extend(p.statements.iter().map(|s| spare.lossy(s.sql.as_deref().unwrap_or_default())));
     *extended = p.kind == pg::PgExchangeKind::Extended;
-    let results = p.statements.iter().flat_map(|s| &s.results);
-    tags.extend(results.filter_map(|r| r.command_tag.as_deref()).map(|t| spare.lossy(t)));
+    tags.extend(p.command_tag_bytes().map(|t| spare.lossy(t)));
     *rows = p.rows_returned();
     *error = p.error.as_ref().map(|e| spare.error(e));
     *txn = p.transaction_status.map(|t| spare.txn(t));

@@ -91,7 +91,13 @@ impl PgExchange {
 
     /// Command tags of all results, in order.
     pub fn command_tags(&self) -> Vec<Cow<'_, str>> {
-        self.statements.iter().flat_map(|s| &s.results).filter_map(|r| r.command_tag.as_ref().map(text)).collect()
+        self.command_tag_bytes().map(text).collect()
+    }
+
+    /// [`PgExchange::command_tags`] as sent, without collecting them (for
+    /// callers that copy each one somewhere anyway).
+    pub fn command_tag_bytes(&self) -> impl Iterator<Item = &Bytes> {
+        self.statements.iter().flat_map(|s| &s.results).filter_map(|r| r.command_tag.as_ref())
     }
 }
 
