@@ -14,6 +14,10 @@
 # from the next target's run. Then: trace bytes per exchange against a
 # tcpdump pcap of the same traffic, and the proxies' resident memory with
 # 1,000 connections open.
+# pgbench runs with its default settings (sslmode=prefer) against a server
+# with ssl = on: straight and through haproxy (TCP mode) it speaks TLS to
+# the server; through oltrace (tls=decline, its default) it is told no and
+# goes on in plaintext, which is what a user recording gets.
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (database `test`), Redis on
 # 127.0.0.1:6379, pgbench, redis-benchmark, wrk, haproxy, tcpdump (root),
@@ -120,7 +124,7 @@ pgbench -h 127.0.0.1 -p 5432 -U postgres -i -s 10 -q test >/dev/null 2>&1
 pg_run() { # port
   rm -f "$tmp"/pglog*
   local out
-  out=$(PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$1" -U postgres -n -S -c 8 -j 2 -T "$DURATION" -l --log-prefix="$tmp/pglog" test 2>&1)
+  out=$(pgbench -h 127.0.0.1 -p "$1" -U postgres -n -S -c 8 -j 2 -T "$DURATION" -l --log-prefix="$tmp/pglog" test 2>&1)
   local tps
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
   # Per-transaction log: the third field is the latency in microseconds.
@@ -143,7 +147,7 @@ wrk_run() { # port
 # load name -> command per target
 read -r -a loads <<< "${LOADS:-pg redis redisP http}"
 declare -A label=(
-  [pg]="pgbench -S -c 8 -j 2 -T $DURATION"
+  [pg]="pgbench -S -c 8 -j 2 -T $DURATION (default sslmode)"
   [redis]="redis-benchmark -t get,set -c 50 -n $REDIS_N"
   [redisP]="redis-benchmark -t get,set -c 50 -P 16 -n $REDIS_PN"
   [http]="wrk -t2 -c32 -d${DURATION}s"
@@ -305,7 +309,7 @@ size_run() { # name load-command-using-$port
   awk -v n="$name" -v e="$exchanges" -v t="$trace" -v p="$pcap" \
     'BEGIN {printf "| %s | %d | %.1f | %.1f | %.3f |\n", n, e, t / e, p / e, t / p}'
 }
-size_run pg 'PGSSLMODE=disable pgbench -h 127.0.0.1 -p $port -U postgres -n -S -c 8 -j 2 -t 5000 test'
+size_run pg 'pgbench -h 127.0.0.1 -p $port -U postgres -n -S -c 8 -j 2 -t 5000 test'
 size_run redis 'redis-benchmark -p $port -t get,set -c 50 -n 100000'
 size_run http 'wrk -t2 -c32 -d5s http://127.0.0.1:$port/'
 

@@ -108,7 +108,7 @@ EOF
   # Log what pgreplay needs for exactly the recorded run.
   psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -q -c "alter system set log_statement = 'all'" -c "alter system set log_connections = on" -c "alter system set log_disconnections = on" -c "select pg_reload_conf()" >/dev/null
   sleep 0.5
-  record "$tmp/pg.mp" "postgres:0=127.0.0.1:$pgport" -- env PGSSLMODE=disable pgbench -h 127.0.0.1 -p @PORT@ -U postgres -n -S -c 4 -t 5000 postgres
+  record "$tmp/pg.mp" "postgres:0=127.0.0.1:$pgport" -- pgbench -h 127.0.0.1 -p @PORT@ -U postgres -n -S -c 4 -t 5000 postgres
   psql -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -q -c "alter system set log_statement = 'none'" -c "alter system set log_connections = off" -c "alter system set log_disconnections = off" -c "select pg_reload_conf()" >/dev/null
   sleep 0.5
   log=$tmp/pg/log/pg.csv

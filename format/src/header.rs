@@ -19,7 +19,7 @@ pub const MAGIC: &[u8; 8] = b"OLTRACE\n";
 /// Readers refuse a file whose major version is newer than this.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Bumped for additions older readers can skip (new record kinds, fields).
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 const MAX_HEADER: usize = 1 << 20;
 
 /// Who wrote a trace, where and when.

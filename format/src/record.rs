@@ -72,6 +72,26 @@ small_enum! {
     }
 }
 
+small_enum! {
+    /// What became of TLS on a proxied connection's client side (see
+    /// docs/recording.md, "TLS"). The trace says which, never key material.
+    pub enum TlsMode {
+        /// The client did not ask for TLS: plaintext as it came.
+        None = 0 => "none",
+        /// The client asked for TLS (PostgreSQL SSLRequest or
+        /// GSSENCRequest) and the proxy answered no itself; the client went
+        /// on in plaintext to the proxy. The request and answer are not in
+        /// the trace (the server never saw them).
+        Declined = 1 => "declined",
+        /// The client's TLS went to the server untouched: recorded as
+        /// opaque bytes.
+        Passthrough = 2 => "passthrough",
+        /// The proxy accepted the client's TLS with its own certificate and
+        /// recorded the plaintext.
+        Terminated = 3 => "terminated",
+    }
+}
+
 /// The envelope of every record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -160,9 +180,13 @@ pub struct ConnOpen {
     /// The route's name (by default `PROTO:LISTEN`).
     #[serde(default)]
     pub route: String,
+    /// On routes that handle TLS (postgres), what became of it on the
+    /// client's side; absent on other routes and in older traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMode>,
 }
 
-codec_struct!(ConnOpen { conn = 0, protocol = 1, client = 2, server = 3, route = 4 });
+codec_struct!(ConnOpen { conn = 0, protocol = 1, client = 2, server = 3, route = 4, tls = 5 });
 
 /// A connection ended (`ts`: when the last side closed).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -91,7 +91,7 @@ impl Synth {
         }
         for (conn, protocol, server, route) in conns {
             let client = format!("127.0.0.1:{}", 40000 + conn);
-            let body = Body::ConnOpen(ConnOpen { conn, protocol, client, server: server.into(), route: route.into() });
+            let body = Body::ConnOpen(ConnOpen { conn, protocol, client, server: server.into(), route: route.into(), tls: None });
             self.push(ts, body);
         }
     }

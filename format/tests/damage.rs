@@ -137,6 +137,7 @@ fn block_header_length_is_checked() {
 fn newer_major_version_is_refused() {
     let (mut file, _, _) = sample();
     file[8..10].copy_from_slice(&2u16.to_le_bytes());
+    file[10..12].copy_from_slice(&0u16.to_le_bytes());
     match Reader::new(&file[..]) {
         Err(e @ FormatError::NewerMajor { found_major: 2, .. }) => {
             let text = e.to_string();

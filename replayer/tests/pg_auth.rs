@@ -84,7 +84,7 @@ impl Instance {
 
     fn psql_at(&self, port: &str, user: &str, password: Option<&str>, sql: &str) -> String {
         let mut c = Command::new("psql");
-        c.env("PGSSLMODE", "disable").args(["-h", "127.0.0.1", "-p", port, "-U", user, "-d", "postgres", "-XtAq", "-c", sql]);
+        c.args(["-h", "127.0.0.1", "-p", port, "-U", user, "-d", "postgres", "-XtAq", "-c", sql]);
         match password {
             Some(p) => c.env("PGPASSWORD", p),
             None => c.env_remove("PGPASSWORD"),
@@ -115,7 +115,6 @@ fn scram_and_md5_servers_are_authenticated_afresh_with_the_targets_password() {
 
     // The server really requires the password (no trust for these users).
     let refused = Command::new("psql")
-        .env("PGSSLMODE", "disable")
         .env_remove("PGPASSWORD")
         .args(["-h", "127.0.0.1", "-p", &inst.port.to_string(), "-U", "scram_user", "-d", "postgres", "-w", "-c", "select 1"])
         .output()

@@ -33,7 +33,6 @@ fn postgres_prepared_pgbench_and_transactions_replay_clean_then_a_changed_row_is
     let port = proxy.port(0);
     // Extended protocol with prepared statements, two clients.
     run(Command::new("pgbench")
-        .env("PGSSLMODE", "disable")
         .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-n", "-M", "prepared", "-c", "2", "-t", "50", "-f"])
         .arg(&script)
         .arg("test"));
@@ -41,7 +40,6 @@ fn postgres_prepared_pgbench_and_transactions_replay_clean_then_a_changed_row_is
     let pipeline = dir.path().join("pipeline.sql");
     std::fs::write(&pipeline, format!("\\set id random(1, 20)\n\\startpipeline\nSELECT v FROM {table} WHERE id = :id;\nSELECT :id + 1;\nSELECT count(*) FROM {table};\n\\endpipeline\n")).unwrap();
     run(Command::new("pgbench")
-        .env("PGSSLMODE", "disable")
         .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-n", "-M", "extended", "-c", "1", "-t", "20", "-f"])
         .arg(&pipeline)
         .arg("test"));

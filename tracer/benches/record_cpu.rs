@@ -53,6 +53,7 @@ impl Load {
                 client: "127.0.0.1:40000".into(),
                 server: "127.0.0.1:1".into(),
                 route: format!("{}:1", self.protocol.name()),
+                tls: None,
                 ts,
             });
             for c in &self.conversation {

@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let env = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_string());
-    let pg_conf = format!("host={} port={} user=postgres dbname=test sslmode=disable", env("PGHOST", "127.0.0.1"), env("PGPORT", "5432"));
+    let pg_conf = format!("host={} port={} user=postgres dbname=test", env("PGHOST", "127.0.0.1"), env("PGPORT", "5432"));
     let (pg, connection) = tokio_postgres::connect(&pg_conf, tokio_postgres::NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {

@@ -5,10 +5,11 @@
 //!
 //! ```toml
 //! output = "trace.mp"           # -o; relative paths are relative to this file
-//! routes = [                    # --route, same syntax
+//! routes = [                    # --route, same syntax (options too)
 //!   "postgres:15432=127.0.0.1:5432",
 //!   "redis:16379=127.0.0.1:6379",
 //! ]
+//! allow_plaintext_listen = false # --allow-plaintext-listen
 //! logs = ["/var/log/worker.log"] # --log (relative to this file too)
 //! queue = 65536                  # --queue
 //! threads = 2                    # --threads (default: one per core)
@@ -53,6 +54,7 @@ pub struct FileConfig {
     pub redact: Option<bool>,
     pub drain_timeout: Option<String>,
     pub source: Option<String>,
+    pub allow_plaintext_listen: Option<bool>,
 }
 
 impl FileConfig {
@@ -60,7 +62,7 @@ impl FileConfig {
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<FileConfig> {
         toml::from_str(text).map_err(|e| {
             anyhow::anyhow!(
-                "config {}: {}(keys: output, routes, logs, queue, threads, block, defer, redact, drain_timeout, source; see docs/recording.md)",
+                "config {}: {}(keys: output, routes, logs, queue, threads, block, defer, redact, drain_timeout, source, allow_plaintext_listen; see docs/recording.md)",
                 origin.display(),
                 e
             )
@@ -95,6 +97,7 @@ pub struct Flags {
     pub drain_timeout: Option<u64>,
     pub source: Option<String>,
     pub logs: Vec<PathBuf>,
+    pub allow_plaintext_listen: bool,
 }
 
 /// The recording config: flags over the config file (if any) over defaults.
@@ -135,6 +138,7 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         limits: wire::Limits::default(),
         source_name: flags.source.or(file.source).unwrap_or_default(),
         logs: if flags.logs.is_empty() { file.logs } else { flags.logs },
+        allow_plaintext_listen: flags.allow_plaintext_listen || file.allow_plaintext_listen.unwrap_or(false),
         // Set from their own flags by the caller (not in the file yet).
         forward_proxy: None,
         invocations: None,
@@ -167,7 +171,8 @@ mod tests {
             dir.path(),
             r#"
 output = "out/trace.mp"
-routes = ["postgres:15432=127.0.0.1:5432", "redis:0=127.0.0.1:6379"]
+routes = ["postgres:15432=127.0.0.1:5432,tls=passthrough", "redis:0=127.0.0.1:6379"]
+allow_plaintext_listen = true
 logs = ["app.log", "/var/log/other.log"]
 queue = 1000
 threads = 3
@@ -182,7 +187,9 @@ source = "worker-1"
         assert_eq!(c.output, dir.path().join("out/trace.mp"), "relative to the config file");
         assert_eq!(c.routes.len(), 2);
         assert_eq!(c.routes[0].protocol, wire::Protocol::Postgres);
+        assert_eq!(c.routes[0].tls, crate::proxy::route::ClientTls::Passthrough, "route options in the file");
         assert_eq!(c.routes[1].upstream, "127.0.0.1:6379");
+        assert!(c.allow_plaintext_listen);
         assert_eq!(c.logs, [dir.path().join("app.log"), PathBuf::from("/var/log/other.log")]);
         assert_eq!((c.queue, c.threads, c.block, c.redact), (1000, 3, true, false));
         assert_eq!(c.drain_timeout, Duration::from_millis(250));
@@ -235,6 +242,7 @@ source = "worker-1"
             ("outptu = \"t.mp\"\n", "unknown field `outptu`"),
             ("queue = \"lots\"\n", "invalid type"),
             ("routes = [\"smtp:25=x:25\"]\noutput = \"t.mp\"\n", "unknown protocol 'smtp'"),
+            ("routes = [\"postgres:0=x:5432,tls=maybe\"]\noutput = \"t.mp\"\n", "tls=maybe"),
             ("drain_timeout = \"soon\"\noutput = \"t.mp\"\n", "drain_timeout"),
             ("output = \n", "oltrace.toml"),
         ];

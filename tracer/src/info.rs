@@ -40,6 +40,9 @@ pub struct TraceInfo {
     pub records_by_protocol: BTreeMap<String, u64>,
     pub exchanges_by_protocol: BTreeMap<String, u64>,
     pub connections: u64,
+    /// Connections by what became of TLS on their client side, on routes
+    /// that handle it (`conn_open.tls`).
+    pub connections_by_tls: BTreeMap<String, u64>,
     pub first_ts_ns: Option<u64>,
     pub last_ts_ns: Option<u64>,
     pub duration_s: f64,
@@ -61,12 +64,16 @@ pub fn collect(path: &Path) -> anyhow::Result<TraceInfo> {
     let mut damage = Vec::new();
     let (mut first, mut last) = (None::<u64>, None::<u64>);
     let mut connections = 0;
+    let mut connections_by_tls: BTreeMap<String, u64> = BTreeMap::new();
     for item in reader.by_ref() {
         match item {
             Ok(record) => {
                 *records_by_kind.entry(record.body.kind().to_string()).or_default() += 1;
-                if let format::Body::ConnOpen(_) = record.body {
+                if let format::Body::ConnOpen(open) = &record.body {
                     connections += 1;
+                    if let Some(mode) = open.tls {
+                        *connections_by_tls.entry(mode.name().to_string()).or_default() += 1;
+                    }
                 }
                 if let Some(p) = protocols.observe(&record) {
                     *records_by_protocol.entry(p.name().to_string()).or_default() += 1;
@@ -103,6 +110,7 @@ pub fn collect(path: &Path) -> anyhow::Result<TraceInfo> {
         records_by_protocol,
         exchanges_by_protocol,
         connections,
+        connections_by_tls,
         first_ts_ns: first,
         last_ts_ns: last,
         duration_s: match (first, last) {
@@ -138,6 +146,9 @@ fn print_text(i: &TraceInfo, out: &mut impl std::io::Write) -> std::io::Result<(
     writeln!(out, "duration:    {:.3} s", i.duration_s)?;
     writeln!(out, "connections: {}", i.connections)?;
     let join = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+    if !i.connections_by_tls.is_empty() {
+        writeln!(out, "tls:         {}", join(&i.connections_by_tls))?;
+    }
     writeln!(out, "by kind:     {}", join(&i.records_by_kind))?;
     writeln!(out, "by protocol: {}", join(&i.records_by_protocol))?;
     writeln!(out, "exchanges:   {}", join(&i.exchanges_by_protocol))?;

@@ -51,8 +51,9 @@ Example:
 The command runs with PGHOST/PGPORT (and DATABASE_URL, if set) pointing at the first postgres
 route, REDIS_URL at the first redis route, and OLTRACE_ROUTES listing every route. Its stdout
 and stderr pass through and are recorded line by line. SIGINT, SIGTERM and SIGHUP are
-forwarded to it. PostgreSQL clients that negotiate TLS leave only opaque bytes: run them with
-PGSSLMODE=disable (or sslmode=disable) to record queries.
+forwarded to it. PostgreSQL clients that ask for TLS (libpq's default sslmode=prefer) are
+answered no (N) by the proxy and go on in plaintext on the loopback hop, so their statements are
+recorded (route option tls=decline, the default; tls=passthrough forwards TLS as opaque bytes).
 
 With an http route (the gateway's way in), each request the platform profile names
 (--invocations, default auto: /run/NAME, OpenWhisk, AWS, Azure paths) is an invocation, and
@@ -70,6 +71,10 @@ Examples:
   oltrace proxy -o trace.mp --forward-proxy 3128   # curl -x http://127.0.0.1:3128 http://...
 
 LISTEN is a port (bound on 127.0.0.1) or ip:port; port 0 picks a free one (printed on stderr).
+Route options follow the upstream, comma separated: on postgres routes tls=decline (the default:
+the proxy answers clients' SSLRequest and GSSENCRequest with N, so they go on in plaintext to it and
+every statement is recorded; loopback listeners only, unless --allow-plaintext-listen) or
+tls=passthrough (TLS forwarded untouched, recorded as opaque bytes).
 Secrets (PostgreSQL passwords and SASL, HTTP Authorization/Cookie/Set-Cookie, Redis AUTH) are
 blanked in the trace, never in the traffic; --no-redact keeps them. The trace is readable by its
 owner only. If the recorder falls behind, forwarding goes on and the lost data is recorded as gaps
@@ -167,7 +172,8 @@ struct GenerateArgs {
 
 #[derive(Args)]
 struct ProxyArgs {
-    /// A route PROTO:LISTEN=UPSTREAM (repeatable); PROTO: http, postgres, redis, tcp
+    /// A route PROTO:LISTEN=UPSTREAM[,OPTION=VALUE...] (repeatable); PROTO:
+    /// http, postgres, redis, tcp; options (postgres): tls=decline|passthrough
     #[arg(long = "route", value_name = "PROTO:LISTEN=UPSTREAM")]
     routes: Vec<tracer::proxy::route::Route>,
     #[command(flatten)]
@@ -232,6 +238,11 @@ struct RecordArgs {
     /// The source name in the header (default: the host name)
     #[arg(long)]
     source: Option<String>,
+    /// Let postgres routes that decline TLS (tls=decline, the default)
+    /// listen on addresses other hosts can reach: their clients then send
+    /// passwords and queries in plaintext over the network
+    #[arg(long)]
+    allow_plaintext_listen: bool,
 }
 
 /// Forward proxy, invocations and attribution (docs/recording.md).
@@ -321,6 +332,7 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         drain_timeout: r.drain_timeout,
         source: r.source,
         logs: r.logs,
+        allow_plaintext_listen: r.allow_plaintext_listen,
     })?;
     let has_http_route = config.routes.iter().any(|r| r.protocol == wire::Protocol::Http);
     config.invocations = match i.invocations {

@@ -67,6 +67,7 @@ fn newer_major_version_exits_2_with_a_clear_message() {
     generate(&path, 100, &[]);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8..10].copy_from_slice(&7u16.to_le_bytes());
+    bytes[10..12].copy_from_slice(&0u16.to_le_bytes());
     std::fs::write(&path, bytes).unwrap();
     for sub in ["cat", "info"] {
         let out = oltrace().arg(sub).arg(&path).output().unwrap();

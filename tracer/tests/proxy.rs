@@ -150,8 +150,7 @@ fn socket2_linger_zero(s: &TcpStream) -> TcpStream {
 }
 
 fn run(cmd: &mut Command) -> String {
-    // Plain connections: through TLS the proxy can only record opaque bytes.
-    let out = cmd.env("PGSSLMODE", "disable").output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

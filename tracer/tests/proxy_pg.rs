@@ -1,7 +1,9 @@
 //! PostgreSQL through `oltrace proxy`: pgbench TPC-B in the simple,
 //! extended and prepared protocols and select-only with several clients,
 //! every statement recorded with its command tag and ordered timings; and
-//! tokio-postgres sending binary parameters, recorded as their text.
+//! tokio-postgres sending binary parameters, recorded as their text. The
+//! clients keep their default settings: pgbench asks for TLS, and the
+//! proxy declines it (see proxy_pg_tls.rs).
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 (trust auth as `postgres`; the
 //! tests create their own database) and pgbench: `.ci/run` provides them.
@@ -9,7 +11,7 @@
 
 mod common;
 
-use common::{assert_timings_in_order, count_kind, pg_exchanges, run, Proxy};
+use common::{assert_timings_in_order, count_kind, pg_exchanges, run, tls_modes, Proxy};
 use format::{Body, Decoded};
 use std::process::Command;
 use std::sync::Once;
@@ -59,6 +61,8 @@ fn pgbench_tpcb_in_every_protocol_is_recorded_statement_by_statement() {
     let (code, summary, records) = proxy.stop();
     assert_eq!(code, 0, "{summary}");
     assert_eq!(count_kind(&records, "gap"), 0, "nothing lost: {summary}");
+    let tls = tls_modes(&records);
+    assert!(tls.len() >= 3 * clients && tls.iter().all(|m| *m == Some(format::TlsMode::Declined)), "pgbench asked for TLS, was declined: {tls:?}");
     let ex = pg_exchanges(&records);
     let runs = modes.len() * clients * txns;
     // Each TPC-B statement: once per transaction, with its tag.
@@ -115,7 +119,7 @@ fn tokio_postgres_binary_parameters_are_recorded_as_text() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let sql = "select $1::int4 as i, $2::int8 as l, $3::text as t, $4::bool as b, $5::float8 as f, $6::bytea as y, $7::int4 as n";
     let row = runtime.block_on(async {
-        let conninfo = format!("host=127.0.0.1 port={p} user=postgres dbname=test sslmode=disable");
+        let conninfo = format!("host=127.0.0.1 port={p} user=postgres dbname=test");
         let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await.expect("connect through the proxy");
         let conn = tokio::spawn(connection);
         let bytes: Vec<u8> = vec![0, 1, 0xfe, 0xff];

@@ -20,6 +20,7 @@ fn record_notes_writes_every_exchange_of_a_pipelined_conversation() {
         client: "127.0.0.1:1".into(),
         server: "127.0.0.1:6379".into(),
         route: "redis:1".into(),
+        tls: None,
         ts: 1,
     }];
     notes.extend(chunks.iter().map(|c| Note::Data { conn: 7, dir: c.dir, data: Bytes::from(c.data.clone()), ts: c.ts }));

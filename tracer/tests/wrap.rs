@@ -14,7 +14,7 @@ fn wrapped_worker_is_recorded_with_its_logs_and_exit_code() {
     let trace = dir.path().join("w.mp");
     let script = r#"
         echo "via port $PGPORT"
-        PGSSLMODE=disable psql -U postgres -d test -XAtc "select 6 * 7"
+        psql -U postgres -d test -XAtc "select 6 * 7"
         redis-cli -u "$REDIS_URL" set oltrace:wrapped yes
         echo "something went wrong" >&2
         exit 3

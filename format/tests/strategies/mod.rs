@@ -102,8 +102,8 @@ fn summary() -> impl Strategy<Value = ExchangeSummary> {
 
 pub fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        (any::<u64>(), protocol(), text(), text(), text())
-            .prop_map(|(conn, protocol, client, server, route)| Body::ConnOpen(ConnOpen { conn, protocol, client, server, route })),
+        (any::<u64>(), protocol(), text(), text(), text(), option::of(proptest::sample::select(TlsMode::ALL)))
+            .prop_map(|(conn, protocol, client, server, route, tls)| Body::ConnOpen(ConnOpen { conn, protocol, client, server, route, tls })),
         (any::<u64>(), any::<u64>(), any::<u64>(), option::of(text())).prop_map(
             |(conn, bytes_to_server, bytes_to_client, error)| Body::ConnClose(ConnClose {
                 conn,

@@ -100,7 +100,6 @@ pub fn psql_direct(sql: &str) -> String {
 /// psql through a proxy port.
 pub fn psql_via(port: &str, sql: &str) -> String {
     let out = run(Command::new("psql")
-        .env("PGSSLMODE", "disable")
         .args(["-h", "127.0.0.1", "-p", port, "-U", "postgres", "-d", "test", "-XtAq", "-v", "ON_ERROR_STOP=1", "-c", sql]));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

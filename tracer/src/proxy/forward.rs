@@ -10,6 +10,7 @@
 //! an [`Injector`] on their way, and what is recorded is what was forwarded.
 
 use super::inject::Injector;
+use super::pg_opening::read_opening;
 use super::profiles::Profile;
 use super::tap::{Note, Tap};
 use super::route::Route;
@@ -90,26 +91,56 @@ pub async fn accept_until_stopped<F, Fut>(
 }
 
 async fn proxy_conn(conn: u64, route: Arc<Route>, front: Option<Front>, client: std::net::TcpStream, peer: SocketAddr, tap: Tap) {
-    tap.send_control(Note::Open {
-        conn,
-        protocol: route.protocol,
-        client: peer.to_string(),
-        server: route.upstream.clone(),
-        route: route.name.clone(),
-        ts: tap.now(),
-    });
-    let closed = |error: String| tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: 0, bytes_to_client: 0, error: Some(error) });
-    let client = match adopt(client) {
-        Ok(client) => client,
-        Err(e) => return closed(format!("client socket: {e}")),
+    let accepted = tap.now();
+    // Sent once what became of TLS is known (postgres reads the client's
+    // opening first), stamped with the time of the accept.
+    let open = |tls: Option<format::TlsMode>| {
+        let (protocol, client, server, name) = (route.protocol, peer.to_string(), route.upstream.clone(), route.name.clone());
+        tap.send_control(Note::Open { conn, protocol, client, server, route: name, tls, ts: accepted })
     };
-    let upstream = match TcpStream::connect(&route.upstream).await {
+    let closed = |error: String| tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: 0, bytes_to_client: 0, error: Some(error) });
+    let mut client = match adopt(client) {
+        Ok(client) => client,
+        Err(e) => {
+            open(None);
+            return closed(format!("client socket: {e}"));
+        }
+    };
+    let opening = match route.protocol {
+        wire::Protocol::Postgres => match read_opening(&mut client, route.tls).await {
+            Ok(opening) => Some(opening),
+            Err(e) => {
+                open(None);
+                return closed(e);
+            }
+        },
+        _ => None,
+    };
+    open(opening.as_ref().map(|o| o.tls));
+    let mut upstream = match TcpStream::connect(&route.upstream).await {
         Ok(s) => s,
         // The client sees its connection closed; the trace says why.
         Err(e) => return closed(format!("upstream {} unreachable: {e}", route.upstream)),
     };
+    let head = opening.map(|o| o.head).unwrap_or_default();
+    if let Err(e) = send_first(conn, &mut upstream, &head, &tap).await {
+        return closed(e);
+    }
     let injector = front.as_ref().filter(|f| f.inject).map(|f| Injector::new(f.profile.clone()));
-    relay(conn, client, upstream, injector, front.is_some(), 0, &tap).await;
+    relay(conn, client, upstream, injector, front.is_some(), head.len() as u64, &tap).await;
+}
+
+/// Forwards `first`, bytes the client sent before the relay started, and
+/// records them; small and first, so the recorder's queue is waited on
+/// rather than the bytes lost.
+pub(super) async fn send_first(conn: u64, upstream: &mut TcpStream, first: &[u8], tap: &Tap) -> Result<(), String> {
+    if first.is_empty() {
+        return Ok(());
+    }
+    let ts = tap.now();
+    upstream.write_all(first).await.map_err(|e| format!("upstream write: {e}"))?;
+    tap.send_control(Note::Data { conn, dir: Direction::ToServer, data: super::tap::copy_of(first), ts });
+    Ok(())
 }
 
 /// Pumps both ways between `client` and `upstream` until both sides are

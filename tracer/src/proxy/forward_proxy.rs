@@ -20,7 +20,7 @@
 //! - anything else gets a `400` naming what is accepted; an unreachable
 //!   target gets a `502`, and the trace a `conn_close` saying why.
 
-use super::forward::relay;
+use super::forward::{relay, send_first};
 use super::inject::Injector;
 use super::tap::{Note, Tap};
 use super::workers::{adopt, Workers};
@@ -30,7 +30,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use wire::{Direction, Protocol};
+use wire::Protocol;
 
 /// The largest request head the proxy reads before deciding where to go.
 const MAX_HEAD: usize = 64 << 10;
@@ -123,7 +123,7 @@ async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr,
         Target::Tunnel(s) => (Protocol::Tcp, s.clone()),
     };
     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-    tap.send_control(Note::Open { conn, protocol, client: peer.to_string(), server: server.clone(), route: name.to_string(), ts: tap.now() });
+    tap.send_control(Note::Open { conn, protocol, client: peer.to_string(), server: server.clone(), route: name.to_string(), tls: None, ts: tap.now() });
     let mut upstream = match TcpStream::connect(&server).await {
         Ok(s) => s,
         Err(e) => {
@@ -153,15 +153,9 @@ async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr,
             &buf[head_len..]
         }
     };
-    if !first.is_empty() {
-        let ts = tap.now();
-        if let Err(e) = upstream.write_all(first).await {
-            let error = Some(format!("upstream write: {e}"));
-            tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: 0, bytes_to_client: 0, error });
-            return;
-        }
-        // Small and first: wait for room rather than lose the request head.
-        tap.send_control(Note::Data { conn, dir: Direction::ToServer, data: super::tap::copy_of(first), ts });
+    if let Err(e) = send_first(conn, &mut upstream, first, &tap).await {
+        tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: 0, bytes_to_client: 0, error: Some(e) });
+        return;
     }
     if guard.as_ref().is_some_and(Injector::stopped) {
         // Pipelined requests for two servers in the first read: the first

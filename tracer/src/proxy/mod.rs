@@ -3,6 +3,8 @@
 //! - [`route`]: `--route PROTO:LISTEN=UPSTREAM` parsing.
 //! - [`forward`]: tokio tasks that accept, connect upstream and forward
 //!   bytes both ways untouched, offering a copy to the recorder.
+//! - [`pg_opening`]: a PostgreSQL connection's opening, where the proxy
+//!   declines (or passes on) the client's request for TLS (`tls=`).
 //! - [`tap`]: what forwarders hand the recorder, through a queue that
 //!   never blocks them (unless `--block` asks it to).
 //! - [`workers`]: the forwarding threads, one single-threaded runtime
@@ -29,6 +31,7 @@ pub mod forward;
 pub mod forward_proxy;
 pub mod inject;
 pub mod pacer;
+pub mod pg_opening;
 pub mod profiles;
 pub mod recorder;
 pub mod route;

@@ -50,6 +50,9 @@ pub struct Summary {
     pub dropped_bytes: u64,
     pub gaps: u64,
     pub fallbacks: u64,
+    /// Connections by what became of TLS on their client side (routes
+    /// that handle it), by [`format::TlsMode`] name.
+    pub tls: BTreeMap<&'static str, u64>,
     /// Invocations recorded (requests the platform profile named).
     pub invocations: u64,
     /// Downstream exchanges attributed to an invocation, by method name.
@@ -313,8 +316,11 @@ impl<'w> Recorder<'w> {
         };
         self.last_ts = self.last_ts.max(ts);
         match note {
-            Note::Open { conn, protocol, client, server, route, ts } => {
+            Note::Open { conn, protocol, client, server, route, tls, ts } => {
                 self.summary.connections += 1;
+                if let Some(mode) = tls {
+                    *self.summary.tls.entry(mode.name()).or_default() += 1;
+                }
                 let role = match self.opts.invocation_routes.get(&route) {
                     Some(profile) if protocol == Protocol::Http => Role::Invocations {
                         profile: profile.clone(),
@@ -326,7 +332,7 @@ impl<'w> Recorder<'w> {
                     _ => Role::Downstream { traces: VecDeque::new() },
                 };
                 self.conns.insert(conn, Conn { session: Session::new(protocol, self.opts.limits), protocol, role });
-                let body = Body::ConnOpen(ConnOpen { conn, protocol: format_protocol(protocol), client, server, route });
+                let body = Body::ConnOpen(ConnOpen { conn, protocol: format_protocol(protocol), client, server, route, tls });
                 self.write(&Record { ts, src: 0, body })
             }
             Note::Data { conn, dir, data, ts } => {

@@ -45,6 +45,9 @@ pub struct ProxyConfig {
     pub threads: usize,
     /// How far decoding may fall behind busy traffic, in bytes (`--defer`).
     pub defer: u64,
+    /// `--allow-plaintext-listen`: postgres routes may decline TLS on
+    /// listeners other hosts can reach.
+    pub allow_plaintext_listen: bool,
 }
 
 impl ProxyConfig {
@@ -76,6 +79,21 @@ impl ProxyConfig {
         }
         Ok(())
     }
+
+    /// A route that declines TLS on a listener other hosts can reach makes
+    /// their clients send passwords and queries in plaintext: it must be
+    /// asked for by name.
+    fn check_plaintext_listeners(&self) -> anyhow::Result<()> {
+        if let Some(r) = self.routes.iter().find(|r| r.declines_tls_off_loopback()).filter(|_| !self.allow_plaintext_listen) {
+            anyhow::bail!(
+                "route {}: tls=decline on {}, not a loopback address, tells clients on other hosts to send passwords and queries in plaintext; \
+                 listen on 127.0.0.1, or add ,tls=passthrough to the route, or give --allow-plaintext-listen (allow_plaintext_listen = true) to accept it",
+                r.name,
+                r.listen
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A trace being written by the recorder thread.
@@ -88,6 +106,7 @@ pub struct Recording {
 pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow::Result<Recording> {
     // Before the trace is created: a bad --front must not leave a file.
     config.check_fronts()?;
+    config.check_plaintext_listeners()?;
     let clock = Instant::now();
     let mut header = format::Header::new(&format!("oltrace {}", env!("CARGO_PKG_VERSION")), &config.source_name);
     let routes: Vec<String> = config.routes.iter().map(|r| format!("{}={}", r.name, r.upstream)).collect();
@@ -168,6 +187,12 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
         })?;
         let addr = listener.local_addr()?;
         eprintln!("oltrace: {} listening on {} -> {}", route.name, addr, route.upstream);
+        if route.declines_tls_off_loopback() {
+            eprintln!(
+                "oltrace: warning: {} declines TLS on {addr}, which other hosts can reach: their clients send passwords and queries in plaintext (--allow-plaintext-listen)",
+                route.name
+            );
+        }
         addrs.push(addr);
         let front = match &invocations {
             Some(profile) if config.fronts_worker(route) => Some(Front { profile: profile.clone(), inject: config.inject_traceparent }),
@@ -289,6 +314,11 @@ fn print_summary(s: &Summary, config: &ProxyConfig) {
             "oltrace: decoding ran up to {:.1} MB behind the traffic (spooled, then caught up)",
             s.peak_backlog as f64 / 1e6
         );
+    }
+    if !s.tls.is_empty() {
+        let modes: Vec<String> = s.tls.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        let opaque = if s.tls.contains_key(format::TlsMode::Passthrough.name()) { " (passthrough: recorded as opaque bytes)" } else { "" };
+        eprintln!("oltrace: TLS asked for by clients: {}{opaque}", modes.join(", "));
     }
     if s.fallbacks > 0 {
         eprintln!("oltrace: {} connections switched to opaque recording (see `oltrace cat --kind fallback`)", s.fallbacks);

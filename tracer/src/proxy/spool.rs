@@ -366,13 +366,14 @@ fn encode(note: &Note, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; 5]);
     let tag = match note {
-        Note::Open { conn, protocol, client, server, route, ts } => {
+        Note::Open { conn, protocol, client, server, route, tls, ts } => {
             put_u64(out, *conn);
             put_u64(out, *ts);
             out.push(protocol_code(*protocol));
             put_str(out, client);
             put_str(out, server);
             put_str(out, route);
+            out.push(tls.map_or(0, |t| t.code() + 1));
             OPEN
         }
         Note::Data { conn, dir, data, ts } => {
@@ -435,6 +436,10 @@ fn decode(b: &Bytes) -> Option<(Note, usize)> {
             client: r.string()?,
             server: r.string()?,
             route: r.string()?,
+            tls: match r.u8()? {
+                0 => None,
+                code => Some(format::TlsMode::from_code(code - 1)?),
+            },
         },
         DATA => {
             let (conn, ts, dir) = (r.u64()?, r.u64()?, dir_from(r.u8()?)?);
@@ -548,7 +553,8 @@ mod tests {
 
     fn notes() -> Vec<Note> {
         vec![
-            Note::Open { conn: 7, protocol: Protocol::Redis, client: "127.0.0.1:5".into(), server: "s:1".into(), route: "redis:0".into(), ts: 1 },
+            Note::Open { conn: 7, protocol: Protocol::Redis, client: "127.0.0.1:5".into(), server: "s:1".into(), route: "redis:0".into(), tls: None, ts: 1 },
+            Note::Open { conn: 9, protocol: Protocol::Postgres, client: "c:2".into(), server: "s:2".into(), route: "postgres:0".into(), tls: Some(format::TlsMode::Declined), ts: 1 },
             Note::Data { conn: 7, dir: Direction::ToServer, data: Bytes::from_static(b"PING\r\n"), ts: 2 },
             Note::Data { conn: 7, dir: Direction::ToClient, data: Bytes::new(), ts: 3 },
             Note::Eof { conn: 7, dir: Direction::ToClient, ts: 4 },
@@ -561,7 +567,7 @@ mod tests {
 
     fn show(n: &Note) -> String {
         match n {
-            Note::Open { conn, protocol, client, server, route, ts } => format!("open {conn} {protocol:?} {client} {server} {route} {ts}"),
+            Note::Open { conn, protocol, client, server, route, tls, ts } => format!("open {conn} {protocol:?} {client} {server} {route} {tls:?} {ts}"),
             Note::Data { conn, dir, data, ts } => format!("data {conn} {dir:?} {data:?} {ts}"),
             Note::Eof { conn, dir, ts } => format!("eof {conn} {dir:?} {ts}"),
             Note::Lost { conn, dir, bytes, ts } => format!("lost {conn} {dir:?} {bytes} {ts}"),

@@ -26,7 +26,9 @@ use wire::{Direction, Protocol};
 /// What forwarders tell the recorder.
 #[derive(Clone, Debug)]
 pub enum Note {
-    Open { conn: u64, protocol: Protocol, client: String, server: String, route: String, ts: u64 },
+    /// `tls`: what became of TLS on the client's side, on routes that
+    /// handle it.
+    Open { conn: u64, protocol: Protocol, client: String, server: String, route: String, tls: Option<format::TlsMode>, ts: u64 },
     Data { conn: u64, dir: Direction, data: Bytes, ts: u64 },
     Eof { conn: u64, dir: Direction, ts: u64 },
     /// Bytes of a connection the queue had no room for.

@@ -111,8 +111,7 @@ pub fn port(addr: &str) -> &str {
 
 /// Runs a client program that must succeed; returns its stdout.
 pub fn run(cmd: &mut Command) -> String {
-    // Plain connections: through TLS the proxy can only record opaque bytes.
-    let out = cmd.env("PGSSLMODE", "disable").output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (is it installed? .ci/run installs it)"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (is it installed? .ci/run installs it)"));
     assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -167,6 +166,17 @@ pub fn assert_timings_in_order(records: &[Record]) {
             assert!(ts <= e.request_last && e.request_last <= first && first <= last, "times out of order: {ts} {e:?}");
         }
     }
+}
+
+/// What became of TLS on each connection, in the order they opened.
+pub fn tls_modes(records: &[Record]) -> Vec<Option<format::TlsMode>> {
+    records
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::ConnOpen(o) => Some(o.tls),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Records of one kind.
