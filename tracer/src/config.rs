@@ -110,9 +110,15 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
     let routes = if !flags.routes.is_empty() {
         flags.routes
     } else {
+        // Option paths (cert=, key=, upstream-ca=) are relative to the file.
+        let base = flags.config.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
         file.routes
             .iter()
-            .map(|r| r.parse::<Route>().map_err(|e| anyhow::anyhow!("config {origin}: {e}")))
+            .map(|r| {
+                let mut route = r.parse::<Route>().map_err(|e| anyhow::anyhow!("config {origin}: {e}"))?;
+                route.rebase(base);
+                Ok(route)
+            })
             .collect::<anyhow::Result<_>>()?
     };
     let output = flags

@@ -214,3 +214,97 @@ fn payload_in_pieces(s: &mut std::net::TcpStream, data: &[u8], rng: &mut fastran
         }
     }
 }
+
+/// pgbench select-only in each protocol through `port`, with `sslmode`
+/// (None: the default): the select exchanges recorded in `proxy`'s trace.
+fn pgbench_selects(route: &str, sslmode: Option<&str>) -> (Vec<Option<TlsMode>>, usize, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&dir.path().join("bench.mp"), &[route.to_string()], &[]);
+    let p = proxy.port(0);
+    for mode in ["simple", "extended", "prepared"] {
+        let mut cmd = Command::new("pgbench");
+        if let Some(m) = sslmode {
+            cmd.env("PGSSLMODE", m);
+        }
+        let script = "SELECT 'tls_bench', 1 + 1;";
+        let file = dir.path().join("s.sql");
+        std::fs::write(&file, script).unwrap();
+        run(cmd.args(["-h", "127.0.0.1", "-p", &p, "-U", "postgres", "-n", "-M", mode, "-c", "2", "-t", "15", "-f"]).arg(&file).arg("test"));
+    }
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    let selects = pg_exchanges(&records)
+        .iter()
+        .filter(|e| e.statements.iter().any(|s| s.starts_with("SELECT 'tls_bench'")) && e.rows == 1 && e.error.is_none())
+        .count();
+    (tls_modes(&records), selects, summary)
+}
+
+#[test]
+fn clients_that_insist_on_tls_are_terminated_and_recorded_alike() {
+    // The same runs: default clients declined, sslmode=require clients
+    // terminated (with a certificate made at start), re-encrypted upstream.
+    let (declined, by_default, _) = pgbench_selects(ROUTE, None);
+    let (terminated, insisting, summary) = pgbench_selects(&format!("{ROUTE},tls=terminate,upstream-tls=require"), Some("require"));
+    assert_eq!(by_default, 3 * 2 * 15);
+    assert_eq!(insisting, by_default, "the same counts: {summary}");
+    assert!(declined.iter().all(|m| *m == Some(TlsMode::Declined)), "{declined:?}");
+    assert!(!terminated.is_empty() && terminated.iter().all(|m| *m == Some(TlsMode::Terminated)), "{terminated:?}");
+    assert!(summary.contains("TLS asked for by clients: terminated"), "{summary}");
+
+    // Without tls=terminate, a client that insists is told no and gives up.
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&dir.path().join("no.mp"), &[ROUTE.to_string()], &[]);
+    let out = Command::new("psql").env("PGSSLMODE", "require").args(["-h", "127.0.0.1", "-p", &proxy.port(0), "-U", "postgres", "-d", "test", "-c", "select 1"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("does not support SSL"), "{out:?}");
+    proxy.stop();
+}
+
+#[test]
+fn terminate_presents_the_given_certificate_and_the_upstream_sees_tls() {
+    // A test CA signs the proxy's certificate for localhost: a client that
+    // verifies it (sslmode=verify-full) connects.
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_cert, ca_key) = test_ca();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let (ca_file, cert_file, key_file) = (dir.path().join("ca.pem"), dir.path().join("proxy.pem"), dir.path().join("proxy.key"));
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let route = format!("{ROUTE},tls=terminate,cert={},key={},upstream-tls=require", cert_file.display(), key_file.display());
+    let proxy = Proxy::start(&dir.path().join("cert.mp"), &[route], &[]);
+    let conninfo = format!("host=localhost port={} user=postgres dbname=test sslmode=verify-full sslrootcert={}", proxy.port(0), ca_file.display());
+    let out = run(Command::new("psql").args([&conninfo, "-XAtc", "select ssl from pg_stat_ssl where pid = pg_backend_pid()"]));
+    assert_eq!(out, "t\n", "the proxy's own connection to the server is TLS too");
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(tls_modes(&records), [Some(TlsMode::Terminated)]);
+    assert!(pg_exchanges(&records).iter().any(|e| e.statements.iter().any(|s| s.contains("pg_stat_ssl")) && e.rows == 1), "decoded");
+
+    // A key that is not the certificate's: a clear error at start, exit 2.
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_oltrace"))
+        .args(["proxy", "-o"])
+        .arg(dir.path().join("bad.mp"))
+        .args(["--route", &format!("{ROUTE},tls=terminate,cert={},key={}", cert_file.display(), other.display())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("tls=terminate") && stderr.contains("do not go together"), "{stderr}");
+}
+
+/// A CA of the test's own (its name differs from the leaves', or OpenSSL
+/// would take them for self-signed).
+fn test_ca() -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "oltrace test CA");
+    (ca.self_signed(&key).unwrap(), key)
+}

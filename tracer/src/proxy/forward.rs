@@ -10,7 +10,8 @@
 //! an [`Injector`] on their way, and what is recorded is what was forwarded.
 
 use super::inject::Injector;
-use super::pg_opening::read_opening;
+use super::pg_opening::{read_opening, refusal, upstream_tls};
+use super::tls::RouteTls;
 use super::profiles::Profile;
 use super::tap::{Note, Tap};
 use super::route::Route;
@@ -18,7 +19,7 @@ use super::workers::{adopt, Workers};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -41,6 +42,7 @@ pub struct Front {
 #[allow(clippy::too_many_arguments)]
 pub async fn accept_loop(
     route: Arc<Route>,
+    tls: RouteTls,
     front: Option<Front>,
     listener: TcpListener,
     tap: Tap,
@@ -52,7 +54,7 @@ pub async fn accept_loop(
     let name = route.name.clone();
     accept_until_stopped(&name, listener, workers, tasks, stop, |client, peer| {
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        proxy_conn(conn, route.clone(), front.clone(), client, peer, tap.clone())
+        proxy_conn(conn, route.clone(), tls.clone(), front.clone(), client, peer, tap.clone())
     })
     .await;
 }
@@ -90,7 +92,8 @@ pub async fn accept_until_stopped<F, Fut>(
     }
 }
 
-async fn proxy_conn(conn: u64, route: Arc<Route>, front: Option<Front>, client: std::net::TcpStream, peer: SocketAddr, tap: Tap) {
+#[allow(clippy::too_many_arguments)]
+async fn proxy_conn(conn: u64, route: Arc<Route>, tls: RouteTls, front: Option<Front>, client: std::net::TcpStream, peer: SocketAddr, tap: Tap) {
     let accepted = tap.now();
     // Sent once what became of TLS is known (postgres reads the client's
     // opening first), stamped with the time of the accept.
@@ -106,6 +109,7 @@ async fn proxy_conn(conn: u64, route: Arc<Route>, front: Option<Front>, client: 
             return closed(format!("client socket: {e}"));
         }
     };
+    let _ = client.set_nodelay(true);
     let opening = match route.protocol {
         wire::Protocol::Postgres => match read_opening(&mut client, route.tls).await {
             Ok(opening) => Some(opening),
@@ -117,23 +121,87 @@ async fn proxy_conn(conn: u64, route: Arc<Route>, front: Option<Front>, client: 
         _ => None,
     };
     open(opening.as_ref().map(|o| o.tls));
-    let mut upstream = match TcpStream::connect(&route.upstream).await {
-        Ok(s) => s,
-        // The client sees its connection closed; the trace says why.
-        Err(e) => return closed(format!("upstream {} unreachable: {e}", route.upstream)),
+    let mut client = match (&tls.acceptor, opening.as_ref().map(|o| o.tls)) {
+        (Some(acceptor), Some(format::TlsMode::Terminated)) => match acceptor.accept(client).await {
+            Ok(s) => End::Tls(Box::new(s.into())),
+            Err(e) => return closed(format!("client TLS handshake failed: {e}")),
+        },
+        _ => End::Plain(client),
+    };
+    let upstream = match connect_upstream(&route, &tls).await {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            // A PostgreSQL client in plaintext or terminated TLS is told
+            // why, rather than left with a bare disconnect.
+            if opening.as_ref().is_some_and(|o| o.tls != format::TlsMode::Passthrough) {
+                let _ = client.write_all(&refusal(&e)).await;
+                let _ = client.shutdown().await;
+            }
+            return closed(e);
+        }
     };
     let head = opening.map(|o| o.head).unwrap_or_default();
-    if let Err(e) = send_first(conn, &mut upstream, &head, &tap).await {
-        return closed(e);
-    }
     let injector = front.as_ref().filter(|f| f.inject).map(|f| Injector::new(f.profile.clone()));
-    relay(conn, client, upstream, injector, front.is_some(), head.len() as u64, &tap).await;
+    let record_first = front.is_some();
+    match (client, upstream) {
+        (End::Plain(c), End::Plain(mut u)) => {
+            if let Err(e) = send_first(conn, &mut u, &head, &tap).await {
+                return closed(e);
+            }
+            relay(conn, c, u, injector, record_first, head.len() as u64, &tap).await
+        }
+        // Terminated clients have no head: their opening was the request.
+        (End::Tls(c), End::Plain(u)) => relay(conn, c, u, injector, record_first, 0, &tap).await,
+        (End::Plain(c), End::Tls(mut u)) => {
+            if let Err(e) = send_first(conn, &mut u, &head, &tap).await {
+                return closed(e);
+            }
+            relay(conn, c, u, injector, record_first, head.len() as u64, &tap).await
+        }
+        (End::Tls(c), End::Tls(u)) => relay(conn, c, u, injector, record_first, 0, &tap).await,
+    }
+}
+
+/// One end of a proxied connection, in plaintext or in TLS the proxy made
+/// (boxed: a TLS session is over a kilobyte).
+enum End {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+impl End {
+    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            End::Plain(s) => s.write_all(data).await,
+            End::Tls(s) => {
+                s.write_all(data).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            End::Plain(s) => s.shutdown().await,
+            End::Tls(s) => s.shutdown().await,
+        }
+    }
+}
+
+/// Connects to the route's upstream, in TLS when `upstream-tls=` asks.
+async fn connect_upstream(route: &Route, tls: &RouteTls) -> Result<End, String> {
+    let stream = TcpStream::connect(&route.upstream).await.map_err(|e| format!("upstream {} unreachable: {e}", route.upstream))?;
+    let _ = stream.set_nodelay(true);
+    match &tls.upstream {
+        None => Ok(End::Plain(stream)),
+        Some((connector, name)) => Ok(End::Tls(Box::new(upstream_tls(stream, &route.upstream, connector, name).await?.into()))),
+    }
 }
 
 /// Forwards `first`, bytes the client sent before the relay started, and
 /// records them; small and first, so the recorder's queue is waited on
 /// rather than the bytes lost.
-pub(super) async fn send_first(conn: u64, upstream: &mut TcpStream, first: &[u8], tap: &Tap) -> Result<(), String> {
+pub(super) async fn send_first<W: AsyncWrite + Unpin>(conn: u64, upstream: &mut W, first: &[u8], tap: &Tap) -> Result<(), String> {
     if first.is_empty() {
         return Ok(());
     }
@@ -150,17 +218,15 @@ pub(super) async fn send_first(conn: u64, upstream: &mut TcpStream, first: &[u8]
 /// forward proxy's first request).
 pub(super) async fn relay(
     conn: u64,
-    client: TcpStream,
-    upstream: TcpStream,
+    client: impl Halves,
+    upstream: impl Halves,
     injector: Option<Injector>,
     record_first: bool,
     already_to_server: u64,
     tap: &Tap,
 ) {
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let (client_read, client_write) = client.into_split();
-    let (upstream_read, upstream_write) = upstream.into_split();
+    let (client_read, client_write) = client.halves();
+    let (upstream_read, upstream_write) = upstream.halves();
     let ((to_server, e1), (to_client, e2)) = tokio::join!(
         pump(conn, Direction::ToServer, client_read, upstream_write, injector, record_first, tap),
         pump(conn, Direction::ToClient, upstream_read, client_write, None, false, tap),
@@ -176,8 +242,8 @@ pub(super) async fn relay(
 async fn pump(
     conn: u64,
     dir: Direction,
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
     mut injector: Option<Injector>,
     record_first: bool,
     tap: &Tap,
@@ -243,14 +309,20 @@ struct Sink {
 impl Sink {
     /// Writes `data` onward and offers the recorder a copy, in the order
     /// `record_first` says.
-    async fn forward(&mut self, data: &[u8], ts: u64, to: &mut OwnedWriteHalf, tap: &Tap) -> Result<(), String> {
+    async fn forward(&mut self, data: &[u8], ts: u64, to: &mut (impl AsyncWrite + Unpin), tap: &Tap) -> Result<(), String> {
         if data.is_empty() {
             return Ok(());
         }
         if self.record_first {
             self.record(data, ts, tap);
         }
-        to.write_all(data).await.map_err(|e| format!("{} write: {e}", side(self.dir.reverse())))?;
+        // (A TLS stream holds written bytes until flushed; a TCP one has
+        // nothing to flush.)
+        let written = async {
+            to.write_all(data).await?;
+            to.flush().await
+        };
+        written.await.map_err(|e| format!("{} write: {e}", side(self.dir.reverse())))?;
         self.total += data.len() as u64;
         if !self.record_first {
             self.record(data, ts, tap);
@@ -269,6 +341,32 @@ impl Sink {
             self.lost += data.len() as u64;
             tap.dropped_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
+    }
+}
+
+/// A stream split into a reading and a writing half that the two pumps
+/// own: a TCP stream's own halves (no lock between them), or a TLS
+/// stream's through `tokio::io::split`.
+pub(super) trait Halves {
+    type Read: AsyncRead + Unpin;
+    type Write: AsyncWrite + Unpin;
+    fn halves(self) -> (Self::Read, Self::Write);
+}
+
+impl Halves for TcpStream {
+    type Read = OwnedReadHalf;
+    type Write = OwnedWriteHalf;
+    fn halves(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let _ = self.set_nodelay(true);
+        self.into_split()
+    }
+}
+
+impl Halves for Box<tokio_rustls::TlsStream<TcpStream>> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn halves(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
     }
 }
 

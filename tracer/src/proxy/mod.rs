@@ -4,7 +4,9 @@
 //! - [`forward`]: tokio tasks that accept, connect upstream and forward
 //!   bytes both ways untouched, offering a copy to the recorder.
 //! - [`pg_opening`]: a PostgreSQL connection's opening, where the proxy
-//!   declines (or passes on) the client's request for TLS (`tls=`).
+//!   declines, accepts or passes on the client's request for TLS (`tls=`)
+//!   and asks the server for its own (`upstream-tls=`).
+//! - [`tls`]: the rustls configurations those use, built per route.
 //! - [`tap`]: what forwarders hand the recorder, through a queue that
 //!   never blocks them (unless `--block` asks it to).
 //! - [`workers`]: the forwarding threads, one single-threaded runtime
@@ -37,6 +39,7 @@ pub mod recorder;
 pub mod route;
 pub mod spool;
 pub mod tap;
+pub mod tls;
 pub mod workers;
 mod run;
 

@@ -1,6 +1,8 @@
 //! The opening of a PostgreSQL connection at the proxy: where a client's
-//! request for encryption is answered (`tls=decline`) or passed on
-//! (`tls=passthrough`), before the upstream is connected.
+//! request for encryption is answered (`tls=decline`, `tls=terminate`) or
+//! passed on (`tls=passthrough`), before the upstream is connected; the
+//! proxy's own request to the server (`upstream-tls=`); and the
+//! ErrorResponse a client gets when the proxy cannot reach the server.
 //!
 //! A PostgreSQL client that may encrypt (libpq's default `sslmode=prefer`,
 //! asyncpg, psycopg) first sends an 8-byte SSLRequest, and perhaps a
@@ -9,6 +11,9 @@
 //! server with `ssl = on` says `S`, and a recording of what follows is
 //! opaque. Declining, the proxy answers `N` itself: the client sends its
 //! StartupMessage in plaintext, and the server never sees the request.
+//!
+//! Terminating, the proxy answers `S` and accepts TLS itself (see
+//! [`super::tls`]); a GSSENCRequest is still answered `N`.
 //!
 //! The opening is read 8 bytes at a time, never more, so that nothing the
 //! client sends after its request is consumed here: the rest of its bytes
@@ -28,22 +33,28 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// What the client's opening showed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Opening {
+    /// [`TlsMode::Terminated`]: the client was answered `S`, and its TLS
+    /// handshake comes next.
     pub tls: TlsMode,
     /// The bytes read that the server must get, in order: the first 8 of a
     /// StartupMessage, CancelRequest, passed-on request or TLS handshake
-    /// (fewer if the client closed first).
+    /// (fewer if the client closed first; none when terminating).
     pub head: Vec<u8>,
 }
 
-/// Reads the client's opening, answering its requests for encryption `N`
-/// when `policy` declines them. Errors name the failed side.
+/// Reads the client's opening, answering its requests for encryption as
+/// `policy` says. Errors name the failed side.
 pub async fn read_opening(client: &mut TcpStream, policy: ClientTls) -> Result<Opening, String> {
     let mut declined = false;
     loop {
         let head = read_head(client).await.map_err(|e| format!("client read: {e}"))?;
         let asks_encryption = is_encryption_request(&head);
-        if asks_encryption && policy == ClientTls::Decline {
-            client.write_all(b"N").await.map_err(|e| format!("client write: {e}"))?;
+        if asks_encryption && policy != ClientTls::Passthrough {
+            let terminate = policy == ClientTls::Terminate && head[4..] == SSL_REQUEST.to_be_bytes();
+            client.write_all(if terminate { b"S" } else { b"N" }).await.map_err(|e| format!("client write: {e}"))?;
+            if terminate {
+                return Ok(Opening { tls: TlsMode::Terminated, head: Vec::new() });
+            }
             declined = true;
             continue;
         }
@@ -56,6 +67,40 @@ pub async fn read_opening(client: &mut TcpStream, policy: ClientTls) -> Result<O
         };
         return Ok(Opening { tls, head });
     }
+}
+
+/// Asks the server for TLS on `stream` (SSLRequest) and makes the
+/// handshake; errors say what the server did and what to change.
+pub async fn upstream_tls(
+    mut stream: TcpStream,
+    upstream: &str,
+    connector: &tokio_rustls::TlsConnector,
+    name: &rustls::pki_types::ServerName<'static>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let mut request = bytes::BytesMut::new();
+    wire::pg::encode::ssl_request(&mut request);
+    let mut answer = [0u8; 1];
+    let asked = async {
+        stream.write_all(&request).await?;
+        stream.read_exact(&mut answer).await
+    };
+    asked.await.map_err(|e| format!("upstream {upstream}: asking for TLS: {e}"))?;
+    match answer[0] {
+        b'S' => connector
+            .connect(name.clone(), stream)
+            .await
+            .map_err(|e| format!("upstream {upstream}: TLS handshake failed: {e} (upstream-tls=verify-full checks the certificate against upstream-ca= and the host name '{}')", name.to_str())),
+        b'N' => Err(format!("upstream {upstream} does not accept TLS (it answered N: is ssl = on?); use upstream-tls=disable")),
+        other => Err(format!("upstream {upstream}: unexpected answer {other:#04x} to SSLRequest (not PostgreSQL?)")),
+    }
+}
+
+/// The ErrorResponse that tells a client why the proxy could not connect
+/// it (so that it does not wait, or report a bare disconnect).
+pub fn refusal(reason: &str) -> Vec<u8> {
+    let mut buf = bytes::BytesMut::new();
+    wire::pg::encode::error_response(&mut buf, "FATAL", "08006", &format!("oltrace proxy: {reason}"));
+    buf.to_vec()
 }
 
 /// An SSLRequest or GSSENCRequest: length 8, then the request code.
@@ -125,6 +170,14 @@ mod tests {
         assert_eq!(o, Opening { tls: TlsMode::Declined, head: STARTUP.to_vec() });
         assert_eq!(answers, b"NN", "one N per request");
         assert_eq!(rest, b"user\0x\0\0", "nothing after the head was read");
+    }
+
+    #[test]
+    fn terminating_answers_ssl_s_and_gss_n() {
+        let (o, answers, rest) = rt().block_on(open_with(ClientTls::Terminate, &[&GSSENC, &SSL, b"\x16\x03\x01"]));
+        assert_eq!(o, Opening { tls: TlsMode::Terminated, head: Vec::new() });
+        assert_eq!(answers, b"NS");
+        assert_eq!(rest, b"\x16\x03\x01", "the handshake is left for TLS");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! on, forwards to, and does with TLS.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 /// One listening address forwarding to one upstream, decoded as `protocol`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +15,15 @@ pub struct Route {
     pub name: String,
     /// `tls=`: what a postgres route does when a client asks for TLS.
     pub tls: ClientTls,
+    /// `upstream-tls=`: whether the proxy's connection to the server is TLS.
+    pub upstream_tls: UpstreamTls,
+    /// `cert=`, `key=`: PEM files `tls=terminate` presents (else a
+    /// self-signed certificate is made at start).
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// `upstream-ca=`: PEM CA certificates `upstream-tls=verify-full`
+    /// trusts (else the system's).
+    pub upstream_ca: Option<PathBuf>,
 }
 
 /// `tls=` on a postgres route: what the proxy does when a client asks for
@@ -28,15 +38,23 @@ pub enum ClientTls {
     /// Forward the request to the server, and whatever follows untouched:
     /// encrypted connections are recorded as opaque bytes.
     Passthrough,
+    /// Accept TLS with the proxy's own certificate (for clients that insist
+    /// on `sslmode=require`) and record the plaintext.
+    Terminate,
 }
 
-impl ClientTls {
-    pub fn name(self) -> &'static str {
-        match self {
-            ClientTls::Decline => "decline",
-            ClientTls::Passthrough => "passthrough",
-        }
-    }
+/// `upstream-tls=` on a postgres route: the proxy's connection to the
+/// server, whatever the client's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UpstreamTls {
+    /// Plaintext.
+    #[default]
+    Disable,
+    /// TLS, the server's certificate not checked (libpq's `require`).
+    Require,
+    /// TLS, the certificate checked against `upstream-ca=` (or the
+    /// system's CAs) and the upstream's host name (libpq's `verify-full`).
+    VerifyFull,
 }
 
 impl Route {
@@ -49,20 +67,75 @@ impl Route {
     /// Applies one `OPTION=VALUE` after the upstream.
     fn set_option(&mut self, option: &str) -> Result<(), String> {
         let (key, value) = option.split_once('=').ok_or_else(|| format!("option '{option}' is not KEY=VALUE"))?;
+        if self.protocol != wire::Protocol::Postgres {
+            return Err(format!("{key}={value}: route options apply to postgres routes only"));
+        }
         match key {
             "tls" => {
-                if self.protocol != wire::Protocol::Postgres {
-                    return Err(format!("tls={value} applies to postgres routes only"));
-                }
                 self.tls = match value {
                     "decline" => ClientTls::Decline,
                     "passthrough" => ClientTls::Passthrough,
-                    other => return Err(format!("tls={other}: use tls=decline (the default) or tls=passthrough")),
+                    "terminate" => ClientTls::Terminate,
+                    other => return Err(format!("tls={other}: use tls=decline (the default), tls=terminate or tls=passthrough")),
                 };
             }
-            other => return Err(format!("unknown option '{other}' (options: tls=decline|passthrough)")),
+            "upstream-tls" => {
+                self.upstream_tls = match value {
+                    "disable" => UpstreamTls::Disable,
+                    "require" => UpstreamTls::Require,
+                    "verify-full" => UpstreamTls::VerifyFull,
+                    other => return Err(format!("upstream-tls={other}: use disable (the default), require or verify-full")),
+                };
+            }
+            "cert" => self.cert = Some(PathBuf::from(value)),
+            "key" => self.key = Some(PathBuf::from(value)),
+            "upstream-ca" => self.upstream_ca = Some(PathBuf::from(value)),
+            other => {
+                return Err(format!(
+                    "unknown option '{other}' (options: tls=decline|terminate|passthrough, upstream-tls=disable|require|verify-full, cert=FILE, key=FILE, upstream-ca=FILE)"
+                ))
+            }
         }
         Ok(())
+    }
+
+    /// The TLS options that differ from the defaults, as written after the
+    /// upstream (`,tls=terminate,upstream-tls=require`), for the trace's
+    /// header: which connections met TLS where. File paths are left out.
+    pub fn tls_options(&self) -> String {
+        let mut text = String::new();
+        if self.protocol == wire::Protocol::Postgres {
+            match self.tls {
+                ClientTls::Decline => {}
+                ClientTls::Passthrough => text.push_str(",tls=passthrough"),
+                ClientTls::Terminate => text.push_str(",tls=terminate"),
+            }
+            match self.upstream_tls {
+                UpstreamTls::Disable => {}
+                UpstreamTls::Require => text.push_str(",upstream-tls=require"),
+                UpstreamTls::VerifyFull => text.push_str(",upstream-tls=verify-full"),
+            }
+        }
+        text
+    }
+
+    /// Checks options that only make sense together.
+    fn check_options(&self) -> Result<(), String> {
+        if (self.cert.is_some() || self.key.is_some()) && self.tls != ClientTls::Terminate {
+            return Err("cert= and key= are what tls=terminate presents: add tls=terminate".into());
+        }
+        if self.upstream_ca.is_some() && self.upstream_tls != UpstreamTls::VerifyFull {
+            return Err("upstream-ca= is what upstream-tls=verify-full trusts: add upstream-tls=verify-full".into());
+        }
+        Ok(())
+    }
+
+    /// Makes the option paths relative to `base` (a config file's
+    /// directory) when they are relative.
+    pub fn rebase(&mut self, base: &Path) {
+        for path in [&mut self.cert, &mut self.key, &mut self.upstream_ca].into_iter().flatten() {
+            *path = base.join(&*path);
+        }
     }
 }
 
@@ -93,10 +166,21 @@ impl std::str::FromStr for Route {
         if upstream.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
             return Err(format!("route '{text}': upstream '{upstream}' needs host:port"));
         }
-        let mut route = Route { protocol, listen, upstream: upstream.to_string(), name: format!("{proto}:{listen}"), tls: ClientTls::default() };
+        let mut route = Route {
+            protocol,
+            listen,
+            upstream: upstream.to_string(),
+            name: format!("{proto}:{listen}"),
+            tls: ClientTls::default(),
+            upstream_tls: UpstreamTls::default(),
+            cert: None,
+            key: None,
+            upstream_ca: None,
+        };
         for option in options {
             route.set_option(option).map_err(|e| format!("route '{text}': {e}"))?;
         }
+        route.check_options().map_err(|e| format!("route '{text}': {e}"))?;
         Ok(route)
     }
 }
@@ -131,6 +215,17 @@ mod tests {
         let e = "postgres:0=db:5432,tls=maybe".parse::<Route>().unwrap_err();
         assert!(e.contains("tls=maybe") && e.contains("passthrough"), "{e}");
         assert!("redis:0=db:6379,tls=decline".parse::<Route>().unwrap_err().contains("postgres routes only"));
+        let mut r: Route = "postgres:0=db:5432,tls=terminate,cert=c.pem,key=/k.pem,upstream-tls=verify-full,upstream-ca=ca.pem".parse().unwrap();
+        assert_eq!((r.tls, r.upstream_tls), (ClientTls::Terminate, UpstreamTls::VerifyFull));
+        assert_eq!(r.tls_options(), ",tls=terminate,upstream-tls=verify-full");
+        r.rebase(Path::new("/etc/oltrace"));
+        assert_eq!(r.cert.as_deref(), Some(Path::new("/etc/oltrace/c.pem")));
+        assert_eq!(r.key.as_deref(), Some(Path::new("/k.pem")), "absolute paths stay");
+        assert_eq!(r.upstream_ca.as_deref(), Some(Path::new("/etc/oltrace/ca.pem")));
+        assert_eq!("postgres:0=db:5432,upstream-tls=require".parse::<Route>().unwrap().upstream_tls, UpstreamTls::Require);
+        assert!("postgres:0=db:5432,cert=c.pem".parse::<Route>().unwrap_err().contains("add tls=terminate"));
+        assert!("postgres:0=db:5432,upstream-ca=c.pem".parse::<Route>().unwrap_err().contains("add upstream-tls=verify-full"));
+        assert!("postgres:0=db:5432,upstream-tls=prefer".parse::<Route>().unwrap_err().contains("verify-full"));
         assert!("postgres:0=db:5432,colour=blue".parse::<Route>().unwrap_err().contains("unknown option 'colour'"));
         assert!("postgres:0=db:5432,tls".parse::<Route>().unwrap_err().contains("KEY=VALUE"));
     }

@@ -8,6 +8,7 @@ use super::recorder::{self, RecorderOptions, Summary};
 use super::tap::Tap;
 use super::workers::{WorkerThreads, Workers};
 use super::route::Route;
+use super::tls::RouteTls;
 use crate::Outcome;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -107,9 +108,14 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     // Before the trace is created: a bad --front must not leave a file.
     config.check_fronts()?;
     config.check_plaintext_listeners()?;
+    // Certificates and keys are read (and checked) again as the routes
+    // start; here so that a bad one leaves no trace file.
+    for route in &config.routes {
+        RouteTls::for_route(route)?;
+    }
     let clock = Instant::now();
     let mut header = format::Header::new(&format!("oltrace {}", env!("CARGO_PKG_VERSION")), &config.source_name);
-    let routes: Vec<String> = config.routes.iter().map(|r| format!("{}={}", r.name, r.upstream)).collect();
+    let routes: Vec<String> = config.routes.iter().map(|r| format!("{}={}{}", r.name, r.upstream, r.tls_options())).collect();
     header.meta.insert("routes".into(), routes.join(" "));
     header.meta.insert("redact".into(), config.redact.to_string());
     if let Some(p) = &config.invocations {
@@ -198,11 +204,12 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
             Some(profile) if config.fronts_worker(route) => Some(Front { profile: profile.clone(), inject: config.inject_traceparent }),
             _ => None,
         };
+        let tls = RouteTls::for_route(route)?;
         let (route, tap, next_conn, stop) = (Arc::new(route.clone()), tap.clone(), next_conn.clone(), stop_rx.clone());
         let (drain, workers) = (config.drain_timeout, workers.clone());
         loops.spawn(async move {
             let mut conns = JoinSet::new();
-            accept_loop(route, front, listener, tap, next_conn, &workers, &mut conns, stop).await;
+            accept_loop(route, tls, front, listener, tap, next_conn, &workers, &mut conns, stop).await;
             // Stopped accepting: let open connections finish, for a while.
             let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
             conns.shutdown().await;

@@ -1,6 +1,8 @@
-//! Frontend message encoders for the replayer. Each appends one message to
-//! a `BytesMut`; strings must not contain NUL (PostgreSQL's wire strings are
-//! NUL-terminated: an embedded NUL would cut them).
+//! Frontend message encoders for the replayer, and [`error_response`], the
+//! one backend message the proxy writes itself (when it cannot reach the
+//! server for a client). Each appends one message to a `BytesMut`; strings
+//! must not contain NUL (PostgreSQL's wire strings are NUL-terminated: an
+//! embedded NUL would cut them).
 
 use super::message::Target;
 use super::tags::{frontend as f, startup as st};
@@ -185,4 +187,16 @@ pub fn copy_done(buf: &mut BytesMut) {
 /// CopyFail.
 pub fn copy_fail(buf: &mut BytesMut, message: &[u8]) {
     tagged(buf, f::COPY_FAIL, |b| cstr(b, message));
+}
+
+/// ErrorResponse (backend): severity (`FATAL`, `ERROR`...), SQLSTATE code
+/// and message, as clients show them.
+pub fn error_response(buf: &mut BytesMut, severity: &str, code: &str, message: &str) {
+    tagged(buf, super::tags::backend::ERROR_RESPONSE, |b| {
+        for (field, value) in [(b'S', severity), (b'V', severity), (b'C', code), (b'M', message)] {
+            b.put_u8(field);
+            cstr(b, value.as_bytes());
+        }
+        b.put_u8(0);
+    });
 }

@@ -1,0 +1,157 @@
+//! The proxy's TLS, with rustls on the `ring` provider (no system OpenSSL):
+//! the server side of `tls=terminate` (a certificate from files, or one made
+//! at start with rcgen) and the client side of `upstream-tls=require` (
+//! encrypted, not verified, as libpq's `sslmode=require`) and
+//! `upstream-tls=verify-full` (the chain against `upstream-ca=FILE`, or the
+//! system's roots, and the upstream's host name).
+//!
+//! Built once per route at start, so a bad certificate file stops the proxy
+//! with a clear error before any client connects.
+
+use super::route::{Route, UpstreamTls};
+use anyhow::Context;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A route's TLS, ready for its connections.
+#[derive(Clone, Default)]
+pub struct RouteTls {
+    /// `tls=terminate`: what the proxy presents to clients.
+    pub acceptor: Option<tokio_rustls::TlsAcceptor>,
+    /// `upstream-tls=require|verify-full`: how the proxy meets the server.
+    pub upstream: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl RouteTls {
+    pub fn for_route(route: &Route) -> anyhow::Result<RouteTls> {
+        let what = |part: &str| format!("route {}: {part}", route.name);
+        let acceptor = match route.tls {
+            super::route::ClientTls::Terminate => Some(server_config(route).with_context(|| what("tls=terminate"))?.into()),
+            _ => None,
+        };
+        let upstream = match route.upstream_tls {
+            UpstreamTls::Disable => None,
+            mode => {
+                let config = client_config(mode, route.upstream_ca.as_deref()).with_context(|| what("upstream-tls"))?;
+                let host = route.upstream.rsplit_once(':').map_or(route.upstream.as_str(), |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = ServerName::try_from(host.to_string())
+                    .map_err(|e| anyhow::anyhow!("{}: '{host}' is not a host name or address: {e}", what("upstream-tls")))?;
+                Some((tokio_rustls::TlsConnector::from(config), name))
+            }
+        };
+        Ok(RouteTls { acceptor, upstream })
+    }
+}
+
+/// The certificate and key of `cert=`/`key=`, or, without them, a
+/// self-signed certificate for localhost, the loopback addresses and the
+/// listen address, made now (clients that insist on TLS with
+/// `sslmode=require` do not verify it).
+fn server_config(route: &Route) -> anyhow::Result<Arc<ServerConfig>> {
+    let (chain, key) = match (&route.cert, &route.key) {
+        (Some(cert), Some(key)) => (read_certs(cert)?, read_key(key)?),
+        (None, None) => {
+            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+            if !route.listen.ip().is_unspecified() {
+                names.push(route.listen.ip().to_string());
+            }
+            let made = rcgen::generate_simple_self_signed(names).context("cannot make a self-signed certificate")?;
+            let key = PrivateKeyDer::try_from(made.key_pair.serialize_der()).map_err(|e| anyhow::anyhow!("self-signed key: {e}"))?;
+            (vec![made.cert.der().clone()], key)
+        }
+        _ => anyhow::bail!("give both cert=FILE and key=FILE, or neither (a self-signed certificate is made)"),
+    };
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the certificate and key do not go together")?;
+    Ok(Arc::new(config))
+}
+
+fn client_config(mode: UpstreamTls, ca: Option<&Path>) -> anyhow::Result<Arc<ClientConfig>> {
+    let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let config = match mode {
+        UpstreamTls::Require => builder.dangerous().with_custom_certificate_verifier(Arc::new(Unverified(provider()))).with_no_client_auth(),
+        _ => {
+            let mut roots = RootCertStore::empty();
+            match ca {
+                Some(file) => {
+                    for cert in read_certs(file)? {
+                        roots.add(cert).with_context(|| format!("{}: not a CA certificate", file.display()))?;
+                    }
+                }
+                None => {
+                    let found = rustls_native_certs::load_native_certs();
+                    roots.add_parsable_certificates(found.certs);
+                    anyhow::ensure!(!roots.is_empty(), "no system CA certificates found; give upstream-ca=FILE");
+                }
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("cannot read certificates from {}: {e}", path.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "{}: no PEM certificate in it", path.display());
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| anyhow::anyhow!("cannot read a private key from {}: {e}", path.display()))
+}
+
+/// `upstream-tls=require`: the connection is encrypted, the server's
+/// certificate is not checked (as libpq's `sslmode=require`), but its
+/// handshake signatures still are.
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
