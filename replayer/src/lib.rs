@@ -13,7 +13,8 @@
 //!    scaled by `--speed`, a fixed `--rate`, or `--max`), and [`session`]
 //!    replays each one on its own task, redoing authentication, sending on
 //!    time ([`timer`] for sub-millisecond deadlines) and decoding the
-//!    responses with the recorder's own codecs.
+//!    responses with the recorder's own codecs, over TCP or TLS
+//!    ([`session::transport`], for targets with `sslmode=require`).
 //! 4. Each exchange goes through [`compare::compare_exchange`] (with
 //!    [`noise`] rules, scoped ones included) into the [`report`], which
 //!    also holds the driver's figures and renders text, JSON and JUnit.

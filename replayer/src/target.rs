@@ -5,7 +5,8 @@
 //! URLs: `http://host:port`, `postgres://user:pass@host:port/db` (or
 //! `postgresql://`), `redis://[user]:pass@host:port/db` (or `rediss://`,
 //! refused: TLS is not replayed), `tcp://host:port`, or a bare `host:port`.
-//! User and password are percent-decoded.
+//! User and password are percent-decoded. `?sslmode=require` in a postgres
+//! URL replays over TLS.
 
 use anyhow::{bail, Context};
 
@@ -21,6 +22,9 @@ pub struct Target {
     pub password: Option<String>,
     /// PostgreSQL database, or the Redis database number as text.
     pub database: Option<String>,
+    /// Connect in TLS (`sslmode=require` in a postgres URL), the server's
+    /// certificate not checked, as libpq's `require`.
+    pub tls: bool,
 }
 
 impl Target {
@@ -93,15 +97,24 @@ impl Target {
                 None => (nonempty(decode(u)?), None),
             },
         };
-        let path = path.split('?').next().unwrap_or("");
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let database = nonempty(decode(path.trim_start_matches('/'))?);
+        let mut tls = false;
+        for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+            match (key, value) {
+                ("sslmode", "require") if proto == Some("postgres") => tls = true,
+                ("sslmode", "disable" | "allow" | "prefer") => {}
+                ("sslmode", other) => bail!("target {url:?}: sslmode={other} is not replayed; use sslmode=require (TLS, certificate not checked) or leave it out"),
+                _ => {}
+            }
+        }
         if proto == Some("redis") {
             if let Some(db) = &database {
                 db.parse::<u32>().with_context(|| format!("target {url:?}: the Redis database must be a number"))?;
             }
         }
         let host_header = (proto == Some("http")).then(|| hostport.to_owned());
-        Ok(Target { addr, host_header, user, password, database })
+        Ok(Target { addr, host_header, user, password, database, tls })
     }
 }
 
@@ -184,6 +197,12 @@ mod tests {
         assert_eq!(t.user.as_deref(), Some("u@x"));
         assert_eq!(t.password.as_deref(), Some("p:w"));
         assert_eq!(t.database.as_deref(), Some("app"));
+        assert!(!t.tls);
+        let t = Target::parse("postgres://u@db.local:6000/app?application_name=x&sslmode=require", None).unwrap();
+        assert_eq!((t.addr.as_str(), t.database.as_deref(), t.tls), ("db.local:6000", Some("app"), true));
+        assert!(!Target::parse("postgres://u@db/app?sslmode=prefer", None).unwrap().tls);
+        let e = Target::parse("postgres://u@db/app?sslmode=verify-full", None).unwrap_err().to_string();
+        assert!(e.contains("sslmode=verify-full is not replayed"), "{e}");
         let t = Target::parse("redis://:secret@127.0.0.1:6380/2", None).unwrap();
         assert_eq!((t.addr.as_str(), t.user, t.password.as_deref()), ("127.0.0.1:6380", None, Some("secret")));
         assert_eq!(t.database.as_deref(), Some("2"));

@@ -4,7 +4,9 @@
 //! by a CA the test makes. Through the right name, default clients are
 //! declined TLS on the loopback hop, re-encrypted to the server, and every
 //! statement is recorded; through a name the certificate does not carry,
-//! the client gets a PostgreSQL error saying why, at once.
+//! the client gets a PostgreSQL error saying why, at once. The recording
+//! replays clean against the same server with `sslmode=require` in the
+//! target URL (plaintext is refused there).
 //!
 //! Needs the PostgreSQL server binaries, psql and the built `oltrace` (see
 //! tests/support and support/pg_instance.rs).
@@ -57,6 +59,18 @@ fn verify_full_upstream_records_default_clients_and_a_wrong_name_is_a_clear_erro
     let info = run(Command::new(oltrace_bin()).arg("info").arg(&trace));
     let info = String::from_utf8_lossy(&info.stdout);
     assert!(info.contains("tls:         declined 2") && info.contains("upstream-tls=verify-full"), "{info}");
+
+    // olreplay speaks TLS to a target that asks for it, and only then is
+    // let in.
+    let t = trace.to_str().unwrap();
+    let tls_target = format!("postgres=postgres://postgres@localhost:{}/postgres?sslmode=require", inst.port);
+    let (code, v, err) = olreplay_json(&[t, "--target", &tls_target]);
+    assert_eq!(code, 0, "{v}\n{err}");
+    assert!(v["replayed"].as_u64().unwrap() >= 2 && v["matched"] == v["replayed"], "{v}");
+    let plain_target = format!("postgres=postgres://postgres@localhost:{}/postgres", inst.port);
+    let (code, out, err) = olreplay(&[t, "--target", &plain_target]);
+    assert_ne!(code, 0, "plaintext is refused by this server: {out}\n{err}");
+    assert!(format!("{out}{err}").contains("no encryption"), "the server's refusal is reported: {out}\n{err}");
 
     // An address the certificate does not name: the client is told, not
     // left waiting.

@@ -53,7 +53,8 @@ route, REDIS_URL at the first redis route, and OLTRACE_ROUTES listing every rout
 and stderr pass through and are recorded line by line. SIGINT, SIGTERM and SIGHUP are
 forwarded to it. PostgreSQL clients that ask for TLS (libpq's default sslmode=prefer) are
 answered no (N) by the proxy and go on in plaintext on the loopback hop, so their statements are
-recorded (route option tls=decline, the default; tls=passthrough forwards TLS as opaque bytes).
+recorded (route option tls=decline, the default; tls=terminate accepts TLS for clients that
+insist; tls=passthrough forwards TLS as opaque bytes; see oltrace proxy --help).
 
 With an http route (the gateway's way in), each request the platform profile names
 (--invocations, default auto: /run/NAME, OpenWhisk, AWS, Azure paths) is an invocation, and
@@ -71,10 +72,16 @@ Examples:
   oltrace proxy -o trace.mp --forward-proxy 3128   # curl -x http://127.0.0.1:3128 http://...
 
 LISTEN is a port (bound on 127.0.0.1) or ip:port; port 0 picks a free one (printed on stderr).
-Route options follow the upstream, comma separated: on postgres routes tls=decline (the default:
-the proxy answers clients' SSLRequest and GSSENCRequest with N, so they go on in plaintext to it and
-every statement is recorded; loopback listeners only, unless --allow-plaintext-listen) or
-tls=passthrough (TLS forwarded untouched, recorded as opaque bytes).
+Route options follow the upstream, comma separated (postgres routes):
+  tls=decline       the default: the proxy answers clients' SSLRequest and GSSENCRequest with N,
+                    so they go on in plaintext to it and every statement is recorded (loopback
+                    listeners only, unless --allow-plaintext-listen)
+  tls=terminate     accept TLS with cert=FILE,key=FILE (or a self-signed certificate made at
+                    start), for clients with sslmode=require; the plaintext is recorded
+  tls=passthrough   TLS forwarded untouched, recorded as opaque bytes
+  upstream-tls=disable|require|verify-full   the proxy's own connection to the server
+                    (verify-full: against upstream-ca=FILE, else the system's CAs, and the host name)
+  e.g. --route postgres:15432=db:5432,tls=terminate,upstream-tls=verify-full,upstream-ca=ca.pem
 Secrets (PostgreSQL passwords and SASL, HTTP Authorization/Cookie/Set-Cookie, Redis AUTH) are
 blanked in the trace, never in the traffic; --no-redact keeps them. The trace is readable by its
 owner only. If the recorder falls behind, forwarding goes on and the lost data is recorded as gaps
@@ -173,7 +180,9 @@ struct GenerateArgs {
 #[derive(Args)]
 struct ProxyArgs {
     /// A route PROTO:LISTEN=UPSTREAM[,OPTION=VALUE...] (repeatable); PROTO:
-    /// http, postgres, redis, tcp; options (postgres): tls=decline|passthrough
+    /// http, postgres, redis, tcp; options (postgres):
+    /// tls=decline|terminate|passthrough, upstream-tls=disable|require|verify-full,
+    /// cert=FILE, key=FILE, upstream-ca=FILE
     #[arg(long = "route", value_name = "PROTO:LISTEN=UPSTREAM")]
     routes: Vec<tracer::proxy::route::Route>,
     #[command(flatten)]

@@ -13,11 +13,13 @@
 //! One task owns the socket: it writes without blocking (what the socket
 //! does not take waits in a buffer) and reads whenever bytes come, so a
 //! pipelining client's replay cannot deadlock against a server that stops
-//! reading until its replies are read.
+//! reading until its replies are read. The socket is a [`transport`]:
+//! plain TCP, or TLS driven by the same readiness.
 
 pub mod http;
 pub mod pg;
 pub mod redis;
+pub mod transport;
 
 use crate::load::{ConnScript, RecExchange};
 use crate::model::{Replayed, Side};
@@ -30,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use transport::Transport;
 
 /// Settings shared by every connection of a run.
 #[derive(Clone)]
@@ -63,7 +66,7 @@ impl Default for ConnOutcome {
 
 /// A connection to a target, with the decoder that reads both directions.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Transport,
     pub session: wire::Session,
     clock: Instant,
     pub events: Vec<wire::Event>,
@@ -72,13 +75,25 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub async fn connect(addr: &str, protocol: wire::Protocol, clock: Instant, timeout: Duration) -> Result<Conn, String> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    /// Connects to `target`, in TLS when it asks (for PostgreSQL, after
+    /// an SSLRequest the server must answer `S`).
+    pub async fn connect(target: &Target, protocol: wire::Protocol, clock: Instant, timeout: Duration) -> Result<Conn, String> {
+        let addr = &target.addr;
+        let opened = async {
+            let tcp = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            let _ = tcp.set_nodelay(true);
+            if !target.tls {
+                return Ok(Transport::plain(tcp));
+            }
+            let tcp = if protocol == wire::Protocol::Postgres { pg::ask_for_tls(tcp, addr).await? } else { tcp };
+            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+            Transport::tls(tcp, host).await.map_err(|e| format!("{addr}: {e}"))
+        };
+        let stream = match tokio::time::timeout(timeout, opened).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(format!("cannot connect to {addr}: {e}")),
+            Ok(Err(e)) => return Err(e),
             Err(_) => return Err(format!("cannot connect to {addr}: no answer within {timeout:?}")),
         };
-        let _ = stream.set_nodelay(true);
         let limits = wire::Limits::default();
         Ok(Conn {
             stream,
@@ -103,7 +118,6 @@ impl Conn {
     /// Sends `bytes` whole (for the short openings; the replay proper
     /// writes without blocking).
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        use tokio::io::AsyncWriteExt;
         self.note_sent(bytes);
         self.stream.write_all(bytes).await.map_err(|e| format!("sending failed: {e}"))
     }
@@ -140,7 +154,7 @@ impl Conn {
         }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match tokio::time::timeout_at(deadline, self.stream.readable()).await {
+            match tokio::time::timeout_at(deadline, self.stream.tcp.readable()).await {
                 Err(_) => return Err(format!("no answer within {timeout:?}")),
                 Ok(Err(e)) => return Err(format!("reading failed: {e}")),
                 Ok(Ok(())) => {}
@@ -210,7 +224,7 @@ pub fn wire_protocol(p: format::Protocol) -> Option<wire::Protocol> {
 /// over from the opening are discarded.
 pub async fn open(script: &ConnScript, target: &Target, opts: &SessionOpts) -> Result<Conn, String> {
     let proto = wire_protocol(script.protocol).ok_or("protocol not replayed")?;
-    let mut conn = Conn::connect(&target.addr, proto, opts.clock, opts.timeout).await?;
+    let mut conn = Conn::connect(target, proto, opts.clock, opts.timeout).await?;
     match script.protocol {
         format::Protocol::Postgres => {
             let empty = Vec::new();
@@ -375,8 +389,8 @@ pub async fn replay_connection(
             outbuf.extend_from_slice(&bytes);
             next += 1;
         }
-        // Write what the socket takes.
-        while !outbuf.is_empty() {
+        // Write what the socket takes (and what TLS still holds).
+        while !outbuf.is_empty() || conn.stream.wants_write() {
             match conn.stream.try_write(&outbuf) {
                 Ok(n) => outbuf.advance(n),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -393,7 +407,7 @@ pub async fn replay_connection(
         if failure.is_some() {
             break;
         }
-        let all_sent = (next == script.sends.len() || stop_sending) && outbuf.is_empty();
+        let all_sent = (next == script.sends.len() || stop_sending) && outbuf.is_empty() && !conn.stream.wants_write();
         if all_sent && matched >= started {
             break;
         }
@@ -421,8 +435,8 @@ pub async fn replay_connection(
         }
         let wake = tokio::select! {
             biased;
-            r = conn.stream.readable(), if !conn.eof => match r { Ok(()) => Wake::Read, Err(_) => Wake::Read },
-            _ = conn.stream.writable(), if !outbuf.is_empty() => Wake::Write,
+            r = conn.stream.tcp.readable(), if !conn.eof => match r { Ok(()) => Wake::Read, Err(_) => Wake::Read },
+            _ = conn.stream.tcp.writable(), if !outbuf.is_empty() || conn.stream.wants_write() => Wake::Write,
             _ = async { timer.as_mut().expect("set with due_wait").1.as_mut().await }, if due_wait.is_some() => Wake::Timer,
             _ = &mut idle, if waiting_for_server || !outbuf.is_empty() => Wake::Timeout,
         };
@@ -453,7 +467,7 @@ pub async fn replay_connection(
                     // A response that ends when the server closes (an
                     // HTTP body without a length): say we are done.
                     shut_write = true;
-                    let _ = shutdown_write(&conn.stream);
+                    let _ = conn.stream.shutdown_write();
                     last_activity = Instant::now();
                     idle_at = last_activity + opts.timeout;
                     idle.as_mut().reset(idle_at.into());
@@ -495,17 +509,4 @@ pub async fn replay_connection(
         }
     }
     outcome
-}
-
-/// Half-closes the connection (tokio offers this only through
-/// `AsyncWrite::poll_shutdown`, which needs `&mut` while a read is pending).
-fn shutdown_write(stream: &TcpStream) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: shutdown(2) on a socket descriptor we own; no memory passed.
-    let r = unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
