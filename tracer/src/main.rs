@@ -82,6 +82,8 @@ Route options follow the upstream, comma separated (postgres routes):
   upstream-tls=disable|require|verify-full   the proxy's own connection to the server
                     (verify-full: against upstream-ca=FILE, else the system's CAs, and the host name)
   e.g. --route postgres:15432=db:5432,tls=terminate,upstream-tls=verify-full,upstream-ca=ca.pem
+rediss:LISTEN=UPSTREAM routes take TLS from the first byte (redis-cli --tls), terminated with
+cert=/key= or a self-signed certificate; upstream-tls= and upstream-ca= as above.
 Secrets (PostgreSQL passwords and SASL, HTTP Authorization/Cookie/Set-Cookie, Redis AUTH) are
 blanked in the trace, never in the traffic; --no-redact keeps them. The trace is readable by its
 owner only. If the recorder falls behind, forwarding goes on and the lost data is recorded as gaps
@@ -180,7 +182,7 @@ struct GenerateArgs {
 #[derive(Args)]
 struct ProxyArgs {
     /// A route PROTO:LISTEN=UPSTREAM[,OPTION=VALUE...] (repeatable); PROTO:
-    /// http, postgres, redis, tcp; options (postgres):
+    /// http, postgres, redis, rediss, tcp; options (postgres; rediss but tls=):
     /// tls=decline|terminate|passthrough, upstream-tls=disable|require|verify-full,
     /// cert=FILE, key=FILE, upstream-ca=FILE
     #[arg(long = "route", value_name = "PROTO:LISTEN=UPSTREAM")]

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{count_kind, pg_exchanges, run, tls_modes, Proxy};
+use common::{count_kind, localhost_cert, pg_exchanges, run, test_ca, tls_modes, Proxy};
 use format::{Body, TlsMode};
 use std::io::{Read, Write};
 use std::process::Command;
@@ -57,7 +57,7 @@ fn default_clients_are_declined_tls_and_every_statement_is_recorded() {
 
     // Each client asked for TLS (its default) and was told no.
     assert_eq!(tls_modes(&records), [Some(TlsMode::Declined); 3], "{summary}");
-    assert!(summary.contains("TLS asked for by clients: declined 3"), "{summary}");
+    assert!(summary.contains("TLS on the clients' side: declined 3"), "{summary}");
     assert_eq!(count_kind(&records, "fallback"), 0, "nothing opaque: {summary}");
     // Every statement decoded, with its answer.
     let statements: Vec<&String> = pg_exchanges(&records).iter().flat_map(|e| &e.statements).collect();
@@ -250,7 +250,7 @@ fn clients_that_insist_on_tls_are_terminated_and_recorded_alike() {
     assert_eq!(insisting, by_default, "the same counts: {summary}");
     assert!(declined.iter().all(|m| *m == Some(TlsMode::Declined)), "{declined:?}");
     assert!(!terminated.is_empty() && terminated.iter().all(|m| *m == Some(TlsMode::Terminated)), "{terminated:?}");
-    assert!(summary.contains("TLS asked for by clients: terminated"), "{summary}");
+    assert!(summary.contains("TLS on the clients' side: terminated"), "{summary}");
 
     // Without tls=terminate, a client that insists is told no and gives up.
     let dir = tempfile::tempdir().unwrap();
@@ -265,15 +265,12 @@ fn terminate_presents_the_given_certificate_and_the_upstream_sees_tls() {
     // A test CA signs the proxy's certificate for localhost: a client that
     // verifies it (sslmode=verify-full) connects.
     let dir = tempfile::tempdir().unwrap();
-    let (ca_cert, ca_key) = test_ca();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
-    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let ca = test_ca();
+    let (cert, key) = localhost_cert(&ca);
     let (ca_file, cert_file, key_file) = (dir.path().join("ca.pem"), dir.path().join("proxy.pem"), dir.path().join("proxy.key"));
-    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_file, ca.0.pem()).unwrap();
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
     let route = format!("{ROUTE},tls=terminate,cert={},key={},upstream-tls=require", cert_file.display(), key_file.display());
     let proxy = Proxy::start(&dir.path().join("cert.mp"), &[route], &[]);
     let conninfo = format!("host=localhost port={} user=postgres dbname=test sslmode=verify-full sslrootcert={}", proxy.port(0), ca_file.display());
@@ -296,15 +293,4 @@ fn terminate_presents_the_given_certificate_and_the_upstream_sees_tls() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("tls=terminate") && stderr.contains("do not go together"), "{stderr}");
-}
-
-/// A CA of the test's own (its name differs from the leaves', or OpenSSL
-/// would take them for self-signed).
-fn test_ca() -> (rcgen::Certificate, rcgen::KeyPair) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "oltrace test CA");
-    (ca.self_signed(&key).unwrap(), key)
 }

@@ -11,7 +11,7 @@
 
 use super::inject::Injector;
 use super::pg_opening::{read_opening, refusal, upstream_tls};
-use super::tls::RouteTls;
+use super::tls::{tls_failed, RouteTls};
 use super::profiles::Profile;
 use super::tap::{Note, Tap};
 use super::route::Route;
@@ -120,8 +120,13 @@ async fn proxy_conn(conn: u64, route: Arc<Route>, tls: RouteTls, front: Option<F
         },
         _ => None,
     };
-    open(opening.as_ref().map(|o| o.tls));
-    let mut client = match (&tls.acceptor, opening.as_ref().map(|o| o.tls)) {
+    // A postgres client asks for TLS first; a rediss client starts with it.
+    let mode = match &opening {
+        Some(o) => Some(o.tls),
+        None => tls.acceptor.as_ref().map(|_| format::TlsMode::Terminated),
+    };
+    open(mode);
+    let mut client = match (&tls.acceptor, mode) {
         (Some(acceptor), Some(format::TlsMode::Terminated)) => match acceptor.accept(client).await {
             Ok(s) => End::Tls(Box::new(s.into())),
             Err(e) => return closed(format!("client TLS handshake failed: {e}")),
@@ -192,10 +197,13 @@ impl End {
 async fn connect_upstream(route: &Route, tls: &RouteTls) -> Result<End, String> {
     let stream = TcpStream::connect(&route.upstream).await.map_err(|e| format!("upstream {} unreachable: {e}", route.upstream))?;
     let _ = stream.set_nodelay(true);
-    match &tls.upstream {
-        None => Ok(End::Plain(stream)),
-        Some((connector, name)) => Ok(End::Tls(Box::new(upstream_tls(stream, &route.upstream, connector, name).await?.into()))),
-    }
+    let Some((connector, name)) = &tls.upstream else { return Ok(End::Plain(stream)) };
+    let stream = match route.protocol {
+        // PostgreSQL asks first (SSLRequest); others start with TLS.
+        wire::Protocol::Postgres => upstream_tls(stream, &route.upstream, connector, name).await?,
+        _ => connector.connect(name.clone(), stream).await.map_err(|e| tls_failed(&route.upstream, name, e))?,
+    };
+    Ok(End::Tls(Box::new(stream.into())))
 }
 
 /// Forwards `first`, bytes the client sent before the relay started, and

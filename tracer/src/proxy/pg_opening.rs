@@ -86,10 +86,7 @@ pub async fn upstream_tls(
     };
     asked.await.map_err(|e| format!("upstream {upstream}: asking for TLS: {e}"))?;
     match answer[0] {
-        b'S' => connector
-            .connect(name.clone(), stream)
-            .await
-            .map_err(|e| format!("upstream {upstream}: TLS handshake failed: {e} (upstream-tls=verify-full checks the certificate against upstream-ca= and the host name '{}')", name.to_str())),
+        b'S' => connector.connect(name.clone(), stream).await.map_err(|e| super::tls::tls_failed(upstream, name, e)),
         b'N' => Err(format!("upstream {upstream} does not accept TLS (it answered N: is ssl = on?); use upstream-tls=disable")),
         other => Err(format!("upstream {upstream}: unexpected answer {other:#04x} to SSLRequest (not PostgreSQL?)")),
     }

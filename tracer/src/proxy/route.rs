@@ -13,7 +13,8 @@ pub struct Route {
     pub upstream: String,
     /// `PROTO:LISTEN` as written, used in the trace.
     pub name: String,
-    /// `tls=`: what a postgres route does when a client asks for TLS.
+    /// `tls=`: what a postgres route does when a client asks for TLS;
+    /// `Terminate` on `rediss` routes, whose clients start with TLS.
     pub tls: ClientTls,
     /// `upstream-tls=`: whether the proxy's connection to the server is TLS.
     pub upstream_tls: UpstreamTls,
@@ -67,8 +68,9 @@ impl Route {
     /// Applies one `OPTION=VALUE` after the upstream.
     fn set_option(&mut self, option: &str) -> Result<(), String> {
         let (key, value) = option.split_once('=').ok_or_else(|| format!("option '{option}' is not KEY=VALUE"))?;
-        if self.protocol != wire::Protocol::Postgres {
-            return Err(format!("{key}={value}: route options apply to postgres routes only"));
+        let rediss = self.protocol == wire::Protocol::Redis && self.tls == ClientTls::Terminate;
+        if self.protocol != wire::Protocol::Postgres && !(rediss && key != "tls") {
+            return Err(format!("{key}={value}: route options apply to postgres routes only (and, but for tls=, to rediss routes)"));
         }
         match key {
             "tls" => {
@@ -104,11 +106,12 @@ impl Route {
     /// header: which connections met TLS where. File paths are left out.
     pub fn tls_options(&self) -> String {
         let mut text = String::new();
-        if self.protocol == wire::Protocol::Postgres {
+        if self.protocol == wire::Protocol::Postgres || self.tls == ClientTls::Terminate {
             match self.tls {
                 ClientTls::Decline => {}
                 ClientTls::Passthrough => text.push_str(",tls=passthrough"),
-                ClientTls::Terminate => text.push_str(",tls=terminate"),
+                ClientTls::Terminate if self.protocol == wire::Protocol::Postgres => text.push_str(",tls=terminate"),
+                ClientTls::Terminate => {}
             }
             match self.upstream_tls {
                 UpstreamTls::Disable => {}
@@ -147,14 +150,14 @@ impl std::str::FromStr for Route {
     /// bare port, which binds to 127.0.0.1 (loopback unless told
     /// otherwise), or `ip:port`; port 0 picks a free port.
     fn from_str(text: &str) -> Result<Route, String> {
-        let usage = "use PROTO:LISTEN=UPSTREAM[,OPTION=VALUE...], e.g. postgres:15432=127.0.0.1:5432 (PROTO: http, postgres, redis, tcp)";
+        let usage = "use PROTO:LISTEN=UPSTREAM[,OPTION=VALUE...], e.g. postgres:15432=127.0.0.1:5432 (PROTO: http, postgres, redis, rediss, tcp)";
         let mut options = text.split(',');
         let text = options.next().unwrap_or_default();
         let (proto, rest) = text.split_once(':').ok_or_else(|| format!("route '{text}': {usage}"))?;
         let protocol = match proto {
             "http" => wire::Protocol::Http,
             "postgres" | "pg" => wire::Protocol::Postgres,
-            "redis" => wire::Protocol::Redis,
+            "redis" | "rediss" => wire::Protocol::Redis,
             "tcp" => wire::Protocol::Tcp,
             other => return Err(format!("route '{text}': unknown protocol '{other}'; {usage}")),
         };
@@ -171,7 +174,8 @@ impl std::str::FromStr for Route {
             listen,
             upstream: upstream.to_string(),
             name: format!("{proto}:{listen}"),
-            tls: ClientTls::default(),
+            // rediss: TLS from the first byte, terminated by the proxy.
+            tls: if proto == "rediss" { ClientTls::Terminate } else { ClientTls::default() },
             upstream_tls: UpstreamTls::default(),
             cert: None,
             key: None,
@@ -215,6 +219,11 @@ mod tests {
         let e = "postgres:0=db:5432,tls=maybe".parse::<Route>().unwrap_err();
         assert!(e.contains("tls=maybe") && e.contains("passthrough"), "{e}");
         assert!("redis:0=db:6379,tls=decline".parse::<Route>().unwrap_err().contains("postgres routes only"));
+        assert!("redis:0=db:6379,upstream-tls=require".parse::<Route>().unwrap_err().contains("postgres routes only"));
+        let r: Route = "rediss:0=db:6380,upstream-tls=require".parse().unwrap();
+        assert_eq!((r.protocol, r.tls, r.upstream_tls, r.name.as_str()), (wire::Protocol::Redis, ClientTls::Terminate, UpstreamTls::Require, "rediss:127.0.0.1:0"));
+        assert_eq!(r.tls_options(), ",upstream-tls=require");
+        assert!("rediss:0=db:6380,tls=passthrough".parse::<Route>().unwrap_err().contains("but for tls="));
         let mut r: Route = "postgres:0=db:5432,tls=terminate,cert=c.pem,key=/k.pem,upstream-tls=verify-full,upstream-ca=ca.pem".parse().unwrap();
         assert_eq!((r.tls, r.upstream_tls), (ClientTls::Terminate, UpstreamTls::VerifyFull));
         assert_eq!(r.tls_options(), ",tls=terminate,upstream-tls=verify-full");

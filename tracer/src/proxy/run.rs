@@ -325,7 +325,7 @@ fn print_summary(s: &Summary, config: &ProxyConfig) {
     if !s.tls.is_empty() {
         let modes: Vec<String> = s.tls.iter().map(|(m, n)| format!("{m} {n}")).collect();
         let opaque = if s.tls.contains_key(format::TlsMode::Passthrough.name()) { " (passthrough: recorded as opaque bytes)" } else { "" };
-        eprintln!("oltrace: TLS asked for by clients: {}{opaque}", modes.join(", "));
+        eprintln!("oltrace: TLS on the clients' side: {}{opaque}", modes.join(", "));
     }
     if s.fallbacks > 0 {
         eprintln!("oltrace: {} connections switched to opaque recording (see `oltrace cat --kind fallback`)", s.fallbacks);

@@ -1,5 +1,5 @@
 //! The proxy's TLS, with rustls on the `ring` provider (no system OpenSSL):
-//! the server side of `tls=terminate` (a certificate from files, or one made
+//! the server side of `tls=terminate` and `rediss` routes (a certificate from files, or one made
 //! at start with rcgen) and the client side of `upstream-tls=require` (
 //! encrypted, not verified, as libpq's `sslmode=require`) and
 //! `upstream-tls=verify-full` (the chain against `upstream-ca=FILE`, or the
@@ -51,6 +51,14 @@ impl RouteTls {
         };
         Ok(RouteTls { acceptor, upstream })
     }
+}
+
+/// Why the TLS handshake with the upstream failed, and what is checked.
+pub fn tls_failed(upstream: &str, name: &ServerName<'_>, e: std::io::Error) -> String {
+    format!(
+        "upstream {upstream}: TLS handshake failed: {e} (upstream-tls=verify-full checks the certificate against upstream-ca= and the host name '{}')",
+        name.to_str()
+    )
 }
 
 /// The certificate and key of `cert=`/`key=`, or, without them, a

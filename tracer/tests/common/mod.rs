@@ -195,3 +195,23 @@ pub fn http_upstream() -> (String, Arc<http_upstream::Served>) {
     std::thread::spawn(move || runtime.block_on(http_upstream::serve(listener, served)));
     (addr, counters)
 }
+
+/// A CA of the test's own (its name differs from the leaves', or OpenSSL
+/// would take them for self-signed).
+pub fn test_ca() -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "oltrace test CA");
+    (ca.self_signed(&key).unwrap(), key)
+}
+
+/// A certificate for `localhost` that `ca` signed: (certificate PEM, key PEM).
+pub fn localhost_cert(ca: &(rcgen::Certificate, rcgen::KeyPair)) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let cert = leaf.signed_by(&key, &ca.0, &ca.1).unwrap();
+    (cert.pem(), key.serialize_pem())
+}

@@ -1,0 +1,108 @@
+//! `rediss` routes: the proxy terminates the clients' TLS with its own
+//! certificate and records the commands; with `upstream-tls=verify-full`
+//! it speaks TLS to a Redis server whose certificate a test CA signed.
+//! Real `redis-cli --tls` and `redis-server` (with its `--tls-port`).
+//!
+//! Needs Redis on 127.0.0.1:6379, redis-cli and redis-server built with
+//! TLS (Debian's are): `.ci/run` provides them.
+
+mod common;
+
+use common::{localhost_cert, redis_exchanges, run, test_ca, tls_modes, Proxy};
+use format::TlsMode;
+use std::process::{Child, Command, Stdio};
+
+fn redis_cli_tls(port: &str, args: &[&str]) -> String {
+    run(Command::new("redis-cli").args(["--tls", "--insecure", "-h", "127.0.0.1", "-p", port]).args(args))
+}
+
+/// The commands recorded, upper-cased, with their first argument.
+fn commands(records: &[format::Record]) -> Vec<String> {
+    redis_exchanges(records).iter().map(|(_, r)| format!("{} {}", r.command, r.args.first().map(|a| String::from_utf8_lossy(&a.0).into_owned()).unwrap_or_default())).collect()
+}
+
+#[test]
+fn rediss_route_terminates_tls_and_records_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&dir.path().join("rediss.mp"), &["rediss:0=127.0.0.1:6379".to_string()], &[]);
+    let p = proxy.port(0);
+    assert_eq!(redis_cli_tls(&p, &["set", "tls:rediss:key", "encrypted to the proxy"]), "OK\n");
+    assert_eq!(redis_cli_tls(&p, &["get", "tls:rediss:key"]), "encrypted to the proxy\n");
+    redis_cli_tls(&p, &["del", "tls:rediss:key"]);
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(tls_modes(&records), [Some(TlsMode::Terminated); 3]);
+    let cmds = commands(&records);
+    for c in ["SET tls:rediss:key", "GET tls:rediss:key", "DEL tls:rediss:key"] {
+        assert!(cmds.iter().any(|x| x.eq_ignore_ascii_case(c)), "{c}: {cmds:?}");
+    }
+}
+
+/// A Redis server that takes TLS only, on a free port, its certificate
+/// for `localhost` signed by the test CA; stopped when dropped.
+struct TlsRedis(Child, String);
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tls_redis(dir: &std::path::Path, ca_pem: &str, cert: &(String, String)) -> TlsRedis {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let (ca, crt, key) = (dir.join("ca.pem"), dir.join("redis.pem"), dir.join("redis.key"));
+    std::fs::write(&ca, ca_pem).unwrap();
+    std::fs::write(&crt, &cert.0).unwrap();
+    std::fs::write(&key, &cert.1).unwrap();
+    let child = Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--tls-auth-clients", "no"])
+        .arg("--tls-cert-file")
+        .arg(&crt)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .arg("--tls-ca-cert-file")
+        .arg(&ca)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (is it installed? .ci/run installs it)");
+    let server = TlsRedis(child, port);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(format!("127.0.0.1:{}", server.1)).is_ok() {
+            return server;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("redis-server did not listen on {}", server.1);
+}
+
+#[test]
+fn rediss_route_verifies_a_tls_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = test_ca();
+    let server = tls_redis(dir.path(), &ca.0.pem(), &localhost_cert(&ca));
+    let ca_file = dir.path().join("ca.pem");
+    let route = |host: &str| format!("rediss:0={host}:{},upstream-tls=verify-full,upstream-ca={}", server.1, ca_file.display());
+
+    let proxy = Proxy::start(&dir.path().join("up.mp"), &[route("localhost")], &[]);
+    assert_eq!(redis_cli_tls(&proxy.port(0), &["ping"]), "PONG\n");
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    assert!(commands(&records).iter().any(|c| c.trim().eq_ignore_ascii_case("PING")), "{:?}", commands(&records));
+
+    // A name the certificate lacks: the connection is refused, and the
+    // trace says why.
+    let proxy = Proxy::start(&dir.path().join("wrong.mp"), &[route("127.0.0.1")], &[]);
+    let out = Command::new("redis-cli").args(["--tls", "--insecure", "-h", "127.0.0.1", "-p", &proxy.port(0), "ping"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("PONG"), "{out:?}");
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    let errors: Vec<String> = records
+        .iter()
+        .filter_map(|r| match &r.body {
+            format::Body::ConnClose(c) => c.error.clone(),
+            _ => None,
+        })
+        .collect();
+    assert!(errors.iter().any(|e| e.contains("TLS handshake failed") && e.contains("127.0.0.1")), "{errors:?}");
+}
