@@ -49,20 +49,8 @@ pub fn params(recorded: &StartupParams, target: &Target) -> Vec<(String, String)
 /// Asks the server for TLS (SSLRequest) before the startup, for a target
 /// with `sslmode=require`; the handshake follows on the returned socket.
 pub async fn ask_for_tls(mut tcp: tokio::net::TcpStream, addr: &str) -> Result<tokio::net::TcpStream, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut request = BytesMut::new();
-    wire::pg::encode::ssl_request(&mut request);
-    let mut answer = [0u8; 1];
-    let asked = async {
-        tcp.write_all(&request).await?;
-        tcp.read_exact(&mut answer).await
-    };
-    asked.await.map_err(|e| format!("{addr}: asking for TLS: {e}"))?;
-    match answer[0] {
-        b'S' => Ok(tcp),
-        b'N' => Err(format!("{addr} does not accept TLS (it answered N to SSLRequest); drop sslmode=require from the target")),
-        other => Err(format!("{addr}: unexpected answer {other:#04x} to SSLRequest")),
-    }
+    tls::pg_request_tls(&mut tcp).await.map_err(|e| format!("{addr} {e}; drop sslmode=require from the target"))?;
+    Ok(tcp)
 }
 
 /// Runs the startup and authentication up to the first ReadyForQuery.

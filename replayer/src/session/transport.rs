@@ -10,14 +10,12 @@
 //! [`Transport::wants_write`].
 //!
 //! `sslmode=require` means what it means to libpq: encrypted, the server's
-//! certificate not checked (its handshake signatures still are).
+//! certificate not checked (its handshake signatures still are; see
+//! [`tls::unverified_client`]).
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::ClientConnection;
 use std::io::{ErrorKind, Read, Write};
-use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -53,15 +51,9 @@ impl Transport {
     /// Makes the TLS handshake on `tcp` (the protocol's own negotiation,
     /// if any, done), for server name `host`.
     pub async fn tls(tcp: TcpStream, host: &str) -> Result<Transport, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
-            .with_no_client_auth();
+        let config = tls::unverified_client().map_err(|e| format!("TLS: {e}"))?;
         let name = ServerName::try_from(host.to_string()).map_err(|e| format!("TLS: server name {host:?}: {e}"))?;
-        let tls = ClientConnection::new(Arc::new(config), name).map_err(|e| format!("TLS: {e}"))?;
+        let tls = ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
         let mut t = Transport { tcp, tls: Some(Box::new(tls)) };
         while t.tls.as_ref().is_some_and(|c| c.is_handshaking()) {
             t.flush().await.map_err(|e| format!("TLS handshake: {e}"))?;
@@ -182,44 +174,5 @@ impl Transport {
         } else {
             Err(std::io::Error::last_os_error())
         }
-    }
-}
-
-/// `sslmode=require`: the server's certificate is not checked.
-#[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -77,19 +77,8 @@ pub async fn upstream_tls(
     connector: &tokio_rustls::TlsConnector,
     name: &rustls::pki_types::ServerName<'static>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-    let mut request = bytes::BytesMut::new();
-    wire::pg::encode::ssl_request(&mut request);
-    let mut answer = [0u8; 1];
-    let asked = async {
-        stream.write_all(&request).await?;
-        stream.read_exact(&mut answer).await
-    };
-    asked.await.map_err(|e| format!("upstream {upstream}: asking for TLS: {e}"))?;
-    match answer[0] {
-        b'S' => connector.connect(name.clone(), stream).await.map_err(|e| super::tls::tls_failed(upstream, name, e)),
-        b'N' => Err(format!("upstream {upstream} does not accept TLS (it answered N: is ssl = on?); use upstream-tls=disable")),
-        other => Err(format!("upstream {upstream}: unexpected answer {other:#04x} to SSLRequest (not PostgreSQL?)")),
-    }
+    tls::pg_request_tls(&mut stream).await.map_err(|e| format!("upstream {upstream} {e}; or use upstream-tls=disable"))?;
+    connector.connect(name.clone(), stream).await.map_err(|e| super::tls::tls_failed(upstream, name, e))
 }
 
 /// The ErrorResponse that tells a client why the proxy could not connect

@@ -1,7 +1,8 @@
 //! The proxy's TLS, with rustls on the `ring` provider (no system OpenSSL):
-//! the server side of `tls=terminate` and `rediss` routes (a certificate from files, or one made
-//! at start with rcgen) and the client side of `upstream-tls=require` (
-//! encrypted, not verified, as libpq's `sslmode=require`) and
+//! the server side of `tls=terminate` and `rediss` routes (a certificate
+//! from files, or one made at start with rcgen) and the client side of
+//! `upstream-tls=require` (encrypted, not verified, as libpq's
+//! `sslmode=require`: [`tls::unverified_client`]) and
 //! `upstream-tls=verify-full` (the chain against `upstream-ca=FILE`, or the
 //! system's roots, and the upstream's host name).
 //!
@@ -10,11 +11,10 @@
 
 use super::route::{Route, UpstreamTls};
 use anyhow::Context;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tls::provider;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,10 +25,6 @@ pub struct RouteTls {
     pub acceptor: Option<tokio_rustls::TlsAcceptor>,
     /// `upstream-tls=require|verify-full`: how the proxy meets the server.
     pub upstream: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 impl RouteTls {
@@ -87,27 +83,25 @@ fn server_config(route: &Route) -> anyhow::Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
+/// `upstream-tls=require`: [`tls::unverified_client`]; `verify-full`: the
+/// chain against `ca` (else the system's roots) and the host name.
 fn client_config(mode: UpstreamTls, ca: Option<&Path>) -> anyhow::Result<Arc<ClientConfig>> {
-    let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
-    let config = match mode {
-        UpstreamTls::Require => builder.dangerous().with_custom_certificate_verifier(Arc::new(Unverified(provider()))).with_no_client_auth(),
-        _ => {
-            let mut roots = RootCertStore::empty();
-            match ca {
-                Some(file) => {
-                    for cert in read_certs(file)? {
-                        roots.add(cert).with_context(|| format!("{}: not a CA certificate", file.display()))?;
-                    }
-                }
-                None => {
-                    let found = rustls_native_certs::load_native_certs();
-                    roots.add_parsable_certificates(found.certs);
-                    anyhow::ensure!(!roots.is_empty(), "no system CA certificates found; give upstream-ca=FILE");
-                }
+    if mode == UpstreamTls::Require {
+        return Ok(tls::unverified_client()?);
+    }
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(file) => {
+            for cert in read_certs(file)? {
+                roots.add(cert).with_context(|| format!("{}: not a CA certificate", file.display()))?;
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
         }
-    };
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            anyhow::ensure!(!roots.is_empty(), "no system CA certificates found; give upstream-ca=FILE");
+        }
+    }
+    let config = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?.with_root_certificates(roots).with_no_client_auth();
     Ok(Arc::new(config))
 }
 
@@ -121,45 +115,4 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 
 fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| anyhow::anyhow!("cannot read a private key from {}: {e}", path.display()))
-}
-
-/// `upstream-tls=require`: the connection is encrypted, the server's
-/// certificate is not checked (as libpq's `sslmode=require`), but its
-/// handshake signatures still are.
-#[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
