@@ -133,7 +133,7 @@ async fn proxy_conn(conn: u64, route: Arc<Route>, tls: RouteTls, front: Option<F
         },
         _ => End::Plain(client),
     };
-    let upstream = match connect_upstream(&route, &tls).await {
+    let mut upstream = match connect_upstream(&route, &tls).await {
         Ok(upstream) => upstream,
         Err(e) => {
             // A PostgreSQL client in plaintext or terminated TLS is told
@@ -145,25 +145,23 @@ async fn proxy_conn(conn: u64, route: Arc<Route>, tls: RouteTls, front: Option<F
             return closed(e);
         }
     };
+    // What the opening read (none for terminated clients: their opening
+    // was the request the proxy answered).
     let head = opening.map(|o| o.head).unwrap_or_default();
+    let sent = match &mut upstream {
+        End::Plain(u) => send_first(conn, u, &head, &tap).await,
+        End::Tls(u) => send_first(conn, u, &head, &tap).await,
+    };
+    if let Err(e) = sent {
+        return closed(e);
+    }
     let injector = front.as_ref().filter(|f| f.inject).map(|f| Injector::new(f.profile.clone()));
-    let record_first = front.is_some();
+    let (record_first, already) = (front.is_some(), head.len() as u64);
     match (client, upstream) {
-        (End::Plain(c), End::Plain(mut u)) => {
-            if let Err(e) = send_first(conn, &mut u, &head, &tap).await {
-                return closed(e);
-            }
-            relay(conn, c, u, injector, record_first, head.len() as u64, &tap).await
-        }
-        // Terminated clients have no head: their opening was the request.
-        (End::Tls(c), End::Plain(u)) => relay(conn, c, u, injector, record_first, 0, &tap).await,
-        (End::Plain(c), End::Tls(mut u)) => {
-            if let Err(e) = send_first(conn, &mut u, &head, &tap).await {
-                return closed(e);
-            }
-            relay(conn, c, u, injector, record_first, head.len() as u64, &tap).await
-        }
-        (End::Tls(c), End::Tls(u)) => relay(conn, c, u, injector, record_first, 0, &tap).await,
+        (End::Plain(c), End::Plain(u)) => relay(conn, c, u, injector, record_first, already, &tap).await,
+        (End::Tls(c), End::Plain(u)) => relay(conn, c, u, injector, record_first, already, &tap).await,
+        (End::Plain(c), End::Tls(u)) => relay(conn, c, u, injector, record_first, already, &tap).await,
+        (End::Tls(c), End::Tls(u)) => relay(conn, c, u, injector, record_first, already, &tap).await,
     }
 }
 

@@ -105,21 +105,18 @@ impl Route {
     /// upstream (`,tls=terminate,upstream-tls=require`), for the trace's
     /// header: which connections met TLS where. File paths are left out.
     pub fn tls_options(&self) -> String {
-        let mut text = String::new();
-        if self.protocol == wire::Protocol::Postgres || self.tls == ClientTls::Terminate {
-            match self.tls {
-                ClientTls::Decline => {}
-                ClientTls::Passthrough => text.push_str(",tls=passthrough"),
-                ClientTls::Terminate if self.protocol == wire::Protocol::Postgres => text.push_str(",tls=terminate"),
-                ClientTls::Terminate => {}
-            }
-            match self.upstream_tls {
-                UpstreamTls::Disable => {}
-                UpstreamTls::Require => text.push_str(",upstream-tls=require"),
-                UpstreamTls::VerifyFull => text.push_str(",upstream-tls=verify-full"),
-            }
-        }
-        text
+        // (A rediss route's terminate is in its name.)
+        let client = match self.tls {
+            ClientTls::Passthrough => ",tls=passthrough",
+            ClientTls::Terminate if self.protocol == wire::Protocol::Postgres => ",tls=terminate",
+            _ => "",
+        };
+        let upstream = match self.upstream_tls {
+            UpstreamTls::Disable => "",
+            UpstreamTls::Require => ",upstream-tls=require",
+            UpstreamTls::VerifyFull => ",upstream-tls=verify-full",
+        };
+        format!("{client}{upstream}")
     }
 
     /// Checks options that only make sense together.
