@@ -27,6 +27,8 @@
 #   LOADS="redisP" SIZES=0 benches/record.sh   # some loads only; no pcap
 #                                               # or memory tables
 #   OLTRACE_FLAGS="--defer 0" benches/record.sh # extra flags for the proxy
+#   PGBENCH_DB=mine benches/record.sh           # pgbench's tables in another
+#                                               # database (created if absent)
 # The markdown table goes to stdout; progress to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,7 @@ REDIS_N=${REDIS_N:-100000}
 REDIS_PN=${REDIS_PN:-1000000}
 CONNS=${CONNS:-1000}
 OLTRACE_FLAGS=${OLTRACE_FLAGS:-}
+PGBENCH_DB=${PGBENCH_DB:-test}
 
 say() { printf '%s\n' "$*" >&2; }
 for tool in pgbench redis-benchmark wrk haproxy tcpdump python3; do
@@ -118,13 +121,15 @@ start_oltrace "$tmp/bench.mp"
 sleep 0.5
 
 say "pgbench tables (scale 10)"
-pgbench -h 127.0.0.1 -p 5432 -U postgres -i -s 10 -q test >/dev/null 2>&1
+psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where datname = '$PGBENCH_DB'" | grep -q 1 \
+  || psql -h 127.0.0.1 -U postgres -d postgres -qc "create database $PGBENCH_DB"
+pgbench -h 127.0.0.1 -p 5432 -U postgres -i -s 10 -q "$PGBENCH_DB" >/dev/null 2>&1
 
 # --- one measurement: prints "THROUGHPUT MEDIAN_LATENCY_MS" -------------------------
 pg_run() { # port
   rm -f "$tmp"/pglog*
   local out
-  out=$(pgbench -h 127.0.0.1 -p "$1" -U postgres -n -S -c 8 -j 2 -T "$DURATION" -l --log-prefix="$tmp/pglog" test 2>&1)
+  out=$(pgbench -h 127.0.0.1 -p "$1" -U postgres -n -S -c 8 -j 2 -T "$DURATION" -l --log-prefix="$tmp/pglog" "$PGBENCH_DB" 2>&1)
   local tps
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
   # Per-transaction log: the third field is the latency in microseconds.
@@ -309,7 +314,7 @@ size_run() { # name load-command-using-$port
   awk -v n="$name" -v e="$exchanges" -v t="$trace" -v p="$pcap" \
     'BEGIN {printf "| %s | %d | %.1f | %.1f | %.3f |\n", n, e, t / e, p / e, t / p}'
 }
-size_run pg 'pgbench -h 127.0.0.1 -p $port -U postgres -n -S -c 8 -j 2 -t 5000 test'
+size_run pg 'pgbench -h 127.0.0.1 -p $port -U postgres -n -S -c 8 -j 2 -t 5000 "$PGBENCH_DB"'
 size_run redis 'redis-benchmark -p $port -t get,set -c 50 -n 100000'
 size_run http 'wrk -t2 -c32 -d5s http://127.0.0.1:$port/'
 
