@@ -4,8 +4,9 @@
 //! default), so psql, asyncpg and psycopg 3 go on in plaintext and every
 //! statement is recorded. `tls=passthrough` keeps TLS end to end, recorded
 //! as opaque with the reason. Declining on a listener other hosts can reach
-//! must be asked for. Around the declined requests, bytes are forwarded
-//! exactly, however they are chunked.
+//! must be asked for. Around the declined requests, and through terminated
+//! TLS, bytes are forwarded exactly, however they are chunked. Clients that
+//! insist on TLS are terminated (`tls=terminate`) with the same counts.
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 with `ssl = on` (trust, database
 //! `test`), psql and python3 with asyncpg and psycopg: `.ci/run` provides
@@ -293,4 +294,43 @@ fn terminate_presents_the_given_certificate_and_the_upstream_sees_tls() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("tls=terminate") && stderr.contains("do not go together"), "{stderr}");
+}
+
+#[test]
+fn bytes_through_terminated_tls_are_forwarded_exactly_in_any_chunking() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut rng = fastrand::Rng::with_seed(12);
+    let reply: Vec<u8> = (0..60_000).map(|_| rng.u8(..)).collect();
+    let (upstream, captured) = capturing_upstream(reply.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&dir.path().join("terminated.mp"), &[format!("postgres:0={upstream},tls=terminate")], &[]);
+    let addr = proxy.addrs[0].clone();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for round in 0..4 {
+        let payload: Vec<u8> = (0..rng.usize(1..50_000)).map(|_| rng.u8(..)).collect();
+        let pieces: Vec<usize> = std::iter::repeat_with(|| rng.usize(1..4_000)).take(200).collect();
+        let back = runtime.block_on(async {
+            let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            tls::pg_request_tls(&mut tcp).await.expect("the proxy answers S");
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut s = tokio_rustls::TlsConnector::from(tls::unverified_client().unwrap()).connect(name, tcp).await.unwrap();
+            let (mut at, mut i) = (0, 0);
+            while at < payload.len() {
+                let n = pieces[i % pieces.len()].min(payload.len() - at);
+                s.write_all(&payload[at..at + n]).await.unwrap();
+                s.flush().await.unwrap();
+                (at, i) = (at + n, i + 1);
+            }
+            s.shutdown().await.unwrap();
+            let mut back = Vec::new();
+            let _ = s.read_to_end(&mut back).await;
+            back
+        });
+        assert!(back == reply, "round {round}: the client got the upstream's bytes exactly, decrypted ({} of {})", back.len(), reply.len());
+        let got = captured.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        assert!(got == payload, "round {round}: the upstream got the client's bytes exactly, decrypted ({} of {})", got.len(), payload.len());
+    }
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(tls_modes(&records), [Some(TlsMode::Terminated); 4]);
 }
