@@ -11,7 +11,9 @@ use super::route::Route;
 use crate::Outcome;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use super::spool::SpoolOptions;
+use super::spool_file;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -20,6 +22,11 @@ pub struct ProxyConfig {
     pub routes: Vec<Route>,
     pub output: PathBuf,
     pub redact: bool,
+    /// Spool to `TRACE.spool`, so a killed recording can be recovered
+    /// (`--no-spool`: an unnamed file, lost with the process).
+    pub spool: bool,
+    /// How long connecting to an upstream may take (`--connect-timeout`).
+    pub connect_timeout: Duration,
     /// Notes the recorder queue holds before data is dropped (as gaps).
     pub queue: usize,
     /// How long open connections may go on after SIGINT/SIGTERM.
@@ -82,12 +89,23 @@ impl ProxyConfig {
 pub struct Recording {
     pub tap: Tap,
     recorder: std::thread::JoinHandle<Summary>,
+    /// Set to stop decoding at once (a second SIGINT), leaving the rest in
+    /// the spool.
+    pub stop_decoding: Arc<AtomicBool>,
 }
 
 /// Creates the trace and starts the recorder. `meta` goes into the header.
 pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow::Result<Recording> {
     // Before the trace is created: a bad --front must not leave a file.
     config.check_fronts()?;
+    let spool_path = spool_file::path_for(&config.output);
+    anyhow::ensure!(
+        !spool_path.exists(),
+        "{} has a spool left over from a recording that did not finish ({}): run `oltrace recover {}` to decode it into the trace first (or delete the spool to discard it)",
+        config.output.display(),
+        spool_path.display(),
+        config.output.display()
+    );
     let clock = Instant::now();
     let mut header = format::Header::new(&format!("oltrace {}", env!("CARGO_PKG_VERSION")), &config.source_name);
     let routes: Vec<String> = config.routes.iter().map(|r| format!("{}={}", r.name, r.upstream)).collect();
@@ -104,6 +122,7 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     }
     let writer = format::Writer::create(&config.output, &header, format::WriterOptions::default())
         .map_err(|e| anyhow::anyhow!("cannot create the trace: {e}"))?;
+    let stop_decoding = Arc::new(AtomicBool::new(false));
     let opts = RecorderOptions {
         queue: config.queue,
         redact: config.redact,
@@ -111,17 +130,21 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
         flush_interval: Duration::from_millis(100),
         defer: config.defer,
         invocation_routes: config.invocation_routes(),
+        stop_decoding: stop_decoding.clone(),
+        progress: true,
     };
     // The spool goes beside the trace (same file system, so the same free
     // space the user chose).
-    let spool_dir = match config.output.parent() {
+    let dir = match config.output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let (tap, recorder) = recorder::start(writer, clock, opts, &spool_dir)
-        .map_err(|e| anyhow::anyhow!("cannot start the recorder: {e} (the spool goes in {}; is it writable?)", spool_dir.display()))?;
+    let (trace, trace_len) = spool_file::trace_id(&config.output).map_err(|e| anyhow::anyhow!("cannot read back the trace just created: {e}"))?;
+    let spool = SpoolOptions { path: config.spool.then(|| spool_path.clone()), dir, trace, redact: config.redact, trace_len };
+    let (tap, recorder) = recorder::start(writer, clock, opts, spool)
+        .map_err(|e| anyhow::anyhow!("cannot create the spool {}: {e} (it goes beside the trace: is that directory writable?)", spool_path.display()))?;
     let tap = tap.blocking(config.block);
-    Ok(Recording { tap, recorder })
+    Ok(Recording { tap, recorder, stop_decoding })
 }
 
 impl Recording {
@@ -232,6 +255,7 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
         let routes = start_routes(config, &recording.tap).await?;
         let logs = crate::logfollow::LogFiles::start(&config.logs, &recording.tap);
         signalled.await;
+        stop_decoding_on_second_sigint(&recording.stop_decoding)?;
         logs.stop().await;
         eprintln!("oltrace proxy: stopping: no new connections; waiting up to {:?} for open ones", config.drain_timeout);
         routes.stop().await;
@@ -241,6 +265,26 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
     let finished = recording.finish(config);
     served?;
     finished.map(|_| Outcome::Clean)
+}
+
+/// After the first signal: a second SIGINT stops decoding at once (the
+/// rest stays in the spool for `oltrace recover`). The handler outlives
+/// the runtime on a thread of its own, since decoding goes on after it.
+pub fn stop_decoding_on_second_sigint(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    let stop = stop.clone();
+    std::thread::Builder::new().name("oltrace-sigint".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let Ok(rt) = rt else { return };
+        rt.block_on(async {
+            // The process's SIGINT handler is tokio's since the first
+            // signal: this only adds a listener.
+            let Ok(mut int) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) else { return };
+            int.recv().await;
+            eprintln!("oltrace: second SIGINT: decoding stops now; the rest stays in the spool for `oltrace recover`");
+            stop.store(true, Ordering::Relaxed);
+        });
+    })?;
+    Ok(())
 }
 
 /// Installs the SIGINT and SIGTERM handlers now; the future completes at
@@ -288,6 +332,14 @@ fn print_summary(s: &Summary, config: &ProxyConfig) {
         eprintln!(
             "oltrace: decoding ran up to {:.1} MB behind the traffic (spooled, then caught up)",
             s.peak_backlog as f64 / 1e6
+        );
+    }
+    if let Some((path, bytes)) = &s.spool_left {
+        eprintln!(
+            "oltrace: {:.1} MB not decoded yet are in {}: run `oltrace recover {}` to decode them into the trace",
+            *bytes as f64 / 1e6,
+            path.display(),
+            config.output.display()
         );
     }
     if s.fallbacks > 0 {
