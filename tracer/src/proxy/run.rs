@@ -197,10 +197,10 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
             _ => None,
         };
         let (route, tap, next_conn, stop) = (Arc::new(route.clone()), tap.clone(), next_conn.clone(), stop_rx.clone());
-        let (drain, workers) = (config.drain_timeout, workers.clone());
+        let (drain, workers, connect_timeout) = (config.drain_timeout, workers.clone(), config.connect_timeout);
         loops.spawn(async move {
             let mut conns = JoinSet::new();
-            accept_loop(route, front, listener, tap, next_conn, &workers, &mut conns, stop).await;
+            accept_loop(route, front, listener, tap, next_conn, &workers, &mut conns, stop, connect_timeout).await;
             // Stopped accepting: let open connections finish, for a while.
             let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
             conns.shutdown().await;
@@ -216,9 +216,10 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
         forward_proxy = Some(addr);
         let name = Arc::new(format!("forward-proxy:{listen}"));
         let (tap, next_conn, stop, drain, workers) = (tap.clone(), next_conn.clone(), stop_rx.clone(), config.drain_timeout, workers.clone());
+        let connect_timeout = config.connect_timeout;
         loops.spawn(async move {
             let mut conns = JoinSet::new();
-            super::forward_proxy::accept_loop(name, listener, tap, next_conn, &workers, &mut conns, stop).await;
+            super::forward_proxy::accept_loop(name, listener, tap, next_conn, &workers, &mut conns, stop, connect_timeout).await;
             let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
             conns.shutdown().await;
         });
