@@ -170,3 +170,54 @@ fn sigkill_under_pgbench_loses_at_most_100ms() {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A graceful stop with a backlog decodes it (in time proportional to
+/// it); a second SIGINT stops decoding at once and leaves the rest in the
+/// spool, which `oltrace recover` then decodes: every command is in the
+/// trace, once.
+#[test]
+fn a_second_sigint_leaves_the_backlog_for_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("twice.mp");
+    let key = format!("durable:twice:{}", std::process::id());
+    let proxy = Proxy::start(&trace, &["redis:0=127.0.0.1:6379".to_string()], &[]);
+    let mut bench = Command::new("redis-benchmark")
+        .args(["-p", &proxy.port(0), "-P", "16", "-c", "8", "-n", "100000000", "INCR", &key])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-benchmark (.ci/run installs it)");
+    // Busy traffic: decoding waits for a pause (--defer), the spool fills.
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = bench.kill();
+    let _ = bench.wait();
+    let pid = proxy.child.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    let (code, stderr) = {
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        proxy.stop_unread_after_signal()
+    };
+    assert_eq!(code, 0, "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(3), "a second SIGINT stops at once: {:?}", start.elapsed());
+    assert!(stderr.contains("second SIGINT") && stderr.contains("oltrace recover"), "{stderr}");
+    let spool = dir.path().join("twice.mp.spool");
+    assert!(spool.exists(), "the rest is left in the spool: {stderr}");
+    let info = Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("info").arg(&trace).output().unwrap();
+    assert!(String::from_utf8_lossy(&info.stderr).contains("oltrace recover"), "info says to recover");
+    // A new recording over it is refused, with the same advice.
+    let again = Command::new(env!("CARGO_BIN_EXE_oltrace")).args(["proxy", "--route", "redis:0=127.0.0.1:6379", "-o"]).arg(&trace).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("oltrace recover"));
+    let out = Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("recover").arg(&trace).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let served: u64 = String::from_utf8_lossy(&Command::new("redis-cli").args(["GET", &key]).output().unwrap().stdout).trim().parse().unwrap();
+    let needle = key.clone().into_bytes();
+    let ours = read_trace(&trace)
+        .iter()
+        .filter(|r| matches!(&r.body, Body::Message(m) if m.dir == Direction::ToServer && contains(m.data.bytes.as_bytes(), &needle)))
+        .count() as u64;
+    assert_eq!(ours, served, "every command Redis served is in the trace, once");
+    let _ = Command::new("redis-cli").args(["DEL", &key]).output();
+}
