@@ -59,7 +59,7 @@ pub fn open_trace(path: &std::path::Path) -> anyhow::Result<format::Reader<std::
 /// recording that did not finish: the trace lacks what is in it.
 pub fn warn_leftover_spool(trace: &std::path::Path) {
     let spool = proxy::spool_file::path_for(trace);
-    if spool.exists() {
+    if spool.exists() && !proxy::spool_file::in_use(&spool) {
         eprintln!(
             "oltrace: {} is left over from a recording that did not finish (killed?): the trace lacks what it holds; run `oltrace recover {}` to decode it into the trace",
             spool.display(),

@@ -61,6 +61,12 @@ pub fn run(config: &RecoverConfig) -> anyhow::Result<Outcome> {
 pub fn recover(trace: &Path) -> anyhow::Result<Recovered> {
     let started = Instant::now();
     let spool_path = spool_file::path_for(trace);
+    anyhow::ensure!(
+        !spool_file::in_use(&spool_path),
+        "{} is still being recorded (its spool {} is in use): stop that oltrace first; nothing to recover while it runs",
+        trace.display(),
+        spool_path.display()
+    );
     let spool = std::fs::File::open(&spool_path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => anyhow::anyhow!("{}: no spool to recover ({} does not exist): the recording finished cleanly, or was made with --no-spool", trace.display(), spool_path.display()),
         _ => anyhow::anyhow!("cannot open {}: {e}", spool_path.display()),

@@ -8,7 +8,13 @@
 //! - [`workers`]: the forwarding threads, one single-threaded runtime
 //!   each, owning the connections handed to them.
 //! - [`spool`]: where the copies wait, on disk, for the recorder, so that
-//!   decoding runs behind the traffic at idle CPU priority.
+//!   decoding runs behind the traffic at idle CPU priority, and survives
+//!   the process (`TRACE.spool`, checkpointed as the trace is flushed).
+//! - [`spool_file`]: the spool's layout: header (the trace's identity, the
+//!   checkpoint), checksummed frames, and the scan `oltrace recover` reads
+//!   it with.
+//! - [`progress`]: the progress bar of decoding the backlog at a graceful
+//!   stop.
 //! - [`pacer`]: when the recorder decodes: in the traffic's pauses, not
 //!   while it is busy (`--defer`).
 //! - [`recorder`]: the threads that spool the copies, then decode them

@@ -3,7 +3,8 @@
 //! and appends them to the spool; the recorder reads them back in order,
 //! owns every connection's `wire::Session` and the trace `Writer`, decodes,
 //! converts, writes, and flushes at least every 100 ms (of what it has
-//! decoded). While traffic flows the recorder runs at idle CPU priority,
+//! decoded), checkpointing the spool each time (how far into it the trace
+//! is complete: what `oltrace recover` starts from, [`recover_notes`]). While traffic flows the recorder runs at idle CPU priority,
 //! and while it is busy it waits for a pause (see [`super::spool`] and
 //! [`super::pacer`] for why).
 //!

@@ -100,6 +100,12 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     config.check_fronts()?;
     let spool_path = spool_file::path_for(&config.output);
     anyhow::ensure!(
+        !spool_file::in_use(&spool_path),
+        "{} is being recorded by another oltrace (its spool {} is in use): choose another -o",
+        config.output.display(),
+        spool_path.display()
+    );
+    anyhow::ensure!(
         !spool_path.exists(),
         "{} has a spool left over from a recording that did not finish ({}): run `oltrace recover {}` to decode it into the trace first (or delete the spool to discard it)",
         config.output.display(),
@@ -271,7 +277,7 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
 /// After the first signal: a second SIGINT stops decoding at once (the
 /// rest stays in the spool for `oltrace recover`). The handler outlives
 /// the runtime on a thread of its own, since decoding goes on after it.
-pub fn stop_decoding_on_second_sigint(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+fn stop_decoding_on_second_sigint(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     let stop = stop.clone();
     std::thread::Builder::new().name("oltrace-sigint".into()).spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();

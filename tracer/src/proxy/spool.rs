@@ -142,7 +142,9 @@ fn create_rewinding_after(opts: SpoolOptions, rewind_after: u64) -> std::io::Res
     let file = match &opts.path {
         Some(path) => {
             use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path)?
+            let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path)?;
+            spool_file::lock(&file)?;
+            file
         }
         None => tempfile::tempfile_in(&opts.dir)?,
     };

@@ -51,6 +51,27 @@ pub fn path_for(trace: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Takes the lock that says a recording is writing `file` (released when
+/// the process ends, however it ends). A spool whose lock is free is left
+/// over; one whose lock is held is in use ([`in_use`]).
+pub fn lock(file: &File) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// True when a running recording holds the spool at `path` ([`lock`]).
+pub fn in_use(path: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(file) = File::open(path) else { return false };
+    // SAFETY: flock on a descriptor we own; closing it releases the lock.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0;
+    locked && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
 /// What ties a spool to its trace: the trace's anchor and the checksum of
 /// its prefix (the header, with host, command line and routes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
