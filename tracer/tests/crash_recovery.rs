@@ -187,22 +187,33 @@ fn a_second_sigint_leaves_the_backlog_for_recover() {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-benchmark (.ci/run installs it)");
-    // Busy traffic: decoding waits for a pause (--defer), the spool fills.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Busy traffic: decoding waits for a pause (--defer), the spool fills;
+    // 64 MiB of it take the recorder a second or more to decode.
+    let spool = dir.path().join("twice.mp.spool");
+    let filling = Instant::now();
+    while std::fs::metadata(&spool).map_or(0, |m| m.len()) < 64 << 20 {
+        assert!(filling.elapsed() < Duration::from_secs(60), "the spool did not reach 64 MiB");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = bench.kill();
     let _ = bench.wait();
     let pid = proxy.child.id() as i32;
     unsafe { libc::kill(pid, libc::SIGINT) };
     std::thread::sleep(Duration::from_millis(100));
     let start = Instant::now();
-    let (code, stderr) = {
-        unsafe { libc::kill(pid, libc::SIGINT) };
-        proxy.stop_unread_after_signal()
-    };
+    // Ctrl-C again, as a user would until it stops (signals that arrive
+    // together count once).
+    let again = std::thread::spawn(move || {
+        while unsafe { libc::kill(pid, 0) } == 0 && start.elapsed() < Duration::from_secs(3) {
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let (code, stderr) = proxy.stop_unread_after_signal();
+    again.join().unwrap();
     assert_eq!(code, 0, "{stderr}");
     assert!(start.elapsed() < Duration::from_secs(3), "a second SIGINT stops at once: {:?}", start.elapsed());
     assert!(stderr.contains("second SIGINT") && stderr.contains("oltrace recover"), "{stderr}");
-    let spool = dir.path().join("twice.mp.spool");
     assert!(spool.exists(), "the rest is left in the spool: {stderr}");
     let info = Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("info").arg(&trace).output().unwrap();
     assert!(String::from_utf8_lossy(&info.stderr).contains("oltrace recover"), "info says to recover");

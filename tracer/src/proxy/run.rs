@@ -259,10 +259,10 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
         // Handlers first: a SIGINT sent as soon as "listening" shows must
         // not find the default action (death) still in place.
         let signalled = wait_for_signal()?;
+        stop_decoding_on_second_sigint(&recording.stop_decoding)?;
         let routes = start_routes(config, &recording.tap).await?;
         let logs = crate::logfollow::LogFiles::start(&config.logs, &recording.tap);
         signalled.await;
-        stop_decoding_on_second_sigint(&recording.stop_decoding)?;
         logs.stop().await;
         eprintln!("oltrace proxy: stopping: no new connections; waiting up to {:?} for open ones", config.drain_timeout);
         routes.stop().await;
@@ -274,23 +274,27 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
     finished.map(|_| Outcome::Clean)
 }
 
-/// After the first signal: a second SIGINT stops decoding at once (the
-/// rest stays in the spool for `oltrace recover`). The handler outlives
-/// the runtime on a thread of its own, since decoding goes on after it.
+/// A second SIGINT stops decoding at once (the rest stays in the spool
+/// for `oltrace recover`). The listener runs on a thread of its own, since
+/// decoding goes on after the runtime is gone; it counts SIGINTs from
+/// now (the first one stops the traffic, see [`wait_for_signal`]), and is
+/// listening when this returns.
 fn stop_decoding_on_second_sigint(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     let stop = stop.clone();
+    let (ready, listening) = std::sync::mpsc::channel();
     std::thread::Builder::new().name("oltrace-sigint".into()).spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        let Ok(rt) = rt else { return };
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         rt.block_on(async {
-            // The process's SIGINT handler is tokio's since the first
-            // signal: this only adds a listener.
-            let Ok(mut int) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) else { return };
+            let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+            let _ = ready.send(());
+            let Ok(mut int) = int else { return };
+            int.recv().await;
             int.recv().await;
             eprintln!("oltrace: second SIGINT: decoding stops now; the rest stays in the spool for `oltrace recover`");
             stop.store(true, Ordering::Relaxed);
         });
     })?;
+    let _ = listening.recv();
     Ok(())
 }
 
