@@ -79,6 +79,13 @@ impl<W: Write> Writer<W> {
     pub fn new(mut out: W, header: &Header, opts: WriterOptions) -> Result<Self, FormatError> {
         let prefix = header.write_prefix(&mut out)?;
         out.flush()?;
+        Writer::appending(out, prefix as u64, opts)
+    }
+
+    /// A writer that adds blocks to `out`, which already holds a trace's
+    /// prefix and blocks, `len` bytes in all, and is positioned at its end
+    /// (recovering a recording: `oltrace recover`).
+    pub fn appending(out: W, len: u64, opts: WriterOptions) -> Result<Self, FormatError> {
         let compressor = if opts.zstd_level > 0 {
             Some(zstd::bulk::Compressor::new(opts.zstd_level).map_err(FormatError::Stream)?)
         } else {
@@ -96,7 +103,7 @@ impl<W: Write> Writer<W> {
             last_ts: 0,
             oldest: None,
             compressor,
-            stats: WriterStats { bytes: prefix as u64, ..WriterStats::default() },
+            stats: WriterStats { bytes: len, ..WriterStats::default() },
         })
     }
 

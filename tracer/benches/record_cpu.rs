@@ -83,6 +83,8 @@ fn options() -> RecorderOptions {
         flush_interval: Duration::from_millis(100),
         defer: 0,
         invocation_routes: HashMap::new(),
+        stop_decoding: Default::default(),
+        progress: false,
     }
 }
 

@@ -16,6 +16,8 @@
 //! block = false                  # --block
 //! defer = 256                    # --defer, in MiB (0: decode as traffic comes)
 //! redact = true                  # false = --no-redact
+//! spool = true                   # false = --no-spool
+//! connect_timeout = "5s"         # --connect-timeout
 //! drain_timeout = "5s"           # --drain-timeout
 //! source = "worker-1"            # --source
 //! ```
@@ -34,6 +36,7 @@ use std::time::Duration;
 /// The defaults when neither a flag nor the file says.
 pub const DEFAULT_QUEUE: usize = 65_536;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The smallest queue accepted; smaller values are raised to it.
 pub const MIN_QUEUE: usize = 16;
 
@@ -52,6 +55,8 @@ pub struct FileConfig {
     /// MiB.
     pub defer: Option<u64>,
     pub redact: Option<bool>,
+    pub spool: Option<bool>,
+    pub connect_timeout: Option<String>,
     pub drain_timeout: Option<String>,
     pub source: Option<String>,
     pub allow_plaintext_listen: Option<bool>,
@@ -62,7 +67,7 @@ impl FileConfig {
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<FileConfig> {
         toml::from_str(text).map_err(|e| {
             anyhow::anyhow!(
-                "config {}: {}(keys: output, routes, logs, queue, threads, block, defer, redact, drain_timeout, source, allow_plaintext_listen; see docs/recording.md)",
+                "config {}: {}(keys: output, routes, logs, queue, threads, block, defer, redact, spool, connect_timeout, drain_timeout, source, allow_plaintext_listen; see docs/recording.md)",
                 origin.display(),
                 e
             )
@@ -88,6 +93,9 @@ pub struct Flags {
     pub routes: Vec<Route>,
     pub output: Option<PathBuf>,
     pub no_redact: bool,
+    pub no_spool: bool,
+    /// Nanoseconds.
+    pub connect_timeout: Option<u64>,
     pub queue: Option<usize>,
     pub threads: Option<usize>,
     pub block: bool,
@@ -125,17 +133,21 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         .output
         .or(file.output)
         .ok_or_else(|| anyhow::anyhow!("no trace to write: give -o FILE (or `output = \"FILE\"` in --config)"))?;
-    let drain_timeout = match (flags.drain_timeout, &file.drain_timeout) {
-        (Some(ns), _) => Duration::from_nanos(ns),
-        (None, Some(text)) => Duration::from_nanos(
-            parse_duration(text).map_err(|e| anyhow::anyhow!("config {origin}: drain_timeout: {e}"))?,
-        ),
-        (None, None) => DEFAULT_DRAIN_TIMEOUT,
+    let duration = |flag: Option<u64>, text: &Option<String>, key: &str, default: Duration| -> anyhow::Result<Duration> {
+        Ok(match (flag, text) {
+            (Some(ns), _) => Duration::from_nanos(ns),
+            (None, Some(text)) => Duration::from_nanos(parse_duration(text).map_err(|e| anyhow::anyhow!("config {origin}: {key}: {e}"))?),
+            (None, None) => default,
+        })
     };
+    let drain_timeout = duration(flags.drain_timeout, &file.drain_timeout, "drain_timeout", DEFAULT_DRAIN_TIMEOUT)?;
+    let connect_timeout = duration(flags.connect_timeout, &file.connect_timeout, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)?;
     Ok(ProxyConfig {
         routes,
         output,
         redact: !flags.no_redact && file.redact.unwrap_or(true),
+        spool: !flags.no_spool && file.spool.unwrap_or(true),
+        connect_timeout,
         queue: flags.queue.or(file.queue).unwrap_or(DEFAULT_QUEUE).max(MIN_QUEUE),
         threads: flags.threads.or(file.threads).unwrap_or_else(crate::proxy::workers::default_threads).max(1),
         block: flags.block || file.block.unwrap_or(false),

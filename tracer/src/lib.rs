@@ -17,6 +17,8 @@
 //! - [`config`]: `--config FILE`, the recording options as TOML.
 //! - [`proxy`]: `oltrace proxy`, recording proxies (routes, forwarding
 //!   threads, the spool and the recorder).
+//! - [`recover`]: `oltrace recover`, decoding the spool a killed
+//!   recording left (`TRACE.spool`) into its trace.
 //! - [`generate`]: `oltrace generate`, synthetic traces for trying the
 //!   tools, tests and benchmarks.
 
@@ -29,6 +31,7 @@ pub mod json;
 pub mod logfollow;
 pub mod merge_cmd;
 pub mod proxy;
+pub mod recover;
 pub mod wrap;
 
 /// How a command ended; `main` maps it to the exit code.
@@ -43,9 +46,24 @@ pub enum Outcome {
 }
 
 /// Opens a trace, with an error that names the file and the problem.
+/// Says on stderr when a recording left a spool beside it.
 pub fn open_trace(path: &std::path::Path) -> anyhow::Result<format::Reader<std::fs::File>> {
+    warn_leftover_spool(path);
     format::Reader::open(path).map_err(|e| match e {
         format::FormatError::Io { .. } => anyhow::anyhow!(e),
         other => anyhow::anyhow!("{}: {other}", path.display()),
     })
+}
+
+/// Tells the user, on stderr, that `trace` has a spool left over from a
+/// recording that did not finish: the trace lacks what is in it.
+pub fn warn_leftover_spool(trace: &std::path::Path) {
+    let spool = proxy::spool_file::path_for(trace);
+    if spool.exists() && !proxy::spool_file::in_use(&spool) {
+        eprintln!(
+            "oltrace: {} is left over from a recording that did not finish (killed?): the trace lacks what it holds; run `oltrace recover {}` to decode it into the trace",
+            spool.display(),
+            trace.display()
+        );
+    }
 }

@@ -42,6 +42,29 @@ enum Command {
     /// byte for byte, and write what crosses into a trace
     #[command(after_help = PROXY_HELP)]
     Proxy(ProxyArgs),
+    #[command(after_help = RECOVER_HELP)]
+    Recover(RecoverArgs),
+}
+
+const RECOVER_HELP: &str = "\
+Example:
+  oltrace recover trace.mp   # after `oltrace proxy -o trace.mp` was killed
+
+A recording writes what it has not decoded yet to TRACE.spool beside the trace. A proxy
+killed (SIGKILL, OOM) or stopped with a second Ctrl-C leaves it there; this decodes it into
+the trace (redacted as the recording was), marks the trace with a log record from origin
+`oltrace recover`, reports damaged parts of the spool as gaps, and removes the spool.
+
+Exit codes:
+  0  recovered
+  1  recovered, but damaged parts of the spool were lost (recorded as gaps)
+  2  error: no spool, a spool of another trace, unreadable or unwritable files";
+
+/// Decode the spool a killed recording left (TRACE.spool) into its trace
+#[derive(Args)]
+struct RecoverArgs {
+    /// The trace whose spool to decode (the spool is TRACE.spool)
+    trace: PathBuf,
 }
 
 const WRAP_HELP: &str = "\
@@ -219,6 +242,17 @@ struct RecordArgs {
     /// Record secrets as they are instead of blanking them
     #[arg(long)]
     no_redact: bool,
+    /// Keep what is not decoded yet in an unnamed file instead of
+    /// TRACE.spool. The spool holds the traffic unredacted (mode 0600); without
+    /// it nothing unredacted is left on disk, but a proxy killed (SIGKILL,
+    /// OOM, power) loses everything not yet decoded, up to --defer MiB or 30 s
+    /// of busy traffic, and `oltrace recover` has nothing to work with
+    #[arg(long)]
+    no_spool: bool,
+    /// How long connecting to an upstream may take before the client's
+    /// connection is closed [default: 5s]
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    connect_timeout: Option<u64>,
     /// Chunks the recorder queue holds before further data is dropped (and
     /// recorded as a gap) rather than slowing the traffic [default: 65536]
     #[arg(long, value_name = "N")]
@@ -336,6 +370,8 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         routes,
         output: r.output,
         no_redact: r.no_redact,
+        no_spool: r.no_spool,
+        connect_timeout: r.connect_timeout,
         queue: r.queue,
         threads: r.threads,
         block: r.block,
@@ -402,6 +438,7 @@ fn main() -> ExitCode {
             source_name: a.source,
             zstd_level: a.zstd_level,
         }),
+        Command::Recover(a) => tracer::recover::run(&tracer::recover::RecoverConfig { trace: a.trace }),
         Command::Proxy(a) => proxy_config(a.routes, a.record, a.invocations, false).and_then(|c| tracer::proxy::run(&c)),
         Command::Wrap(a) => proxy_config(a.routes, a.record, a.invocations, true)
             .and_then(|proxy| tracer::wrap::run(&tracer::wrap::WrapConfig { proxy, command: a.command })),

@@ -441,7 +441,8 @@ fn thread_policies(pid: u32) -> Vec<(String, u32)> {
 
 /// `--threads 2` runs two forwarding threads; the spooler runs at normal
 /// priority and the recorder at idle priority while traffic may flow; the
-/// spool has no name beside the trace; and the trace is complete at exit.
+/// spool is `t.mp.spool` beside the trace, readable by its owner only,
+/// and gone after a clean stop; and the trace is complete at exit.
 #[test]
 fn forwarding_threads_and_an_idle_priority_recorder() {
     let dir = tempfile::tempdir().unwrap();
@@ -457,10 +458,13 @@ fn forwarding_threads_and_an_idle_priority_recorder() {
     assert_eq!(threads.iter().filter(|(n, _)| n.starts_with("oltrace-fwd-")).count(), 2, "{threads:?}");
     assert_eq!(policy("oltrace-recorde"), Some(libc::SCHED_IDLE as u32), "{threads:?}");
     assert_eq!(policy("oltrace-spooler"), Some(libc::SCHED_OTHER as u32), "{threads:?}");
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert_eq!(names, ["t.mp"], "the spool must not have a name");
+    let spool = dir.path().join("t.mp.spool");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777, 0o600, "the spool holds unredacted bytes");
     let (code, _, records) = proxy.stop();
     assert_eq!(code, 0);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(names, ["t.mp"], "the spool is removed once decoded");
     let bytes: u64 = records.iter().filter_map(|r| if let Body::Message(m) = &r.body { Some(m.data.len) } else { None }).sum();
     assert_eq!(bytes, 2 * 4 * 5000, "every byte both ways, decoded after the traffic");
 }

@@ -233,3 +233,71 @@ fn full_disk_stops_recording_but_not_the_traffic() {
     assert_eq!(first.as_deref(), Some(&b"before the disk fills"[..]), "the trace holds what was written before");
     assert!(std::fs::metadata(&trace).unwrap().len() <= 256 << 10);
 }
+
+/// A listener whose accept queue is full and never drained: the kernel
+/// drops further SYNs, so connecting to it hangs (as to a host that
+/// drops packets). Returns its address and what keeps it full.
+fn hanging_upstream() -> (String, Vec<TcpStream>) {
+    // SAFETY: plain socket calls on a descriptor we own.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0);
+    let listener = unsafe {
+        use std::os::fd::FromRawFd;
+        let addr = libc::sockaddr_in { sin_family: libc::AF_INET as u16, sin_port: 0, sin_addr: libc::in_addr { s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be() }, sin_zero: [0; 8] };
+        assert_eq!(libc::bind(fd, &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32), 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        TcpListener::from_raw_fd(fd)
+    };
+    let addr = listener.local_addr().unwrap();
+    let mut fill = Vec::new();
+    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+        fill.push(s);
+        assert!(fill.len() < 64, "the accept queue never fills");
+    }
+    std::mem::forget(listener);
+    (addr.to_string(), fill)
+}
+
+/// How long until `addr`, sent a request, closes (or resets) the
+/// connection without answering.
+fn time_to_close(addr: &str) -> Duration {
+    let start = std::time::Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("an answer from nowhere: {:?}", &buf[..n]),
+        Err(e) => assert!(matches!(e.kind(), std::io::ErrorKind::ConnectionReset), "closed, not timed out: {e}"),
+    }
+    start.elapsed()
+}
+
+/// An upstream that refuses, and one that hangs on connect: each client
+/// is closed promptly (the hanging one after --connect-timeout), the trace
+/// says why, and the proxy keeps serving its other routes.
+#[test]
+fn refusing_and_hanging_upstreams_close_the_client_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let (hanging, _fill) = hanging_upstream();
+    let echo_addr = echo_server();
+    let routes = [format!("http:0={refused}"), format!("http:0={hanging}"), format!("tcp:0={echo_addr}")];
+    let proxy = Proxy::start(&dir.path().join("flap.mp"), &routes, &["--connect-timeout", "400ms"]);
+    for _ in 0..3 {
+        let t = time_to_close(&proxy.addrs[0]);
+        assert!(t < Duration::from_secs(1), "a refusing upstream closes the client at once: {t:?}");
+        let t = time_to_close(&proxy.addrs[1]);
+        assert!(t >= Duration::from_millis(350) && t < Duration::from_secs(3), "a hanging upstream closes the client after --connect-timeout: {t:?}");
+        assert_eq!(echo(&proxy.addrs[2], b"still up"), b"still up", "the proxy stays up");
+    }
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    let errors: Vec<String> = records.iter().filter_map(|r| if let Body::ConnClose(c) = &r.body { c.error.clone() } else { None }).collect();
+    assert_eq!(errors.iter().filter(|e| e.contains(&refused) && e.to_lowercase().contains("refused")).count(), 3, "{errors:?}");
+    assert_eq!(errors.iter().filter(|e| e.contains(&hanging) && e.contains("--connect-timeout")).count(), 3, "{errors:?}");
+}

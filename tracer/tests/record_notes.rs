@@ -36,6 +36,8 @@ fn record_notes_writes_every_exchange_of_a_pipelined_conversation() {
         flush_interval: Duration::from_millis(100),
         defer: 0,
         invocation_routes: HashMap::new(),
+        stop_decoding: Default::default(),
+        progress: false,
     };
     let summary = record_notes(&mut writer, opts, notes);
     writer.finish().unwrap();

@@ -19,6 +19,7 @@ use super::workers::{adopt, Workers};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -50,11 +51,12 @@ pub async fn accept_loop(
     workers: &Workers,
     tasks: &mut JoinSet<()>,
     stop: tokio::sync::watch::Receiver<bool>,
+    connect_timeout: Duration,
 ) {
     let name = route.name.clone();
     accept_until_stopped(&name, listener, workers, tasks, stop, |client, peer| {
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        proxy_conn(conn, route.clone(), tls.clone(), front.clone(), client, peer, tap.clone())
+        proxy_conn(conn, route.clone(), tls.clone(), front.clone(), client, peer, tap.clone(), connect_timeout)
     })
     .await;
 }
@@ -83,7 +85,9 @@ pub async fn accept_until_stopped<F, Fut>(
             accepted = listener.accept() => match accepted.and_then(|(client, peer)| Ok((client.into_std()?, peer))) {
                 Ok((client, peer)) => workers.spawn(tasks, serve(client, peer)),
                 Err(e) => {
-                    eprintln!("oltrace: {name}: accept failed: {e}");
+                    // The connection waits in the kernel's queue and is
+                    // accepted once descriptors free up.
+                    log_now_and_then(&format!("oltrace: {name}: accept failed: {e}{}", fd_advice(&e)));
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
@@ -92,8 +96,36 @@ pub async fn accept_until_stopped<F, Fut>(
     }
 }
 
+/// What to do about `e`, when it is running out of file descriptors.
+fn fd_advice(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => " (out of file descriptors: open connections keep working, new ones wait or are closed until some end; raise the limit, e.g. `ulimit -n`)",
+        _ => "",
+    }
+}
+
+/// Prints `line` on stderr, at most once a second (a condition that
+/// repeats, such as running out of descriptors, is said, not streamed).
+fn log_now_and_then(line: &str) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if LAST.swap(now, Ordering::Relaxed) != now {
+        eprintln!("{line}");
+    }
+}
+
+/// Connects to `upstream`, giving up after `timeout`: an upstream that
+/// hangs on connect (a full accept queue, packets dropped) must not hold
+/// the client for the kernel's two minutes of SYN retries.
+pub(super) async fn connect_tcp(upstream: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+    match tokio::time::timeout(timeout, TcpStream::connect(upstream)).await {
+        Ok(connected) => connected,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no connection within {timeout:?} (--connect-timeout)"))),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-async fn proxy_conn(conn: u64, route: Arc<Route>, tls: RouteTls, front: Option<Front>, client: std::net::TcpStream, peer: SocketAddr, tap: Tap) {
+async fn proxy_conn(conn: u64, route: Arc<Route>, tls: RouteTls, front: Option<Front>, client: std::net::TcpStream, peer: SocketAddr, tap: Tap, connect_timeout: Duration) {
     let accepted = tap.now();
     // Sent once what became of TLS is known (postgres reads the client's
     // opening first), stamped with the time of the accept.
@@ -133,7 +165,7 @@ async fn proxy_conn(conn: u64, route: Arc<Route>, tls: RouteTls, front: Option<F
         },
         _ => End::Plain(client),
     };
-    let mut upstream = match connect_upstream(&route, &tls).await {
+    let mut upstream = match connect_upstream(&route, &tls, connect_timeout).await {
         Ok(upstream) => upstream,
         Err(e) => {
             // A PostgreSQL client in plaintext or terminated TLS is told
@@ -192,8 +224,13 @@ impl End {
 }
 
 /// Connects to the route's upstream, in TLS when `upstream-tls=` asks.
-async fn connect_upstream(route: &Route, tls: &RouteTls) -> Result<End, String> {
-    let stream = TcpStream::connect(&route.upstream).await.map_err(|e| format!("upstream {} unreachable: {e}", route.upstream))?;
+async fn connect_upstream(route: &Route, tls: &RouteTls, timeout: Duration) -> Result<End, String> {
+    let stream = connect_tcp(&route.upstream, timeout).await.map_err(|e| {
+        if !fd_advice(&e).is_empty() {
+            log_now_and_then(&format!("oltrace: {}: closed a client's connection: cannot connect upstream: {e}{}", route.name, fd_advice(&e)));
+        }
+        format!("upstream {} unreachable: {e}", route.upstream)
+    })?;
     let _ = stream.set_nodelay(true);
     let Some((connector, name)) = &tls.upstream else { return Ok(End::Plain(stream)) };
     let stream = match route.protocol {

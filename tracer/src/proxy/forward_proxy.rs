@@ -27,6 +27,7 @@ use super::workers::{adopt, Workers};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -77,6 +78,7 @@ pub fn target_of(head: &[u8]) -> Result<Target, String> {
 
 /// Accepts on `listener` until `stop` fires; connection ids come from the
 /// same counter as the routes'.
+#[allow(clippy::too_many_arguments)]
 pub async fn accept_loop(
     name: Arc<String>,
     listener: TcpListener,
@@ -85,15 +87,16 @@ pub async fn accept_loop(
     workers: &Workers,
     tasks: &mut JoinSet<()>,
     stop: tokio::sync::watch::Receiver<bool>,
+    connect_timeout: Duration,
 ) {
     let label = name.to_string();
     super::forward::accept_until_stopped(&label, listener, workers, tasks, stop, |client, peer| {
-        serve(name.clone(), client, peer, tap.clone(), next_conn.clone())
+        serve(name.clone(), client, peer, tap.clone(), next_conn.clone(), connect_timeout)
     })
     .await;
 }
 
-async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr, tap: Tap, next_conn: Arc<AtomicU64>) {
+async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr, tap: Tap, next_conn: Arc<AtomicU64>, connect_timeout: Duration) {
     let Ok(mut client) = adopt(client) else { return };
     // Read until the first head is complete.
     let mut buf = Vec::with_capacity(4096);
@@ -124,7 +127,7 @@ async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr,
     };
     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
     tap.send_control(Note::Open { conn, protocol, client: peer.to_string(), server: server.clone(), route: name.to_string(), tls: None, ts: tap.now() });
-    let mut upstream = match TcpStream::connect(&server).await {
+    let mut upstream = match super::forward::connect_tcp(&server, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
             let _ = reply(&mut client, "502 Bad Gateway", &format!("oltrace forward proxy: {server} unreachable: {e}")).await;

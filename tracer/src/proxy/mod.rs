@@ -12,7 +12,13 @@
 //! - [`workers`]: the forwarding threads, one single-threaded runtime
 //!   each, owning the connections handed to them.
 //! - [`spool`]: where the copies wait, on disk, for the recorder, so that
-//!   decoding runs behind the traffic at idle CPU priority.
+//!   decoding runs behind the traffic at idle CPU priority, and survives
+//!   the process (`TRACE.spool`, checkpointed as the trace is flushed).
+//! - [`spool_file`]: the spool's layout: header (the trace's identity, the
+//!   checkpoint), checksummed frames, and the scan `oltrace recover` reads
+//!   it with.
+//! - [`progress`]: the progress bar of decoding the backlog at a graceful
+//!   stop.
 //! - [`pacer`]: when the recorder decodes: in the traffic's pauses, not
 //!   while it is busy (`--defer`).
 //! - [`recorder`]: the threads that spool the copies, then decode them
@@ -35,9 +41,11 @@ pub mod inject;
 pub mod pacer;
 pub mod pg_opening;
 pub mod profiles;
+pub mod progress;
 pub mod recorder;
 pub mod route;
 pub mod spool;
+pub mod spool_file;
 pub mod tap;
 pub mod tls;
 pub mod workers;

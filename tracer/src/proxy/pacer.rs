@@ -19,8 +19,9 @@
 //! recorder handles 60-200 MB/s of traffic per core).
 //!
 //! The price: the trace lags behind busy traffic, by up to the budget or
-//! [`MAX_HOLD`], and a proxy killed with SIGKILL loses what it had not yet
-//! decoded (the spool has no name, so nothing can read it after).
+//! [`MAX_HOLD`]. What it lags by is in the spool (`TRACE.spool`), written
+//! within 10 ms of the traffic, so a proxy killed meanwhile leaves it for
+//! `oltrace recover` (see [`super::spool`]); with `--no-spool` it is lost.
 
 use std::time::{Duration, Instant};
 

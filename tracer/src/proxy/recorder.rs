@@ -3,7 +3,8 @@
 //! and appends them to the spool; the recorder reads them back in order,
 //! owns every connection's `wire::Session` and the trace `Writer`, decodes,
 //! converts, writes, and flushes at least every 100 ms (of what it has
-//! decoded). While traffic flows the recorder runs at idle CPU priority,
+//! decoded), checkpointing the spool each time (how far into it the trace
+//! is complete: what `oltrace recover` starts from, [`recover_notes`]). While traffic flows the recorder runs at idle CPU priority,
 //! and while it is busy it waits for a pause (see [`super::spool`] and
 //! [`super::pacer`] for why).
 //!
@@ -19,12 +20,13 @@
 use super::attribution::{sqlcommenter_trace_id, traceparent_trace_id, Attributor, Evidence};
 use super::pacer::Pacer;
 use super::profiles::Profile;
-use super::spool::{self, Next, SpoolReader, SpoolWriter};
+use super::spool::{self, Next, SpoolOptions, SpoolReader, SpoolWriter};
+use super::spool_file::Scanned;
 use super::tap::{self, Inbox, Note, Tap};
 use convert::{direction, Converter};
 use format::{AttributionMethod, Body, ConnClose, ConnOpen, Gap, Invocation, Record, Writer};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wire::http::{HttpMessage, HttpRequest};
@@ -64,6 +66,9 @@ pub struct Summary {
     pub peak_backlog: u64,
     /// Why recording stopped early, if it did.
     pub error: Option<String>,
+    /// The spool, when it was left for `oltrace recover` (decoding was
+    /// stopped, or recording failed), and the bytes in it not decoded.
+    pub spool_left: Option<(std::path::PathBuf, u64)>,
 }
 
 pub struct RecorderOptions {
@@ -77,19 +82,25 @@ pub struct RecorderOptions {
     /// Routes that front a worker, by route name, with the profile that
     /// names their invocations.
     pub invocation_routes: HashMap<String, Arc<Profile>>,
+    /// Set (a second SIGINT) to stop decoding at once: the recorder
+    /// checkpoints and leaves the rest in the spool for `oltrace recover`.
+    pub stop_decoding: Arc<AtomicBool>,
+    /// Show the progress of decoding the backlog once the traffic has
+    /// ended (a bar on stderr, if it is a terminal).
+    pub progress: bool,
 }
 
 /// Starts the spooler and the recorder, writing to `writer`, with the
-/// spool in `spool_dir`. Returns the forwarders' tap and a handle that
-/// yields the summary once every tap is dropped and everything is written.
+/// spool `spool`. Returns the forwarders' tap and a handle that yields the
+/// summary once every tap is dropped and everything is written.
 pub fn start(
     mut writer: Writer<std::fs::File>,
     clock: Instant,
     opts: RecorderOptions,
-    spool_dir: &std::path::Path,
+    spool: SpoolOptions,
 ) -> std::io::Result<(Tap, std::thread::JoinHandle<Summary>)> {
     let (tap, mut inbox) = tap::queue(opts.queue, clock);
-    let (spool_writer, mut spool_reader) = spool::create(spool_dir)?;
+    let (spool_writer, mut spool_reader) = spool::create(spool)?;
     let dropped_bytes = tap.dropped_bytes.clone();
     let spooler = std::thread::Builder::new().name("oltrace-spooler".into()).spawn(move || {
         inbox.attach();
@@ -99,7 +110,7 @@ pub fn start(
     let handle = std::thread::Builder::new().name("oltrace-recorder".into()).spawn(move || {
         spool_reader.attach();
         let mut r = Recorder::new(&mut writer, opts);
-        r.run(&mut spool_reader);
+        let decoded_all = r.run(&mut spool_reader);
         let mut summary = r.summary;
         if let Ok(Some(e)) = spooler.join() {
             summary.error.get_or_insert(e);
@@ -107,6 +118,16 @@ pub fn start(
         if summary.error.is_none() {
             if let Err(e) = writer.flush() {
                 summary.error = Some(format!("final flush failed: {e}"));
+            }
+        }
+        match spool_reader.path() {
+            Some(path) if !decoded_all || summary.error.is_some() => {
+                summary.spool_left = Some((path.to_path_buf(), spool_reader.spooled().saturating_sub(spool_reader.checkpointed())));
+            }
+            _ => {
+                if let Err(e) = spool_reader.remove() {
+                    eprintln!("oltrace: cannot remove the spool: {e} (everything in it is in the trace: delete it)");
+                }
             }
         }
         summary.dropped_bytes = dropped_bytes.load(Ordering::Relaxed);
@@ -129,13 +150,38 @@ pub fn record_notes(writer: &mut Writer<std::fs::File>, opts: RecorderOptions, n
             break;
         }
     }
-    r.finish_open();
-    if r.summary.error.is_none() {
-        if let Err(e) = r.writer.flush() {
-            r.summary.error = Some(format!("final flush failed: {e}"));
+    r.finish()
+}
+
+/// A connection open when a recording's last checkpoint was taken: decoding
+/// resumes on it mid-stream.
+pub struct OpenConn {
+    pub conn: u64,
+    pub protocol: Protocol,
+    pub route: String,
+    /// Bytes of each direction in the trace's messages so far (index by
+    /// [`Direction::index`]).
+    pub offsets: [u64; 2],
+}
+
+/// Decodes what `oltrace recover` read from a spool into `writer`, after
+/// the connections `open` at its checkpoint; damage is written as gaps.
+pub fn recover_notes(writer: &mut Writer<std::fs::File>, opts: RecorderOptions, open: Vec<OpenConn>, found: impl IntoIterator<Item = Scanned>) -> Summary {
+    let mut r = Recorder::new(writer, opts);
+    for c in open {
+        r.resume(c);
+    }
+    for item in found {
+        let result = match item {
+            Scanned::Note(note) => r.handle(note),
+            Scanned::Damage { bytes, what } => r.lose_all(bytes, what),
+        };
+        if let Err(e) = result {
+            r.summary.error = Some(e);
+            break;
         }
     }
-    r.summary
+    r.finish()
 }
 
 /// The spooler: moves notes from the forwarders' queue to the spool until
@@ -211,6 +257,8 @@ struct Recorder<'w> {
     converter: Converter,
     /// The latest time any note carried.
     last_ts: u64,
+    /// When the spool was last checkpointed.
+    last_checkpoint: Instant,
     attributor: Attributor,
 }
 
@@ -225,29 +273,40 @@ impl<'w> Recorder<'w> {
             events: Vec::new(),
             converter: Converter::new(redact),
             last_ts: 0,
+            last_checkpoint: Instant::now(),
             attributor: Attributor::new(),
         }
     }
 
-    fn run(&mut self, spool: &mut SpoolReader) {
+    /// Decodes the spool until the spooler is done and everything is
+    /// read (true), or until told to stop decoding (false: the rest stays
+    /// in the spool, after a checkpoint).
+    fn run(&mut self, spool: &mut SpoolReader) -> bool {
         // Idle priority while traffic flows; normal once it has ended, to
         // catch up quickly. And while it is busy, not at all (the pacer).
         spool::set_idle_priority(true);
         let mut idle = true;
         let mut pacer = Pacer::new(self.opts.defer, Instant::now());
+        let mut progress = None;
         // Whether to ask the pacer before the next note: after every wait,
         // and every PACE_EVERY notes.
         let mut ask = true;
         let mut handled = 0u32;
-        loop {
+        let decoded_all = loop {
+            if ask && self.opts.stop_decoding.load(Ordering::Relaxed) {
+                break false;
+            }
             if idle && spool.traffic_done() {
                 spool::set_idle_priority(false);
                 idle = false;
+                if self.opts.progress {
+                    progress = super::progress::Backlog::show(spool.backlog());
+                }
             }
             if idle && ask {
                 ask = false;
                 if pacer.hold(Instant::now(), spool.spooled(), spool.backlog()) {
-                    self.flush_if_due(spool);
+                    self.checkpoint_if_due(spool);
                     std::thread::park_timeout(WAIT);
                     ask = true;
                     continue;
@@ -263,25 +322,101 @@ impl<'w> Recorder<'w> {
                     handled = handled.wrapping_add(1);
                     // Keep flushing on time under a steady stream.
                     if handled.is_multiple_of(4096) {
-                        self.flush_if_due(spool);
+                        self.checkpoint_if_due(spool);
+                        if let Some(bar) = &progress {
+                            bar.set_left(spool.backlog());
+                        }
                     }
                     ask |= handled.is_multiple_of(PACE_EVERY);
                 }
                 Ok(Next::Empty) => {
                     pacer.caught_up();
-                    self.flush_if_due(spool);
+                    self.checkpoint_if_due(spool);
                     std::thread::park_timeout(WAIT);
                     ask = true;
                 }
-                Ok(Next::End) => break,
+                Ok(Next::End) => break true,
                 Err(e) => {
                     self.fail(format!("reading the spool: {e}"), spool);
-                    break;
+                    break true;
                 }
             }
-        }
+        };
+        drop(progress);
         spool::set_idle_priority(false);
-        self.finish_open();
+        if decoded_all {
+            self.finish_open();
+        } else if self.summary.error.is_none() {
+            // What is decoded goes into the trace; the rest is recovered
+            // from this checkpoint. Connections stay unfinished: `recover`
+            // carries them on.
+            self.checkpoint(spool);
+        }
+        decoded_all
+    }
+
+    /// Flushes the trace and checkpoints the spool when records have waited
+    /// the flush interval, or notes were handled since the last checkpoint
+    /// that long ago.
+    fn checkpoint_if_due(&mut self, spool: &mut SpoolReader) {
+        if self.summary.error.is_none()
+            && (self.writer.flush_due(self.opts.flush_interval) || (spool.unchecked() && self.last_checkpoint.elapsed() >= self.opts.flush_interval))
+        {
+            self.checkpoint(spool);
+        }
+    }
+
+    fn checkpoint(&mut self, spool: &mut SpoolReader) {
+        self.last_checkpoint = Instant::now();
+        if let Err(e) = self.writer.flush() {
+            return self.fail(e.to_string(), spool);
+        }
+        if let Err(e) = spool.checkpoint(self.writer.stats().bytes) {
+            self.fail(format!("spool checkpoint: {e}"), spool);
+        }
+    }
+
+    /// Carries on decoding a connection that was open at a recording's
+    /// checkpoint (`oltrace recover`): mid-stream, from the offsets its
+    /// messages reached.
+    fn resume(&mut self, c: OpenConn) {
+        let role = match self.opts.invocation_routes.get(&c.route) {
+            Some(profile) if c.protocol == Protocol::Http => {
+                Role::Invocations { profile: profile.clone(), unanswered: VecDeque::new(), fed: 0, decoded_end: 0, decoding: true }
+            }
+            _ => Role::Downstream { traces: VecDeque::new() },
+        };
+        let session = Session::mid_stream(c.protocol, self.opts.limits, c.offsets);
+        self.conns.insert(c.conn, Conn { session, protocol: c.protocol, role });
+    }
+
+    /// Part of the spool was damaged (`oltrace recover`): whichever
+    /// connections it held notes of have lost their place, so every open
+    /// connection is recorded as opaque from here on.
+    fn lose_all(&mut self, bytes: u64, what: String) -> Result<(), String> {
+        self.summary.gaps += 1;
+        let open: Vec<u64> = self.conns.keys().copied().collect();
+        for conn in open {
+            self.lose_place(conn, self.last_ts);
+        }
+        let body = Body::Gap(Gap { conn: None, dir: None, bytes, records: 0, reason: format!("spool damaged: {what}") });
+        self.write(&Record { ts: self.last_ts, src: 0, body })
+    }
+
+    /// The decoder of `conn` has lost its place: the rest of the
+    /// connection is recorded as opaque chunks.
+    fn lose_place(&mut self, conn: u64, ts: u64) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Session::new(Protocol::Tcp, self.opts.limits);
+            if let Role::Invocations { decoding, unanswered, .. } = &mut c.role {
+                *decoding = false;
+                // Their responses will not be decoded: they end here.
+                for id in unanswered.drain(..).flatten() {
+                    self.attributor.end(id, ts);
+                }
+                self.attributor.arriving(conn, None);
+            }
+        }
     }
 
     /// Connections still open at shutdown: let decoders finish what they hold.
@@ -292,12 +427,15 @@ impl<'w> Recorder<'w> {
         }
     }
 
-    fn flush_if_due(&mut self, spool: &SpoolReader) {
-        if self.summary.error.is_none() && self.writer.flush_due(self.opts.flush_interval) {
+    /// Finishes the connections still open and flushes; the summary.
+    fn finish(mut self) -> Summary {
+        self.finish_open();
+        if self.summary.error.is_none() {
             if let Err(e) = self.writer.flush() {
-                self.fail(e.to_string(), spool);
+                self.summary.error = Some(format!("final flush failed: {e}"));
             }
         }
+        self.summary
     }
 
     fn fail(&mut self, error: String, spool: &SpoolReader) {
@@ -358,19 +496,7 @@ impl<'w> Recorder<'w> {
             }
             Note::Lost { conn, dir, bytes, ts } => {
                 self.summary.gaps += 1;
-                // The decoder has lost its place: record the rest of this
-                // connection as opaque chunks.
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.session = Session::new(Protocol::Tcp, self.opts.limits);
-                    if let Role::Invocations { decoding, unanswered, .. } = &mut c.role {
-                        *decoding = false;
-                        // Their responses will not be decoded: they end here.
-                        for id in unanswered.drain(..).flatten() {
-                            self.attributor.end(id, ts);
-                        }
-                        self.attributor.arriving(conn, None);
-                    }
-                }
+                self.lose_place(conn, ts);
                 let reason = "recorder queue full: the recorder fell behind the traffic".to_string();
                 let body = Body::Gap(Gap { conn: Some(conn), dir: Some(direction(dir)), bytes, records: 0, reason });
                 self.write(&Record { ts, src: 0, body })

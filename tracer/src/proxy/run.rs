@@ -12,7 +12,9 @@ use super::tls::RouteTls;
 use crate::Outcome;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use super::spool::SpoolOptions;
+use super::spool_file;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -21,6 +23,11 @@ pub struct ProxyConfig {
     pub routes: Vec<Route>,
     pub output: PathBuf,
     pub redact: bool,
+    /// Spool to `TRACE.spool`, so a killed recording can be recovered
+    /// (`--no-spool`: an unnamed file, lost with the process).
+    pub spool: bool,
+    /// How long connecting to an upstream may take (`--connect-timeout`).
+    pub connect_timeout: Duration,
     /// Notes the recorder queue holds before data is dropped (as gaps).
     pub queue: usize,
     /// How long open connections may go on after SIGINT/SIGTERM.
@@ -101,6 +108,9 @@ impl ProxyConfig {
 pub struct Recording {
     pub tap: Tap,
     recorder: std::thread::JoinHandle<Summary>,
+    /// Set to stop decoding at once (a second SIGINT), leaving the rest in
+    /// the spool.
+    pub stop_decoding: Arc<AtomicBool>,
 }
 
 /// Creates the trace and starts the recorder. `meta` goes into the header.
@@ -113,6 +123,20 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     for route in &config.routes {
         RouteTls::for_route(route)?;
     }
+    let spool_path = spool_file::path_for(&config.output);
+    anyhow::ensure!(
+        !spool_file::in_use(&spool_path),
+        "{} is being recorded by another oltrace (its spool {} is in use): choose another -o",
+        config.output.display(),
+        spool_path.display()
+    );
+    anyhow::ensure!(
+        !spool_path.exists(),
+        "{} has a spool left over from a recording that did not finish ({}): run `oltrace recover {}` to decode it into the trace first (or delete the spool to discard it)",
+        config.output.display(),
+        spool_path.display(),
+        config.output.display()
+    );
     let clock = Instant::now();
     let mut header = format::Header::new(&format!("oltrace {}", env!("CARGO_PKG_VERSION")), &config.source_name);
     let routes: Vec<String> = config.routes.iter().map(|r| format!("{}={}{}", r.name, r.upstream, r.tls_options())).collect();
@@ -129,6 +153,7 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     }
     let writer = format::Writer::create(&config.output, &header, format::WriterOptions::default())
         .map_err(|e| anyhow::anyhow!("cannot create the trace: {e}"))?;
+    let stop_decoding = Arc::new(AtomicBool::new(false));
     let opts = RecorderOptions {
         queue: config.queue,
         redact: config.redact,
@@ -136,17 +161,21 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
         flush_interval: Duration::from_millis(100),
         defer: config.defer,
         invocation_routes: config.invocation_routes(),
+        stop_decoding: stop_decoding.clone(),
+        progress: true,
     };
     // The spool goes beside the trace (same file system, so the same free
     // space the user chose).
-    let spool_dir = match config.output.parent() {
+    let dir = match config.output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let (tap, recorder) = recorder::start(writer, clock, opts, &spool_dir)
-        .map_err(|e| anyhow::anyhow!("cannot start the recorder: {e} (the spool goes in {}; is it writable?)", spool_dir.display()))?;
+    let (trace, trace_len) = spool_file::trace_id(&config.output).map_err(|e| anyhow::anyhow!("cannot read back the trace just created: {e}"))?;
+    let spool = SpoolOptions { path: config.spool.then(|| spool_path.clone()), dir, trace, redact: config.redact, trace_len };
+    let (tap, recorder) = recorder::start(writer, clock, opts, spool)
+        .map_err(|e| anyhow::anyhow!("cannot create the spool {}: {e} (it goes beside the trace: is that directory writable?)", spool_path.display()))?;
     let tap = tap.blocking(config.block);
-    Ok(Recording { tap, recorder })
+    Ok(Recording { tap, recorder, stop_decoding })
 }
 
 impl Recording {
@@ -206,10 +235,10 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
         };
         let tls = RouteTls::for_route(route)?;
         let (route, tap, next_conn, stop) = (Arc::new(route.clone()), tap.clone(), next_conn.clone(), stop_rx.clone());
-        let (drain, workers) = (config.drain_timeout, workers.clone());
+        let (drain, workers, connect_timeout) = (config.drain_timeout, workers.clone(), config.connect_timeout);
         loops.spawn(async move {
             let mut conns = JoinSet::new();
-            accept_loop(route, tls, front, listener, tap, next_conn, &workers, &mut conns, stop).await;
+            accept_loop(route, tls, front, listener, tap, next_conn, &workers, &mut conns, stop, connect_timeout).await;
             // Stopped accepting: let open connections finish, for a while.
             let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
             conns.shutdown().await;
@@ -225,9 +254,10 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
         forward_proxy = Some(addr);
         let name = Arc::new(format!("forward-proxy:{listen}"));
         let (tap, next_conn, stop, drain, workers) = (tap.clone(), next_conn.clone(), stop_rx.clone(), config.drain_timeout, workers.clone());
+        let connect_timeout = config.connect_timeout;
         loops.spawn(async move {
             let mut conns = JoinSet::new();
-            super::forward_proxy::accept_loop(name, listener, tap, next_conn, &workers, &mut conns, stop).await;
+            super::forward_proxy::accept_loop(name, listener, tap, next_conn, &workers, &mut conns, stop, connect_timeout).await;
             let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
             conns.shutdown().await;
         });
@@ -261,6 +291,7 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
         // Handlers first: a SIGINT sent as soon as "listening" shows must
         // not find the default action (death) still in place.
         let signalled = wait_for_signal()?;
+        stop_decoding_on_second_sigint(&recording.stop_decoding)?;
         let routes = start_routes(config, &recording.tap).await?;
         let logs = crate::logfollow::LogFiles::start(&config.logs, &recording.tap);
         signalled.await;
@@ -273,6 +304,30 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
     let finished = recording.finish(config);
     served?;
     finished.map(|_| Outcome::Clean)
+}
+
+/// A second SIGINT stops decoding at once (the rest stays in the spool
+/// for `oltrace recover`). The listener runs on a thread of its own, since
+/// decoding goes on after the runtime is gone; it counts SIGINTs from
+/// now (the first one stops the traffic, see [`wait_for_signal`]), and is
+/// listening when this returns.
+fn stop_decoding_on_second_sigint(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    let stop = stop.clone();
+    let (ready, listening) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("oltrace-sigint".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+            let _ = ready.send(());
+            let Ok(mut int) = int else { return };
+            int.recv().await;
+            int.recv().await;
+            eprintln!("oltrace: second SIGINT: decoding stops now; the rest stays in the spool for `oltrace recover`");
+            stop.store(true, Ordering::Relaxed);
+        });
+    })?;
+    let _ = listening.recv();
+    Ok(())
 }
 
 /// Installs the SIGINT and SIGTERM handlers now; the future completes at
@@ -326,6 +381,14 @@ fn print_summary(s: &Summary, config: &ProxyConfig) {
         let modes: Vec<String> = s.tls.iter().map(|(m, n)| format!("{m} {n}")).collect();
         let opaque = if s.tls.contains_key(format::TlsMode::Passthrough.name()) { " (passthrough: recorded as opaque bytes)" } else { "" };
         eprintln!("oltrace: TLS on the clients' side: {}{opaque}", modes.join(", "));
+    }
+    if let Some((path, bytes)) = &s.spool_left {
+        eprintln!(
+            "oltrace: {:.1} MB not decoded yet are in {}: run `oltrace recover {}` to decode them into the trace",
+            *bytes as f64 / 1e6,
+            path.display(),
+            config.output.display()
+        );
     }
     if s.fallbacks > 0 {
         eprintln!("oltrace: {} connections switched to opaque recording (see `oltrace cat --kind fallback`)", s.fallbacks);

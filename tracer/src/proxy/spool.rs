@@ -1,5 +1,6 @@
-//! The spool: forwarded chunks (and every other note) written to an
-//! unnamed file as they come, so that decoding can run behind the traffic.
+//! The spool: forwarded chunks (and every other note) written to a file
+//! beside the trace as they come, so that decoding can run behind the
+//! traffic, and so that what is not decoded yet survives the process.
 //!
 //! Decoding, converting, encoding and compressing cost the recorder about
 //! 2 us per pipelined Redis command, twice what haproxy spends forwarding
@@ -8,35 +9,45 @@
 //!
 //! - the spooler (normal priority) takes notes off the forwarders' queue
 //!   and appends them to the spool, framed: a copy, and one `write` per
-//!   256 KiB (for 100,000 unpipelined Redis GETs it used 0.12 s of CPU,
-//!   the recorder 0.45 s);
+//!   256 KiB or per [`WRITE_DELAY`] (for 100,000 unpipelined Redis GETs it
+//!   used 0.12 s of CPU, the recorder 0.45 s);
 //! - the recorder reads them back in the same order and does the real work:
 //!   in the traffic's pauses (see [`super::pacer`]), at idle CPU priority
 //!   (`SCHED_IDLE`) while traffic flows, so it uses only CPU nothing else
 //!   wants; once the traffic ends it returns to normal priority and
 //!   catches up.
 //!
-//! The spool is an unnamed file in the trace's directory (`O_TMPFILE`, or
-//! created and unlinked at once): it holds unredacted bytes, so it never
-//! has a name anyone could open, and it disappears with the process, even
-//! one killed with SIGKILL. What the recorder has read is freed with
-//! `fallocate(PUNCH_HOLE)` as it goes, so the spool takes disk space only
-//! for the backlog, and once the recorder has caught up with a file of
-//! 256 MiB or more the spooler starts it again from the beginning. The backlog is bounded ([`MAX_BACKLOG`]): beyond it the
-//! spooler waits, the forwarders' queue fills, and what does not fit is
-//! dropped and recorded as a gap, as without the spool.
+//! The spool is `TRACE.spool` (mode 0600; its layout is in
+//! [`super::spool_file`]). A write is in the kernel's page cache once
+//! `pwrite` returns, so a process killed with SIGKILL loses none of it (no
+//! `fsync`: a power cut is not what this guards against). Every time the
+//! recorder flushes the trace it records a checkpoint in the spool's
+//! header: the spool position up to which every note is decoded, and the
+//! trace's length then. `oltrace recover` cuts the trace back to that
+//! length and decodes the spool from that position, so a record is neither
+//! lost nor written twice (docs/recording.md, "What a crash loses"). A
+//! clean stop that decoded everything removes the spool. With `--no-spool`
+//! the file has no name (`O_TMPFILE`) and dies with the process.
+//!
+//! Space before the checkpoint is freed with `fallocate(PUNCH_HOLE)` as the
+//! recorder goes, so the spool takes disk space only for the backlog, and
+//! once the checkpoint has caught up with a file of 256 MiB or more the
+//! spooler starts it again from the beginning. The backlog is bounded
+//! ([`MAX_BACKLOG`]): beyond it the spooler waits, the forwarders' queue
+//! fills, and what does not fit is dropped and recorded as a gap, as
+//! without the spool.
 
+use super::spool_file::{self, Frame, TraceId, HEADER_LEN};
 use super::tap::Note;
 use bytes::{Bytes, BytesMut};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
-use wire::{Direction, Protocol};
 
 /// How far decoding may fall behind the traffic, in spooled bytes.
 pub const MAX_BACKLOG: u64 = 1 << 30;
@@ -47,27 +58,43 @@ const WRITE_BATCH: usize = 256 << 10;
 /// ran empty meant a write, a read and two thread wake-ups per few notes:
 /// under unpipelined redis-benchmark, 0.4 `pwrite`, 0.35 `pread` and 0.77
 /// `futex` calls per request (strace), CPU taken from the traffic on a
-/// busy machine. Recording has no latency target; a few milliseconds of
-/// delay cost nothing.
+/// busy machine. It is also what a SIGKILL can lose of the spool: far
+/// under the 100 ms the trace format promises.
 pub const WRITE_DELAY: Duration = Duration::from_millis(10);
 /// The recorder reads this much at a time.
 const READ_BATCH: usize = 1 << 20;
-/// Read bytes are freed in steps of this much.
+/// Checkpointed bytes are freed in steps of this much.
 const PUNCH_STEP: u64 = 64 << 20;
-/// Once the file is this long and the recorder has read all of it, the
+/// Once the file is this long and the checkpoint has reached its end, the
 /// spooler starts again at its beginning (so it does not grow for ever,
 /// even sparsely).
 const REWIND_AFTER: u64 = 256 << 20;
 
+/// Where the spool goes and what its header says.
+pub struct SpoolOptions {
+    /// `TRACE.spool`, created new; `None` (`--no-spool`): an unnamed file
+    /// in `dir`, lost with the process.
+    pub path: Option<PathBuf>,
+    pub dir: PathBuf,
+    pub trace: TraceId,
+    pub redact: bool,
+    /// The trace's length when the spool is created (its prefix).
+    pub trace_len: u64,
+}
+
 /// What the spooler and the recorder share. Positions are logical: bytes
 /// spooled since the start; the file holds those from `rewound_at` on, at
-/// offset `position - rewound_at`.
+/// offset `HEADER_LEN + position - rewound_at`.
 struct Shared {
     file: File,
+    path: Option<PathBuf>,
     /// Bytes written (whole notes only).
     written: AtomicU64,
     /// Bytes the recorder has read and handled.
     read: AtomicU64,
+    /// Bytes the recorder has decoded into the trace and flushed (its last
+    /// checkpoint).
+    checkpointed: AtomicU64,
     /// Where the file last started again (see [`REWIND_AFTER`]).
     rewound_at: AtomicU64,
     rewind_after: u64,
@@ -85,6 +112,7 @@ struct Shared {
 pub struct SpoolWriter {
     shared: Arc<Shared>,
     buf: Vec<u8>,
+    /// Logical position of `buf[0]`.
     offset: u64,
     /// When the oldest note in `buf` was framed.
     buffered_since: Option<Instant>,
@@ -101,19 +129,37 @@ pub struct SpoolReader {
     base: u64,
     /// Space before this position has been freed.
     punched: u64,
+    /// The trace's length at the last checkpoint.
+    checkpoint_trace_len: u64,
 }
 
-/// Creates an unnamed spool file in `dir`.
-pub fn create(dir: &Path) -> std::io::Result<(SpoolWriter, SpoolReader)> {
-    create_rewinding_after(dir, REWIND_AFTER)
+/// Creates the spool (see [`SpoolOptions`]) and writes its header.
+pub fn create(opts: SpoolOptions) -> std::io::Result<(SpoolWriter, SpoolReader)> {
+    create_rewinding_after(opts, REWIND_AFTER)
 }
 
-fn create_rewinding_after(dir: &Path, rewind_after: u64) -> std::io::Result<(SpoolWriter, SpoolReader)> {
-    let file = tempfile::tempfile_in(dir)?;
+fn create_rewinding_after(opts: SpoolOptions, rewind_after: u64) -> std::io::Result<(SpoolWriter, SpoolReader)> {
+    let file = match &opts.path {
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path)?;
+            spool_file::lock(&file)?;
+            file
+        }
+        None => tempfile::tempfile_in(&opts.dir)?,
+    };
+    if let Err(e) = spool_file::write_header(&file, opts.trace, opts.redact, opts.trace_len) {
+        if let Some(path) = &opts.path {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
     let shared = Arc::new(Shared {
         file,
+        path: opts.path,
         written: AtomicU64::new(0),
         read: AtomicU64::new(0),
+        checkpointed: AtomicU64::new(0),
         rewound_at: AtomicU64::new(0),
         rewind_after,
         done: AtomicBool::new(false),
@@ -124,7 +170,7 @@ fn create_rewinding_after(dir: &Path, rewind_after: u64) -> std::io::Result<(Spo
     });
     Ok((
         SpoolWriter { shared: shared.clone(), buf: Vec::with_capacity(WRITE_BATCH * 2), offset: 0, buffered_since: None },
-        SpoolReader { shared, buf: Bytes::new(), pos: 0, base: 0, punched: 0 },
+        SpoolReader { shared, buf: Bytes::new(), pos: 0, base: 0, punched: 0, checkpoint_trace_len: opts.trace_len },
     ))
 }
 
@@ -140,7 +186,7 @@ impl SpoolWriter {
         if self.buf.is_empty() {
             self.buffered_since = Some(Instant::now());
         }
-        encode(note, &mut self.buf);
+        spool_file::encode(note, self.offset + self.buf.len() as u64, &mut self.buf);
         if self.buf.len() >= WRITE_BATCH {
             self.write_out()?;
         }
@@ -166,15 +212,19 @@ impl SpoolWriter {
             std::thread::park_timeout(Duration::from_millis(10));
         }
         let mut rewound_at = self.shared.rewound_at.load(Ordering::Relaxed);
-        if self.backlog() == 0 && self.offset - rewound_at >= self.shared.rewind_after {
-            // The recorder has read everything (and freed it first, see
-            // `fill`), and reads nothing more until `written` moves past
-            // `offset`, which it does below, after this store.
+        if self.shared.checkpointed.load(Ordering::Acquire) >= self.offset && self.offset - rewound_at >= self.shared.rewind_after {
+            // Everything written is decoded and in the trace (and freed
+            // first, see `checkpoint`); the recorder reads nothing more
+            // until `written` moves past `offset`, which it does below,
+            // after this store. The header learns of the restart before
+            // any frame is written at the new place, so a recovery never
+            // looks for a frame where there is none.
             rewound_at = self.offset;
+            self.shared.file.set_len(HEADER_LEN)?;
+            spool_file::write_restart(&self.shared.file, rewound_at)?;
             self.shared.rewound_at.store(rewound_at, Ordering::Release);
-            self.shared.file.set_len(0)?;
         }
-        self.shared.file.write_all_at(&self.buf, self.offset - rewound_at)?;
+        self.shared.file.write_all_at(&self.buf, HEADER_LEN + self.offset - rewound_at)?;
         self.offset += self.buf.len() as u64;
         self.buf.clear();
         self.buffered_since = None;
@@ -241,21 +291,24 @@ impl SpoolReader {
                 return Ok(if done { Next::End } else { Next::Empty });
             }
         }
-        let (note, used) = decode(&self.buf.slice(self.pos..))
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "spool: a note is cut short (a bug: notes are written whole)"))?;
-        self.pos += used;
-        Ok(Next::Note(note))
+        match spool_file::decode(&self.buf.slice(self.pos..), self.position()) {
+            Frame::Note(note, used) => {
+                self.pos += used;
+                Ok(Next::Note(note))
+            }
+            _ => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "spool: a note reads back damaged (a bug, or the file was changed under us)")),
+        }
     }
 
-    /// Marks what was read so far as handled (freeing its disk space now
-    /// and then) and reads the next batch of written notes, if any.
+    /// The logical position of the next note.
+    fn position(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    /// Marks what was read so far as handled and reads the next batch of
+    /// written notes, if any.
     fn fill(&mut self) -> std::io::Result<bool> {
-        let end = self.base + self.buf.len() as u64;
-        // Free space before saying it was read: once `read` reaches
-        // `written`, the spooler may start the file again.
-        if end >= self.punched + PUNCH_STEP {
-            self.punch(end);
-        }
+        let end = self.position();
         // No wake-up for the spooler: it waits on the backlog only past
         // MAX_BACKLOG, and then looks again every 10 ms by itself.
         self.shared.read.store(end, Ordering::Release);
@@ -265,19 +318,19 @@ impl SpoolReader {
         if written <= end {
             return Ok(false);
         }
-        let at = end - self.shared.rewound_at.load(Ordering::Acquire);
+        let at = HEADER_LEN + end - self.shared.rewound_at.load(Ordering::Acquire);
         let n = (written - end).min(READ_BATCH as u64) as usize;
         let mut batch = BytesMut::zeroed(n);
         self.shared.file.read_exact_at(&mut batch, at)?;
         // A batch cut at READ_BATCH may end inside a note: keep the whole
         // notes, the rest is read next time. (The spooler writes whole
         // notes, so a batch that ends at `written` is all whole.)
-        let whole = whole_prefix(&batch);
+        let whole = spool_file::whole_prefix(&batch);
         if whole > 0 {
             batch.truncate(whole);
         } else {
             // One note larger than a batch: read just it.
-            let len = frame_len(&batch).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "spool: bad frame"))?;
+            let len = spool_file::frame_len(&batch).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "spool: bad frame"))?;
             batch = BytesMut::zeroed(len);
             self.shared.file.read_exact_at(&mut batch, at)?;
         }
@@ -287,8 +340,37 @@ impl SpoolReader {
         Ok(true)
     }
 
-    /// Frees the disk space of what has been read, up to `upto` (best
-    /// effort: not every file system can).
+    /// The position of the last checkpoint.
+    pub fn checkpointed(&self) -> u64 {
+        self.shared.checkpointed.load(Ordering::Relaxed)
+    }
+
+    /// True when notes were handled since the last checkpoint.
+    pub fn unchecked(&self) -> bool {
+        self.position() > self.shared.checkpointed.load(Ordering::Relaxed)
+    }
+
+    /// Records that every note handled so far is in the trace, now
+    /// `trace_len` bytes long and flushed (the caller flushed it), and
+    /// frees the disk space of what came before.
+    pub fn checkpoint(&mut self, trace_len: u64) -> std::io::Result<()> {
+        let pos = self.position();
+        if pos == self.shared.checkpointed.load(Ordering::Relaxed) && trace_len == self.checkpoint_trace_len {
+            return Ok(());
+        }
+        // Free space before publishing the checkpoint: once it reaches
+        // `written`, the spooler may start the file again.
+        if pos >= self.punched + PUNCH_STEP {
+            self.punch(pos);
+        }
+        spool_file::write_checkpoint(&self.shared.file, pos, trace_len)?;
+        self.checkpoint_trace_len = trace_len;
+        self.shared.checkpointed.store(pos, Ordering::Release);
+        Ok(())
+    }
+
+    /// Frees the disk space of what has been checkpointed, up to `upto`
+    /// (best effort: not every file system can).
     fn punch(&mut self, upto: u64) {
         let rewound_at = self.shared.rewound_at.load(Ordering::Acquire);
         let from = self.punched.max(rewound_at);
@@ -298,12 +380,25 @@ impl SpoolReader {
                 libc::fallocate(
                     self.shared.file.as_raw_fd(),
                     libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                    (from - rewound_at) as libc::off_t,
+                    (HEADER_LEN + from - rewound_at) as libc::off_t,
                     (upto - from) as libc::off_t,
                 )
             };
         }
         self.punched = upto;
+    }
+
+    /// Removes the spool's file: everything in it is in the trace.
+    pub fn remove(&self) -> std::io::Result<()> {
+        match &self.shared.path {
+            Some(path) => std::fs::remove_file(path),
+            None => Ok(()),
+        }
+    }
+
+    /// The spool's name, if it has one.
+    pub fn path(&self) -> Option<&Path> {
+        self.shared.path.as_deref()
     }
 
     /// Bytes spooled so far (whole notes, written to the file).
@@ -313,7 +408,7 @@ impl SpoolReader {
 
     /// Bytes spooled and not read back yet.
     pub fn backlog(&self) -> u64 {
-        self.spooled().saturating_sub(self.base + self.pos as u64)
+        self.spooled().saturating_sub(self.position())
     }
 
     /// Tells the spooler to stop (recording failed).
@@ -335,207 +430,6 @@ impl SpoolReader {
     }
 }
 
-// ----- framing: [tag u8][body length u32 LE][body] -----
-
-const OPEN: u8 = 1;
-const DATA: u8 = 2;
-const EOF: u8 = 3;
-const LOST: u8 = 4;
-const CLOSE: u8 = 5;
-const LOG: u8 = 6;
-
-/// The length of the frame that starts `b`, if its header is there.
-fn frame_len(b: &[u8]) -> Option<usize> {
-    let len = u32::from_le_bytes(b.get(1..5)?.try_into().ok()?) as usize;
-    Some(5 + len)
-}
-
-/// How many bytes at the start of `b` are whole frames.
-fn whole_prefix(b: &[u8]) -> usize {
-    let mut at = 0;
-    while let Some(len) = frame_len(&b[at..]) {
-        if at + len > b.len() {
-            break;
-        }
-        at += len;
-    }
-    at
-}
-
-fn encode(note: &Note, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 5]);
-    let tag = match note {
-        Note::Open { conn, protocol, client, server, route, tls, ts } => {
-            put_u64(out, *conn);
-            put_u64(out, *ts);
-            out.push(protocol_code(*protocol));
-            put_str(out, client);
-            put_str(out, server);
-            put_str(out, route);
-            out.push(tls.map_or(0, |t| t.code() + 1));
-            OPEN
-        }
-        Note::Data { conn, dir, data, ts } => {
-            put_u64(out, *conn);
-            put_u64(out, *ts);
-            out.push(dir_code(*dir));
-            out.extend_from_slice(data);
-            DATA
-        }
-        Note::Eof { conn, dir, ts } => {
-            put_u64(out, *conn);
-            put_u64(out, *ts);
-            out.push(dir_code(*dir));
-            EOF
-        }
-        Note::Lost { conn, dir, bytes, ts } => {
-            put_u64(out, *conn);
-            put_u64(out, *ts);
-            out.push(dir_code(*dir));
-            put_u64(out, *bytes);
-            LOST
-        }
-        Note::Close { conn, ts, bytes_to_server, bytes_to_client, error } => {
-            put_u64(out, *conn);
-            put_u64(out, *ts);
-            put_u64(out, *bytes_to_server);
-            put_u64(out, *bytes_to_client);
-            match error {
-                Some(e) => {
-                    out.push(1);
-                    put_str(out, e);
-                }
-                None => out.push(0),
-            }
-            CLOSE
-        }
-        Note::Log { origin, stream, text, ts } => {
-            put_u64(out, *ts);
-            out.push(stream.code());
-            put_str(out, origin);
-            put_str(out, text);
-            LOG
-        }
-    };
-    let len = (out.len() - start - 5) as u32;
-    out[start] = tag;
-    out[start + 1..start + 5].copy_from_slice(&len.to_le_bytes());
-}
-
-/// The note that starts `b` and the bytes it took; `None` if `b` does not
-/// start with a whole, well-formed note. Data is a slice of `b`, not a copy.
-fn decode(b: &Bytes) -> Option<(Note, usize)> {
-    let len = frame_len(b)?;
-    let mut r = Cursor { b: b.get(5..len)? };
-    let note = match b[0] {
-        OPEN => Note::Open {
-            conn: r.u64()?,
-            ts: r.u64()?,
-            protocol: protocol_from(r.u8()?)?,
-            client: r.string()?,
-            server: r.string()?,
-            route: r.string()?,
-            tls: match r.u8()? {
-                0 => None,
-                code => Some(format::TlsMode::from_code(code - 1)?),
-            },
-        },
-        DATA => {
-            let (conn, ts, dir) = (r.u64()?, r.u64()?, dir_from(r.u8()?)?);
-            let start = len - r.rest().len();
-            Note::Data { conn, dir, ts, data: b.slice(start..len) }
-        }
-        EOF => Note::Eof { conn: r.u64()?, ts: r.u64()?, dir: dir_from(r.u8()?)? },
-        LOST => Note::Lost { conn: r.u64()?, ts: r.u64()?, dir: dir_from(r.u8()?)?, bytes: r.u64()? },
-        CLOSE => Note::Close {
-            conn: r.u64()?,
-            ts: r.u64()?,
-            bytes_to_server: r.u64()?,
-            bytes_to_client: r.u64()?,
-            error: match r.u8()? {
-                0 => None,
-                _ => Some(r.string()?),
-            },
-        },
-        LOG => {
-            let ts = r.u64()?;
-            let stream = format::LogStream::from_code(r.u8()?)?;
-            Note::Log { ts, stream, origin: r.string()?, text: r.string()? }
-        }
-        _ => return None,
-    };
-    Some((note, len))
-}
-
-fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-struct Cursor<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = (self.b.get(..n)?, self.b.get(n..)?);
-        self.b = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn string(&mut self) -> Option<String> {
-        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
-    }
-    fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.b)
-    }
-}
-
-fn protocol_code(p: Protocol) -> u8 {
-    match p {
-        Protocol::Http => 0,
-        Protocol::Postgres => 1,
-        Protocol::Redis => 2,
-        Protocol::Tcp => 3,
-    }
-}
-
-fn protocol_from(c: u8) -> Option<Protocol> {
-    Some(match c {
-        0 => Protocol::Http,
-        1 => Protocol::Postgres,
-        2 => Protocol::Redis,
-        3 => Protocol::Tcp,
-        _ => return None,
-    })
-}
-
-fn dir_code(d: Direction) -> u8 {
-    match d {
-        Direction::ToServer => 0,
-        Direction::ToClient => 1,
-    }
-}
-
-fn dir_from(c: u8) -> Option<Direction> {
-    Some(match c {
-        0 => Direction::ToServer,
-        1 => Direction::ToClient,
-        _ => return None,
-    })
-}
-
 /// Puts the calling thread at idle CPU priority (`SCHED_IDLE`: it runs
 /// only when nothing else wants the CPU), or back to normal. Best effort.
 pub fn set_idle_priority(idle: bool) {
@@ -550,59 +444,78 @@ pub fn set_idle_priority(idle: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wire::Direction;
 
-    fn notes() -> Vec<Note> {
-        vec![
-            Note::Open { conn: 7, protocol: Protocol::Redis, client: "127.0.0.1:5".into(), server: "s:1".into(), route: "redis:0".into(), tls: None, ts: 1 },
-            Note::Open { conn: 9, protocol: Protocol::Postgres, client: "c:2".into(), server: "s:2".into(), route: "postgres:0".into(), tls: Some(format::TlsMode::Declined), ts: 1 },
-            Note::Data { conn: 7, dir: Direction::ToServer, data: Bytes::from_static(b"PING\r\n"), ts: 2 },
-            Note::Data { conn: 7, dir: Direction::ToClient, data: Bytes::new(), ts: 3 },
-            Note::Eof { conn: 7, dir: Direction::ToClient, ts: 4 },
-            Note::Lost { conn: 7, dir: Direction::ToServer, bytes: 99, ts: 5 },
-            Note::Log { origin: "worker".into(), stream: format::LogStream::Stderr, text: "héllo".into(), ts: 6 },
-            Note::Close { conn: 7, ts: 7, bytes_to_server: 6, bytes_to_client: 0, error: Some("reset".into()) },
-            Note::Close { conn: 8, ts: 8, bytes_to_server: 0, bytes_to_client: 0, error: None },
-        ]
+    fn unnamed(dir: &Path) -> SpoolOptions {
+        SpoolOptions { path: None, dir: dir.to_path_buf(), trace: TraceId { anchor_unix_ns: 1, prefix_crc: 2 }, redact: true, trace_len: 100 }
     }
 
-    fn show(n: &Note) -> String {
-        match n {
-            Note::Open { conn, protocol, client, server, route, tls, ts } => format!("open {conn} {protocol:?} {client} {server} {route} {tls:?} {ts}"),
-            Note::Data { conn, dir, data, ts } => format!("data {conn} {dir:?} {data:?} {ts}"),
-            Note::Eof { conn, dir, ts } => format!("eof {conn} {dir:?} {ts}"),
-            Note::Lost { conn, dir, bytes, ts } => format!("lost {conn} {dir:?} {bytes} {ts}"),
-            Note::Close { conn, ts, bytes_to_server, bytes_to_client, error } => format!("close {conn} {ts} {bytes_to_server} {bytes_to_client} {error:?}"),
-            Note::Log { origin, stream, text, ts } => format!("log {origin} {stream:?} {text} {ts}"),
+    fn data(i: u64, n: usize) -> Note {
+        Note::Data { conn: i, dir: Direction::ToServer, data: Bytes::from(vec![(i % 251) as u8; n]), ts: i }
+    }
+
+    /// Reads every note there is now, checkpointing after each, with the
+    /// trace `trace_len` long.
+    fn read_all(r: &mut SpoolReader, trace_len: u64) -> Vec<u64> {
+        let mut got = Vec::new();
+        while let Next::Note(Note::Data { conn, .. }) = r.next_note().unwrap() {
+            got.push(conn);
+            r.checkpoint(trace_len).unwrap();
         }
+        got
     }
 
+    /// What a recovery would decode: the notes from the header's checkpoint.
+    fn recoverable(path: &Path) -> (spool_file::Header, Vec<u64>) {
+        let file = File::open(path).unwrap();
+        let header = spool_file::read_header(&file).unwrap();
+        let mut input = File::open(path).unwrap();
+        std::io::Seek::seek(&mut input, std::io::SeekFrom::Start(HEADER_LEN + header.checkpoint - header.restart)).unwrap();
+        let found = spool_file::Scan::new(input, header.checkpoint)
+            .map(|item| match item.unwrap() {
+                spool_file::Scanned::Note(Note::Data { conn, .. }) => conn,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        (header, found)
+    }
+
+    /// A named spool: the header's checkpoint says where recovery starts,
+    /// before and after the file starts again, so that what follows it is
+    /// every note not yet checkpointed, no more, no less.
     #[test]
-    fn every_note_reads_back_as_written() {
-        let mut buf = Vec::new();
-        for n in notes() {
-            encode(&n, &mut buf);
+    fn the_checkpoint_finds_exactly_the_notes_not_yet_in_the_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.mp.spool");
+        let (mut w, mut r) = create_rewinding_after(SpoolOptions { path: Some(path.clone()), ..unnamed(dir.path()) }, 4096).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(recoverable(&path), (spool_file::Header { trace: TraceId { anchor_unix_ns: 1, prefix_crc: 2 }, redact: true, restart: 0, checkpoint: 0, trace_len: 100 }, vec![]));
+        for i in 0..10 {
+            w.push(&data(i, 1000)).unwrap();
         }
-        let buf = Bytes::from(buf);
-        let mut at = 0;
-        let mut back = Vec::new();
-        while at < buf.len() {
-            let (n, used) = decode(&buf.slice(at..)).expect("whole note");
-            back.push(show(&n));
-            at += used;
+        w.write_out().unwrap();
+        assert_eq!(recoverable(&path).1, (0..10).collect::<Vec<_>>(), "nothing decoded: all of it");
+        assert_eq!(read_all(&mut r, 200), (0..10).collect::<Vec<_>>());
+        let (header, rest) = recoverable(&path);
+        assert_eq!((header.trace_len, rest), (200, vec![]), "all decoded");
+        // The next write starts the file again (10 KB > 4096, all checkpointed).
+        for i in 10..13 {
+            w.push(&data(i, 100)).unwrap();
         }
-        assert_eq!(back, notes().iter().map(show).collect::<Vec<_>>());
-        // Every strict prefix of a note is not a note.
-        let mut one = Vec::new();
-        encode(&notes()[0], &mut one);
-        let one = Bytes::from(one);
-        for cut in 0..one.len() {
-            assert!(decode(&one.slice(..cut)).is_none(), "cut at {cut}");
-        }
-        assert_eq!(whole_prefix(&buf[..buf.len() - 1]), buf.len() - {
-            let mut last = Vec::new();
-            encode(notes().last().unwrap(), &mut last);
-            last.len()
-        });
+        w.write_out().unwrap();
+        let (header, rest) = recoverable(&path);
+        assert_eq!((header.restart, rest), (header.checkpoint, vec![10, 11, 12]), "the file started again");
+        assert!(std::fs::metadata(&path).unwrap().len() < HEADER_LEN + 1000);
+        // Part read, then checkpointed: the rest only.
+        assert!(matches!(r.next_note().unwrap(), Next::Note(Note::Data { conn: 10, .. })));
+        r.checkpoint(300).unwrap();
+        assert!(matches!(r.next_note().unwrap(), Next::Note(Note::Data { conn: 11, .. })));
+        let (header, rest) = recoverable(&path);
+        assert_eq!((header.trace_len, rest), (300, vec![11, 12]), "read but not checkpointed: still to recover");
+        w.finish().unwrap();
+        r.remove().unwrap();
+        assert!(!path.exists());
     }
 
     /// A lone note waits in the writer's buffer until it is due, then
@@ -610,7 +523,7 @@ mod tests {
     #[test]
     fn a_buffered_note_is_written_once_due() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, mut r) = create(dir.path()).unwrap();
+        let (mut w, mut r) = create(unnamed(dir.path())).unwrap();
         w.push(&Note::Eof { conn: 7, dir: Direction::ToClient, ts: 1 }).unwrap();
         w.write_if_due().unwrap();
         if w.buffered_since.is_some_and(|t| t.elapsed() < WRITE_DELAY) {
@@ -642,7 +555,7 @@ mod tests {
     /// the bytes spooled and the file's final length.
     fn carry_notes(rewind_after: u64) -> (u64, u64) {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, mut r) = create_rewinding_after(dir.path(), rewind_after).unwrap();
+        let (mut w, mut r) = create_rewinding_after(unnamed(dir.path()), rewind_after).unwrap();
         r.attach();
         let sizes: Vec<usize> = (0..20_000).map(|i| if i % 5000 == 1 { 3 << 20 } else { i % 300 }).collect();
         let expect = sizes.clone();
@@ -658,7 +571,7 @@ mod tests {
                     // Now and then let the reader catch up, so that the next
                     // write may start the file again.
                     w.write_out().unwrap();
-                    while w.backlog() > 0 {
+                    while w.shared.checkpointed.load(Ordering::Acquire) < w.offset {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
@@ -675,7 +588,11 @@ mod tests {
                     got += 1;
                 }
                 Next::Note(_) => panic!("only data was sent"),
-                Next::Empty => std::thread::park_timeout(Duration::from_millis(1)),
+                Next::Empty => {
+                    // As the recorder does after flushing the trace.
+                    r.checkpoint(0).unwrap();
+                    std::thread::park_timeout(Duration::from_millis(1));
+                }
                 Next::End => break,
             }
         }

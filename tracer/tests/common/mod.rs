@@ -66,8 +66,14 @@ impl Proxy {
     }
 
     /// SIGINT, then the exit code and everything it printed on stderr.
-    pub fn stop_unread(mut self) -> (i32, String) {
+    pub fn stop_unread(self) -> (i32, String) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.stop_unread_after_signal()
+    }
+
+    /// The exit code and everything it printed on stderr, once the
+    /// caller's signals have ended it.
+    pub fn stop_unread_after_signal(mut self) -> (i32, String) {
         let status = self.child.wait().unwrap();
         let mut rest = String::new();
         self.stderr.read_to_string(&mut rest).unwrap();
