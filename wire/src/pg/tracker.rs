@@ -5,6 +5,15 @@
 //! The server answers frontend messages strictly in order, so each pending
 //! exchange holds a queue of the operations it still expects answers to;
 //! a backend message applies to the oldest pending exchange's first op.
+//!
+//! Most exchanges end at a ReadyForQuery. Two flows bend that rule:
+//! - An extended-protocol sequence ended by Flush instead of Sync (asyncpg
+//!   prepares with Parse/Describe/Flush) and followed by a simple Query gets
+//!   no ReadyForQuery of its own: it ends when its last operation is
+//!   answered ([`Pending::unsynced`]).
+//! - In copy-in mode the server ignores Sync (and Flush): a client that
+//!   sends Bind/Execute/Sync and then its CopyData (tokio-postgres) gets one
+//!   ReadyForQuery, for the Sync after CopyDone.
 
 use super::exchange::*;
 use super::message::*;
@@ -63,6 +72,12 @@ struct Pending {
     ops: VecDeque<Op>,
     /// Sync/Query/FunctionCall sent: later frontend messages start a new exchange.
     closed: bool,
+    /// Closed by a message of another kind instead of a Sync: no
+    /// ReadyForQuery answers it, it ends with the answer to its last op.
+    unsynced: bool,
+    /// CopyData/CopyDone/CopyFail the client sent before the server's
+    /// CopyInResponse was seen (clients need not wait for it).
+    early_copy: Option<PgCopy>,
     timings: Timings,
     request_bytes: u64,
     response_bytes: u64,
@@ -77,6 +92,8 @@ impl Pending {
             portals: Vec::new(),
             ops: VecDeque::new(),
             closed: false,
+            unsynced: false,
+            early_copy: None,
             timings: Timings { request_first: ts, request_last: ts, response_first: None, response_last: None },
             request_bytes: 0,
             response_bytes: 0,
@@ -92,6 +109,17 @@ impl Pending {
         self.ex.statements.push(st);
         self.portals.push(portal);
         Some(self.ex.statements.len() - 1)
+    }
+
+    /// The client sent copy data after an extended-protocol exchange it
+    /// closed with Sync (Bind/Execute/Sync, then CopyData): the server
+    /// ignores that Sync in copy-in mode, so the exchange stays open for the
+    /// Sync that follows CopyDone.
+    fn ignore_sync_in_copy(&mut self) {
+        if self.ex.kind == PgExchangeKind::Extended && !self.unsynced && matches!(self.ops.back(), Some(Op::Sync)) {
+            self.ops.pop_back();
+            self.closed = false;
+        }
     }
 
     fn result(&mut self, idx: usize) -> Option<&mut PgResult> {
@@ -156,6 +184,11 @@ impl Tracker {
     fn open(&mut self, kind: PgExchangeKind, w: &Wire) -> &mut Pending {
         let reuse = matches!(self.pending.back(), Some(p) if !p.closed && p.ex.kind == kind);
         if !reuse {
+            if let Some(back) = self.pending.back_mut().filter(|p| !p.closed) {
+                // Left without a Sync (e.g. Parse/Describe/Flush, then a Query).
+                back.closed = true;
+                back.unsynced = true;
+            }
             self.pending.push_back(Pending::new(kind, w.first_ts));
         }
         let p = self.pending.back_mut().expect("just ensured");
@@ -170,6 +203,11 @@ impl Tracker {
 
     /// A frontend message was decoded.
     pub(crate) fn frontend(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
+        self.frontend_message(msg, w, out);
+        self.end_unsynced(out);
+    }
+
+    fn frontend_message(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
         use PgExchangeKind as K;
         match msg {
             PgMessage::SslRequest | PgMessage::GssEncRequest => {
@@ -296,23 +334,30 @@ impl Tracker {
                 // The unnamed portal dies at the end of a transaction; named
                 // ones too unless WITH HOLD. Keeping them is harmless.
             }
-            PgMessage::CopyData { count, len } => {
-                if let Some(p) = self.pending.front_mut() {
-                    p.request_bytes += len;
-                    p.timings.request_last = w.last_ts;
-                    if let Some(c) = copy_of(p) {
+            PgMessage::CopyData { .. } | PgMessage::CopyDone | PgMessage::CopyFail { .. } => {
+                // The client's copy data follows its COPY command directly:
+                // it belongs to the exchange the client sent last.
+                let Some(p) = self.pending.back_mut() else { return };
+                p.request_bytes += w.len;
+                p.timings.request_last = w.last_ts;
+                p.ignore_sync_in_copy();
+                let c = match copy_of(p) {
+                    Some(c) => c,
+                    None => p.early_copy.get_or_insert(PgCopy {
+                        direction: CopyDirection::In,
+                        format: 0,
+                        messages: 0,
+                        bytes: 0,
+                        failed: false,
+                    }),
+                };
+                match msg {
+                    PgMessage::CopyData { count, len } => {
                         c.messages += count;
                         c.bytes += len;
                     }
-                }
-            }
-            PgMessage::CopyDone | PgMessage::CopyFail { .. } => {
-                if let Some(p) = self.pending.front_mut() {
-                    p.request_bytes += w.len;
-                    p.timings.request_last = w.last_ts;
-                    if let (PgMessage::CopyFail { .. }, Some(c)) = (msg, copy_of(p)) {
-                        c.failed = true;
-                    }
+                    PgMessage::CopyFail { .. } => c.failed = true,
+                    _ => {}
                 }
             }
             _ => {}
@@ -366,6 +411,21 @@ impl Tracker {
     /// A backend message was decoded (DataRows runs go through [`Self::rows`]
     /// for their content but also come here for bytes and timing).
     pub(crate) fn backend(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
+        self.backend_message(msg, w, out);
+        self.end_unsynced(out);
+    }
+
+    /// Emits the exchanges at the front that were left without a Sync and
+    /// whose every operation has been answered.
+    fn end_unsynced(&mut self, out: &mut Vec<crate::types::Event>) {
+        while self.pending.front().is_some_and(|p| p.unsynced && p.ops.is_empty()) {
+            if let Some(p) = self.pending.pop_front() {
+                out.push(crate::types::Event::Exchange(Box::new(p.finish(ExchangeStatus::Complete))));
+            }
+        }
+    }
+
+    fn backend_message(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
         if matches!(msg, PgMessage::NotificationResponse { .. }) {
             return; // asynchronous: belongs to no exchange
         }
@@ -461,8 +521,13 @@ impl Tracker {
                     _ => None,
                 };
                 if let Some(st) = idx.and_then(|i| p.ex.statements.get_mut(i)) {
+                    let early = match c.direction {
+                        CopyDirection::In => p.early_copy.take(),
+                        _ => None,
+                    };
+                    let (messages, bytes, failed) = early.map_or((0, 0, false), |e| (e.messages, e.bytes, e.failed));
                     st.results.push(PgResult {
-                        copy: Some(PgCopy { direction: c.direction, format: c.format, messages: 0, bytes: 0, failed: false }),
+                        copy: Some(PgCopy { direction: c.direction, format: c.format, messages, bytes, failed }),
                         ..PgResult::default()
                     });
                     p.cur = idx.map(|i| (i, Vec::new()));
