@@ -232,6 +232,12 @@ struct RecordArgs {
     /// The source name in the header (default: the host name)
     #[arg(long)]
     source: Option<String>,
+    /// Keep each client message whole up to this size (bytes, or KiB/MiB/
+    /// GiB): replay re-sends them. A larger one is recorded truncated and
+    /// olreplay skips it. Server messages keep 64 KiB, their full length
+    /// and a hash [default: 64MiB]
+    #[arg(long, value_name = "SIZE", value_parser = tracer::config::parse_size)]
+    max_request: Option<usize>,
 }
 
 /// Forward proxy, invocations and attribution (docs/recording.md).
@@ -321,6 +327,7 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         drain_timeout: r.drain_timeout,
         source: r.source,
         logs: r.logs,
+        max_request: r.max_request,
     })?;
     let has_http_route = config.routes.iter().any(|r| r.protocol == wire::Protocol::Http);
     config.invocations = match i.invocations {
