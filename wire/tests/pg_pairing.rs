@@ -7,9 +7,10 @@
 //! with the Sync before its data, extended COPY out, named portals with a
 //! row limit, Close, Parse/Describe/Flush followed by a Query).
 //!
-//! Every query in those scripts selects a marker `mN`: each statement whose
-//! SQL holds `'mN` must have that marker in its own result, so an answer
-//! paired with the wrong request fails.
+//! Every query in those scripts selects a marker `mkNNN`: each SELECT whose
+//! SQL holds one must have it in its own result, so an answer paired with
+//! the wrong request fails. The asyncpg and psycopg scripts are the
+//! conformance suite's (`conformance/pg_*.py`).
 mod common;
 
 use wire::pg::*;
@@ -31,17 +32,13 @@ fn exchanges(name: &str) -> Vec<(ExchangeStatus, PgExchange)> {
         .collect()
 }
 
-/// The markers `mN` quoted in `sql` (`'mN'`, `'mN-'`, `' mN'`).
+/// The markers `mkNNN` in `sql`.
 fn markers(sql: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, _) in sql.match_indices('m') {
-        let before = sql[..i].chars().last();
-        let digits: String = sql[i + 1..].chars().take_while(char::is_ascii_digit).collect();
-        if !digits.is_empty() && matches!(before, Some('\'' | ' ')) && sql[..i].contains('\'') {
-            out.push(format!("m{digits}"));
-        }
-    }
-    out
+    sql.as_bytes()
+        .windows(5)
+        .filter(|w| w.starts_with(b"mk") && w[2..].iter().all(u8::is_ascii_digit))
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect()
 }
 
 /// Every SELECT's markers are echoed by its own result and every exchange
@@ -89,7 +86,7 @@ fn asyncpg_binary_copy_then_query_then_listen() {
     let c = res.copy.as_ref().expect("a copy");
     // asyncpg sends its data before the CopyInResponse arrives: still counted.
     assert_eq!((c.direction, c.format, c.messages > 0, c.bytes > 100), (CopyDirection::In, 1, true, true), "{c:?}");
-    let count = find(&xs, "select count(*)::text || ' m1'");
+    let count = find(&xs, "select count(*)::text || ' mk501'");
     assert_eq!(count.rows_returned(), 1);
     // Our LISTEN (simple protocol), then add_listener's (extended).
     let listens: Vec<_> = xs.iter().filter(|(_, x)| x.statements.iter().any(|s| s.sql_str().contains("LISTEN \"fidelity_chan\""))).collect();
@@ -102,12 +99,12 @@ fn asyncpg_binary_copy_then_query_then_listen() {
     let intro = xs.iter().find(|(_, x)| x.prepared.iter().any(|p| p.sql.starts_with(b"SELECT * FROM"))).expect("intro");
     assert_eq!((intro.0, intro.1.statements.len(), intro.1.transaction_status), (ExchangeStatus::Complete, 0, None));
     // The cursor: Execute with a row limit, suspended until the last batch.
-    let cursor = xs.iter().filter(|(_, x)| x.statements.iter().any(|s| s.sql_str().contains("'m4-'"))).count();
+    let cursor = xs.iter().filter(|(_, x)| x.statements.iter().any(|s| s.sql_str().contains("'mk504-'"))).count();
     assert!(cursor >= 3, "prefetch=2 over 5 rows: at least 3 fetches, got {cursor}");
     let div = find(&xs, "select 1/0");
     assert_eq!(div.error.as_ref().map(|e| &e.code[..]), Some(&b"22012"[..]));
     // Startup, create, intro, copy, count, listen, add_listener's LISTEN,
-    // notify, m3, begin, 3 fetches, commit, prepare, 2 runs, 1/0, m7, close.
+    // notify, mk503, begin, 3 fetches, commit, prepare, 2 runs, 1/0, mk507, close.
     assert_eq!(xs.len(), 20, "{:#?}", xs.iter().map(|(_, x)| x.statements.iter().map(|s| s.sql_str().into_owned()).collect::<Vec<_>>()).collect::<Vec<_>>());
 }
 
@@ -120,21 +117,21 @@ fn outline(xs: &[(ExchangeStatus, PgExchange)]) -> Vec<Vec<String>> {
 fn psycopg_pipelines_copy_cursors_and_notify() {
     let xs = assert_paired("psycopg_flows");
     // The first pipeline: two statements before the Sync point, one after.
-    let first = find(&xs, "select 'm1'");
+    let first = find(&xs, "select 'mk601'");
     assert_eq!(first.statements.len(), 2, "{first:?}");
-    assert_eq!(find(&xs, "select 'm3'").statements.len(), 1);
+    assert_eq!(find(&xs, "select 'mk603'").statements.len(), 1);
     // The error in the middle of the second pipeline: the server skipped
     // the statement behind it, up to the Sync.
-    let failed = find(&xs, "select 1/0, 'm5'");
+    let failed = find(&xs, "select 1/0, 'mk605'");
     assert_eq!(failed.error.as_ref().map(|e| &e.code[..]), Some(&b"22012"[..]));
-    let skipped = failed.statements.iter().find(|s| s.sql_str().contains("'m6'")).expect("m6 in the same exchange");
+    let skipped = failed.statements.iter().find(|s| s.sql_str().contains("'mk606'")).expect("mk606 in the same exchange");
     assert!(skipped.results.is_empty() && skipped.error.is_none(), "{skipped:?}");
-    assert_eq!(tags(find(&xs, "select 'm7'")), ["SELECT 1"]);
+    assert_eq!(tags(find(&xs, "select 'mk607'")), ["SELECT 1"]);
     // COPY in text and binary, out text and binary: each its own exchange.
     for (sql, dir, format) in [
         ("copy fidelity_pc from stdin", CopyDirection::In, 0),
         ("copy fidelity_pc from stdin (format binary)", CopyDirection::In, 1),
-        ("' m8' from fidelity_pc order by a) to stdout", CopyDirection::Out, 0),
+        ("' mk608' from fidelity_pc order by a) to stdout", CopyDirection::Out, 0),
         ("copy (select a from fidelity_pc) to stdout (format binary)", CopyDirection::Out, 1),
     ] {
         let hits: Vec<_> = xs.iter().filter(|(_, x)| x.statements.iter().any(|s| s.sql_str().ends_with(sql))).collect();
@@ -146,8 +143,8 @@ fn psycopg_pipelines_copy_cursors_and_notify() {
     let fetches: Vec<u64> = xs.iter().filter(|(_, x)| x.statements.iter().any(|s| s.sql_str().starts_with("FETCH FORWARD 3"))).map(|(_, x)| x.rows_returned()).collect();
     assert_eq!(fetches.iter().sum::<u64>(), 7, "{fetches:?}");
     assert!(fetches.len() >= 3);
-    assert_eq!(tags(find(&xs, "notify fidelity_pchan, 'm10'")), ["NOTIFY"]);
-    assert_eq!(find(&xs, "select count(*)::text || ' m13'").rows_returned(), 1);
+    assert_eq!(tags(find(&xs, "notify fidelity_pchan, 'mk610'")), ["NOTIFY"]);
+    assert_eq!(find(&xs, "select count(*)::text || ' mk613'").rows_returned(), 1);
 }
 
 #[test]
@@ -179,13 +176,13 @@ fn extended_copy_with_sync_before_data_portals_and_flush() {
     assert_eq!(closes, 1, "{:?}", outline(&xs));
     // Parse/Describe/Flush then a Query: the prepare ends without a
     // ReadyForQuery; the Query and the later Bind/Execute each get their own.
-    assert_eq!(tags(find(&xs, "select 'm7'")), ["SELECT 1"]);
-    let m6 = find(&xs, "select 'm6'");
+    assert_eq!(tags(find(&xs, "select 'mk707'")), ["SELECT 1"]);
+    let m6 = find(&xs, "select 'mk706'");
     assert_eq!(m6.statements[0].statement, "fidelity_a");
-    let m8 = xs.iter().find(|(_, x)| x.prepared.iter().any(|p| p.sql.ends_with(b"no_such_table"))).expect("m8");
+    let m8 = xs.iter().find(|(_, x)| x.prepared.iter().any(|p| p.sql.ends_with(b"no_such_table"))).expect("mk708");
     // ... and the Sync that cleared its error belongs to it.
     assert_eq!(m8.1.error.as_ref().map(|e| &e.code[..]), Some(&b"42P01"[..]));
     assert_eq!(m8.1.transaction_status, Some(TransactionStatus::Idle));
-    assert_eq!(tags(find(&xs, "select 'm9'")), ["SELECT 1"]);
+    assert_eq!(tags(find(&xs, "select 'mk709'")), ["SELECT 1"]);
     assert_eq!(xs.len(), 16, "{:?}", outline(&xs));
 }
