@@ -35,11 +35,13 @@ async def main():
         pass
     assert await c.fetchval("select 'mk507'") == "mk507"
     await c.close()
-    # Startup; create; copy_records_to_table's prepare (Parse/Describe/Flush)
-    # and its COPY; the count; LISTEN, and add_listener's own; NOTIFY; mk503;
-    # BEGIN, 3 cursor fetches, the portal's Close, COMMIT; the prepare with
-    # its first run, the second run; 1/0; mk507; Terminate.
-    print(json.dumps({"conns": [20]}))
+    # Each statement asyncpg prepares is a round trip of its own
+    # (Parse/Describe/Flush), then Bind/Execute/Sync. Startup; create;
+    # copy_records_to_table's prepare and its COPY; the count (2); LISTEN;
+    # add_listener's LISTEN (2); NOTIFY; mk503 (2); BEGIN, the cursor's
+    # prepare, 3 fetches, the portal's Close, COMMIT; the prepare, 2 runs;
+    # 1/0 (2); mk507 (2); Terminate.
+    print(json.dumps({"conns": [27]}))
 
 
 asyncio.run(main())

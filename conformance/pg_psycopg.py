@@ -52,9 +52,9 @@ with psycopg.connect(dbname="test", autocommit=True) as c:
     assert [n.payload for n in c.notifies(timeout=1, stop_after=1)] == ["mk610"]
     cur.executemany("insert into fidelity_pc values (%s, %s)", [(100, "mk612"), (101, "mk612")])
     assert c.execute("select count(*)::text || ' mk613' from fidelity_pc").fetchone() == ("10 mk613",)
-# Startup; create; pipeline 1 (two statements to the Sync point, one after);
-# pipeline 2 (the error, and the Sync psycopg sends on leaving it); mk607;
-# 4 COPYs; BEGIN, DECLARE, its Describe, 3 FETCHes, CLOSE, COMMIT; LISTEN,
-# NOTIFY, mk611; executemany (one pipeline, then a Sync); the count;
-# Terminate.
-print(json.dumps({"conns": [26]}))
+# Startup; create; pipeline 1 (the Sync point, then the closing Sync: 2);
+# pipeline 2 (the error, to its Sync; the Flush psycopg sends after a Sync
+# asks for nothing); mk607; 4 COPYs; BEGIN, DECLARE, the Describe of its
+# portal, 3 FETCHes, CLOSE, COMMIT; LISTEN, NOTIFY, mk611; executemany (one
+# pipeline); the count; Terminate.
+print(json.dumps({"conns": [24]}))

@@ -8,9 +8,12 @@
 //!
 //! Most exchanges end at a ReadyForQuery. Two flows bend that rule:
 //! - An extended-protocol sequence ended by Flush instead of Sync (asyncpg
-//!   prepares with Parse/Describe/Flush) and followed by a simple Query gets
-//!   no ReadyForQuery of its own: it ends when its last operation is
-//!   answered ([`Pending::unsynced`]).
+//!   prepares with Parse/Describe/Flush, waits for the answers, then sends
+//!   Bind/Execute/Sync) gets no ReadyForQuery: it ends when every operation
+//!   sent before the Flush is answered, as the client sees it. If the
+//!   client sent more before those answers came, they join it. An exchange
+//!   left without Sync nor Flush and followed by a simple Query ends the
+//!   same way ([`Pending::unsynced`]).
 //! - In copy-in mode the server ignores Sync (and Flush): a client that
 //!   sends Bind/Execute/Sync and then its CopyData (tokio-postgres) gets one
 //!   ReadyForQuery, for the Sync after CopyDone.
@@ -75,6 +78,9 @@ struct Pending {
     /// Closed by a message of another kind instead of a Sync: no
     /// ReadyForQuery answers it, it ends with the answer to its last op.
     unsynced: bool,
+    /// Flush sent: the exchange ends when its ops are all answered (unless
+    /// a Sync closes it first).
+    flushed: bool,
     /// CopyData/CopyDone/CopyFail the client sent before the server's
     /// CopyInResponse was seen (clients need not wait for it).
     early_copy: Option<PgCopy>,
@@ -93,6 +99,7 @@ impl Pending {
             ops: VecDeque::new(),
             closed: false,
             unsynced: false,
+            flushed: false,
             early_copy: None,
             timings: Timings { request_first: ts, request_last: ts, response_first: None, response_last: None },
             request_bytes: 0,
@@ -204,7 +211,7 @@ impl Tracker {
     /// A frontend message was decoded.
     pub(crate) fn frontend(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
         self.frontend_message(msg, w, out);
-        self.end_unsynced(out);
+        self.end_answered(out, false);
     }
 
     fn frontend_message(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
@@ -325,7 +332,14 @@ impl Tracker {
                 self.open(K::Extended, &w).ops.push_back(Op::Close);
             }
             PgMessage::Flush => {
-                self.open(K::Extended, &w);
+                // Flushes what is open; a Flush with nothing open asks for
+                // nothing and starts no exchange (it would take the next
+                // exchange's answers).
+                if let Some(p) = self.pending.back_mut().filter(|p| !p.closed && p.ex.kind == K::Extended) {
+                    p.flushed = true;
+                    p.request_bytes += w.len;
+                    p.timings.request_last = w.last_ts;
+                }
             }
             PgMessage::Sync => {
                 let p = self.open(K::Extended, &w);
@@ -412,13 +426,15 @@ impl Tracker {
     /// for their content but also come here for bytes and timing).
     pub(crate) fn backend(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
         self.backend_message(msg, w, out);
-        self.end_unsynced(out);
+        self.end_answered(out, true);
     }
 
-    /// Emits the exchanges at the front that were left without a Sync and
-    /// whose every operation has been answered.
-    fn end_unsynced(&mut self, out: &mut Vec<crate::types::Event>) {
-        while self.pending.front().is_some_and(|p| p.unsynced && p.ops.is_empty()) {
+    /// Emits the exchanges at the front that no ReadyForQuery will end
+    /// (left without a Sync, or flushed when `answered`: a backend message
+    /// just came) and whose every operation has been answered.
+    fn end_answered(&mut self, out: &mut Vec<crate::types::Event>, answered: bool) {
+        let done = |p: &Pending| p.ops.is_empty() && (p.unsynced || (answered && p.flushed && !p.closed));
+        while self.pending.front().is_some_and(done) {
             if let Some(p) = self.pending.pop_front() {
                 out.push(crate::types::Event::Exchange(Box::new(p.finish(ExchangeStatus::Complete))));
             }
