@@ -7,6 +7,8 @@
 //! (`cargo build -p oltrace-tracer`), or point `OLTRACE_BIN` at one.
 #![allow(dead_code)]
 
+pub mod pg_instance;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
