@@ -5,7 +5,8 @@
 //! and an error mid-pipeline, COPY text and binary both ways, a named
 //! cursor, LISTEN/NOTIFY) and hand-written extended-protocol flows (COPY
 //! with the Sync before its data, extended COPY out, named portals with a
-//! row limit, Close, Parse/Describe/Flush followed by a Query).
+//! row limit, Close, Parse/Describe/Flush followed by a Query), and a
+//! psycopg query cancelled from another connection.
 //!
 //! Every query in those scripts selects a marker `mkNNN`: each SELECT whose
 //! SQL holds one must have it in its own result, so an answer paired with
@@ -191,4 +192,18 @@ fn extended_copy_with_sync_before_data_portals_and_flush() {
     assert_eq!(m8.1.transaction_status, None);
     assert_eq!(tags(find(&xs, "select 'mk709'")), ["SELECT 1"]);
     assert_eq!(xs.len(), 17, "{:?}", outline(&xs));
+}
+
+#[test]
+fn psycopg_cancel_from_another_connection() {
+    let xs = assert_paired("psycopg_cancel");
+    let slept = find(&xs, "select pg_sleep(5), 'mk750'");
+    assert_eq!(slept.error.as_ref().map(|e| &e.code[..]), Some(&b"57014"[..]), "cancelled");
+    assert_eq!(tags(find(&xs, "select 'mk751'")), ["SELECT 1"]);
+    // Startup, the cancelled query, mk751, Terminate.
+    assert_eq!(xs.len(), 4, "{:?}", outline(&xs));
+    // The CancelRequest came on a connection of its own, with no reply.
+    let cancel = exchanges("psycopg_cancel_request");
+    assert_eq!(cancel.len(), 1);
+    assert_eq!((cancel[0].0, cancel[0].1.kind), (ExchangeStatus::NoReply, PgExchangeKind::Cancel));
 }
