@@ -1,5 +1,5 @@
 //! Exact pairing of PostgreSQL exchanges, on conversations captured from
-//! real client libraries and a real server (`wire/fixtures/pg/clients/`,
+//! real client libraries and a real server (`wire/fixtures/pg/README.md`,
 //! issue 24): asyncpg (binary COPY, then a query and a LISTEN; cursors;
 //! prepared statements; errors), psycopg 3 (pipeline mode with Sync points
 //! and an error mid-pipeline, COPY text and binary both ways, a named
