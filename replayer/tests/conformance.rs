@@ -43,6 +43,8 @@ struct Scenario<'a> {
     env_vars: &'a [&'a str],
     /// Keys (`olreplay`'s exchange keys) allowed to differ at replay, and why.
     declared: &'a [&'a str],
+    /// Skip reasons of the replay besides authentication (redone), and why.
+    declared_skips: &'a [&'a str],
 }
 
 /// The `mkNNN` markers in `text`.
@@ -134,7 +136,15 @@ fn run_scenario(s: Scenario) {
     let (_, v, err) = olreplay_json(&[t, "--noise", noise.to_str().unwrap()]);
     assert_eq!(v["failed"], 0, "{}: {v}\n{err}", s.name);
     assert!(v["damage"].as_array().unwrap().is_empty(), "{}: {v}", s.name);
-    for d in v["differences"].as_array().unwrap() {
+    // Nothing left out but authentication, which replay redoes, and what
+    // the scenario declares.
+    for reason in v["skipped"].as_object().unwrap().keys() {
+        let declared = reason.starts_with("authentication") || s.declared_skips.iter().any(|d| reason.starts_with(d));
+        assert!(declared, "{}: skipped at replay: {reason}: {v}", s.name);
+    }
+    let listed = v["differences"].as_array().unwrap();
+    assert_eq!(v["differed"].as_u64(), Some(listed.len() as u64), "{}: every difference listed: {v}", s.name);
+    for d in listed {
         let key = d["key"].as_str().unwrap_or("");
         assert!(s.declared.iter().any(|k| key.starts_with(k)), "{}: undeclared difference at replay: {d}\n(learned noise: {})", s.name, std::fs::read_to_string(&noise).unwrap_or_default());
     }
@@ -160,6 +170,11 @@ fn redis_py_resp2_resp3_pipelines_multi_pubsub_tracking() {
         // A PUBLISH counts the subscribers connected at that instant: at
         // replay the subscriber's connection may not be there yet.
         declared: &["PUBLISH"],
+        // Known: wire counts a RESP3 (un)subscribe confirmation (a push
+        // frame) as its command's reply while the replayer's loader leaves
+        // every push out of replies, so those two exchanges are re-sent but
+        // not compared.
+        declared_skips: &["recorded response shorter than the exchange's byte count"],
     });
 }
 
@@ -172,6 +187,7 @@ fn ioredis_pipelines_multi_and_auto_pipelining() {
         routes: redis_route(),
         env_vars: &["REDIS_PORT"],
         declared: &[],
+        declared_skips: &[],
     });
 }
 
@@ -184,7 +200,7 @@ fn http_requests_httpx_fetch_and_curl_on_keep_alive() {
         ("http_fetch", "node", script("http_fetch.js")),
         ("http_curl", "sh", script("http_curl.sh")),
     ] {
-        run_scenario(Scenario { name, program, args, routes: route.clone(), env_vars: &["HTTP_PORT"], declared: &[] });
+        run_scenario(Scenario { name, program, args, routes: route.clone(), env_vars: &["HTTP_PORT"], declared: &[], declared_skips: &[] });
     }
 }
 
@@ -204,15 +220,16 @@ fn node_postgres_named_statements_errors_and_a_transaction() {
         routes: pg_route(),
         env_vars: PG_ENV,
         declared: &[],
+        declared_skips: &[],
     });
 }
 
 fn asyncpg(routes: Vec<String>) -> Scenario<'static> {
-    Scenario { name: "pg_asyncpg", program: "python3", args: script("pg_asyncpg.py"), routes, env_vars: PG_ENV, declared: &[] }
+    Scenario { name: "pg_asyncpg", program: "python3", args: script("pg_asyncpg.py"), routes, env_vars: PG_ENV, declared: &[], declared_skips: &[] }
 }
 
 fn psycopg(routes: Vec<String>) -> Scenario<'static> {
-    Scenario { name: "pg_psycopg", program: "python3", args: script("pg_psycopg.py"), routes, env_vars: PG_ENV, declared: &[] }
+    Scenario { name: "pg_psycopg", program: "python3", args: script("pg_psycopg.py"), routes, env_vars: PG_ENV, declared: &[], declared_skips: &[] }
 }
 
 /// asyncpg and psycopg default to sslmode=prefer. Against a server that
