@@ -14,12 +14,19 @@
 //! - server messages, in stream order, are handed out to the exchanges in
 //!   order, `response_bytes` each (asynchronous messages, PostgreSQL
 //!   notifications and RESP3 pushes, belong to none);
-//! - damage: a hole in a connection's client stream (a lost block) or a
-//!   request larger than the recording cap ends what can be re-sent of that
-//!   connection; an exchange whose recorded response has a hole is re-sent
-//!   (the session needs it) but not compared; a connection whose
-//!   `conn_open` was lost is not replayed. Each is counted as skipped, with
-//!   its reason.
+//! - damage: a hole in a connection's client stream (a lost block) ends
+//!   what can be re-sent of that connection; an exchange whose recorded
+//!   response has a hole is re-sent (the session needs it) but not
+//!   compared; a connection whose `conn_open` was lost is not replayed.
+//! - a request larger than the recording's `--max-request` was recorded
+//!   truncated: on Redis and HTTP connections that exchange alone is
+//!   skipped and the next command or request goes on; a PostgreSQL session
+//!   cannot go on without it, so the rest of its connection is skipped.
+//! - records that do not tie up although the trace is intact (an exchange
+//!   whose request or response is not where its byte counts say) are
+//!   skipped as an inconsistent recording, not as damage.
+//!
+//! Each is counted as skipped, with its reason.
 //!
 //! Authentication is not re-sent: the PostgreSQL startup exchange (and a
 //! refused SSLRequest) and Redis `AUTH` are replaced at replay time by the
@@ -226,6 +233,16 @@ pub fn load(path: &Path, sel: &Selection) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
+/// Skip reasons that more than one place gives.
+const TRUNCATED_SESSION: &str =
+    "request larger than the recording's --max-request (recorded truncated): the rest of the PostgreSQL connection, which cannot go on without it";
+const TRUNCATED_REQUEST: &str = "request larger than the recording's --max-request (recorded truncated): skipped, the connection goes on";
+const LOST_RESPONSE: &str = "recorded response lost (damaged trace): re-sent, not compared";
+const INCONSISTENT_REQUEST: &str =
+    "request not where the exchange's byte counts put it (inconsistent recording, the trace is intact: please report it)";
+const INCONSISTENT_RESPONSE: &str =
+    "recorded response shorter than the exchange's byte count (inconsistent recording, the trace is intact): re-sent, not compared";
+
 fn protocol_name(p: Protocol) -> &'static str {
     match p {
         Protocol::Http => "http",
@@ -299,14 +316,17 @@ fn build(
 
     // How much of the client stream can be re-sent.
     let decodes = open.protocol != Protocol::Tcp;
+    // Redis commands and HTTP requests stand alone: one recorded truncated
+    // is skipped and the connection goes on.
+    let skippable = matches!(open.protocol, Protocol::Redis | Protocol::Http);
     let mut cut = client.len();
     let mut cut_reason = None;
     let mut expect = 0u64;
     for (i, (_, m)) in client.iter().enumerate() {
         let why = if m.offset != expect {
             Some("client bytes lost (damaged trace): the rest of the connection")
-        } else if m.data.is_truncated() {
-            Some("request larger than the recording cap: the rest of the connection")
+        } else if m.data.is_truncated() && !skippable {
+            Some(TRUNCATED_SESSION)
         } else if decodes && m.decoded.is_none() {
             Some("connection recorded as opaque bytes: the rest of the connection")
         } else {
@@ -354,7 +374,8 @@ fn build(
         first: usize,
         end: usize,
         responses: Vec<format::Message>,
-        damaged: bool,
+        /// Why the recorded response cannot be compared.
+        damaged: Option<&'static str>,
     }
     let mut tied: Vec<Option<Tied>> = Vec::with_capacity(exchanges.len());
     let mut ci = 0;
@@ -380,14 +401,14 @@ fn build(
         }
         let mut responses = Vec::new();
         let mut got = 0u64;
-        let mut damaged = false;
+        let mut damaged = None;
         while got < e.response_bytes {
             let Some((_, m)) = server.get(si) else {
-                damaged = true;
+                damaged = Some(if plan.damage.is_empty() { INCONSISTENT_RESPONSE } else { LOST_RESPONSE });
                 break;
             };
             if m.offset != sexpect {
-                damaged = true;
+                damaged = Some(LOST_RESPONSE);
                 // Resynchronise on the next exchange's messages if we can.
                 sexpect = m.offset;
                 break;
@@ -409,13 +430,19 @@ fn build(
     let mut auth_skipped = 0u64;
     let mut startup_idx = None;
     let mut redacted_http = 0u64;
+    let damaged_trace = !plan.damage.is_empty();
     for (k, t) in tied.iter().enumerate() {
         let Some(t) = t else {
-            plan.skip(cut_reason.unwrap_or("request lost (damaged trace)"), 1);
+            let lost = if damaged_trace { "request lost (damaged trace)" } else { INCONSISTENT_REQUEST };
+            plan.skip(cut_reason.unwrap_or(lost), 1);
             continue;
         };
         for o in owner.iter_mut().take(t.end).skip(t.first) {
             *o = Some(k);
+        }
+        if client[t.first..t.end].iter().any(|(_, m)| m.data.is_truncated()) {
+            plan.skip(TRUNCATED_REQUEST, 1);
+            continue;
         }
         let (ts, e) = &exchanges[k];
         let first = &client[t.first].1;
@@ -500,9 +527,9 @@ fn build(
         let (ts, e) = &exchanges[k];
         let first = &client[t.first].1;
         let terminate = decoded_kind(first) == "Terminate";
-        let compare = !terminate && !t.damaged;
-        if t.damaged {
-            plan.skip("recorded response lost (damaged trace): re-sent, not compared", 1);
+        let compare = !terminate && t.damaged.is_none();
+        if let Some(why) = t.damaged {
+            plan.skip(why, 1);
         }
         index[k] = Some(script.exchanges.len());
         script.exchanges.push(RecExchange {
@@ -523,10 +550,8 @@ fn build(
     let mut started = 0usize; // exchanges whose request has been sent
     for (i, (ts, m)) in client.iter().enumerate().take(cut) {
         let k = owner[i];
-        if let Some(k) = k {
-            if !go[k] {
-                continue;
-            }
+        if k.is_some_and(|k| !go[k]) || m.data.is_truncated() {
+            continue;
         }
         let starts = k.filter(|&k| tied[k].as_ref().is_some_and(|t| t.first == i)).and_then(|k| index[k]);
         if let Some(x) = starts {

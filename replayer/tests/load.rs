@@ -92,3 +92,36 @@ fn filters_by_route_lambda_time_and_read_only() {
     assert!(writes > 0);
     assert_eq!(ro.skipped.get("writes (--read-only)").copied(), Some(writes as u64), "{:?}", ro.skipped);
 }
+
+/// A skip names its true reason: in an intact trace whose records do not
+/// tie up (an exchange's byte count wrong, as a pairing fault in the
+/// recorder would leave it), the exchanges are skipped as an inconsistent
+/// recording, never as "damaged trace".
+#[test]
+fn records_that_do_not_tie_up_in_an_intact_trace_are_not_called_damage() {
+    let reader = format::Reader::open(&sample()).unwrap();
+    let header = reader.header().clone();
+    let mut recs: Vec<format::Record> = reader.map(|r| r.unwrap()).collect();
+    // The first Redis exchange claims one more request byte, and its
+    // response claims far more than was recorded.
+    let e = recs
+        .iter_mut()
+        .find_map(|r| match &mut r.body {
+            format::Body::Exchange(e) if matches!(e.summary, format::ExchangeSummary::Redis(_)) => Some(e),
+            _ => None,
+        })
+        .unwrap();
+    e.request_bytes += 1;
+    e.response_bytes += 1 << 30;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inconsistent.mp");
+    let mut w = format::Writer::create(&path, &header, Default::default()).unwrap();
+    for r in &recs {
+        w.write(r).unwrap();
+    }
+    w.finish().unwrap();
+    let plan = load(&path, &Selection::default()).unwrap();
+    assert!(plan.damage.is_empty());
+    assert!(!plan.skipped.keys().any(|k| k.contains("damaged trace")), "{:?}", plan.skipped);
+    assert!(plan.skipped.keys().any(|k| k.contains("inconsistent recording")), "{:?}", plan.skipped);
+}

@@ -20,6 +20,7 @@
 //! connect_timeout = "5s"         # --connect-timeout
 //! drain_timeout = "5s"           # --drain-timeout
 //! source = "worker-1"            # --source
+//! max_request = "64MiB"          # --max-request (bytes, or KiB/MiB/GiB)
 //! ```
 //!
 //! Unknown keys are errors (a misspelt key must not be silently ignored).
@@ -60,6 +61,7 @@ pub struct FileConfig {
     pub drain_timeout: Option<String>,
     pub source: Option<String>,
     pub allow_plaintext_listen: Option<bool>,
+    pub max_request: Option<String>,
 }
 
 impl FileConfig {
@@ -67,7 +69,7 @@ impl FileConfig {
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<FileConfig> {
         toml::from_str(text).map_err(|e| {
             anyhow::anyhow!(
-                "config {}: {}(keys: output, routes, logs, queue, threads, block, defer, redact, spool, connect_timeout, drain_timeout, source, allow_plaintext_listen; see docs/recording.md)",
+                "config {}: {}(keys: output, routes, logs, queue, threads, block, defer, redact, spool, connect_timeout, drain_timeout, source, allow_plaintext_listen, max_request; see docs/recording.md)",
                 origin.display(),
                 e
             )
@@ -106,6 +108,24 @@ pub struct Flags {
     pub source: Option<String>,
     pub logs: Vec<PathBuf>,
     pub allow_plaintext_listen: bool,
+    /// Bytes.
+    pub max_request: Option<usize>,
+}
+
+/// A size: bytes, or a number with `KiB`, `MiB` or `GiB` (`64MiB`, `100 KiB`).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        u => return Err(format!("unknown unit {u:?} in size {text:?} (use bytes, KiB, MiB or GiB)")),
+    };
+    let n: usize = num.parse().map_err(|_| format!("{text:?} is not a size (e.g. 64MiB, 100KiB, 4096)"))?;
+    n.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(|| format!("size {text:?} out of range (1 byte to 2^64)"))
 }
 
 /// The recording config: flags over the config file (if any) over defaults.
@@ -142,6 +162,11 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
     };
     let drain_timeout = duration(flags.drain_timeout, &file.drain_timeout, "drain_timeout", DEFAULT_DRAIN_TIMEOUT)?;
     let connect_timeout = duration(flags.connect_timeout, &file.connect_timeout, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)?;
+    let max_request = match (flags.max_request, &file.max_request) {
+        (Some(n), _) => n,
+        (None, Some(text)) => parse_size(text).map_err(|e| anyhow::anyhow!("config {origin}: max_request: {e}"))?,
+        (None, None) => wire::DEFAULT_REQUEST_CAP,
+    };
     Ok(ProxyConfig {
         routes,
         output,
@@ -153,7 +178,7 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         block: flags.block || file.block.unwrap_or(false),
         defer: flags.defer.or(file.defer).map_or(DEFAULT_DEFER, |mib| mib.saturating_mul(1 << 20)).min(MAX_DEFER),
         drain_timeout,
-        limits: wire::Limits::default(),
+        limits: wire::Limits::default().with_request_cap(max_request),
         source_name: flags.source.or(file.source).unwrap_or_default(),
         logs: if flags.logs.is_empty() { file.logs } else { flags.logs },
         allow_plaintext_listen: flags.allow_plaintext_listen || file.allow_plaintext_listen.unwrap_or(false),
@@ -251,6 +276,27 @@ source = "worker-1"
         assert_eq!(c.defer, MAX_DEFER, "larger budgets are lowered to the largest");
         let e = error_of(Flags::default());
         assert!(e.contains("-o FILE"), "{e}");
+    }
+
+    #[test]
+    fn max_request_from_flag_file_or_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = resolve(Flags { output: Some("t.mp".into()), ..Flags::default() }).unwrap();
+        assert_eq!(c.limits.request_cap, 64 << 20);
+        let path = write(dir.path(), "output = \"t.mp\"\nmax_request = \"100KiB\"\n");
+        let c = resolve(Flags { config: Some(path.clone()), ..Flags::default() }).unwrap();
+        assert_eq!(c.limits.request_cap, 100 << 10);
+        let c = resolve(Flags { config: Some(path), max_request: Some(5000), ..Flags::default() }).unwrap();
+        assert_eq!(c.limits.request_cap, 5000);
+        // A cap over the frame limit raises it: such messages stay decoded.
+        let c = resolve(Flags { output: Some("t.mp".into()), max_request: Some(100 << 20), ..Flags::default() }).unwrap();
+        assert_eq!((c.limits.request_cap, c.limits.max_frame), (100 << 20, 100 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("2 MiB"), Ok(2 << 20));
+        assert!(parse_size("3 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("0").is_err() && parse_size("MiB").is_err());
+        let bad = write(dir.path(), "output = \"t.mp\"\nmax_request = \"lots\"\n");
+        assert!(error_of(Flags { config: Some(bad), ..Flags::default() }).contains("max_request"));
     }
 
     #[test]

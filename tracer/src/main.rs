@@ -288,6 +288,12 @@ struct RecordArgs {
     /// passwords and queries in plaintext over the network
     #[arg(long)]
     allow_plaintext_listen: bool,
+    /// Keep each client message whole up to this size (bytes, or KiB/MiB/
+    /// GiB): replay re-sends them. A larger one is recorded truncated and
+    /// olreplay skips it. Server messages keep 64 KiB, their full length
+    /// and a hash [default: 64MiB]
+    #[arg(long, value_name = "SIZE", value_parser = tracer::config::parse_size)]
+    max_request: Option<usize>,
 }
 
 /// Forward proxy, invocations and attribution (docs/recording.md).
@@ -380,6 +386,7 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         source: r.source,
         logs: r.logs,
         allow_plaintext_listen: r.allow_plaintext_listen,
+        max_request: r.max_request,
     })?;
     let has_http_route = config.routes.iter().any(|r| r.protocol == wire::Protocol::Http);
     config.invocations = match i.invocations {

@@ -60,8 +60,9 @@ pub struct Limits {
     /// bound.
     pub max_frame: usize,
     /// How many bytes of a client-to-server message are kept in
-    /// [`Message::raw`] (and of a request body). The replayer re-sends these,
-    /// so the default is generous.
+    /// [`Message::raw`] (and of a request body). The replayer re-sends these:
+    /// the default, [`DEFAULT_REQUEST_CAP`], keeps every message a client
+    /// library sends in practice whole (`oltrace proxy --max-request`).
     pub request_cap: usize,
     /// How many bytes of a server-to-client message (and of a response body)
     /// are kept.
@@ -70,7 +71,19 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_frame: 64 << 20, request_cap: 1 << 20, response_cap: 64 << 10 }
+        Limits { max_frame: 64 << 20, request_cap: DEFAULT_REQUEST_CAP, response_cap: 64 << 10 }
+    }
+}
+
+/// The default [`Limits::request_cap`]: 64 MiB per message.
+pub const DEFAULT_REQUEST_CAP: usize = 64 << 20;
+
+impl Limits {
+    /// These limits keeping client messages up to `cap` bytes whole: the
+    /// frame limit grows with it, so that a message under the cap is never
+    /// given up as too large to decode.
+    pub fn with_request_cap(self, cap: usize) -> Limits {
+        Limits { request_cap: cap, max_frame: self.max_frame.max(cap), ..self }
     }
 }
 

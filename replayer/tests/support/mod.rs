@@ -42,8 +42,13 @@ pub struct Proxy {
 impl Proxy {
     /// Routes as `PROTO:0=UPSTREAM` (a free port each).
     pub fn start(trace: &Path, routes: &[String]) -> Proxy {
+        Proxy::start_with(trace, routes, &[])
+    }
+
+    /// [`Proxy::start`] with more `oltrace proxy` flags.
+    pub fn start_with(trace: &Path, routes: &[String], extra: &[&str]) -> Proxy {
         let mut cmd = Command::new(oltrace_bin());
-        cmd.arg("proxy").arg("-o").arg(trace);
+        cmd.arg("proxy").arg("-o").arg(trace).args(extra);
         for r in routes {
             cmd.args(["--route", r]);
         }

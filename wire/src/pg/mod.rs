@@ -26,7 +26,9 @@
 //! end of stream, or before a fallback.
 //!
 //! One [`crate::Exchange`] per round trip (see [`PgExchangeKind`]), emitted
-//! after the ReadyForQuery that ends it.
+//! after the ReadyForQuery that ends it, or, for an extended-protocol
+//! sequence the client ended with Flush (asyncpg's Parse/Describe/Flush),
+//! once every operation before the Flush is answered.
 
 pub mod auth;
 pub mod decoder;

@@ -5,6 +5,18 @@
 //! The server answers frontend messages strictly in order, so each pending
 //! exchange holds a queue of the operations it still expects answers to;
 //! a backend message applies to the oldest pending exchange's first op.
+//!
+//! Most exchanges end at a ReadyForQuery. Two flows bend that rule:
+//! - An extended-protocol sequence ended by Flush instead of Sync (asyncpg
+//!   prepares with Parse/Describe/Flush, waits for the answers, then sends
+//!   Bind/Execute/Sync) gets no ReadyForQuery: it ends when every operation
+//!   sent before the Flush is answered, as the client sees it. If the
+//!   client sent more before those answers came, they join it. An exchange
+//!   left without Sync nor Flush and followed by a simple Query ends the
+//!   same way ([`Pending::unsynced`]).
+//! - In copy-in mode the server ignores Sync (and Flush): a client that
+//!   sends Bind/Execute/Sync and then its CopyData (tokio-postgres) gets one
+//!   ReadyForQuery, for the Sync after CopyDone.
 
 use super::exchange::*;
 use super::message::*;
@@ -63,6 +75,15 @@ struct Pending {
     ops: VecDeque<Op>,
     /// Sync/Query/FunctionCall sent: later frontend messages start a new exchange.
     closed: bool,
+    /// Closed by a message of another kind instead of a Sync: no
+    /// ReadyForQuery answers it, it ends with the answer to its last op.
+    unsynced: bool,
+    /// Flush sent: the exchange ends when its ops are all answered (unless
+    /// a Sync closes it first).
+    flushed: bool,
+    /// CopyData/CopyDone/CopyFail the client sent before the server's
+    /// CopyInResponse was seen (clients need not wait for it).
+    early_copy: Option<PgCopy>,
     timings: Timings,
     request_bytes: u64,
     response_bytes: u64,
@@ -77,6 +98,9 @@ impl Pending {
             portals: Vec::new(),
             ops: VecDeque::new(),
             closed: false,
+            unsynced: false,
+            flushed: false,
+            early_copy: None,
             timings: Timings { request_first: ts, request_last: ts, response_first: None, response_last: None },
             request_bytes: 0,
             response_bytes: 0,
@@ -92,6 +116,17 @@ impl Pending {
         self.ex.statements.push(st);
         self.portals.push(portal);
         Some(self.ex.statements.len() - 1)
+    }
+
+    /// The client sent copy data after an extended-protocol exchange it
+    /// closed with Sync (Bind/Execute/Sync, then CopyData): the server
+    /// ignores that Sync in copy-in mode, so the exchange stays open for the
+    /// Sync that follows CopyDone.
+    fn ignore_sync_in_copy(&mut self) {
+        if self.ex.kind == PgExchangeKind::Extended && !self.unsynced && matches!(self.ops.back(), Some(Op::Sync)) {
+            self.ops.pop_back();
+            self.closed = false;
+        }
     }
 
     fn result(&mut self, idx: usize) -> Option<&mut PgResult> {
@@ -156,6 +191,11 @@ impl Tracker {
     fn open(&mut self, kind: PgExchangeKind, w: &Wire) -> &mut Pending {
         let reuse = matches!(self.pending.back(), Some(p) if !p.closed && p.ex.kind == kind);
         if !reuse {
+            if let Some(back) = self.pending.back_mut().filter(|p| !p.closed) {
+                // Left without a Sync (e.g. Parse/Describe/Flush, then a Query).
+                back.closed = true;
+                back.unsynced = true;
+            }
             self.pending.push_back(Pending::new(kind, w.first_ts));
         }
         let p = self.pending.back_mut().expect("just ensured");
@@ -170,6 +210,11 @@ impl Tracker {
 
     /// A frontend message was decoded.
     pub(crate) fn frontend(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
+        self.frontend_message(msg, w, out);
+        self.end_answered(out, false);
+    }
+
+    fn frontend_message(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
         use PgExchangeKind as K;
         match msg {
             PgMessage::SslRequest | PgMessage::GssEncRequest => {
@@ -287,7 +332,14 @@ impl Tracker {
                 self.open(K::Extended, &w).ops.push_back(Op::Close);
             }
             PgMessage::Flush => {
-                self.open(K::Extended, &w);
+                // Flushes what is open; a Flush with nothing open asks for
+                // nothing and starts no exchange (it would take the next
+                // exchange's answers).
+                if let Some(p) = self.pending.back_mut().filter(|p| !p.closed && p.ex.kind == K::Extended) {
+                    p.flushed = true;
+                    p.request_bytes += w.len;
+                    p.timings.request_last = w.last_ts;
+                }
             }
             PgMessage::Sync => {
                 let p = self.open(K::Extended, &w);
@@ -296,23 +348,30 @@ impl Tracker {
                 // The unnamed portal dies at the end of a transaction; named
                 // ones too unless WITH HOLD. Keeping them is harmless.
             }
-            PgMessage::CopyData { count, len } => {
-                if let Some(p) = self.pending.front_mut() {
-                    p.request_bytes += len;
-                    p.timings.request_last = w.last_ts;
-                    if let Some(c) = copy_of(p) {
+            PgMessage::CopyData { .. } | PgMessage::CopyDone | PgMessage::CopyFail { .. } => {
+                // The client's copy data follows its COPY command directly:
+                // it belongs to the exchange the client sent last.
+                let Some(p) = self.pending.back_mut() else { return };
+                p.request_bytes += w.len;
+                p.timings.request_last = w.last_ts;
+                p.ignore_sync_in_copy();
+                let c = match copy_of(p) {
+                    Some(c) => c,
+                    None => p.early_copy.get_or_insert(PgCopy {
+                        direction: CopyDirection::In,
+                        format: 0,
+                        messages: 0,
+                        bytes: 0,
+                        failed: false,
+                    }),
+                };
+                match msg {
+                    PgMessage::CopyData { count, len } => {
                         c.messages += count;
                         c.bytes += len;
                     }
-                }
-            }
-            PgMessage::CopyDone | PgMessage::CopyFail { .. } => {
-                if let Some(p) = self.pending.front_mut() {
-                    p.request_bytes += w.len;
-                    p.timings.request_last = w.last_ts;
-                    if let (PgMessage::CopyFail { .. }, Some(c)) = (msg, copy_of(p)) {
-                        c.failed = true;
-                    }
+                    PgMessage::CopyFail { .. } => c.failed = true,
+                    _ => {}
                 }
             }
             _ => {}
@@ -366,6 +425,23 @@ impl Tracker {
     /// A backend message was decoded (DataRows runs go through [`Self::rows`]
     /// for their content but also come here for bytes and timing).
     pub(crate) fn backend(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
+        self.backend_message(msg, w, out);
+        self.end_answered(out, true);
+    }
+
+    /// Emits the exchanges at the front that no ReadyForQuery will end
+    /// (left without a Sync, or flushed when `answered`: a backend message
+    /// just came) and whose every operation has been answered.
+    fn end_answered(&mut self, out: &mut Vec<crate::types::Event>, answered: bool) {
+        let done = |p: &Pending| p.ops.is_empty() && (p.unsynced || (answered && p.flushed && !p.closed));
+        while self.pending.front().is_some_and(done) {
+            if let Some(p) = self.pending.pop_front() {
+                out.push(crate::types::Event::Exchange(Box::new(p.finish(ExchangeStatus::Complete))));
+            }
+        }
+    }
+
+    fn backend_message(&mut self, msg: &PgMessage, w: Wire, out: &mut Vec<crate::types::Event>) {
         if matches!(msg, PgMessage::NotificationResponse { .. }) {
             return; // asynchronous: belongs to no exchange
         }
@@ -461,8 +537,13 @@ impl Tracker {
                     _ => None,
                 };
                 if let Some(st) = idx.and_then(|i| p.ex.statements.get_mut(i)) {
+                    let early = match c.direction {
+                        CopyDirection::In => p.early_copy.take(),
+                        _ => None,
+                    };
+                    let (messages, bytes, failed) = early.map_or((0, 0, false), |e| (e.messages, e.bytes, e.failed));
                     st.results.push(PgResult {
-                        copy: Some(PgCopy { direction: c.direction, format: c.format, messages: 0, bytes: 0, failed: false }),
+                        copy: Some(PgCopy { direction: c.direction, format: c.format, messages, bytes, failed }),
                         ..PgResult::default()
                     });
                     p.cur = idx.map(|i| (i, Vec::new()));
