@@ -19,8 +19,9 @@
 //! - [`http`], [`pg`], [`redis`]: one module per protocol, each with its
 //!   decoder (both directions), its message and exchange types, and the
 //!   encoders the replayer needs.
-//! - [`testing`]: the split-invariance check, for tests of code built on
-//!   the codecs.
+//! - `testing` (only with the `testing` cargo feature, which tests enable
+//!   through their dev-dependencies): the split-invariance check and the
+//!   fixture loader, for tests of code built on the codecs.
 //!
 //! Every decoder enforces [`Limits::max_frame`], never panics on any input,
 //! and treats "need more bytes" as an ordinary outcome.
@@ -30,6 +31,7 @@ pub mod opaque;
 pub mod pg;
 pub mod redis;
 pub mod session;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod types;
 
