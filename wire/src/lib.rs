@@ -15,6 +15,9 @@
 //!   mode when a decoder gives up (or hands over, e.g. after TLS or an HTTP
 //!   `Upgrade`), re-emitting the bytes the decoder held as opaque chunks so
 //!   that nothing is lost.
+//! - [`at_rest`]: [`ParseError`], what the one-shot parsers of stored
+//!   messages return (each protocol module has its own: bytes at rest are
+//!   parsed by the same framing code as bytes in flight).
 //! - [`opaque`]: the decoder for plain TCP: timed chunks.
 //! - [`http`], [`pg`], [`redis`]: one module per protocol, each with its
 //!   decoder (both directions), its message and exchange types, and the
@@ -26,6 +29,7 @@
 //! Every decoder enforces [`Limits::max_frame`], never panics on any input,
 //! and treats "need more bytes" as an ordinary outcome.
 
+pub mod at_rest;
 pub mod http;
 pub mod opaque;
 pub mod pg;
@@ -35,5 +39,6 @@ pub mod session;
 pub mod testing;
 pub mod types;
 
+pub use at_rest::ParseError;
 pub use session::Session;
 pub use types::*;

@@ -160,6 +160,10 @@ pub struct Sides {
     conn: u64,
     responses: Vec<format::Message>,
     pub done: Vec<Side>,
+    /// Why the decoder gave up on the target's replies, if it did: from
+    /// there on it cannot tell where a reply ends, so waiting for one is
+    /// pointless (e.g. a Redis reply nested past `wire::redis::MAX_DEPTH`).
+    pub undecodable: Option<String>,
 }
 
 impl Sides {
@@ -183,6 +187,9 @@ impl Sides {
                     if kind != "NotificationResponse" && kind != "push" {
                         self.responses.push(m);
                     }
+                }
+                format::Body::Fallback(f) if f.dir == format::Direction::ToClient => {
+                    self.undecodable.get_or_insert(f.reason);
                 }
                 format::Body::Exchange(e) => self.done.push(Side {
                     latency: e.latency(rec.ts),
@@ -391,6 +398,13 @@ pub async fn replay_connection(
             last_answer = Some(Instant::now());
         }
         if failure.is_some() {
+            break;
+        }
+        // HTTP hands a connection over on purpose (`101`, `CONNECT`); for
+        // the other protocols a reply the decoder gave up on ends the replay
+        // of this connection at once.
+        if let (Some(why), false) = (&sides.undecodable, script.protocol == format::Protocol::Http) {
+            failure = Some(format!("the target's reply cannot be decoded: {why}"));
             break;
         }
         let all_sent = (next == script.sends.len() || stop_sending) && outbuf.is_empty();

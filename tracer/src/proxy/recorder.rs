@@ -50,6 +50,9 @@ pub struct Summary {
     pub dropped_bytes: u64,
     pub gaps: u64,
     pub fallbacks: u64,
+    /// Why the first of them switched (e.g. a Redis reply nested past
+    /// `wire::redis::MAX_DEPTH`).
+    pub first_fallback: Option<String>,
     /// Invocations recorded (requests the platform profile named).
     pub invocations: u64,
     /// Downstream exchanges attributed to an invocation, by method name.
@@ -422,7 +425,10 @@ impl<'w> Recorder<'w> {
                     *self.summary.exchanges.entry(protocol.name()).or_default() += 1;
                     attribution = self.on_exchange(conn, x);
                 }
-                Event::Opaque { .. } => self.summary.fallbacks += 1,
+                Event::Opaque { reason, .. } => {
+                    self.summary.fallbacks += 1;
+                    self.summary.first_fallback.get_or_insert_with(|| reason.clone());
+                }
                 Event::RedisRun(run) => {
                     self.write_run(conn, protocol, run)?;
                     continue;

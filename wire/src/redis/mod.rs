@@ -20,6 +20,8 @@
 //!   buffers, message framing and emission, fallback to opaque.
 //! - `scan.rs`: the resumable framer (where does this message end?),
 //!   which also records command argument spans in the same pass.
+//! - `at_rest.rs`: [`parse_reply`], one stored reply parsed at once (the
+//!   scanner frames it, with its limits, then `parse.rs` builds it).
 //! - `parse.rs`: values from complete frames (zero-copy, cut at the cap),
 //!   inline command splitting, pub/sub frame classification.
 //! - `value.rs`: [`RespValue`] and [`RespKind`].
@@ -56,6 +58,7 @@
 //! secrets (also `MIGRATE ... AUTH`, `CONFIG SET requirepass`, `ACL SETUSER`
 //! passwords).
 
+mod at_rest;
 mod decoder;
 mod encode;
 mod exchange;
@@ -66,6 +69,7 @@ mod run;
 mod scan;
 mod value;
 
+pub use at_rest::parse_reply;
 pub use decoder::RedisDecoder;
 pub use encode::{
     encode_command, encode_command_into, encode_inline, encode_value, encode_value_into,
