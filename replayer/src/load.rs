@@ -261,15 +261,13 @@ fn redis_args(m: &format::Message) -> Vec<Vec<u8>> {
 
 /// StartupMessage parameters from its exact bytes.
 fn startup_params(data: &[u8]) -> StartupParams {
-    let mut out = Vec::new();
-    let mut parts = data.get(8..).unwrap_or(&[]).split(|&b| b == 0);
-    while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
-        if k.is_empty() {
-            break;
+    match wire::pg::parse_startup(&bytes::Bytes::copy_from_slice(data)) {
+        Ok((wire::pg::PgMessage::Startup(s), _)) => {
+            let text = |b: &bytes::Bytes| String::from_utf8_lossy(b).into_owned();
+            s.params.iter().map(|(k, v)| (text(k), text(v))).collect()
         }
-        out.push((String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()));
+        _ => Vec::new(),
     }
-    out
 }
 
 fn build(
