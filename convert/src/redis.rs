@@ -39,7 +39,7 @@ pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Mes
     match r {
         RedisMessage::Command(c) => {
             let secret = if redact { c.secret_args() } else { Vec::new() };
-            fill_command(data, d, redacted, c.args.iter(), c.inline, &secret, spare);
+            fill_command(data, d, redacted, c.args.iter(), &secret, spare);
         }
         RedisMessage::Reply(f) | RedisMessage::Push(f) => {
             let kind = if matches!(r, RedisMessage::Reply(_)) { "reply" } else { "push" };
@@ -56,7 +56,7 @@ pub(crate) fn fill_run_command(record: &mut format::Record, conn: u64, run: &Red
     let at = run_placement(run, i);
     let (data, d, redacted) = message_fields(record, conn, &at, raw);
     let secret = if redact { run.secret_args(i) } else { Vec::new() };
-    fill_command(data, d, redacted, run.args_of(i), false, &secret, spare);
+    fill_command(data, d, redacted, run.args_of(i), &secret, spare);
 }
 
 /// Fills `record` with reply `i` of `run` (a run of replies), decoded as
@@ -105,7 +105,6 @@ fn fill_command<'a>(
     d: &mut format::RedisMessage,
     redacted: &mut bool,
     args: impl Iterator<Item = &'a [u8]>,
-    inline: bool,
     secret: &[usize],
     spare: &mut Spare,
 ) {
@@ -115,7 +114,7 @@ fn fill_command<'a>(
     *reply = None;
     *redacted = !secret.is_empty();
     if *redacted {
-        redact::redis_command(&mut data.0, inline, secret);
+        redact::redis_command(&mut data.0, secret);
         blank_args(d_args, secret, 0);
     }
 }

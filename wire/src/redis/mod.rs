@@ -77,7 +77,7 @@ pub use encode::{
 pub use exchange::{RedisExchange, ReplySummary};
 pub use message::{RedisArgs, RedisCommand, RedisMessage, RespFrame};
 pub use pairing::MAX_PENDING;
-pub use parse::inline_raw_spans;
+pub use parse::{command_raw_spans, inline_raw_spans};
 pub use run::{reply_summary, RedisRun};
 pub use scan::MAX_DEPTH;
 pub use value::{RespKind, RespValue};
