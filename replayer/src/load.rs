@@ -226,16 +226,6 @@ pub fn load(path: &Path, sel: &Selection) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
-fn protocol_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Http => "http",
-        Protocol::Postgres => "postgres",
-        Protocol::Redis => "redis",
-        Protocol::Tcp => "tcp",
-        Protocol::Mysql => "mysql",
-    }
-}
-
 fn decoded_kind(m: &format::Message) -> &str {
     match &m.decoded {
         Some(Decoded::Pg(p)) => &p.kind,
@@ -248,7 +238,7 @@ fn decoded_kind(m: &format::Message) -> &str {
 
 /// Server messages that answer no request.
 fn is_async(m: &format::Message) -> bool {
-    matches!(decoded_kind(m), "NotificationResponse" | "push")
+    m.decoded.as_ref().is_some_and(format::Decoded::is_unsolicited)
 }
 
 /// The command words of a Redis command message.
@@ -282,7 +272,7 @@ fn build(
         plan.skip("connection opening lost (damaged trace)", exchanges.len() as u64);
         return None;
     };
-    let proto = protocol_name(open.protocol);
+    let proto = open.protocol.name();
     if !sel.routes.is_empty() && !sel.routes.iter().any(|r| *r == open.route || r == proto) {
         plan.filtered += exchanges.len() as u64;
         return None;

@@ -7,7 +7,9 @@
 //!
 //! # Layout
 //!
-//! - [`types`]: what every codec shares: [`Direction`], [`Limits`],
+//! - [`types`]: what every codec shares: [`Direction`] and [`Protocol`]
+//!   (the trace format's own, re-exported: one definition for every crate,
+//!   see docs/protocols.md for why they live in `format`), [`Limits`],
 //!   [`CappedBytes`] (a body kept as prefix + full length + hash), the
 //!   [`Event`]s a decoder emits, and the [`Decoder`] trait.
 //! - [`session`]: [`Session`], one per connection. It owns the protocol's

@@ -179,12 +179,7 @@ impl Sides {
         for rec in records {
             match rec.body {
                 format::Body::Message(m) if m.dir == format::Direction::ToClient => {
-                    let kind = match &m.decoded {
-                        Some(format::Decoded::Pg(p)) => p.kind.as_str(),
-                        Some(format::Decoded::Redis(r)) => r.kind.as_str(),
-                        _ => "",
-                    };
-                    if kind != "NotificationResponse" && kind != "push" {
+                    if !m.decoded.as_ref().is_some_and(format::Decoded::is_unsolicited) {
                         self.responses.push(m);
                     }
                 }
@@ -203,21 +198,13 @@ impl Sides {
     }
 }
 
-pub fn wire_protocol(p: format::Protocol) -> Option<wire::Protocol> {
-    match p {
-        format::Protocol::Http => Some(wire::Protocol::Http),
-        format::Protocol::Postgres => Some(wire::Protocol::Postgres),
-        format::Protocol::Redis => Some(wire::Protocol::Redis),
-        format::Protocol::Tcp => Some(wire::Protocol::Tcp),
-        format::Protocol::Mysql => None,
-    }
-}
-
 /// Opens a connection and redoes the protocol's opening. `Sides` left
 /// over from the opening are discarded.
 pub async fn open(script: &ConnScript, target: &Target, opts: &SessionOpts) -> Result<Conn, String> {
-    let proto = wire_protocol(script.protocol).ok_or("protocol not replayed")?;
-    let mut conn = Conn::connect(&target.addr, proto, opts.clock, opts.timeout).await?;
+    if script.protocol == format::Protocol::Mysql {
+        return Err("protocol not replayed".into());
+    }
+    let mut conn = Conn::connect(&target.addr, script.protocol, opts.clock, opts.timeout).await?;
     match script.protocol {
         format::Protocol::Postgres => {
             let empty = Vec::new();

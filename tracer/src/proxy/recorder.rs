@@ -21,7 +21,7 @@ use super::pacer::Pacer;
 use super::profiles::Profile;
 use super::spool::{self, Next, SpoolReader, SpoolWriter};
 use super::tap::{self, Inbox, Note, Tap};
-use convert::{direction, Converter};
+use convert::Converter;
 use format::{AttributionMethod, Body, ConnClose, ConnOpen, Gap, Invocation, Record, Writer};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -329,7 +329,7 @@ impl<'w> Recorder<'w> {
                     _ => Role::Downstream { traces: VecDeque::new() },
                 };
                 self.conns.insert(conn, Conn { session: Session::new(protocol, self.opts.limits), protocol, role });
-                let body = Body::ConnOpen(ConnOpen { conn, protocol: format_protocol(protocol), client, server, route });
+                let body = Body::ConnOpen(ConnOpen { conn, protocol, client, server, route });
                 self.write(&Record { ts, src: 0, body })
             }
             Note::Data { conn, dir, data, ts } => {
@@ -369,7 +369,7 @@ impl<'w> Recorder<'w> {
                     }
                 }
                 let reason = "recorder queue full: the recorder fell behind the traffic".to_string();
-                let body = Body::Gap(Gap { conn: Some(conn), dir: Some(direction(dir)), bytes, records: 0, reason });
+                let body = Body::Gap(Gap { conn: Some(conn), dir: Some(dir), bytes, records: 0, reason });
                 self.write(&Record { ts, src: 0, body })
             }
             Note::Log { origin, stream, text, ts } => {
@@ -590,12 +590,3 @@ fn write_counted(writer: &mut Writer<std::fs::File>, summary: &mut Summary, reco
     writer.write(record).map_err(|e| e.to_string())
 }
 
-/// The trace's name for a wire protocol.
-pub fn format_protocol(p: Protocol) -> format::Protocol {
-    match p {
-        Protocol::Http => format::Protocol::Http,
-        Protocol::Postgres => format::Protocol::Postgres,
-        Protocol::Redis => format::Protocol::Redis,
-        Protocol::Tcp => format::Protocol::Tcp,
-    }
-}

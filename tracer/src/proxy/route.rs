@@ -22,12 +22,9 @@ impl std::str::FromStr for Route {
     fn from_str(text: &str) -> Result<Route, String> {
         let usage = "use PROTO:LISTEN=UPSTREAM, e.g. postgres:15432=127.0.0.1:5432 (PROTO: http, postgres, redis, tcp)";
         let (proto, rest) = text.split_once(':').ok_or_else(|| format!("route '{text}': {usage}"))?;
-        let protocol = match proto {
-            "http" => wire::Protocol::Http,
-            "postgres" | "pg" => wire::Protocol::Postgres,
-            "redis" => wire::Protocol::Redis,
-            "tcp" => wire::Protocol::Tcp,
-            other => return Err(format!("route '{text}': unknown protocol '{other}'; {usage}")),
+        let protocol = match wire::Protocol::from_name(proto) {
+            Some(p) if p != wire::Protocol::Mysql => p,
+            _ => return Err(format!("route '{text}': unknown protocol '{proto}'; {usage}")),
         };
         let (listen, upstream) = rest.split_once('=').ok_or_else(|| format!("route '{text}': no '=UPSTREAM'; {usage}"))?;
         let listen: SocketAddr = match listen.parse::<u16>() {

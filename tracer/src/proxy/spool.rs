@@ -369,7 +369,7 @@ fn encode(note: &Note, out: &mut Vec<u8>) {
         Note::Open { conn, protocol, client, server, route, ts } => {
             put_u64(out, *conn);
             put_u64(out, *ts);
-            out.push(protocol_code(*protocol));
+            out.push(protocol.code());
             put_str(out, client);
             put_str(out, server);
             put_str(out, route);
@@ -378,20 +378,20 @@ fn encode(note: &Note, out: &mut Vec<u8>) {
         Note::Data { conn, dir, data, ts } => {
             put_u64(out, *conn);
             put_u64(out, *ts);
-            out.push(dir_code(*dir));
+            out.push(dir.code());
             out.extend_from_slice(data);
             DATA
         }
         Note::Eof { conn, dir, ts } => {
             put_u64(out, *conn);
             put_u64(out, *ts);
-            out.push(dir_code(*dir));
+            out.push(dir.code());
             EOF
         }
         Note::Lost { conn, dir, bytes, ts } => {
             put_u64(out, *conn);
             put_u64(out, *ts);
-            out.push(dir_code(*dir));
+            out.push(dir.code());
             put_u64(out, *bytes);
             LOST
         }
@@ -431,18 +431,18 @@ fn decode(b: &Bytes) -> Option<(Note, usize)> {
         OPEN => Note::Open {
             conn: r.u64()?,
             ts: r.u64()?,
-            protocol: protocol_from(r.u8()?)?,
+            protocol: Protocol::from_code(r.u8()?)?,
             client: r.string()?,
             server: r.string()?,
             route: r.string()?,
         },
         DATA => {
-            let (conn, ts, dir) = (r.u64()?, r.u64()?, dir_from(r.u8()?)?);
+            let (conn, ts, dir) = (r.u64()?, r.u64()?, Direction::from_code(r.u8()?)?);
             let start = len - r.rest().len();
             Note::Data { conn, dir, ts, data: b.slice(start..len) }
         }
-        EOF => Note::Eof { conn: r.u64()?, ts: r.u64()?, dir: dir_from(r.u8()?)? },
-        LOST => Note::Lost { conn: r.u64()?, ts: r.u64()?, dir: dir_from(r.u8()?)?, bytes: r.u64()? },
+        EOF => Note::Eof { conn: r.u64()?, ts: r.u64()?, dir: Direction::from_code(r.u8()?)? },
+        LOST => Note::Lost { conn: r.u64()?, ts: r.u64()?, dir: Direction::from_code(r.u8()?)?, bytes: r.u64()? },
         CLOSE => Note::Close {
             conn: r.u64()?,
             ts: r.u64()?,
@@ -495,40 +495,6 @@ impl<'a> Cursor<'a> {
     fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.b)
     }
-}
-
-fn protocol_code(p: Protocol) -> u8 {
-    match p {
-        Protocol::Http => 0,
-        Protocol::Postgres => 1,
-        Protocol::Redis => 2,
-        Protocol::Tcp => 3,
-    }
-}
-
-fn protocol_from(c: u8) -> Option<Protocol> {
-    Some(match c {
-        0 => Protocol::Http,
-        1 => Protocol::Postgres,
-        2 => Protocol::Redis,
-        3 => Protocol::Tcp,
-        _ => return None,
-    })
-}
-
-fn dir_code(d: Direction) -> u8 {
-    match d {
-        Direction::ToServer => 0,
-        Direction::ToClient => 1,
-    }
-}
-
-fn dir_from(c: u8) -> Option<Direction> {
-    Some(match c {
-        0 => Direction::ToServer,
-        1 => Direction::ToClient,
-        _ => return None,
-    })
 }
 
 /// Puts the calling thread at idle CPU priority (`SCHED_IDLE`: it runs
