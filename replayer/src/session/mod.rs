@@ -178,10 +178,10 @@ impl Sides {
         }
         for rec in records {
             match rec.body {
-                format::Body::Message(m) if m.dir == format::Direction::ToClient => {
-                    if !m.decoded.as_ref().is_some_and(format::Decoded::is_unsolicited) {
-                        self.responses.push(m);
-                    }
+                format::Body::Message(m)
+                    if m.dir == format::Direction::ToClient && !m.decoded.as_ref().is_some_and(format::Decoded::is_unsolicited) =>
+                {
+                    self.responses.push(m);
                 }
                 format::Body::Fallback(f) if f.dir == format::Direction::ToClient => {
                     self.undecodable.get_or_insert(f.reason);
