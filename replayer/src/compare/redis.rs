@@ -56,7 +56,7 @@ pub fn shown(v: &RespValue) -> String {
         RespValue::Set(x) => format!("(set of {})", x.len()),
         RespValue::Push(x) => format!("(push of {})", x.len()),
         RespValue::Map(x) => format!("(map of {})", x.len()),
-        RespValue::Attribute { .. } => unreachable!("unattributed"),
+        RespValue::Attribute { value, .. } => shown(value),
     }
 }
 
