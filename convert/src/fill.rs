@@ -7,7 +7,6 @@
 //! Each function sets every field of what it fills (the structs are
 //! destructured, so a new field fails to compile until it is handled here).
 
-use crate::direction;
 use format::{BStr, Body, Decoded, ExchangeSummary};
 
 /// Where a message sits in its stream, and its size as the decoder saw it.
@@ -45,7 +44,7 @@ pub(crate) fn message_fields<'r>(
     let Body::Message(msg) = &mut record.body else { unreachable!("set just above") };
     let format::Message { conn: msg_conn, dir, last_ts, offset, data, decoded, redacted } = msg;
     *msg_conn = conn;
-    *dir = direction(at.dir);
+    *dir = at.dir;
     *last_ts = at.last_ts;
     *offset = at.offset;
     *redacted = false;

@@ -9,7 +9,8 @@
 //! earlier records, reusing their allocations (for the [`Converter`]),
 //! through the shared setters of `fill`;
 //! [`redact`] blanks secrets in recorded bytes
-//! (same length, in place); [`fingerprint`] normalises SQL to a query
+//! (same length, in place; where the fields and arguments sit in the bytes
+//! is `wire`'s to say, what is secret is decided here); [`fingerprint`] normalises SQL to a query
 //! fingerprint (literals to `?`), the key replay reports and the analyzer
 //! group queries by.
 //!
@@ -200,7 +201,7 @@ impl Converter {
             wire::Event::Opaque { reason, dir, offset, ts } => format::Record {
                 ts,
                 src: 0,
-                body: format::Body::Fallback(format::Fallback { conn, dir: direction(dir), offset, reason }),
+                body: format::Body::Fallback(format::Fallback { conn, dir, offset, reason }),
             },
             wire::Event::RedisRun(run) => return self.for_each_run_record(conn, &run, sink),
         };
@@ -233,13 +234,6 @@ impl Converter {
     }
 }
 
-/// Direction, one to one.
-pub fn direction(d: wire::Direction) -> format::Direction {
-    match d {
-        wire::Direction::ToServer => format::Direction::ToServer,
-        wire::Direction::ToClient => format::Direction::ToClient,
-    }
-}
 
 /// Exchange status, one to one.
 pub fn exchange_status(s: wire::ExchangeStatus) -> format::ExchangeStatus {

@@ -5,7 +5,10 @@
 //! `$len`, the positions of the other HTTP header fields) stay valid. Each
 //! works on a possibly truncated prefix of the message (the recorder keeps
 //! messages up to a cap) and only blanks what is present. They change what
-//! is recorded, never what the proxy forwards.
+//! is recorded, never what the proxy forwards. Where the fields and
+//! arguments are in the bytes is `wire`'s to say
+//! ([`wire::http::head_lines`], [`wire::redis::command_raw_spans`]); what
+//! is secret is decided here.
 
 /// The byte secrets are replaced with.
 pub const STAR: u8 = b'*';
@@ -46,71 +49,33 @@ pub fn pg_secret_message(raw: &mut [u8]) -> bool {
 /// the head, or at the end of the kept bytes. Returns true when a secret
 /// field was found.
 pub fn http_head(raw: &mut [u8]) -> bool {
-    // Skip empty lines a client may send before the request line, then the
-    // start line itself.
-    let mut pos = 0;
-    while let Some(&b) = raw.get(pos) {
-        if b == b'\r' || b == b'\n' {
-            pos += 1;
-        } else {
-            break;
-        }
-    }
-    let Some(nl) = memchr::memchr(b'\n', &raw[pos..]) else { return false };
-    let mut found = request_line_password(&mut raw[pos..pos + nl]);
-    pos += nl + 1;
-    let mut in_secret = false;
-    while pos < raw.len() {
-        let nl = memchr::memchr(b'\n', &raw[pos..]).map(|i| pos + i);
-        let mut end = nl.unwrap_or(raw.len());
-        if end > pos && raw[end - 1] == b'\r' {
-            end -= 1;
-        }
-        if end == pos {
-            break; // the empty line: end of head
-        }
-        if matches!(raw[pos], b' ' | b'\t') {
-            // obs-fold: the previous field's value goes on.
-            if in_secret {
-                blank_trimmed(&mut raw[pos..end]);
-            }
-        } else {
-            in_secret = false;
-            // Most fields cannot be secret by their first letter: skip
-            // looking for their colon.
-            let first = raw[pos].to_ascii_lowercase();
-            let may_be_secret = HTTP_SECRET_HEADERS.iter().any(|h| h.as_bytes().first() == Some(&first));
-            let colon = if may_be_secret { memchr::memchr(b':', &raw[pos..end]).map(|i| pos + i) } else { None };
-            if let Some(colon) = colon {
-                if is_secret_header(&raw[pos..colon]) {
-                    in_secret = true;
-                    found = true;
-                    blank_trimmed(&mut raw[colon + 1..end]);
-                }
-            }
-        }
-        match nl {
-            Some(n) => pos = n + 1,
-            None => break,
-        }
-    }
-    found
-}
-
-/// Blanks the password of an absolute-form target with userinfo
-/// (`GET http://user:secret@host/ HTTP/1.1`, as clients send to a forward
-/// proxy) in a request line. Returns true when one was found.
-fn request_line_password(line: &mut [u8]) -> bool {
-    let Some(sp) = line.iter().position(|&b| b == b' ') else { return false };
-    let rest = &mut line[sp + 1..];
-    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-    match target_password(&rest[..end]) {
+    use wire::http::HeadLine;
+    let (target, lines) = wire::http::head_lines(raw);
+    let Some(target) = target else { return false };
+    let mut found = match target_password(&raw[target.clone()]) {
         Some(span) => {
-            rest[span].fill(STAR);
+            raw[target.start + span.start..target.start + span.end].fill(STAR);
             true
         }
         None => false,
+    };
+    let mut in_secret = false;
+    for line in lines {
+        match line {
+            HeadLine::Field { name, value } => {
+                in_secret = is_secret_header(&raw[name]);
+                if in_secret {
+                    found = true;
+                    blank_trimmed(&mut raw[value]);
+                }
+            }
+            // obs-fold: the previous field's value goes on.
+            HeadLine::Continuation(value) if in_secret => blank_trimmed(&mut raw[value]),
+            HeadLine::Continuation(_) => {}
+            HeadLine::Other(_) => in_secret = false,
+        }
     }
+    found
 }
 
 /// Where the password sits in a request target's userinfo
@@ -162,12 +127,13 @@ fn blank_trimmed(s: &mut [u8]) {
 
 /// A Redis command's raw bytes: blanks the arguments at `indices` (0 = the
 /// command name), for a RESP array of bulk strings or an inline command
-/// line. Returns true when some bytes were blanked.
-pub fn redis_command(raw: &mut [u8], inline: bool, indices: &[usize]) -> bool {
+/// line (where they are: [`wire::redis::command_raw_spans`]). Returns true
+/// when some bytes were blanked.
+pub fn redis_command(raw: &mut [u8], indices: &[usize]) -> bool {
     if indices.is_empty() {
         return false;
     }
-    let spans = if inline { inline_spans(raw) } else { resp_array_spans(raw) };
+    let spans = wire::redis::command_raw_spans(raw);
     let mut any = false;
     for &i in indices {
         if let Some(&(s, e)) = spans.get(i) {
@@ -178,50 +144,6 @@ pub fn redis_command(raw: &mut [u8], inline: bool, indices: &[usize]) -> bool {
         }
     }
     any
-}
-
-/// Byte spans of the payloads of a RESP array of bulk strings
-/// (`*N\r\n$len\r\n...\r\n...`), clipped to the bytes present.
-pub fn resp_array_spans(raw: &[u8]) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let Some((n, mut pos)) = int_line(raw, 0, b'*') else { return spans };
-    for _ in 0..n {
-        let Some((len, start)) = int_line(raw, pos, b'$') else { break };
-        let Some(end) = start.checked_add(len as usize) else { break };
-        spans.push((start.min(raw.len()), end.min(raw.len())));
-        if end >= raw.len() {
-            break;
-        }
-        pos = end + 2;
-    }
-    spans
-}
-
-/// Reads `<ty><digits>\r\n` at `pos`: the number (negative: none) and the
-/// position after the line.
-fn int_line(raw: &[u8], pos: usize, ty: u8) -> Option<(u64, usize)> {
-    if *raw.get(pos)? != ty {
-        return None;
-    }
-    let rest = raw.get(pos + 1..)?;
-    let cr = rest.iter().position(|&b| b == b'\r')?;
-    let n: u64 = std::str::from_utf8(&rest[..cr]).ok()?.parse().ok()?;
-    if rest.get(cr + 1) != Some(&b'\n') {
-        return None;
-    }
-    Some((n, pos + 1 + cr + 2))
-}
-
-/// Raw byte spans of the words of an inline command line, quotes
-/// included, split exactly as the decoder splits them
-/// ([`wire::redis::inline_raw_spans`]).
-pub fn inline_spans(raw: &[u8]) -> Vec<(usize, usize)> {
-    let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
-    let mut line = &raw[..line_end];
-    if line.last() == Some(&b'\r') {
-        line = &line[..line.len() - 1];
-    }
-    wire::redis::inline_raw_spans(line)
 }
 
 #[cfg(test)]
@@ -271,16 +193,16 @@ mod tests {
     #[test]
     fn resp_and_inline_spans() {
         let mut raw = b"*3\r\n$5\r\nHELLO\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n".to_vec();
-        assert!(redis_command(&mut raw, false, &[2]));
+        assert!(redis_command(&mut raw, &[2]));
         assert_eq!(&raw[..], &b"*3\r\n$5\r\nHELLO\r\n$4\r\nAUTH\r\n$6\r\n******\r\n"[..]);
         let mut cut = b"*2\r\n$4\r\nAUTH\r\n$6\r\nsec".to_vec();
-        assert!(redis_command(&mut cut, false, &[1, 5]));
+        assert!(redis_command(&mut cut, &[1, 5]));
         assert_eq!(&cut[..], &b"*2\r\n$4\r\nAUTH\r\n$6\r\n***"[..]);
         let mut inline = b"AUTH  \"my pass\" 'x'\r\n".to_vec();
-        assert!(redis_command(&mut inline, true, &[1, 2]));
+        assert!(redis_command(&mut inline, &[1, 2]));
         assert_eq!(&inline[..], &b"AUTH  ********* ***\r\n"[..]);
         let mut unbalanced = b"AUTH \"oops pw\r\n".to_vec();
-        assert!(redis_command(&mut unbalanced, true, &[1, 2]));
+        assert!(redis_command(&mut unbalanced, &[1, 2]));
         assert_eq!(&unbalanced[..], &b"AUTH ***** **\r\n"[..]);
     }
 

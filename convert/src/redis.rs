@@ -23,7 +23,7 @@
 
 use crate::fill::{self, set_bytes, set_str, Placement};
 use crate::{exchange_status, redact, MAX_ARGS, TEXT_CAP};
-use format::{BStr, Decoded, ExchangeSummary};
+use format::{BStr, Decoded, ExchangeSummary, RedisKind};
 use wire::redis::{RedisMessage, RedisRun, ReplySummary, RespKind, RespValue};
 
 /// Argument byte strings a shorter command left over, kept for the next
@@ -39,10 +39,10 @@ pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Mes
     match r {
         RedisMessage::Command(c) => {
             let secret = if redact { c.secret_args() } else { Vec::new() };
-            fill_command(data, d, redacted, c.args.iter(), c.inline, &secret, spare);
+            fill_command(data, d, redacted, c.args.iter(), &secret, spare);
         }
         RedisMessage::Reply(f) | RedisMessage::Push(f) => {
-            let kind = if matches!(r, RedisMessage::Reply(_)) { "reply" } else { "push" };
+            let kind = if matches!(r, RedisMessage::Reply(_)) { RedisKind::Reply } else { RedisKind::Push }.name();
             fill_reply_message(d, kind, &f.value, &m.raw.prefix, spare);
         }
     }
@@ -56,7 +56,7 @@ pub(crate) fn fill_run_command(record: &mut format::Record, conn: u64, run: &Red
     let at = run_placement(run, i);
     let (data, d, redacted) = message_fields(record, conn, &at, raw);
     let secret = if redact { run.secret_args(i) } else { Vec::new() };
-    fill_command(data, d, redacted, run.args_of(i), false, &secret, spare);
+    fill_command(data, d, redacted, run.args_of(i), &secret, spare);
 }
 
 /// Fills `record` with reply `i` of `run` (a run of replies), decoded as
@@ -65,7 +65,7 @@ pub(crate) fn fill_run_reply(record: &mut format::Record, conn: u64, run: &Redis
     let raw = run.message(i);
     let at = run_placement(run, i);
     let (_, d, _) = message_fields(record, conn, &at, raw);
-    fill_reply_message(d, "reply", value, raw, spare);
+    fill_reply_message(d, RedisKind::Reply.name(), value, raw, spare);
 }
 
 /// Message `i` of `run`: whole (a run holds only messages within the cap).
@@ -105,17 +105,16 @@ fn fill_command<'a>(
     d: &mut format::RedisMessage,
     redacted: &mut bool,
     args: impl Iterator<Item = &'a [u8]>,
-    inline: bool,
     secret: &[usize],
     spare: &mut Spare,
 ) {
     let format::RedisMessage { kind, args: d_args, reply } = d;
-    set_str(kind, "command");
+    set_str(kind, RedisKind::Command.name());
     set_args(d_args, args.take(MAX_ARGS), spare);
     *reply = None;
     *redacted = !secret.is_empty();
     if *redacted {
-        redact::redis_command(&mut data.0, inline, secret);
+        redact::redis_command(&mut data.0, secret);
         blank_args(d_args, secret, 0);
     }
 }

@@ -19,6 +19,36 @@ pub enum Decoded {
 
 codec_enum!(Decoded { HttpRequest = 0, HttpResponse = 1, Pg = 2, Redis = 3 });
 
+crate::small_enum::small_enum! {
+    /// What a Redis message is ([`RedisMessage::kind`] as text; read it
+    /// with [`RedisMessage::typed_kind`]).
+    pub enum RedisKind {
+        Command = 0 => "command",
+        Reply = 1 => "reply",
+        /// A server frame that answers no command (pub/sub, tracking).
+        Push = 2 => "push",
+    }
+}
+
+impl RedisMessage {
+    /// [`RedisMessage::kind`] as a [`RedisKind`].
+    pub fn typed_kind(&self) -> Option<RedisKind> {
+        RedisKind::from_name(&self.kind)
+    }
+}
+
+impl Decoded {
+    /// A server message that answers no request: a PostgreSQL
+    /// NotificationResponse or a Redis push.
+    pub fn is_unsolicited(&self) -> bool {
+        match self {
+            Decoded::Pg(p) => p.kind == "NotificationResponse",
+            Decoded::Redis(r) => r.typed_kind() == Some(RedisKind::Push),
+            _ => false,
+        }
+    }
+}
+
 /// An HTTP request head.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HttpRequest {

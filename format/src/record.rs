@@ -17,17 +17,38 @@ small_enum! {
     /// Which way bytes travelled on a connection.
     pub enum Direction {
         /// From the client (the side that connected) to the server.
-        ToServer = 0 => "to_server",
+        ToServer = 0 => "to_server" | "to-server",
         /// From the server to the client.
-        ToClient = 1 => "to_client",
+        ToClient = 1 => "to_client" | "to-client",
+    }
+}
+
+impl Direction {
+    /// 0 for [`Direction::ToServer`], 1 for [`Direction::ToClient`]: an index
+    /// for per-direction arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
+
+    /// The other way.
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
     }
 }
 
 small_enum! {
-    /// The protocol a connection was recorded as.
+    /// The protocol a connection was recorded as, and the one a
+    /// `wire::Session` decodes (`wire` re-exports this type: one protocol
+    /// enum for every crate and the command line).
     pub enum Protocol {
         Http = 0 => "http",
-        Postgres = 1 => "postgres",
+        Postgres = 1 => "postgres" | "pg" | "postgresql",
         Redis = 2 => "redis",
         /// Plain TCP: opaque timed chunks.
         Tcp = 3 => "tcp",

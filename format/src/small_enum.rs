@@ -6,7 +6,7 @@
 /// `Serialize`/`Deserialize` that write the code in binary formats and the
 /// name in human-readable ones, and accept either when reading.
 macro_rules! small_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal => $text:literal,)+ }) => {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal => $text:literal $(| $alias:literal)*,)+ }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name { $($(#[$vmeta])* $variant,)+ }
@@ -29,8 +29,30 @@ macro_rules! small_enum {
                 match code { $($code => Some($name::$variant),)+ _ => None }
             }
 
+            /// The variant of a name (or of one of its aliases).
             pub fn from_name(name: &str) -> Option<$name> {
-                match name { $($text => Some($name::$variant),)+ _ => None }
+                match name { $($text $(| $alias)* => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<$name, String> {
+                $name::from_name(s).ok_or_else(|| {
+                    let names: Vec<&str> = $name::ALL.iter().map(|v| v.name()).collect();
+                    format!("unknown {} '{s}' (one of: {})", stringify!($name), names.join(", "))
+                })
+            }
+        }
+
+        // The command line takes the same names (and aliases).
+        #[cfg(feature = "clap")]
+        impl clap::ValueEnum for $name {
+            fn value_variants<'a>() -> &'a [Self] {
+                $name::ALL
+            }
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(match self { $($name::$variant => clap::builder::PossibleValue::new($text)$(.alias($alias))*,)+ })
             }
         }
 

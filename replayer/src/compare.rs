@@ -17,6 +17,11 @@
 //!   (`reply[2]`, `reply[2][0]`).
 //! - other protocols: the response bytes (`bytes`).
 //!
+//! The stored bytes are parsed by `wire`'s at-rest parsers
+//! (`wire::redis::parse_reply`, `wire::pg::parse_backend` and
+//! `data_rows`, `wire::http::parse_response_head` and `dechunk`): the same
+//! code that decoded them in flight, with the same limits.
+//!
 //! Every difference goes through the [`NoiseRules`] with the raw values
 //! (so a `pattern` rule sees `2024-05-01T10:00:00Z`, not its quoted
 //! rendering) and the exchange's scope (key, route, lambda) before it is

@@ -14,7 +14,9 @@
 //!    replays each one on its own task, redoing authentication, sending on
 //!    time ([`timer`] for sub-millisecond deadlines) and decoding the
 //!    responses with the recorder's own codecs, over TCP or TLS
-//!    ([`session::transport`], for targets with `sslmode=require`).
+//!    ([`session::transport`], for targets with `sslmode=require`); a
+//!    connection whose replies the codec gives up on (e.g. nested past the
+//!    RESP depth limit) fails at once with the codec's reason.
 //! 4. Each exchange goes through [`compare::compare_exchange`] (with
 //!    [`noise`] rules, scoped ones included) into the [`report`], which
 //!    also holds the driver's figures and renders text, JSON and JUnit.

@@ -243,16 +243,6 @@ const INCONSISTENT_REQUEST: &str =
 const INCONSISTENT_RESPONSE: &str =
     "recorded response shorter than the exchange's byte count (inconsistent recording, the trace is intact): re-sent, not compared";
 
-fn protocol_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Http => "http",
-        Protocol::Postgres => "postgres",
-        Protocol::Redis => "redis",
-        Protocol::Tcp => "tcp",
-        Protocol::Mysql => "mysql",
-    }
-}
-
 fn decoded_kind(m: &format::Message) -> &str {
     match &m.decoded {
         Some(Decoded::Pg(p)) => &p.kind,
@@ -265,7 +255,7 @@ fn decoded_kind(m: &format::Message) -> &str {
 
 /// Server messages that answer no request.
 fn is_async(m: &format::Message) -> bool {
-    matches!(decoded_kind(m), "NotificationResponse" | "push")
+    m.decoded.as_ref().is_some_and(format::Decoded::is_unsolicited)
 }
 
 /// The command words of a Redis command message.
@@ -278,15 +268,13 @@ fn redis_args(m: &format::Message) -> Vec<Vec<u8>> {
 
 /// StartupMessage parameters from its exact bytes.
 fn startup_params(data: &[u8]) -> StartupParams {
-    let mut out = Vec::new();
-    let mut parts = data.get(8..).unwrap_or(&[]).split(|&b| b == 0);
-    while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
-        if k.is_empty() {
-            break;
+    match wire::pg::parse_startup(&bytes::Bytes::copy_from_slice(data)) {
+        Ok((wire::pg::PgMessage::Startup(s), _)) => {
+            let text = |b: &bytes::Bytes| String::from_utf8_lossy(b).into_owned();
+            s.params.iter().map(|(k, v)| (text(k), text(v))).collect()
         }
-        out.push((String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()));
+        _ => Vec::new(),
     }
-    out
 }
 
 fn build(
@@ -301,7 +289,7 @@ fn build(
         plan.skip("connection opening lost (damaged trace)", exchanges.len() as u64);
         return None;
     };
-    let proto = protocol_name(open.protocol);
+    let proto = open.protocol.name();
     if !sel.routes.is_empty() && !sel.routes.iter().any(|r| *r == open.route || r == proto) {
         plan.filtered += exchanges.len() as u64;
         return None;

@@ -206,11 +206,10 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
     }
     let mut routes = args.routes.clone();
     for p in &args.protos {
-        let p = if p == "pg" || p == "postgresql" { "postgres".to_string() } else { p.clone() };
-        if !["http", "postgres", "redis", "tcp"].contains(&p.as_str()) {
+        let Some(p) = replayer::target::replayed_protocol(p) else {
             anyhow::bail!("--proto {p}: use http, postgres, redis or tcp");
-        }
-        routes.push(p);
+        };
+        routes.push(p.name().to_owned());
     }
     let cfg = Config {
         trace: args.trace.clone(),

@@ -78,7 +78,7 @@ pub async fn run(cfg: Config) -> Result<Outcome, Fatal> {
         )));
     }
     for r in &cfg.selection.routes {
-        let known = ["http", "postgres", "redis", "tcp"].contains(&r.as_str()) || plan.routes.contains(r);
+        let known = crate::target::replayed_protocol(r).is_some() || plan.routes.contains(r);
         if !known {
             return Err(Fatal(format!("--route {r}: no such protocol or route in the trace; routes are: {}", plan.routes.join(", "))));
         }
@@ -103,14 +103,7 @@ pub async fn run(cfg: Config) -> Result<Outcome, Fatal> {
 }
 
 fn target_of(cfg: &Config, c: &ConnScript) -> Target {
-    let proto = match c.protocol {
-        format::Protocol::Http => "http",
-        format::Protocol::Postgres => "postgres",
-        format::Protocol::Redis => "redis",
-        format::Protocol::Tcp => "tcp",
-        format::Protocol::Mysql => "mysql",
-    };
-    cfg.targets.resolve(&c.route, proto, &c.server)
+    cfg.targets.resolve(&c.route, c.protocol.name(), &c.server)
 }
 
 /// Opens one connection to every distinct target (with its opening:

@@ -148,6 +148,12 @@ pub struct Targets {
     by_key: Vec<(String, Target)>,
 }
 
+/// The protocol `name` names (`pg` and `postgresql` are `postgres`), if
+/// olreplay replays it (MySQL is recorded only).
+pub fn replayed_protocol(name: &str) -> Option<format::Protocol> {
+    format::Protocol::from_name(name).filter(|p| *p != format::Protocol::Mysql)
+}
+
 impl Targets {
     /// Parses `KEY=URL` arguments. KEY is a protocol (`http`, `postgres`
     /// or `pg`, `redis`, `tcp`) or a route name from the trace.
@@ -157,8 +163,8 @@ impl Targets {
             let Some((key, url)) = a.split_once('=') else {
                 bail!("--target {a:?}: write PROTO=URL or ROUTE=URL, e.g. --target postgres=postgres://user:pass@host/db")
             };
-            let key = if key == "pg" || key == "postgresql" { "postgres" } else { key };
-            let proto = ["http", "postgres", "redis", "tcp"].into_iter().find(|p| *p == key);
+            let proto = replayed_protocol(key).map(format::Protocol::name);
+            let key = proto.unwrap_or(key);
             let t = Target::parse(url, proto).with_context(|| format!("--target {a:?}"))?;
             by_key.push((key.to_owned(), t));
         }
@@ -181,7 +187,7 @@ impl Targets {
         self.by_key
             .iter()
             .map(|(k, _)| k.as_str())
-            .filter(|k| !["http", "postgres", "redis", "tcp"].contains(k) && !routes.iter().any(|r| r == k))
+            .filter(|k| replayed_protocol(k).is_none() && !routes.iter().any(|r| r == k))
             .collect()
     }
 }

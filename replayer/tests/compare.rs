@@ -48,7 +48,7 @@ fn every_fixture_matches_itself() {
     let mut exchanges = 0;
     for dir in ["pg", "http", "redis"] {
         for rel in fixtures(dir) {
-            let p = format_protocol(protocol_of(&rel));
+            let p = protocol_of(&rel);
             let (a, b) = (fixture_sides(&rel), fixture_sides(&rel));
             exchanges += a.len();
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {

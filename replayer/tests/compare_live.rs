@@ -11,10 +11,11 @@ use std::net::TcpStream;
 
 use compare_support::*;
 use format::ExchangeSummary;
-use replayer::compare::{compare_exchange, redis::parse};
+use replayer::compare::compare_exchange;
 use replayer::model::{Replayed, Side};
 use replayer::noise::NoiseRules;
 use replayer::report::key_of;
+use wire::redis::parse_reply;
 use wire::Direction;
 
 const REQUEST: &[u8] = b"*1\r\n$4\r\nTIME\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n";
@@ -29,8 +30,9 @@ fn run() -> Vec<Side> {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0, "Redis closed the connection");
         got.extend_from_slice(&buf[..n]);
-        if let Some((_, used)) = parse(&got) {
-            if parse(&got[used..]).is_some() {
+        let all = bytes::Bytes::from(got.clone());
+        if let Ok((_, used)) = parse_reply(&all) {
+            if parse_reply(&all.slice(used..)).is_ok() {
                 break;
             }
         }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use wire::http::{Framed, RequestFramer};
 
 /// The response to every request.
 pub const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nhello, world\n";
@@ -44,33 +45,33 @@ async fn connection(mut stream: TcpStream, served: Arc<Served>) {
     loop {
         // Answer every complete request buffered (pipelining), then write once.
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut req = httparse::Request::new(&mut headers);
-            let head_len = match req.parse(&buf) {
-                Ok(httparse::Status::Complete(n)) => n,
-                Ok(httparse::Status::Partial) => break,
-                Err(_) => return,
+            // A fresh framer per request: an incomplete one is framed again
+            // once more bytes came.
+            let mut framer = RequestFramer::new(usize::MAX);
+            let head = match framer.next(&buf) {
+                Framed::Head(head) => head,
+                Framed::NeedMore => break,
+                _ => return,
             };
-            let header = |name: &str| req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
-            let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked"));
-            let expect_continue = header("expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
-            let length: Option<usize> = header("content-length").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
+            let head_len = head.head_len();
+            let expect_continue = head.headers().any(|(n, v)| n.eq_ignore_ascii_case(b"expect") && v.eq_ignore_ascii_case(b"100-continue"));
+            let chunked = head.chunked();
             if expect_continue && buf.len() == head_len && stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
                 return;
             }
-            let body = if chunked {
-                match chunked_body_len(&buf[head_len..]) {
-                    Some(Ok((wire, body))) => (wire, body),
-                    Some(Err(())) => return,
-                    None => break,
+            let mut end = head_len;
+            while !framer.at_head() {
+                match framer.next(&buf[end..]) {
+                    Framed::Body(n) => end += n,
+                    Framed::NeedMore => break,
+                    _ => return,
                 }
-            } else {
-                let n = length.unwrap_or(0);
-                if buf.len() - head_len < n {
-                    break;
-                }
-                (n, n)
-            };
+            }
+            if !framer.at_head() {
+                break;
+            }
+            let content = if chunked { wire::http::dechunk(&buf[head_len..end]).len() } else { end - head_len };
+            let body = (end - head_len, content);
             buf.drain(..head_len + body.0);
             served.body_bytes.fetch_add(body.1 as u64, Ordering::Relaxed);
             served.requests.fetch_add(1, Ordering::Relaxed);
@@ -87,36 +88,6 @@ async fn connection(mut stream: TcpStream, served: Arc<Served>) {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
-    }
-}
-
-/// For a chunked body at the start of `data`: `None` while incomplete, else
-/// its length on the wire and its length de-chunked (trailers skipped).
-fn chunked_body_len(data: &[u8]) -> Option<Result<(usize, usize), ()>> {
-    let mut at = 0;
-    let mut body = 0;
-    loop {
-        let line_end = at + data[at..].windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[at..line_end]).map_err(|_| ()).ok()?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let Ok(size) = usize::from_str_radix(size_text, 16) else { return Some(Err(())) };
-        at = line_end + 2;
-        if size == 0 {
-            // Trailer lines, then an empty line.
-            loop {
-                let end = at + data[at..].windows(2).position(|w| w == b"\r\n")?;
-                let empty = end == at;
-                at = end + 2;
-                if empty {
-                    return Some(Ok((at, body)));
-                }
-            }
-        }
-        if data.len() < at + size + 2 {
-            return None;
-        }
-        body += size;
-        at += size + 2;
     }
 }
 

@@ -90,14 +90,16 @@ async fn serve(mut conn: TcpStream, worker: Arc<Worker>) -> std::io::Result<()> 
     let mut buf = Vec::new();
     loop {
         let (req, head_len, body_len) = loop {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut parsed = httparse::Request::new(&mut headers);
-            if let httparse::Status::Complete(n) = parsed.parse(&buf).map_err(std::io::Error::other)? {
-                let headers: Vec<(String, String)> =
-                    parsed.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect();
-                let req = Request { method: parsed.method.unwrap_or("").to_string(), path: parsed.path.unwrap_or("").to_string(), headers };
-                let len = req.header("content-length").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
-                break (req, n, len);
+            match wire::http::parse_request_head(&buf) {
+                Ok(head) => {
+                    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                    let headers: Vec<(String, String)> = head.headers().map(|(n, v)| (text(n), text(v))).collect();
+                    let req = Request { method: text(head.method().unwrap_or_default()), path: text(head.target().unwrap_or_default()), headers };
+                    let len = req.header("content-length").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
+                    break (req, head.head_len(), len);
+                }
+                Err(wire::ParseError::Incomplete { .. }) => {}
+                Err(e) => return Err(std::io::Error::other(e)),
             }
             let mut chunk = [0u8; 4096];
             match conn.read(&mut chunk).await? {

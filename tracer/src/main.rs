@@ -127,10 +127,10 @@ struct CatArgs {
     conns: Vec<u64>,
     /// Only records on connections of this protocol (repeatable)
     #[arg(long = "proto", value_name = "PROTO")]
-    protocols: Vec<ProtoArg>,
+    protocols: Vec<format::Protocol>,
     /// Only messages (and gaps, fallbacks) travelling this way
     #[arg(long = "dir", value_name = "DIR")]
-    direction: Option<DirArg>,
+    direction: Option<format::Direction>,
     /// Only records of this kind (repeatable): conn_open, conn_close,
     /// message, exchange, invocation, log, gap, fallback
     #[arg(long = "kind", value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(format::Body::KINDS))]
@@ -342,25 +342,6 @@ fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum ProtoArg {
-    Http,
-    Postgres,
-    Redis,
-    Tcp,
-    Mysql,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DirArg {
-    /// client to server
-    #[value(name = "to_server", alias = "to-server")]
-    ToServer,
-    /// server to client
-    #[value(name = "to_client", alias = "to-client")]
-    ToClient,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum MixArg {
     Serverless,
     SmallHttp,
@@ -405,21 +386,8 @@ fn main() -> ExitCode {
         Command::Cat(a) => {
             let filter = Filter {
                 conns: a.conns,
-                protocols: a
-                    .protocols
-                    .iter()
-                    .map(|p| match p {
-                        ProtoArg::Http => format::Protocol::Http,
-                        ProtoArg::Postgres => format::Protocol::Postgres,
-                        ProtoArg::Redis => format::Protocol::Redis,
-                        ProtoArg::Tcp => format::Protocol::Tcp,
-                        ProtoArg::Mysql => format::Protocol::Mysql,
-                    })
-                    .collect(),
-                direction: a.direction.map(|d| match d {
-                    DirArg::ToServer => format::Direction::ToServer,
-                    DirArg::ToClient => format::Direction::ToClient,
-                }),
+                protocols: a.protocols,
+                direction: a.direction,
                 kinds: a.kinds,
                 from_ns: a.from,
                 to_ns: a.to,

@@ -26,7 +26,8 @@ impl Session {
             Protocol::Http => Box::new(crate::http::HttpDecoder::new(limits)),
             Protocol::Postgres => Box::new(crate::pg::PgDecoder::new(limits)),
             Protocol::Redis => Box::new(crate::redis::RedisDecoder::new(limits)),
-            Protocol::Tcp => Box::new(OpaqueDecoder::new(limits)),
+            // No MySQL decoder yet: its bytes are kept as opaque chunks.
+            Protocol::Tcp | Protocol::Mysql => Box::new(OpaqueDecoder::new(limits)),
         };
         Session { protocol, decoder, opaque: None, offsets: [0, 0], limits }
     }

@@ -3,53 +3,10 @@
 use bytes::Bytes;
 use xxhash_rust::xxh3::Xxh3;
 
-/// Which way bytes travel on a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Direction {
-    /// From the client (the side that connected) to the server.
-    ToServer,
-    /// From the server back to the client.
-    ToClient,
-}
-
-impl Direction {
-    /// 0 for [`Direction::ToServer`], 1 for [`Direction::ToClient`]: an index
-    /// for per-direction arrays.
-    pub fn index(self) -> usize {
-        match self {
-            Direction::ToServer => 0,
-            Direction::ToClient => 1,
-        }
-    }
-
-    pub fn reverse(self) -> Direction {
-        match self {
-            Direction::ToServer => Direction::ToClient,
-            Direction::ToClient => Direction::ToServer,
-        }
-    }
-}
-
-/// The protocols a [`crate::Session`] can decode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Http,
-    Postgres,
-    Redis,
-    /// Plain TCP: timed opaque chunks.
-    Tcp,
-}
-
-impl Protocol {
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Http => "http",
-            Protocol::Postgres => "postgres",
-            Protocol::Redis => "redis",
-            Protocol::Tcp => "tcp",
-        }
-    }
-}
+/// Which way bytes travel, and the protocols a [`crate::Session`]
+/// decodes: the trace format's own types, so that a record and the event
+/// it came from never need a mapping.
+pub use format::{Direction, Protocol};
 
 /// Size limits every decoder enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

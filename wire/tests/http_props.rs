@@ -84,6 +84,45 @@ proptest! {
         prop_assert_eq!(&msg.raw.prefix[..], &raw[..]);
     }
 
+    /// The at-rest head parser, `dechunk` and the request framer read what
+    /// the decoder reads, whatever the split.
+    #[test]
+    fn at_rest_and_framer_agree_with_the_decoder(m in method(), t in target(), h in headers(), b in body(), chunked in any::<bool>(), cut in any::<prop::sample::Index>()) {
+        let mut fields = h.clone();
+        if chunked && b.is_some() {
+            fields.push(("Transfer-Encoding".into(), "chunked".into()));
+        }
+        let raw = encode_request(&m, &t, &fields, b.as_deref());
+        let ev = feed_all(Direction::ToServer, &[&raw]);
+        let r = requests(&ev)[0];
+        let head = wire::http::parse_request_head(&raw).unwrap();
+        prop_assert_eq!(head.method(), Some(&r.method[..]));
+        prop_assert_eq!(head.target(), Some(r.target()));
+        prop_assert_eq!(head.headers().collect::<Vec<_>>(), r.headers.iter().collect::<Vec<_>>());
+        let body = &raw[head.head_len()..];
+        let content = if r.chunked { wire::http::dechunk(body) } else { body.to_vec() };
+        prop_assert_eq!(&content[..], &r.body.prefix[..]);
+        // The framer, fed in two pieces: one head, then body to the end.
+        let at = cut.index(raw.len() + 1);
+        let mut framer = wire::http::RequestFramer::new(usize::MAX);
+        let (mut held, mut steps) = (Vec::new(), Vec::new());
+        for piece in [&raw[..at], &raw[at..]] {
+            held.extend_from_slice(piece);
+            loop {
+                let n = match framer.next(&held) {
+                    wire::http::Framed::Head(h) => { steps.push(('H', h.head_len())); h.head_len() }
+                    wire::http::Framed::Body(n) => { steps.push(('B', n)); n }
+                    wire::http::Framed::NeedMore => break,
+                    wire::http::Framed::Unframeable(why) => panic!("{why}"),
+                };
+                held.drain(..n);
+            }
+        }
+        prop_assert!(held.is_empty() && framer.at_head());
+        prop_assert_eq!(steps[0], ('H', head.head_len()));
+        prop_assert_eq!(steps[1..].iter().map(|s| s.1).sum::<usize>(), body.len());
+    }
+
     #[test]
     fn response_roundtrip(status in 200u16..600, reason in "[A-Za-z ]{0,20}", h in headers(), b in body(), chunked in any::<bool>()) {
         prop_assume!(status != 204 && status != 304);

@@ -124,6 +124,31 @@ proptest! {
         prop_assert_eq!(events.iter().filter(|e| matches!(e, Event::Exchange(_))).count(), usize::from(!is_push));
     }
 
+    /// The at-rest parser agrees with the stream decoder, whatever the
+    /// split; any prefix is incomplete to it, never a wrong value; spans of
+    /// stored commands are the decoder's arguments, cut or not.
+    #[test]
+    fn at_rest_agrees_with_the_stream(v in value(), at in 0usize..400, a in args()) {
+        let bytes = Bytes::from(encode_value(&v));
+        let events = decode(Direction::ToClient, &bytes, at);
+        let MessageKind::Redis(msg) = &only_message(&events).kind else { panic!() };
+        prop_assert_eq!(parse_reply(&bytes), Ok((msg.frame().unwrap().value.clone(), bytes.len())));
+        let cut = at.min(bytes.len() - 1);
+        let is_incomplete = matches!(parse_reply(&bytes.slice(..cut)), Err(wire::ParseError::Incomplete { .. }));
+        prop_assert!(is_incomplete);
+        let refs: Vec<&[u8]> = a.iter().map(|x| &x[..]).collect();
+        for command in [encode_command(&refs), encode_inline(&refs)] {
+            let events = decode(Direction::ToServer, &command, at);
+            let MessageKind::Redis(RedisMessage::Command(c)) = &only_message(&events).kind else { panic!() };
+            let spans = command_raw_spans(&command);
+            if !c.inline {
+                let stored: Vec<&[u8]> = spans.iter().map(|&(s, e)| &command[s..e]).collect();
+                prop_assert_eq!(stored, c.args.iter().collect::<Vec<_>>());
+            }
+            prop_assert_eq!(spans.len() as u64, c.args.count);
+        }
+    }
+
     #[test]
     fn commands_round_trip(a in args(), at in 0usize..200) {
         let refs: Vec<&[u8]> = a.iter().map(|x| &x[..]).collect();

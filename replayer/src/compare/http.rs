@@ -2,8 +2,9 @@
 //! compared on its status, the chosen headers and its body.
 //!
 //! The message's bytes are the response as sent (head, then the body with
-//! its chunked framing, if any), capped; the head is parsed again with
-//! `httparse` and a chunked body de-chunked as far as the bytes go.
+//! its chunked framing, if any), capped; the head is parsed again by
+//! `wire::http::parse_response_head` and a chunked body de-chunked by
+//! `wire::http::dechunk` as far as the bytes go.
 //!
 //! Bodies: JSON (a `json` content type, or both sides parse) structurally,
 //! see [`super::json`]; anything else byte for byte (`body`: where they
@@ -46,18 +47,17 @@ pub fn final_response(msgs: &[Message]) -> Option<Response<'_>> {
         .or_else(|| msgs.iter().rfind(is_resp))?;
     let Some(Decoded::HttpResponse(d)) = &msg.decoded else { return None };
     let bytes = &msg.data.bytes.0;
-    let mut storage = [httparse::EMPTY_HEADER; 256];
-    let mut parsed = httparse::Response::new(&mut storage);
-    let (head_len, headers) = match parsed.parse(bytes) {
-        Ok(httparse::Status::Complete(n)) => {
-            (n, parsed.headers.iter().map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned())).collect())
-        }
+    let (head_len, headers) = match wire::http::parse_response_head(bytes) {
+        Ok(head) => (
+            head.head_len(),
+            head.headers().map(|(n, v)| (String::from_utf8_lossy(n).to_ascii_lowercase(), String::from_utf8_lossy(v).into_owned())).collect(),
+        ),
         // A head the recorder decoded but that does not parse here (cut
         // inside the head): the decoded summary still gives the status.
-        _ => (bytes.len(), Vec::new()),
+        Err(_) => (bytes.len(), Vec::new()),
     };
     let raw_body = &bytes[head_len..];
-    let body = if d.chunked { dechunk(raw_body) } else { raw_body.to_vec() };
+    let body = if d.chunked { wire::http::dechunk(raw_body) } else { raw_body.to_vec() };
     Some(Response {
         status: d.status,
         headers,
@@ -68,28 +68,6 @@ pub fn final_response(msgs: &[Message]) -> Option<Response<'_>> {
         cut: (bytes.len() as u64) < msg.data.len,
         msg,
     })
-}
-
-/// The content of a chunked body, as far as `b` holds whole chunk-size
-/// lines (a chunk cut short gives what it has).
-pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(b.len());
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let line = std::str::from_utf8(&b[..eol]).unwrap_or("");
-        let size = line.split(';').next().unwrap_or("").trim();
-        let Ok(n) = usize::from_str_radix(size, 16) else { break };
-        if n == 0 {
-            break;
-        }
-        b = &b[eol + 2..];
-        let take = n.min(b.len());
-        out.extend_from_slice(&b[..take]);
-        if take < n || b.len() < n + 2 {
-            break;
-        }
-        b = &b[n + 2..];
-    }
-    out
 }
 
 impl Response<'_> {

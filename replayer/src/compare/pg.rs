@@ -4,7 +4,7 @@
 //! [`StatementResult`] per statement (ended by CommandComplete,
 //! EmptyQueryResponse, PortalSuspended or ErrorResponse). Columns come from
 //! the RowDescription bytes (name, type, format code), rows from the
-//! DataRow bytes: a recorded run of DataRows is one message holding many
+//! DataRow bytes, both read by `wire::pg`'s at-rest parsers: a recorded run of DataRows is one message holding many
 //! `'D'` frames, each parsed for every value, so every kept row is compared
 //! (the decoded summary only samples a few).
 //!
@@ -19,18 +19,9 @@
 use bytes::Bytes;
 use format::{Decoded, Message, PgError};
 use wire::pg::values::decode_value;
-use wire::pg::PgValue;
+use wire::pg::{Column, PgMessage, PgValue};
 
 use super::Sink;
-
-/// One column of a RowDescription.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Column {
-    pub name: String,
-    pub type_oid: u32,
-    /// 0 text, 1 binary.
-    pub format: i16,
-}
 
 /// What one statement returned.
 #[derive(Clone, Debug, Default)]
@@ -66,13 +57,8 @@ pub fn results(msgs: &[Message]) -> Vec<StatementResult> {
         match d.kind.as_str() {
             "RowDescription" => cur.columns = Some(row_description(bytes)),
             "DataRow" => {
-                for (tag, body) in frames(bytes) {
-                    if tag == b'D' {
-                        if let Some(row) = data_row(body) {
-                            cur.rows.push(row);
-                        }
-                    }
-                }
+                let run = Bytes::copy_from_slice(bytes);
+                cur.rows.extend(wire::pg::data_rows(&run).filter_map(|row| row.values().ok()));
                 cur.row_count += d.row_count.unwrap_or(0);
                 cur.cut |= (bytes.len() as u64) < m.data.len;
                 cur.kept_bytes += bytes.len();
@@ -96,53 +82,12 @@ pub fn results(msgs: &[Message]) -> Vec<StatementResult> {
     out
 }
 
-/// The complete frames (`tag`, body) in `b`; a frame cut short ends it.
-pub fn frames(mut b: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
-    std::iter::from_fn(move || {
-        let tag = *b.first()?;
-        let len = u32::from_be_bytes(b.get(1..5)?.try_into().ok()?) as usize;
-        let body = b.get(5..1 + len.max(4))?;
-        b = &b[1 + len.max(4)..];
-        Some((tag, body))
-    })
-}
-
-/// The values of one DataRow body.
-pub fn data_row(body: &[u8]) -> Option<Vec<Option<Bytes>>> {
-    let n = i16::from_be_bytes(body.get(..2)?.try_into().ok()?);
-    let mut at = 2;
-    let mut row = Vec::with_capacity(n.max(0) as usize);
-    for _ in 0..n {
-        let len = i32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?);
-        at += 4;
-        if len < 0 {
-            row.push(None);
-        } else {
-            let v = body.get(at..at + len as usize)?;
-            row.push(Some(Bytes::copy_from_slice(v)));
-            at += len as usize;
-        }
+/// The columns of a RowDescription message.
+fn row_description(msg: &[u8]) -> Vec<Column> {
+    match wire::pg::parse_backend(&Bytes::copy_from_slice(msg)) {
+        Ok((PgMessage::RowDescription { columns }, _)) => columns,
+        _ => Vec::new(),
     }
-    Some(row)
-}
-
-/// The columns of a RowDescription message (`'T'` frame).
-pub fn row_description(msg: &[u8]) -> Vec<Column> {
-    let Some((b'T', body)) = frames(msg).next() else { return Vec::new() };
-    let mut cols = Vec::new();
-    let Some(n) = body.get(..2).map(|x| i16::from_be_bytes([x[0], x[1]])) else { return cols };
-    let mut at = 2;
-    for _ in 0..n {
-        let Some(nul) = body.get(at..).and_then(|r| r.iter().position(|&c| c == 0)) else { break };
-        let name = String::from_utf8_lossy(&body[at..at + nul]).into_owned();
-        at += nul + 1;
-        let Some(f) = body.get(at..at + 18) else { break };
-        let type_oid = u32::from_be_bytes([f[6], f[7], f[8], f[9]]);
-        let format = i16::from_be_bytes([f[16], f[17]]);
-        at += 18;
-        cols.push(Column { name, type_oid, format });
-    }
-    cols
 }
 
 /// A type OID as PostgreSQL names it, for the common types.
@@ -191,7 +136,7 @@ pub fn value_text(v: Option<&Bytes>, col: Option<&Column>) -> String {
 }
 
 fn column_text(c: Option<&Column>) -> String {
-    c.map_or("(absent)".into(), |c| format!("{} {}", c.name, type_name(c.type_oid)))
+    c.map_or("(absent)".into(), |c| format!("{} {}", c.name_str(), type_name(c.type_oid)))
 }
 
 fn error_text(e: Option<&PgError>) -> (String, String) {
@@ -246,7 +191,7 @@ fn compare_result(prefix: &str, a: &StatementResult, b: &StatementResult, sink: 
                 continue;
             }
             all_same = false;
-            let name = ca.get(j).or(cb.get(j)).map_or(format!("[{j}]"), |c| format!(".{}", c.name));
+            let name = ca.get(j).or(cb.get(j)).map_or(format!("[{j}]"), |c| format!(".{}", c.name_str()));
             let text = |v: Option<Bytes>, here: bool, col: Option<&Column>| if here { value_text(v.as_ref(), col) } else { "(absent)".into() };
             sink.push(format!("{prefix}row[{r}]{name}"), &text(vx, present.0, ca.get(j)), &text(vy, present.1, cb.get(j)));
         }

@@ -174,6 +174,10 @@ pub struct Sides {
     conn: u64,
     responses: Vec<format::Message>,
     pub done: Vec<Side>,
+    /// Why the decoder gave up on the target's replies, if it did: from
+    /// there on it cannot tell where a reply ends, so waiting for one is
+    /// pointless (e.g. a Redis reply nested past `wire::redis::MAX_DEPTH`).
+    pub undecodable: Option<String>,
 }
 
 impl Sides {
@@ -188,15 +192,13 @@ impl Sides {
         }
         for rec in records {
             match rec.body {
-                format::Body::Message(m) if m.dir == format::Direction::ToClient => {
-                    let kind = match &m.decoded {
-                        Some(format::Decoded::Pg(p)) => p.kind.as_str(),
-                        Some(format::Decoded::Redis(r)) => r.kind.as_str(),
-                        _ => "",
-                    };
-                    if kind != "NotificationResponse" && kind != "push" {
-                        self.responses.push(m);
-                    }
+                format::Body::Message(m)
+                    if m.dir == format::Direction::ToClient && !m.decoded.as_ref().is_some_and(format::Decoded::is_unsolicited) =>
+                {
+                    self.responses.push(m);
+                }
+                format::Body::Fallback(f) if f.dir == format::Direction::ToClient => {
+                    self.undecodable.get_or_insert(f.reason);
                 }
                 format::Body::Exchange(e) => self.done.push(Side {
                     latency: e.latency(rec.ts),
@@ -210,21 +212,13 @@ impl Sides {
     }
 }
 
-pub fn wire_protocol(p: format::Protocol) -> Option<wire::Protocol> {
-    match p {
-        format::Protocol::Http => Some(wire::Protocol::Http),
-        format::Protocol::Postgres => Some(wire::Protocol::Postgres),
-        format::Protocol::Redis => Some(wire::Protocol::Redis),
-        format::Protocol::Tcp => Some(wire::Protocol::Tcp),
-        format::Protocol::Mysql => None,
-    }
-}
-
 /// Opens a connection and redoes the protocol's opening. `Sides` left
 /// over from the opening are discarded.
 pub async fn open(script: &ConnScript, target: &Target, opts: &SessionOpts) -> Result<Conn, String> {
-    let proto = wire_protocol(script.protocol).ok_or("protocol not replayed")?;
-    let mut conn = Conn::connect(target, proto, opts.clock, opts.timeout).await?;
+    if script.protocol == format::Protocol::Mysql {
+        return Err("protocol not replayed".into());
+    }
+    let mut conn = Conn::connect(target, script.protocol, opts.clock, opts.timeout).await?;
     match script.protocol {
         format::Protocol::Postgres => {
             let empty = Vec::new();
@@ -405,6 +399,13 @@ pub async fn replay_connection(
             last_answer = Some(Instant::now());
         }
         if failure.is_some() {
+            break;
+        }
+        // HTTP hands a connection over on purpose (`101`, `CONNECT`); for
+        // the other protocols a reply the decoder gave up on ends the replay
+        // of this connection at once.
+        if let (Some(why), false) = (&sides.undecodable, script.protocol == format::Protocol::Http) {
+            failure = Some(format!("the target's reply cannot be decoded: {why}"));
             break;
         }
         let all_sent = (next == script.sends.len() || stop_sending) && outbuf.is_empty() && !conn.stream.wants_write();

@@ -49,15 +49,6 @@ pub fn protocol_of(rel: &str) -> Protocol {
     }
 }
 
-pub fn format_protocol(p: Protocol) -> format::Protocol {
-    match p {
-        Protocol::Http => format::Protocol::Http,
-        Protocol::Postgres => format::Protocol::Postgres,
-        Protocol::Redis => format::Protocol::Redis,
-        _ => format::Protocol::Tcp,
-    }
-}
-
 /// One side per exchange, in order: the exchange record's status, summary
 /// and latency, and the server's messages since the previous exchange.
 pub fn sides(protocol: Protocol, chunks: &Chunks) -> Vec<Side> {

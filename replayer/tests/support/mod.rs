@@ -69,13 +69,15 @@ impl Proxy {
         self.addrs[i].rsplit(':').next().unwrap().to_string()
     }
 
-    /// SIGINT, wait, and check it exited cleanly.
-    pub fn stop(mut self) {
+    /// SIGINT, wait, and check it exited cleanly; returns what it said on
+    /// stderr after listening (its summary).
+    pub fn stop(mut self) -> String {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let status = self.child.wait().unwrap();
         let mut rest = String::new();
         self.stderr.read_to_string(&mut rest).unwrap();
         assert_eq!(status.code(), Some(0), "proxy: {rest}");
+        rest
     }
 }
 

@@ -47,14 +47,14 @@ pub enum Target {
 
 /// Reads the target of a complete request head, or says why it cannot.
 pub fn target_of(head: &[u8]) -> Result<Target, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err("incomplete request head".into()),
+    let req = match wire::http::parse_request_head(head) {
+        Ok(req) => req,
+        Err(wire::ParseError::Incomplete { .. }) => return Err("incomplete request head".into()),
         Err(e) => return Err(format!("not an HTTP request ({e})")),
-    }
-    let (method, target) = (req.method.unwrap_or(""), req.path.unwrap_or(""));
+    };
+    let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+    let (method, target) = (text(req.method()), text(req.target()));
+    let target = target.as_str();
     if method.eq_ignore_ascii_case("CONNECT") {
         let ok = target.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
         return if ok { Ok(Target::Tunnel(target.to_string())) } else { Err(format!("CONNECT target '{target}' is not host:port")) };
@@ -170,10 +170,9 @@ async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr,
 
 /// The length of the first request head in `buf`, once complete.
 fn head_len(buf: &[u8]) -> Option<usize> {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    match httparse::Request::new(&mut headers).parse(buf) {
-        Ok(httparse::Status::Complete(n)) => Some(n),
-        Ok(httparse::Status::Partial) => None,
+    match wire::http::parse_request_head(buf) {
+        Ok(head) => Some(head.head_len()),
+        Err(wire::ParseError::Incomplete { .. }) => None,
         // Malformed: take it all, and let `target_of` say why.
         Err(_) => Some(buf.len()),
     }

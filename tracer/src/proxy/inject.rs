@@ -4,8 +4,9 @@
 //! invocation.
 //!
 //! [`Injector`] is a streaming rewriter of the client-to-server direction of
-//! an HTTP/1.x connection. It holds back only an incomplete request head;
-//! bodies (`Content-Length` or chunked) pass through as they come, and
+//! an HTTP/1.x connection: `wire`'s [`RequestFramer`] says where each head
+//! and body is; the injector inserts one header. It holds back only an
+//! incomplete request head (or chunk-size line); bodies (`Content-Length` or chunked) pass through as they come, and
 //! pipelined requests are each handled at their own head. Only requests
 //! whose target the invocation profile names are touched; a request that
 //! already carries `traceparent` is forwarded unchanged (its trace id is
@@ -23,265 +24,131 @@
 use super::attribution::new_traceparent;
 use super::profiles::Profile;
 use std::sync::Arc;
+use wire::http::{Framed, HeadView, RequestFramer};
 
-/// Heads larger than this are passed through uninspected.
+/// Heads (and chunk-size and trailer lines) larger than this are passed
+/// through uninspected.
 const MAX_HEAD: usize = 64 << 10;
-/// Chunk-size and trailer lines longer than this end inspection.
-const MAX_LINE: usize = 8 << 10;
-const MAX_HEADERS: usize = 128;
-
-#[derive(Debug)]
-enum State {
-    /// Collecting a request head in `held`.
-    Head,
-    /// This many body bytes to pass before the next head.
-    Body(u64),
-    /// Inside a chunked body.
-    Chunked(Chunk),
-    /// No more rewriting on this connection.
-    Passthrough,
-    /// A guard refused a request: nothing more is forwarded.
-    Stopped,
-}
-
-#[derive(Debug)]
-enum Chunk {
-    /// Reading a chunk-size line (its bytes so far).
-    Size(Vec<u8>),
-    /// This many chunk-data bytes, then the CRLF after them.
-    Data(u64),
-    /// The line ending after chunk data.
-    DataEnd,
-    /// Reading trailer lines after the last chunk (the current line).
-    Trailer(Vec<u8>),
-}
 
 pub struct Injector {
     /// Invocations named by this profile get a `traceparent`.
     profile: Option<Arc<Profile>>,
     /// As a guard: the only `host:port` requests may be for.
     authority: Option<String>,
-    state: State,
+    framer: RequestFramer,
+    /// The framer gave up: the rest of the connection passes as it is.
+    passthrough: bool,
+    /// A guard refused a request: nothing more is forwarded.
+    stopped: bool,
+    /// Bytes the framer could not place yet (part of a head or of a
+    /// chunk-size line).
     held: Vec<u8>,
     /// Headers added so far.
     pub injected: u64,
 }
 
 impl Injector {
+    fn with(profile: Option<Arc<Profile>>, authority: Option<String>) -> Injector {
+        Injector { profile, authority, framer: RequestFramer::new(MAX_HEAD), passthrough: false, stopped: false, held: Vec::new(), injected: 0 }
+    }
+
     pub fn new(profile: Arc<Profile>) -> Injector {
-        Injector { profile: Some(profile), authority: None, state: State::Head, held: Vec::new(), injected: 0 }
+        Injector::with(Some(profile), None)
     }
 
     /// A guard for a forward proxy connection to `authority` (`host:port`):
     /// rewrites nothing, and stops at the first request that is not an
     /// absolute-form request for it.
     pub fn guard(authority: String) -> Injector {
-        Injector { profile: None, authority: Some(authority), state: State::Head, held: Vec::new(), injected: 0 }
+        Injector::with(None, Some(authority))
     }
 
     /// True once a guard refused a request: forward nothing more.
     pub fn stopped(&self) -> bool {
-        matches!(self.state, State::Stopped)
+        self.stopped
     }
 
     /// Takes the next bytes the client sent; appends what to forward now to
     /// `out`.
-    pub fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
-        while !input.is_empty() {
-            match &mut self.state {
-                State::Stopped => return,
-                State::Passthrough => {
-                    out.extend_from_slice(input);
-                    return;
-                }
-                State::Body(left) => {
-                    let n = (*left).min(input.len() as u64) as usize;
-                    out.extend_from_slice(&input[..n]);
-                    *left -= n as u64;
-                    input = &input[n..];
-                    if *left == 0 {
-                        self.state = State::Head;
-                    }
-                }
-                State::Chunked(_) => {
-                    let n = self.chunked(input);
-                    out.extend_from_slice(&input[..n]);
-                    input = &input[n..];
-                }
-                State::Head => {
-                    // Search only the new bytes (and the three before them)
-                    // for the blank line, so a slow head costs linear time.
-                    let searched = self.held.len().saturating_sub(3);
-                    self.held.extend_from_slice(input);
-                    let Some(end) = head_end(&self.held, searched) else {
-                        if self.held.len() > MAX_HEAD {
-                            self.give_up(out);
-                        }
-                        return;
-                    };
-                    let held = std::mem::take(&mut self.held);
-                    self.head(&held[..end], out);
-                    // Whatever followed the head goes through the next state.
-                    let rest = &held[end..];
-                    if !rest.is_empty() {
-                        self.push(rest, out);
-                    }
-                    return;
-                }
-            }
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.held.is_empty() {
+            // The common case: bodies and whole heads go straight through.
+            let used = self.frame(input, out);
+            self.held.extend_from_slice(&input[used..]);
+        } else {
+            let mut held = std::mem::take(&mut self.held);
+            held.extend_from_slice(input);
+            let used = self.frame(&held, out);
+            held.drain(..used);
+            self.held = held;
         }
     }
 
     /// The client finished sending: forwards any bytes held back.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.stopped() {
+        if self.stopped {
             self.held.clear();
             return;
         }
         out.append(&mut self.held);
     }
 
-    fn give_up(&mut self, out: &mut Vec<u8>) {
-        out.append(&mut self.held);
-        self.state = State::Passthrough;
+    /// Forwards what the framer can place of `buf`; returns how many bytes
+    /// it took (the rest waits for more).
+    fn frame(&mut self, buf: &[u8], out: &mut Vec<u8>) -> usize {
+        let mut at = 0;
+        while at < buf.len() {
+            if self.stopped {
+                return buf.len();
+            }
+            if self.passthrough {
+                out.extend_from_slice(&buf[at..]);
+                return buf.len();
+            }
+            match self.framer.next(&buf[at..]) {
+                Framed::NeedMore => break,
+                Framed::Body(n) => {
+                    out.extend_from_slice(&buf[at..at + n]);
+                    at += n;
+                }
+                Framed::Head(head) => {
+                    self.head(&head, out);
+                    at += head.head_len();
+                }
+                Framed::Unframeable(_) => self.passthrough = true,
+            }
+        }
+        at
     }
 
-    /// A complete head (`head` ends with its blank line): forwards it, with
-    /// the header added if it is an invocation without one, and sets up the
-    /// body's framing.
-    fn head(&mut self, head: &[u8], out: &mut Vec<u8>) {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
-            out.extend_from_slice(head);
-            self.state = State::Passthrough;
-            return;
-        }
+    /// A complete head: forwards it, with the header added if it is an
+    /// invocation without one (or, as a guard, stops before a request for
+    /// another server).
+    fn head(&mut self, head: &HeadView<'_>, out: &mut Vec<u8>) {
+        let bytes = head.bytes();
         if let Some(authority) = &self.authority {
-            if super::forward_proxy::target_of(head) != Ok(super::forward_proxy::Target::Http(authority.clone())) {
-                self.state = State::Stopped;
+            if super::forward_proxy::target_of(bytes) != Ok(super::forward_proxy::Target::Http(authority.clone())) {
+                self.stopped = true;
                 return;
             }
         }
-        let has = |name: &str| req.headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
-        let invocation = match (&self.profile, req.path) {
-            (Some(profile), Some(target)) => profile.match_target(target).is_some(),
+        let invocation = match (&self.profile, head.target()) {
+            (Some(profile), Some(target)) => profile.match_target(&String::from_utf8_lossy(target)).is_some(),
             _ => false,
         };
-        if invocation && !has("traceparent") {
+        if invocation && !head.has_header("traceparent") {
             // Insert before the blank line, with the head's own line ending.
-            let crlf = head.ends_with(b"\r\n\r\n");
+            let crlf = bytes.ends_with(b"\r\n\r\n");
             let blank = if crlf { 2 } else { 1 };
-            out.extend_from_slice(&head[..head.len() - blank]);
+            out.extend_from_slice(&bytes[..bytes.len() - blank]);
             out.extend_from_slice(b"traceparent: ");
             out.extend_from_slice(new_traceparent().as_bytes());
             out.extend_from_slice(if crlf { b"\r\n\r\n" } else { b"\n\n" });
             self.injected += 1;
         } else {
-            out.extend_from_slice(head);
+            out.extend_from_slice(bytes);
         }
-        let connect = req.method.is_some_and(|m| m.eq_ignore_ascii_case("CONNECT"));
-        if connect || has("upgrade") {
-            self.state = State::Passthrough;
-            return;
-        }
-        let value = |name: &str| req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase()).collect::<Vec<_>>();
-        let codings = value("transfer-encoding");
-        let lengths = value("content-length");
-        self.state = if !codings.is_empty() {
-            let last = codings.last().and_then(|v| v.rsplit(',').next()).map(str::trim);
-            if last == Some("chunked") {
-                State::Chunked(Chunk::Size(Vec::new()))
-            } else {
-                State::Passthrough
-            }
-        } else if lengths.is_empty() {
-            State::Head
-        } else {
-            match lengths.iter().map(|v| v.parse::<u64>()).collect::<Result<Vec<_>, _>>() {
-                Ok(ns) if ns.windows(2).all(|w| w[0] == w[1]) => match ns[0] {
-                    0 => State::Head,
-                    n => State::Body(n),
-                },
-                _ => State::Passthrough,
-            }
-        };
     }
-
-    /// Steps the chunked-body parser over `input`; returns how many bytes it
-    /// consumed (all of them are forwarded as they are).
-    fn chunked(&mut self, input: &[u8]) -> usize {
-        let State::Chunked(chunk) = &mut self.state else { return 0 };
-        let mut i = 0;
-        while i < input.len() {
-            match chunk {
-                Chunk::Size(line) | Chunk::Trailer(line) => {
-                    let Some(nl) = input[i..].iter().position(|b| *b == b'\n') else {
-                        line.extend_from_slice(&input[i..]);
-                        if line.len() > MAX_LINE {
-                            self.state = State::Passthrough;
-                        }
-                        return input.len();
-                    };
-                    line.extend_from_slice(&input[i..i + nl]);
-                    i += nl + 1;
-                    let text = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line)).into_owned();
-                    if matches!(chunk, Chunk::Trailer(_)) {
-                        if text.is_empty() {
-                            self.state = State::Head;
-                            return i;
-                        }
-                        *chunk = Chunk::Trailer(Vec::new());
-                        continue;
-                    }
-                    let size = text.split(';').next().unwrap_or("").trim();
-                    match u64::from_str_radix(size, 16) {
-                        Ok(0) => *chunk = Chunk::Trailer(Vec::new()),
-                        Ok(n) => *chunk = Chunk::Data(n),
-                        Err(_) => {
-                            self.state = State::Passthrough;
-                            return i;
-                        }
-                    }
-                }
-                Chunk::Data(left) => {
-                    let n = (*left).min((input.len() - i) as u64);
-                    *left -= n;
-                    i += n as usize;
-                    if *left == 0 {
-                        *chunk = Chunk::DataEnd;
-                    }
-                }
-                Chunk::DataEnd => {
-                    let b = input[i];
-                    i += 1;
-                    if b == b'\n' {
-                        *chunk = Chunk::Size(Vec::new());
-                    }
-                }
-            }
-        }
-        i
-    }
-}
-
-/// The length of the head in `buf` up to and including its blank line
-/// (CRLF CRLF, or bare LF LF as httparse also accepts), searching from
-/// `from`.
-fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            if buf[..i].ends_with(b"\n") {
-                return Some(i + 1);
-            }
-            if buf[..i].ends_with(b"\n\r") {
-                return Some(i + 1);
-            }
-        }
-        i += 1;
-    }
-    None
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use super::profiles::Profile;
 use super::spool::{self, Next, SpoolOptions, SpoolReader, SpoolWriter};
 use super::spool_file::Scanned;
 use super::tap::{self, Inbox, Note, Tap};
-use convert::{direction, Converter};
+use convert::Converter;
 use format::{AttributionMethod, Body, ConnClose, ConnOpen, Gap, Invocation, Record, Writer};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +55,9 @@ pub struct Summary {
     /// Connections by what became of TLS on their client side (routes
     /// that handle it), by [`format::TlsMode`] name.
     pub tls: BTreeMap<&'static str, u64>,
+    /// Why the first of them switched (e.g. a Redis reply nested past
+    /// `wire::redis::MAX_DEPTH`).
+    pub first_fallback: Option<String>,
     /// Invocations recorded (requests the platform profile named).
     pub invocations: u64,
     /// Downstream exchanges attributed to an invocation, by method name.
@@ -470,7 +473,7 @@ impl<'w> Recorder<'w> {
                     _ => Role::Downstream { traces: VecDeque::new() },
                 };
                 self.conns.insert(conn, Conn { session: Session::new(protocol, self.opts.limits), protocol, role });
-                let body = Body::ConnOpen(ConnOpen { conn, protocol: format_protocol(protocol), client, server, route, tls });
+                let body = Body::ConnOpen(ConnOpen { conn, protocol, client, server, route, tls });
                 self.write(&Record { ts, src: 0, body })
             }
             Note::Data { conn, dir, data, ts } => {
@@ -498,7 +501,7 @@ impl<'w> Recorder<'w> {
                 self.summary.gaps += 1;
                 self.lose_place(conn, ts);
                 let reason = "recorder queue full: the recorder fell behind the traffic".to_string();
-                let body = Body::Gap(Gap { conn: Some(conn), dir: Some(direction(dir)), bytes, records: 0, reason });
+                let body = Body::Gap(Gap { conn: Some(conn), dir: Some(dir), bytes, records: 0, reason });
                 self.write(&Record { ts, src: 0, body })
             }
             Note::Log { origin, stream, text, ts } => {
@@ -554,7 +557,10 @@ impl<'w> Recorder<'w> {
                     *self.summary.exchanges.entry(protocol.name()).or_default() += 1;
                     attribution = self.on_exchange(conn, x);
                 }
-                Event::Opaque { .. } => self.summary.fallbacks += 1,
+                Event::Opaque { reason, .. } => {
+                    self.summary.fallbacks += 1;
+                    self.summary.first_fallback.get_or_insert_with(|| reason.clone());
+                }
                 Event::RedisRun(run) => {
                     self.write_run(conn, protocol, run)?;
                     continue;
@@ -716,12 +722,3 @@ fn write_counted(writer: &mut Writer<std::fs::File>, summary: &mut Summary, reco
     writer.write(record).map_err(|e| e.to_string())
 }
 
-/// The trace's name for a wire protocol.
-pub fn format_protocol(p: Protocol) -> format::Protocol {
-    match p {
-        Protocol::Http => format::Protocol::Http,
-        Protocol::Postgres => format::Protocol::Postgres,
-        Protocol::Redis => format::Protocol::Redis,
-        Protocol::Tcp => format::Protocol::Tcp,
-    }
-}

@@ -151,12 +151,9 @@ impl std::str::FromStr for Route {
         let mut options = text.split(',');
         let text = options.next().unwrap_or_default();
         let (proto, rest) = text.split_once(':').ok_or_else(|| format!("route '{text}': {usage}"))?;
-        let protocol = match proto {
-            "http" => wire::Protocol::Http,
-            "postgres" | "pg" => wire::Protocol::Postgres,
-            "redis" | "rediss" => wire::Protocol::Redis,
-            "tcp" => wire::Protocol::Tcp,
-            other => return Err(format!("route '{text}': unknown protocol '{other}'; {usage}")),
+        let protocol = match if proto == "rediss" { Some(wire::Protocol::Redis) } else { wire::Protocol::from_name(proto) } {
+            Some(p) if p != wire::Protocol::Mysql => p,
+            _ => return Err(format!("route '{text}': unknown protocol '{proto}'; {usage}")),
         };
         let (listen, upstream) = rest.split_once('=').ok_or_else(|| format!("route '{text}': no '=UPSTREAM'; {usage}"))?;
         let listen: SocketAddr = match listen.parse::<u16>() {

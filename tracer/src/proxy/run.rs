@@ -391,6 +391,10 @@ fn print_summary(s: &Summary, config: &ProxyConfig) {
         );
     }
     if s.fallbacks > 0 {
-        eprintln!("oltrace: {} connections switched to opaque recording (see `oltrace cat --kind fallback`)", s.fallbacks);
+        let first = s.first_fallback.as_deref().unwrap_or("?");
+        eprintln!(
+            "oltrace: {} connections switched to opaque recording, the first because {first} (see `oltrace cat --kind fallback`)",
+            s.fallbacks
+        );
     }
 }

@@ -348,7 +348,7 @@ pub fn encode(note: &Note, pos: u64, out: &mut Vec<u8>) {
         Note::Open { conn, protocol, client, server, route, tls, ts } => {
             put_u64(out, *conn);
             put_u64(out, *ts);
-            out.push(protocol_code(*protocol));
+            out.push(protocol.code());
             put_str(out, client);
             put_str(out, server);
             put_str(out, route);
@@ -358,20 +358,20 @@ pub fn encode(note: &Note, pos: u64, out: &mut Vec<u8>) {
         Note::Data { conn, dir, data, ts } => {
             put_u64(out, *conn);
             put_u64(out, *ts);
-            out.push(dir_code(*dir));
+            out.push(dir.code());
             out.extend_from_slice(data);
             DATA
         }
         Note::Eof { conn, dir, ts } => {
             put_u64(out, *conn);
             put_u64(out, *ts);
-            out.push(dir_code(*dir));
+            out.push(dir.code());
             EOF
         }
         Note::Lost { conn, dir, bytes, ts } => {
             put_u64(out, *conn);
             put_u64(out, *ts);
-            out.push(dir_code(*dir));
+            out.push(dir.code());
             put_u64(out, *bytes);
             LOST
         }
@@ -446,7 +446,7 @@ fn note_of(b: &Bytes, len: usize) -> Option<Note> {
         OPEN => Note::Open {
             conn: r.u64()?,
             ts: r.u64()?,
-            protocol: protocol_from(r.u8()?)?,
+            protocol: Protocol::from_code(r.u8()?)?,
             client: r.string()?,
             server: r.string()?,
             route: r.string()?,
@@ -456,12 +456,12 @@ fn note_of(b: &Bytes, len: usize) -> Option<Note> {
             },
         },
         DATA => {
-            let (conn, ts, dir) = (r.u64()?, r.u64()?, dir_from(r.u8()?)?);
+            let (conn, ts, dir) = (r.u64()?, r.u64()?, Direction::from_code(r.u8()?)?);
             let start = len - r.rest().len();
             Note::Data { conn, dir, ts, data: b.slice(start..len) }
         }
-        EOF => Note::Eof { conn: r.u64()?, ts: r.u64()?, dir: dir_from(r.u8()?)? },
-        LOST => Note::Lost { conn: r.u64()?, ts: r.u64()?, dir: dir_from(r.u8()?)?, bytes: r.u64()? },
+        EOF => Note::Eof { conn: r.u64()?, ts: r.u64()?, dir: Direction::from_code(r.u8()?)? },
+        LOST => Note::Lost { conn: r.u64()?, ts: r.u64()?, dir: Direction::from_code(r.u8()?)?, bytes: r.u64()? },
         CLOSE => Note::Close {
             conn: r.u64()?,
             ts: r.u64()?,
@@ -515,41 +515,6 @@ impl<'a> Cursor<'a> {
         std::mem::take(&mut self.b)
     }
 }
-
-fn protocol_code(p: Protocol) -> u8 {
-    match p {
-        Protocol::Http => 0,
-        Protocol::Postgres => 1,
-        Protocol::Redis => 2,
-        Protocol::Tcp => 3,
-    }
-}
-
-fn protocol_from(c: u8) -> Option<Protocol> {
-    Some(match c {
-        0 => Protocol::Http,
-        1 => Protocol::Postgres,
-        2 => Protocol::Redis,
-        3 => Protocol::Tcp,
-        _ => return None,
-    })
-}
-
-fn dir_code(d: Direction) -> u8 {
-    match d {
-        Direction::ToServer => 0,
-        Direction::ToClient => 1,
-    }
-}
-
-fn dir_from(c: u8) -> Option<Direction> {
-    Some(match c {
-        0 => Direction::ToServer,
-        1 => Direction::ToClient,
-        _ => return None,
-    })
-}
-
 
 #[cfg(test)]
 mod tests {

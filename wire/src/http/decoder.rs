@@ -20,7 +20,10 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::chunked::{ChunkState, Step};
 use super::exchange::{Entry, Pipeline, ResponseState};
-use super::head::{content_type_bytes, find_head_end, parse_head, HeadInfo, Parsed, Parts, PartsStart, Span, StartLine};
+use super::head::{
+    content_type_bytes, find_head_end, parse_head, request_body, HeadInfo, Parsed, Parts, PartsStart, RequestBody, Span,
+    StartLine,
+};
 use super::message::{authority_range, Header, HttpMessage, HttpRequest, HttpResponse};
 use crate::types::*;
 
@@ -394,15 +397,10 @@ impl HttpDecoder {
         let (mut switch, mut interim, mut answers) = (Switch::None, false, false);
         let framing = match info.start {
             StartLine::Request { method, .. } => {
-                let framing = if info.chunked {
-                    Framing::Chunked(ChunkState::Size)
-                } else if info.te_present {
-                    return Err(stop("http: request Transfer-Encoding does not end in chunked"));
-                } else {
-                    match length(info.content_length)? {
-                        Framing::Close => Framing::Empty,
-                        f => f,
-                    }
+                let framing = match request_body(&info).map_err(stop)? {
+                    RequestBody::Chunked => Framing::Chunked(ChunkState::Size),
+                    RequestBody::Length(0) => Framing::Empty,
+                    RequestBody::Length(n) => Framing::Length(n),
                 };
                 let m = method.get(&self.sides[dir.index()].buf);
                 let is_connect = m == b"CONNECT";

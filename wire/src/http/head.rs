@@ -183,6 +183,28 @@ pub(crate) fn content_type_bytes(span: Span, head: &Bytes) -> Bytes {
     known(span.get(head), KNOWN_CONTENT_TYPES).unwrap_or_else(|| span.bytes(head))
 }
 
+/// How a request's body is framed (RFC 9112 §6.3): the rule the decoder
+/// and the [`super::RequestFramer`] share.
+pub(crate) enum RequestBody {
+    Chunked,
+    /// This many bytes (0: no body).
+    Length(u64),
+}
+
+/// [`RequestBody`] of a request head, or why it cannot be known.
+pub(crate) fn request_body(info: &HeadInfo) -> Result<RequestBody, &'static str> {
+    if info.chunked {
+        Ok(RequestBody::Chunked)
+    } else if info.te_present {
+        Err("http: request Transfer-Encoding does not end in chunked")
+    } else {
+        match info.content_length {
+            Some(u64::MAX) => Err("http: invalid or conflicting Content-Length"),
+            n => Ok(RequestBody::Length(n.unwrap_or(0))),
+        }
+    }
+}
+
 /// Outcome of trying to parse a head.
 pub(crate) enum Parsed {
     /// A complete head; its spans were written to the caller's vector.

@@ -20,6 +20,13 @@
 //! - [`head`] (private): parsing heads with `httparse` into positions, and
 //!   reading the fields that frame the body.
 //! - [`chunked`] (private): the chunked transfer coding as a push parser.
+//! - `at_rest.rs`: stored messages parsed at once: [`parse_request_head`],
+//!   [`parse_response_head`] (a [`HeadView`]) and [`dechunk`], with the
+//!   decoder's own head and chunked parsers; [`head_lines`], where the
+//!   fields of a head cut anywhere are (for redaction in place).
+//! - `framer.rs`: [`RequestFramer`], the spans of each request's head and
+//!   body in a client's stream, for proxies that rewrite heads as they
+//!   forward (same parsers, same request body rule as the decoder).
 //! - [`message`]: [`HttpMessage`], [`HttpRequest`], [`HttpResponse`]: what is
 //!   recorded for each message.
 //! - [`exchange`]: [`HttpExchange`], and the FIFO that pairs requests with
@@ -33,14 +40,18 @@
 //! per request once its final response is complete, or when the connection
 //! ends first ([`crate::ExchangeStatus::Unanswered`]).
 
+mod at_rest;
 mod chunked;
 pub mod decoder;
 pub mod encode;
 pub mod exchange;
+mod framer;
 mod head;
 pub mod message;
 
+pub use at_rest::{dechunk, head_lines, parse_request_head, parse_response_head, HeadLine, HeadView};
 pub use decoder::HttpDecoder;
 pub use encode::{encode_request, encode_response, rewrite_host};
 pub use exchange::HttpExchange;
+pub use framer::{Framed, RequestFramer};
 pub use message::{bytes_str, find_header, Header, Headers, HttpMessage, HttpRequest, HttpResponse, HttpVersion};

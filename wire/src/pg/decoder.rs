@@ -1,10 +1,11 @@
 //! [`PgDecoder`]: framing for both directions, the untagged startup phase,
 //! SSL/GSS negotiation, and the coalescing of DataRow/CopyData runs.
 
+use super::at_rest::{frame_header, startup_header};
 use super::exchange::SAMPLE_ROWS;
 use super::message::*;
 use super::parse::{self, AuthState};
-use super::tags::{backend as b, frontend as f, startup as st};
+use super::tags::backend as b;
 use super::tracker::{Tracker, Wire};
 use super::values::{decode_value, PgValue};
 use crate::types::*;
@@ -200,17 +201,8 @@ impl PgDecoder {
         let Some(head) = buf.get(..8) else { return Ok(Step::NeedMore) };
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let code = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-        if !(8..=st::MAX_STARTUP_LEN.min(self.limits.max_frame)).contains(&len) {
-            let reason = format!(
-                "pg: startup packet of {len} bytes out of range (8..={}; max_frame {})",
-                st::MAX_STARTUP_LEN,
-                self.limits.max_frame
-            );
+        if let Err(reason) = startup_header(len, code, self.limits.max_frame) {
             return Err(self.fallback(Direction::ToServer, reason, ts, out));
-        }
-        let known = matches!(code, st::SSL_REQUEST | st::GSSENC_REQUEST | st::CANCEL_REQUEST) || code >> 16 == 3;
-        if !known {
-            return Err(self.fallback(Direction::ToServer, format!("pg: unknown startup request code {code:#x}"), ts, out));
         }
         if buf.len() < len {
             return Ok(Step::NeedMore);
@@ -249,37 +241,10 @@ impl PgDecoder {
         let Some(head) = self.sides[i].buf.get(..5) else { return Ok(Step::NeedMore) };
         let tag = head[0];
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        let side_name = if dir == Direction::ToServer { "frontend" } else { "backend" };
-        let known = match dir {
-            Direction::ToServer => matches!(
-                tag,
-                f::BIND | f::CLOSE | f::COPY_DATA | f::COPY_DONE | f::COPY_FAIL | f::DESCRIBE | f::EXECUTE | f::FLUSH
-                    | f::FUNCTION_CALL | f::PARSE | f::PASSWORD | f::QUERY | f::SYNC | f::TERMINATE
-            ),
-            Direction::ToClient => matches!(
-                tag,
-                b::AUTHENTICATION | b::BACKEND_KEY_DATA | b::BIND_COMPLETE | b::CLOSE_COMPLETE | b::COMMAND_COMPLETE
-                    | b::COPY_DATA | b::COPY_DONE | b::COPY_IN_RESPONSE | b::COPY_OUT_RESPONSE | b::COPY_BOTH_RESPONSE
-                    | b::DATA_ROW | b::EMPTY_QUERY_RESPONSE | b::ERROR_RESPONSE | b::FUNCTION_CALL_RESPONSE
-                    | b::NEGOTIATE_PROTOCOL_VERSION | b::NO_DATA | b::NOTICE_RESPONSE | b::NOTIFICATION_RESPONSE
-                    | b::PARAMETER_DESCRIPTION | b::PARAMETER_STATUS | b::PARSE_COMPLETE | b::PORTAL_SUSPENDED
-                    | b::READY_FOR_QUERY | b::ROW_DESCRIPTION
-            ),
+        let total = match frame_header(dir, tag, len, self.limits.max_frame) {
+            Ok(total) => total,
+            Err(reason) => return Err(self.fallback(dir, reason, ts, out)),
         };
-        if !known {
-            return Err(self.fallback(dir, format!("pg: unknown {side_name} message tag {tag:#04x}"), ts, out));
-        }
-        if len < 4 {
-            return Err(self.fallback(dir, format!("pg: {side_name} message {:?} with invalid length {len}", tag as char), ts, out));
-        }
-        let total = len + 1;
-        if total > self.limits.max_frame {
-            let reason = format!(
-                "pg: {side_name} message {:?} of {total} bytes exceeds max_frame {}",
-                tag as char, self.limits.max_frame
-            );
-            return Err(self.fallback(dir, reason, ts, out));
-        }
         let run_kind = match (dir, tag) {
             (Direction::ToClient, b::DATA_ROW) => Some(RunKind::DataRows),
             (_, b::COPY_DATA) => Some(RunKind::CopyData),

@@ -9,6 +9,10 @@
 //! - [`values`]: [`PgValue`], parameters and column values as text.
 //! - [`exchange`]: [`PgExchange`], one request/response round trip.
 //! - `parse` (private): message bodies to [`PgMessage`], every read checked.
+//! - `at_rest` (private): stored messages parsed at once
+//!   ([`parse_backend`], [`parse_frontend`], [`parse_startup`], and
+//!   [`data_rows`] with lazy [`DataRow`] views), with the decoder's frame
+//!   checks and body parsers.
 //! - `tracker` (private): pairs answers with requests; tracks prepared
 //!   statements and portals.
 //! - [`decoder`]: [`PgDecoder`], framing and the startup/SSL phase.
@@ -30,6 +34,7 @@
 //! sequence the client ended with Flush (asyncpg's Parse/Describe/Flush),
 //! once every operation before the Flush is answered.
 
+mod at_rest;
 pub mod auth;
 pub mod decoder;
 pub mod encode;
@@ -40,6 +45,7 @@ pub mod tags;
 mod tracker;
 pub mod values;
 
+pub use at_rest::{data_rows, parse_backend, parse_frontend, parse_startup, DataRow};
 pub use decoder::PgDecoder;
 pub use exchange::*;
 pub use message::*;

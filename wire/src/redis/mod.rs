@@ -20,6 +20,8 @@
 //!   buffers, message framing and emission, fallback to opaque.
 //! - `scan.rs`: the resumable framer (where does this message end?),
 //!   which also records command argument spans in the same pass.
+//! - `at_rest.rs`: [`parse_reply`], one stored reply parsed at once (the
+//!   scanner frames it, with its limits, then `parse.rs` builds it).
 //! - `parse.rs`: values from complete frames (zero-copy, cut at the cap),
 //!   inline command splitting, pub/sub frame classification.
 //! - `value.rs`: [`RespValue`] and [`RespKind`].
@@ -56,6 +58,7 @@
 //! secrets (also `MIGRATE ... AUTH`, `CONFIG SET requirepass`, `ACL SETUSER`
 //! passwords).
 
+mod at_rest;
 mod decoder;
 mod encode;
 mod exchange;
@@ -66,6 +69,7 @@ mod run;
 mod scan;
 mod value;
 
+pub use at_rest::parse_reply;
 pub use decoder::RedisDecoder;
 pub use encode::{
     encode_command, encode_command_into, encode_inline, encode_value, encode_value_into,
@@ -73,7 +77,7 @@ pub use encode::{
 pub use exchange::{RedisExchange, ReplySummary};
 pub use message::{RedisArgs, RedisCommand, RedisMessage, RespFrame};
 pub use pairing::MAX_PENDING;
-pub use parse::inline_raw_spans;
+pub use parse::{command_raw_spans, inline_raw_spans};
 pub use run::{reply_summary, RedisRun};
 pub use scan::MAX_DEPTH;
 pub use value::{RespKind, RespValue};

@@ -363,6 +363,33 @@ pub fn inline_raw_spans(line: &[u8]) -> Vec<(usize, usize)> {
     }
 }
 
+/// The byte spans of a stored command's arguments (0: the command name),
+/// clipped to the bytes present: what to blank to hide an argument in a
+/// message that may be cut anywhere. An array of bulk strings is walked by
+/// its lengths; anything else is an inline command line, split as the
+/// decoder splits it ([`inline_raw_spans`]).
+pub fn command_raw_spans(raw: &[u8]) -> Vec<(usize, usize)> {
+    if raw.first() != Some(&b'*') {
+        let line = &raw[..memchr::memchr(b'\n', raw).unwrap_or(raw.len())];
+        return inline_raw_spans(line.strip_suffix(b"\r").unwrap_or(line));
+    }
+    let mut spans = Vec::new();
+    let Ok(Some((n, mut pos))) = read_int_line(raw, 1) else { return spans };
+    for _ in 0..n.max(0) {
+        if raw.get(pos) != Some(&b'$') {
+            break;
+        }
+        let Ok(Some((len, start))) = read_int_line(raw, pos + 1) else { break };
+        let Some(end) = usize::try_from(len).ok().and_then(|len| start.checked_add(len)) else { break };
+        spans.push((start.min(raw.len()), end.min(raw.len())));
+        if end >= raw.len() {
+            break;
+        }
+        pos = end + 2;
+    }
+    spans
+}
+
 /// [`split_inline`], also pushing each argument's raw span onto `raw`.
 fn split_inline_with(line: &[u8], mut raw: Option<&mut Vec<(usize, usize)>>) -> Option<(Vec<u8>, Spans)> {
     let mut out = Vec::with_capacity(line.len());
