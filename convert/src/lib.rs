@@ -11,7 +11,8 @@
 //! [`redact`] blanks secrets in recorded bytes
 //! (same length, in place); [`fingerprint`] normalises SQL to a query
 //! fingerprint (literals to `?`), the key replay reports and the analyzer
-//! group queries by.
+//! group queries by; [`call_key`] keys any call (SQL, Redis, HTTP) by
+//! class, for olanalyze's call classes and olreplay's reports.
 //!
 //! The recording proxy feeds each connection's bytes to a [`wire::Session`]
 //! and turns every event it gets into records with [`event_to_records`]:
@@ -33,6 +34,7 @@
 
 use wire::redis::RedisMessage;
 
+pub mod call_key;
 mod fill;
 pub mod fingerprint;
 mod http;
