@@ -1,5 +1,6 @@
 //! What an exchange is, from its recorded summary: a write or not (for
-//! `--read-only`). The key the report groups it by is [`crate::report::key_of`].
+//! olreplay's `--read-only` and olanalyze's read/write mix). The key calls
+//! are grouped by is [`crate::call_key`].
 
 use format::ExchangeSummary;
 
