@@ -51,7 +51,8 @@ pub fn sql_writes(sql: &str) -> bool {
     false
 }
 
-fn strip_comments(sql: &str) -> String {
+/// `sql` without its `--` and `/* */` comments (sqlcommenter tags included).
+pub fn strip_comments(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     while !rest.is_empty() {
