@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub const TOP_CLASSES: usize = 20;
 /// Distinct classes kept; calls of classes past this count go to `(other)`.
 pub const MAX_CLASSES: usize = 10_000;
+/// Classes counted per lambda (for `diff`).
+pub const MAX_CLASSES_PER_LAMBDA: usize = 200;
 /// Slowest invocations listed per lambda.
 pub const SLOWEST: usize = 5;
 /// Items kept exactly per lambda (and per source) before sampling.
@@ -42,6 +44,7 @@ struct LambdaAcc {
     fan_mean_sum: f64,
     overlapping: u64,
     slowest: Vec<Slow>,
+    by_class: BTreeMap<String, u64>,
     tables: BTreeSet<String>,
     prefixes: BTreeSet<String>,
     hosts: BTreeSet<String>,
@@ -184,6 +187,9 @@ impl Analyzer {
             }
         }
         if let Some(acc) = self.lambdas.get_mut(lambda) {
+            if acc.by_class.len() < MAX_CLASSES_PER_LAMBDA || acc.by_class.contains_key(&call.key) {
+                *acc.by_class.entry(call.key.clone()).or_default() += 1;
+            }
             acc.bytes_out += call.bytes_out;
             acc.bytes_in += call.bytes_in;
             acc.call_errors += call.error.is_some() as u64;
@@ -296,6 +302,7 @@ impl Analyzer {
                     overlapping_share: acc.overlapping as f64 / calls.max(1) as f64,
                 },
                 slowest: acc.slowest.clone(),
+                calls_by_class: acc.by_class.clone(),
             });
         }
         a.classes = self.class_report();

@@ -14,10 +14,12 @@
 //! - [`report`]: the one result type, [`Analysis`]; [`text`] renders it
 //!   for a terminal, `--json` is its serde form.
 //! - [`stats`]: histograms, sampled sets, invocations in flight.
+//! - [`diff`]: `olanalyze diff`, two analyses compared against rules.
 
 pub mod analysis;
 pub mod assemble;
 pub mod call;
+pub mod diff;
 pub mod patterns;
 pub mod report;
 pub mod stats;

@@ -14,9 +14,13 @@ use std::process::ExitCode;
 #[command(
     name = "olanalyze",
     version,
-    after_help = "Exit codes: 0 done; 1 done, but damaged parts of a trace were skipped (listed under DAMAGE); 2 error (unreadable input, not a trace, bad arguments).\n\nReports and thresholds: docs/analysis.md."
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Exit codes: 0 done; 1 done, but damaged parts of a trace were skipped (listed under DAMAGE), or for `diff` a --fail-on rule broke; 2 error (unreadable input, not a trace, bad arguments).\n\nReports and thresholds: docs/analysis.md."
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Trace files (several: merged by time, as `oltrace merge` does)
     #[arg(required = true, value_name = "TRACE")]
     traces: Vec<PathBuf>,
@@ -41,8 +45,53 @@ struct Cli {
     no_progress: bool,
 }
 
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Compare the call patterns of two recordings of one workload (before
+    /// and after a change): calls per invocation by class, classes and
+    /// patterns new or gone, latency; exit 1 when a --fail-on rule breaks
+    Diff(DiffArgs),
+}
+
+#[derive(clap::Args)]
+struct DiffArgs {
+    base: PathBuf,
+    new: PathBuf,
+    /// A rule NEW must keep (repeatable): calls-per-invocation:+10%,
+    /// p99:+20%, new-pattern:ID (n_plus_one or n+1, repeated_call,
+    /// serial_calls, fan_out, chatty, txn_across_wait), new-pattern (any),
+    /// new-class
+    #[arg(long = "fail-on", value_name = "RULE")]
+    rules: Vec<analyzer::diff::Rule>,
+    /// Print the comparison as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn diff(a: DiffArgs) -> ExitCode {
+    let analyse = |path: &PathBuf| analyzer::run(&analyzer::Config { traces: vec![path.clone()], ..analyzer::Config::default() });
+    let (base, new) = match (analyse(&a.base), analyse(&a.new)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("olanalyze: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let d = analyzer::diff::diff(&base, &new, &a.rules);
+    let text = if a.json { serde_json::to_string_pretty(&d).unwrap_or_default() + "\n" } else { analyzer::diff::render(&d) };
+    print!("{text}");
+    if d.broken.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Diff(a)) = cli.command {
+        return diff(a);
+    }
     let config = analyzer::Config {
         traces: cli.traces,
         filter: Filter { lambdas: cli.lambdas, from_ns: cli.from, to_ns: cli.to, ..Filter::default() },

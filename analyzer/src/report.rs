@@ -88,6 +88,8 @@ pub struct LambdaReport {
     pub error_rate: f64,
     pub fan_out: FanOut,
     pub slowest: Vec<Slow>,
+    /// Calls per class (at most 200 classes), for `olanalyze diff`.
+    pub calls_by_class: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -119,13 +119,21 @@ fn redis(at: u64, ms: u64, args: &[&str]) -> Call {
 
 /// The planted application: each lambda with its pattern, or none.
 fn planted(t: &mut Trace) -> BTreeMap<&'static str, Vec<&'static str>> {
+    planted_with(t, false)
+}
+
+/// With `fixed`, the blog fetches every post's comments in one query.
+fn planted_with(t: &mut Trace, fixed: bool) -> BTreeMap<&'static str, Vec<&'static str>> {
     const POSTS: [&str; 10] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];
     for round in 0..3u64 {
         let base = round * 2000;
         // N+1: a list, then one query per post (extended protocol, one
         // parameter each), 10 x 7 ms.
         let mut calls = vec![sql(1, 2, "SELECT id, title FROM posts ORDER BY id LIMIT 10")];
-        for (i, p) in POSTS.iter().enumerate() {
+        if fixed {
+            calls.push(Call::Sql { at: 4, ms: 9, sql: "SELECT author, body FROM comments WHERE post_id = ANY($1)", params: vec!["{1,2,3,4,5,6,7,8,9,10}"], txn: "I" });
+        }
+        for (i, p) in POSTS.iter().enumerate().filter(|_| !fixed) {
             calls.push(Call::Sql { at: 4 + 8 * i as u64, ms: 7, sql: "SELECT author, body FROM comments WHERE post_id = $1", params: vec![p], txn: "I" });
         }
         t.invocation("blog", base, 100, calls);
@@ -332,4 +340,36 @@ fn sample_trace() {
     assert_eq!(v["classes"]["calls"].as_u64().unwrap(), ex["postgres"].as_u64().unwrap() + ex["redis"].as_u64().unwrap());
     assert_eq!(v["overview"]["damage"].as_array().unwrap().len(), 0);
     assert_eq!(v["lambdas"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn diff_gates_on_new_patterns_and_calls_per_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fixed, plain) = (dir.path().join("fixed.mp"), dir.path().join("plain.mp"));
+    let mut t = Trace::new();
+    planted_with(&mut t, true);
+    t.write(&fixed);
+    let mut t = Trace::new();
+    planted_with(&mut t, false);
+    t.write(&plain);
+    let (fixed, plain) = (fixed.to_str().unwrap(), plain.to_str().unwrap());
+    // The N+1 comes back: exit 1, and the rule broken is named.
+    let (code, out, err) = olanalyze(&["diff", fixed, plain, "--fail-on", "new-pattern:n+1"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("BROKEN: blog: new pattern n_plus_one"), "{out}");
+    // Fixed: the pattern is gone, no rule broken.
+    let (code, out, _) = olanalyze(&["diff", plain, fixed, "--fail-on", "new-pattern:n+1", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["gone_patterns"], serde_json::json!(["blog: n_plus_one"]));
+    let blog = v["lambdas"].as_array().unwrap().iter().find(|l| l["lambda"] == "blog").unwrap();
+    assert_eq!((blog["base_calls_per_invocation"].as_f64(), blog["new_calls_per_invocation"].as_f64()), (Some(11.0), Some(2.0)));
+    // 2 -> 11 calls per invocation breaks +10%; the same trace twice does not.
+    let (code, out, _) = olanalyze(&["diff", fixed, plain, "--fail-on", "calls-per-invocation:+10%"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("blog: calls per invocation 2.00 -> 11.00"), "{out}");
+    assert_eq!(olanalyze(&["diff", plain, plain, "--fail-on", "calls-per-invocation:+10%", "--fail-on", "new-pattern"]).0, 0);
+    let (code, _, err) = olanalyze(&["diff", plain, plain, "--fail-on", "new-pattern:n+2"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown pattern"), "{err}");
 }
