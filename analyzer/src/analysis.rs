@@ -45,6 +45,7 @@ struct LambdaAcc {
     overlapping: u64,
     slowest: Vec<Slow>,
     by_class: BTreeMap<String, u64>,
+    slowest_waterfall: Option<Waterfall>,
     tables: BTreeSet<String>,
     prefixes: BTreeSet<String>,
     hosts: BTreeSet<String>,
@@ -129,6 +130,9 @@ impl Analyzer {
         acc.slowest.push(Slow { src: inv.src, invocation: inv.id, ms: inv.wall() as f64 / 1e6, calls: inv.calls.len() as u64 });
         acc.slowest.sort_by(|a, b| b.ms.total_cmp(&a.ms).then(a.invocation.cmp(&b.invocation)));
         acc.slowest.truncate(SLOWEST);
+        if acc.slowest_waterfall.as_ref().is_none_or(|w| inv.wall() as f64 / 1e6 > w.wall_ms) {
+            acc.slowest_waterfall = Some(waterfall(inv));
+        }
         // Locality: this invocation's items against what its worker saw.
         let items = acc.items.get_or_insert_with(|| SampledSet::new(MAX_ITEMS));
         let seen = self.by_source.entry(inv.src).or_insert_with(|| SampledSet::new(MAX_ITEMS * 16));
@@ -305,6 +309,7 @@ impl Analyzer {
                 calls_by_class: acc.by_class.clone(),
             });
         }
+        a.waterfalls = self.lambdas.values().filter_map(|l| l.slowest_waterfall.clone()).collect();
         a.classes = self.class_report();
         for ((lambda, pattern), p) in &self.patterns {
             let (worst_ns, src, id, hit) = p.worst.clone().expect("a pattern with a hit");

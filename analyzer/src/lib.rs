@@ -15,11 +15,13 @@
 //!   for a terminal, `--json` is its serde form.
 //! - [`stats`]: histograms, sampled sets, invocations in flight.
 //! - [`diff`]: `olanalyze diff`, two analyses compared against rules.
+//! - [`html`]: the analysis as one self-contained HTML page (`--html`).
 
 pub mod analysis;
 pub mod assemble;
 pub mod call;
 pub mod diff;
+pub mod html;
 pub mod patterns;
 pub mod report;
 pub mod stats;

@@ -40,6 +40,10 @@ struct Cli {
     /// Draw this invocation and every call it made on one time axis
     #[arg(long, value_name = "ID")]
     invocation: Option<u64>,
+    /// Also write the analysis as one self-contained HTML page (charts
+    /// drawn inline, nothing fetched) to FILE
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// No progress bar
     #[arg(long)]
     no_progress: bool,
@@ -105,6 +109,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(path) = &cli.html {
+        if let Err(e) = std::fs::write(path, analyzer::html::render(&analysis)) {
+            eprintln!("olanalyze: error: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     let text = if cli.json {
         serde_json::to_string_pretty(&analysis).map(|j| j + "\n").unwrap_or_default()
     } else {

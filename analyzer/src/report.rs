@@ -14,8 +14,11 @@ pub struct Analysis {
     /// Reads and writes per table, key prefix and host.
     pub mix: Vec<MixRow>,
     pub locality: Locality,
+    /// `--invocation ID`: that invocation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waterfall: Option<Waterfall>,
+    /// Each lambda's slowest invocation.
+    pub waterfalls: Vec<Waterfall>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -373,3 +373,75 @@ fn diff_gates_on_new_patterns_and_calls_per_invocation() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown pattern"), "{err}");
 }
+
+/// The `data-v` values of column `key` in the table with id `table`, by
+/// the row's first cell.
+fn table_values(dom: &str, table: &str, key: &str) -> BTreeMap<String, String> {
+    let start = dom.find(&format!("<table id=\"{table}\"")).unwrap_or_else(|| panic!("no table {table}"));
+    let body = &dom[start..start + dom[start..].find("</table>").unwrap()];
+    let mut out = BTreeMap::new();
+    for row in body.split("<tr").skip(2) {
+        let first = row.split("<td").nth(1).unwrap();
+        let first = first[first.find('>').unwrap() + 1..first.find("</td>").unwrap()].replace("<code>", "").replace("</code>", "");
+        let marker = format!("data-k=\"{key}\" data-v=\"");
+        let at = row.find(&marker).unwrap_or_else(|| panic!("no {key} in {row}")) + marker.len();
+        out.insert(first, row[at..at + row[at..].find('"').unwrap()].to_owned());
+    }
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[test]
+fn html_renders_in_chromium_with_the_json_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("planted.mp");
+    let mut t = Trace::new();
+    planted(&mut t);
+    t.write(&path);
+    let page = dir.path().join("report.html");
+    let v = json(&[path.to_str().unwrap(), "--html", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing to fetch.
+    for needle in ["http://", "https://", "src=", "<link"] {
+        assert!(!html.contains(needle), "the page refers to {needle}");
+    }
+    let chromium = |extra: &[&str]| {
+        let mut args = vec!["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--enable-logging=stderr", "--v=0"];
+        args.extend_from_slice(extra);
+        let url = format!("file://{}", page.display());
+        args.push(&url);
+        let out = Command::new("chromium").args(&args).output().expect("chromium is installed (.ci/run installs it)");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (dom, log) = chromium(&["--dump-dom"]);
+    assert!(!log.contains(":CONSOLE"), "console output: {log}");
+    assert!(dom.contains("data-ready=\"1\""), "the script did not run: {dom}");
+    let o = &v["overview"];
+    let overview = &dom[dom.find("<table id=\"overview\"").unwrap()..dom.find("id=\"lambdas\"").unwrap()];
+    for k in ["invocations", "records", "concurrency_max"] {
+        assert!(overview.contains(&format!("data-k=\"{k}\" data-v=\"{}\"", o[k])), "{k}: {overview}");
+    }
+    for l in v["lambdas"].as_array().unwrap() {
+        let name = l["lambda"].as_str().unwrap();
+        assert_eq!(table_values(&dom, "lambdas", "invocations")[name], l["invocations"].to_string());
+        assert_eq!(table_values(&dom, "lambdas", "p99")[name].parse::<f64>().unwrap(), l["latency_ms"]["p99"].as_f64().unwrap());
+    }
+    let counts = table_values(&dom, "classes", "count");
+    let mut rows = v["classes"]["rows"].as_array().unwrap().clone();
+    rows.extend(v["classes"]["rest"].as_object().map(|_| v["classes"]["rest"].clone()));
+    assert_eq!(counts.len(), rows.len());
+    for c in &rows {
+        assert_eq!(counts[&html_escape(c["key"].as_str().unwrap())], c["count"].to_string(), "{c}");
+    }
+    let found = table_values(&dom, "patterns", "invocations");
+    assert_eq!(found.len(), v["patterns"].as_array().unwrap().len());
+    assert!(found.contains_key("n_plus_one") && found.contains_key("txn_across_wait"));
+    // And a screenshot, for people.
+    let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("olanalyze-report.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(&[&format!("--screenshot={}", shot.display()), "--window-size=1200,2400"]);
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+}
