@@ -65,3 +65,62 @@ impl Seen<'_> {
         self.invocation.as_ref().map(|j| &*j.invocation.lambda)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::*;
+    use crate::{ExchangeSummary, HttpExchange};
+
+    fn rec(ts: u64, body: Body) -> Record {
+        Record { ts, src: 0, body }
+    }
+
+    fn exchange(conn: u64, attribution: Option<Attribution>) -> Body {
+        Body::Exchange(Exchange {
+            conn,
+            request_last: 0,
+            response_first: None,
+            response_last: None,
+            request_bytes: 0,
+            response_bytes: 0,
+            status: ExchangeStatus::Complete,
+            summary: ExchangeSummary::Http(HttpExchange::default()),
+            attribution,
+        })
+    }
+
+    fn invocation(id: u64, lambda: &str) -> Body {
+        Body::Invocation(Invocation { id, conn: 1, lambda: lambda.into(), platform: "openlambda".into(), request_id: None, trace_id: None })
+    }
+
+    #[test]
+    fn joins_filters_and_forgets() {
+        let mut view = View::with_retention(1_000);
+        let open = |conn, protocol, route: &str| Body::ConnOpen(ConnOpen { conn, protocol, client: "c".into(), server: "s".into(), route: route.into() });
+        view.observe(&rec(0, open(1, Protocol::Http, "gw")));
+        view.observe(&rec(0, open(2, Protocol::Postgres, "db")));
+        let inv = rec(10, invocation(7, "blog"));
+        assert_eq!(view.observe(&inv).lambda(), Some("blog"));
+        // Its own exchange: same connection and start, no method.
+        let own = view.observe(&rec(10, exchange(1, None))).invocation.unwrap();
+        assert_eq!((own.invocation.id, own.method), (7, None));
+        let call = rec(20, exchange(2, Some(Attribution { invocation: 7, method: AttributionMethod::Sqlcommenter })));
+        let seen = view.observe(&call);
+        assert_eq!(seen.invocation.as_ref().unwrap().method, Some(AttributionMethod::Sqlcommenter));
+        let by = |f: Filter, view: &mut View| {
+            let seen = view.observe(&call);
+            f.keeps(&call, &seen)
+        };
+        assert!(by(Filter { lambdas: vec!["blog".into()], routes: vec!["db".into()], protocols: vec![Protocol::Postgres], ..Filter::default() }, &mut view));
+        assert!(!by(Filter { lambdas: vec!["feed".into()], ..Filter::default() }, &mut view));
+        assert!(!by(Filter { routes: vec!["gw".into()], ..Filter::default() }, &mut view));
+        assert!(!by(Filter { from_ns: Some(21), ..Filter::default() }, &mut view));
+        // An unattributed exchange on another connection joins nothing.
+        assert!(view.observe(&rec(30, exchange(2, None))).invocation.is_none());
+        // Past the retention, a new invocation makes the view forget #7.
+        view.observe(&rec(2_000, invocation(8, "feed")));
+        assert!(view.observe(&call).invocation.is_none());
+        assert_eq!(view.invocations.len(), 1);
+    }
+}
