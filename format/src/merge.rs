@@ -134,19 +134,18 @@ impl<R: Read> Iterator for Merged<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let live = |m: &Self| (0..m.inputs.len()).filter(|&i| m.inputs[i].is_some()).collect::<Vec<_>>();
             // Everything older than the slowest live input minus the
             // window is final.
-            let horizon = live(self).iter().map(|&i| self.watermark[i]).min().map(|w| w.saturating_sub(self.window_ns));
+            let horizon = live(&self.inputs).map(|i| self.watermark[i]).min().map(|w| w.saturating_sub(self.window_ns));
             if let Some(record) = self.pop_final(horizon) {
                 return Some(Ok(record));
             }
             // Read from the live input that is furthest behind.
-            let i = live(self).into_iter().min_by_key(|&i| self.watermark[i])?;
+            let i = live(&self.inputs).min_by_key(|&i| self.watermark[i])?;
             match self.inputs[i].as_mut().and_then(|r| r.next()) {
                 None => {
                     self.inputs[i] = None;
-                    if live(self).is_empty() {
+                    if live(&self.inputs).next().is_none() {
                         return self.pop_final(None).map(Ok);
                     }
                 }
@@ -165,6 +164,11 @@ impl<R: Read> Iterator for Merged<R> {
             }
         }
     }
+}
+
+/// The indices of the inputs not yet exhausted.
+fn live<R: Read>(inputs: &[Option<Reader<R>>]) -> impl Iterator<Item = usize> + '_ {
+    (0..inputs.len()).filter(move |&i| inputs[i].is_some())
 }
 
 /// Merges `inputs` into `out` (whose header should come from
