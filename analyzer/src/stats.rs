@@ -28,13 +28,7 @@ impl Hist {
         }
     }
 
-    pub fn len(&self) -> u64 {
-        self.0.len()
-    }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 
     /// Percentiles, each value divided by `scale`.
     pub fn percentiles(&self, scale: f64) -> Percentiles {

@@ -14,7 +14,7 @@ pub struct ConnInfo {
 }
 
 /// Connections by `(src, conn)`. Memory grows with the number of
-/// connections, not records; [`ConnTable::forget`] drops a closed one.
+/// connections, not records.
 #[derive(Default)]
 pub struct ConnTable {
     map: HashMap<(u16, u64), ConnInfo>,
@@ -37,17 +37,5 @@ impl ConnTable {
     /// The protocol of `record`'s connection, if known.
     pub fn protocol_of(&self, record: &Record) -> Option<Protocol> {
         Some(self.get(record.src, record.body.conn()?)?.protocol)
-    }
-
-    pub fn forget(&mut self, src: u16, conn: u64) {
-        self.map.remove(&(src, conn));
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }

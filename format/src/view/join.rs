@@ -100,9 +100,6 @@ impl InvocationJoin {
         Some(Joined { invocation: self.by_id.get(&(src, *id))?.clone(), method: None })
     }
 
-    pub fn get(&self, src: u16, id: u64) -> Option<&InvocationRef> {
-        self.by_id.get(&(src, id))
-    }
 
     /// Invocations currently kept.
     pub fn len(&self) -> usize {
