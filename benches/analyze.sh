@@ -55,8 +55,8 @@ printf 'ratio pt-query-digest time / olanalyze time: %.1fx (target >= 20x)\n' "$
 import json, sys
 a = json.load(sys.stdin)
 rows = a["classes"]["rows"] + ([a["classes"]["rest"]] if a["classes"].get("rest") else [])
-pg = sum(r["count"] for r in rows if r["protocol"] == "postgres")
-print(f"olanalyze: {pg} PostgreSQL calls in {sum(1 for r in rows if r[\"protocol\"] == \"postgres\")} classes")
+pg = [r for r in rows if r["protocol"] == "postgres"]
+print("olanalyze: %d PostgreSQL calls in %d classes" % (sum(r["count"] for r in pg), len(pg)))
 '
 pt-query-digest --type rawlog --limit 100% "$tmp/raw.log" 2>/dev/null | awk '/^# Query [0-9]+:/ {q++} /^# Count/ {n+=$4} END {print "pt-query-digest: " n " statements in " q " classes"}'
 echo "(machine shared with other jobs: ratios, not absolute figures, are the result)"

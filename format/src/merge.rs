@@ -56,7 +56,10 @@ pub struct MergeStats {
 }
 
 struct Pending {
-    record: Record,
+    /// The record's `ts`, kept inline: the heap compares entries as it
+    /// sifts, and moves them, and a record is large (so it is boxed).
+    ts: u64,
+    record: Box<Record>,
     input: usize,
     seq: u64,
 }
@@ -74,7 +77,7 @@ impl PartialOrd for Pending {
 }
 impl Ord for Pending {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.record.ts, self.input, self.seq).cmp(&(other.record.ts, other.input, other.seq))
+        (self.ts, self.input, self.seq).cmp(&(other.ts, other.input, other.seq))
     }
 }
 
@@ -116,7 +119,7 @@ impl<R: Read> Merged<R> {
 
     fn pop_final(&mut self, horizon: Option<u64>) -> Option<Record> {
         let Reverse(top) = self.heap.peek()?;
-        if horizon.is_some_and(|h| top.record.ts > h) {
+        if horizon.is_some_and(|h| top.ts > h) {
             return None;
         }
         let Reverse(p) = self.heap.pop().expect("peeked");
@@ -125,7 +128,7 @@ impl<R: Read> Merged<R> {
         }
         self.last_out = self.last_out.max(p.record.ts);
         self.stats.records += 1;
-        Some(p.record)
+        Some(*p.record)
     }
 }
 
@@ -159,7 +162,7 @@ impl<R: Read> Iterator for Merged<R> {
                     record.src += src_offset;
                     self.watermark[i] = self.watermark[i].max(record.ts);
                     self.seq += 1;
-                    self.heap.push(Reverse(Pending { record, input: i, seq: self.seq }));
+                    self.heap.push(Reverse(Pending { ts: record.ts, record: Box::new(record), input: i, seq: self.seq }));
                 }
             }
         }
