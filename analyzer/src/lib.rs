@@ -2,8 +2,8 @@
 //! where each invocation's time goes, its call patterns, the call classes,
 //! and the locality a load balancer could use.
 //!
-//! The pipeline streams: [`format::merge::Merged`] reads the traces in
-//! time order; [`assemble`] joins calls to their invocations through the
+//! The pipeline streams: [`format::merge::Merged`] interleaves the traces
+//! by time; [`assemble`] joins calls to their invocations through the
 //! trace view (`format::view`) and hands on each invocation once it has
 //! closed; [`analysis`] folds each closed invocation into the reports
 //! ([`timeline`] splits its time, [`patterns`] finds its patterns) and
@@ -71,7 +71,12 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
     }
     let headers: Vec<format::Header> = readers.iter().map(|r| r.header().clone()).collect();
     let (_, plan) = format::merge::merged_header("olanalyze", &headers.iter().collect::<Vec<_>>());
-    let merged = format::merge::Merged::new(readers, &plan, format::merge::DEFAULT_WINDOW_NS);
+    // No reorder window: the inputs are interleaved by time, but records a
+    // little out of order within one input are passed on as they come.
+    // The assembler tolerates that (an invocation closes CLOSE_WINDOW_NS
+    // after its end), and sorting each input would cost a heap of every
+    // record in the window.
+    let merged = format::merge::Merged::new(readers, &plan, 0);
     let progress = progress_bar(config.progress);
     let mut assembler = Assembler::new(config.filter.clone());
     let mut analyzer = analysis::Analyzer::default();
@@ -92,10 +97,8 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
         if o.records % 65_536 == 0 {
             progress.set_position(o.records);
         }
-        if first {
-            o.first_ns = record.ts;
-            first = false;
-        }
+        o.first_ns = if first { record.ts } else { o.first_ns.min(record.ts) };
+        first = false;
         o.last_ns = o.last_ns.max(record.ts);
         assembler.push(&record, &mut out);
         match &record.body {
@@ -112,7 +115,7 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
             _ => {}
         }
         drain(&mut analyzer, &mut out);
-        analyzer.settle(record.ts.saturating_sub(MAX_OPEN_NS + format::merge::DEFAULT_WINDOW_NS));
+        analyzer.settle(record.ts.saturating_sub(2 * MAX_OPEN_NS));
     }
     assembler.finish(&mut out);
     drain(&mut analyzer, &mut out);
