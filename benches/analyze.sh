@@ -8,7 +8,8 @@
 #   digest: olanalyze vs pt-query-digest --type rawlog over the trace's
 #           PostgreSQL statements, one per line (target: 20x faster). The
 #           analyzer reads the whole trace, every protocol; pt-query-digest
-#           only the statements, so the ratio is conservative. Class counts
+#           only the statements, so the ratio is conservative.
+#   memory: peak RSS on the trace and on one a tenth its size. Class counts
 #           of the classes both find are compared and printed.
 #
 # The trace is `oltrace generate` (serverless mix). Needs pt-query-digest
@@ -48,6 +49,12 @@ printf 'oltrace cat      median %8.3f s  %10.0f records/s\n' "$c" "$(echo "$reco
 printf 'pt-query-digest  median %8.3f s  %10.0f statements/s\n' "$p" "$(echo "$statements / $p" | bc -l)"
 printf 'ratio olanalyze/cat records/s: %.2f (target >= 0.5)\n' "$(echo "$c / $a" | bc -l)"
 printf 'ratio pt-query-digest time / olanalyze time: %.1fx (target >= 20x)\n' "$(echo "$p / $a" | bc -l)"
+
+# Bounded memory: peak RSS on this trace and on one of a tenth the size.
+"$oltrace" generate -o "$tmp/small.mp" --records $((records / 10)) >/dev/null
+for f in small t; do
+  /usr/bin/time -f "olanalyze peak RSS on $f.mp: %M KB" "$olanalyze" --no-progress --json "$tmp/$f.mp" 2>&1 >/dev/null | tail -1
+done
 
 # Class counts: pt-query-digest's per-class counts against ours, for the
 # classes both name (its fingerprint of the same statement).

@@ -12,7 +12,7 @@
 //! at the end of the input, marked unanswered.
 
 use crate::call::{Call, CallProtocol};
-use format::view::{Filter, View, STREAM_RETENTION_NS};
+use format::view::{Filter, View};
 use format::{Body, Decoded, Direction, Record};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -64,13 +64,15 @@ pub struct Assembler {
     /// Bind parameters sent on PostgreSQL connections, not yet matched to
     /// their exchange: (src, conn) -> (ts, params).
     binds: HashMap<(u16, u64), VecDeque<Bind>>,
+    /// Invocations the filter left out: (start, src, id).
+    skipped: VecDeque<(u64, u16, u64)>,
     /// Most invocations open at once (the memory bound's size).
     pub max_open: usize,
 }
 
 impl Assembler {
     pub fn new(filter: Filter) -> Assembler {
-        Assembler { view: View::with_retention(STREAM_RETENTION_NS), filter, ..Assembler::default() }
+        Assembler { view: View::default(), filter, ..Assembler::default() }
     }
 
     pub fn view(&self) -> &View {
@@ -105,6 +107,10 @@ impl Assembler {
                     );
                     self.starts.insert((record.ts, record.src, i.id));
                     self.max_open = self.max_open.max(self.open.len());
+                } else {
+                    // Kept in the join a while, so its calls are known as
+                    // its (and dropped), then forgotten.
+                    self.skipped.push_back((record.ts, record.src, i.id));
                 }
             }
             Body::Message(m) if m.dir == Direction::ToServer => {
@@ -135,6 +141,12 @@ impl Assembler {
                 let params = self.take_binds(record.src, e);
                 let call = Call::new(record.ts, e, protocol, &params, conn.as_ref().map_or("", |c| &c.server));
                 match joined {
+                    // Named an invocation that has closed (and was forgotten).
+                    None if e.attribution.is_some() => {
+                        if self.filter.lambdas.is_empty() {
+                            out.push(Out::Loose { call, late: true })
+                        }
+                    }
                     Some(j) => {
                         let key = (record.src, j.invocation.id);
                         if let Some(inv) = self.open.get_mut(&key) {
@@ -151,6 +163,14 @@ impl Assembler {
             }
             _ => {}
         }
+    }
+
+    /// No invocation handed on from now on started before this, given the
+    /// stream is at `now`: the oldest open one's start, or `now` less the
+    /// close window for those not yet begun.
+    pub fn horizon(&self, now: u64) -> u64 {
+        let oldest = self.starts.first().map_or(u64::MAX, |s| s.0);
+        oldest.min(now.saturating_sub(CLOSE_WINDOW_NS))
     }
 
     /// Closes every invocation still open (the input ended).
@@ -173,6 +193,13 @@ impl Assembler {
     }
 
     fn close_until(&mut self, now: u64, out: &mut Vec<Out>) {
+        while let Some(&(start, src, id)) = self.skipped.front() {
+            if start.saturating_add(MAX_OPEN_NS) >= now {
+                break;
+            }
+            self.skipped.pop_front();
+            self.view.invocations.forget(src, id);
+        }
         while let Some(&(end, src, id)) = self.ends.first() {
             if end.saturating_add(CLOSE_WINDOW_NS) >= now {
                 break;
@@ -192,6 +219,7 @@ impl Assembler {
     }
 
     fn close(&mut self, key: (u16, u64)) -> Option<Closed> {
+        self.view.invocations.forget(key.0, key.1);
         let mut c = self.open.remove(&key)?;
         self.starts.remove(&(c.start, key.0, key.1));
         self.ends.remove(&(c.end, key.0, key.1));

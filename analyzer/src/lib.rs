@@ -30,7 +30,7 @@ pub mod timeline;
 
 pub use report::Analysis;
 
-use assemble::{Assembler, Out, MAX_OPEN_NS};
+use assemble::{Assembler, Out};
 use format::view::Filter;
 use format::{Body, Reader};
 use std::io::IsTerminal;
@@ -115,7 +115,7 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
             _ => {}
         }
         drain(&mut analyzer, &mut out);
-        analyzer.settle(record.ts.saturating_sub(2 * MAX_OPEN_NS));
+        analyzer.settle(assembler.horizon(record.ts));
     }
     assembler.finish(&mut out);
     drain(&mut analyzer, &mut out);

@@ -40,8 +40,9 @@ pub struct Joined {
 
 /// Invocations by id and by their exchange's `(conn, ts)`.
 ///
-/// By default it keeps every invocation (a tool that looks records up
-/// after reading them all); [`InvocationJoin::with_retention`] forgets an
+/// By default it keeps every invocation until told to [`InvocationJoin::forget`] it (a
+/// tool that looks records up after reading them all, or one that knows
+/// when it is done with one); [`InvocationJoin::with_retention`] forgets an
 /// invocation once records `retention_ns` past its start arrive, for tools
 /// that stream.
 #[derive(Default)]
@@ -101,6 +102,13 @@ impl InvocationJoin {
     }
 
 
+    /// Forgets an invocation (a streaming tool that has finished with it).
+    pub fn forget(&mut self, src: u16, id: u64) {
+        if let Some(r) = self.by_id.remove(&(src, id)) {
+            self.by_exchange.remove(&(src, r.conn, r.ts));
+        }
+    }
+
     /// Invocations currently kept.
     pub fn len(&self) -> usize {
         self.by_id.len()
@@ -117,9 +125,7 @@ impl InvocationJoin {
                 break;
             }
             self.order.pop_front();
-            if let Some(r) = self.by_id.remove(&(src, id)) {
-                self.by_exchange.remove(&(src, r.conn, r.ts));
-            }
+            self.forget(src, id);
         }
     }
 }
