@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Call classes shown; the rest fold into one row.
 pub const TOP_CLASSES: usize = 20;
-/// Distinct classes kept; calls of classes past this count go to `(other)`.
-pub const MAX_CLASSES: usize = 10_000;
+/// Distinct classes kept (each holds a 33 KB histogram); calls of classes
+/// past this count go to `(other)`.
+pub const MAX_CLASSES: usize = 1_000;
 /// Classes counted per lambda (for `diff`).
 pub const MAX_CLASSES_PER_LAMBDA: usize = 200;
 /// Slowest invocations listed per lambda.
@@ -352,7 +353,7 @@ impl Analyzer {
                     total_ms: c.total_ns as f64 / 1e6,
                     pct_time: 100.0 * c.total_ns as f64 / total_ns.max(1) as f64,
                     mean_ms: mean_s * 1e3,
-                    p95_ms: c.latency_us.quantile(0.95) as f64 / 1e3,
+                    p95_ms: (c.latency_us.quantile(0.95) as f64 / 1e3).min(c.max_ns as f64 / 1e6),
                     max_ms: c.max_ns as f64 / 1e6,
                     rows: if c.protocol == CallProtocol::Postgres { c.rows } else { 0 },
                     bytes: c.bytes,

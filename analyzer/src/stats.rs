@@ -6,25 +6,32 @@ use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-/// A histogram of values in a fixed unit, 2 significant digits.
-pub struct Hist(Histogram<u64>);
+/// A histogram of values in a fixed unit, 2 significant digits (about
+/// 33 KB each, with counts that saturate at 2^32).
+pub struct Hist {
+    h: Histogram<u32>,
+    /// The exact largest value (the histogram's is its bucket's top).
+    max: u64,
+}
 
 impl Default for Hist {
     fn default() -> Hist {
-        Hist(Histogram::new_with_bounds(1, 1 << 40, 2).expect("valid bounds"))
+        Hist { h: Histogram::new_with_bounds(1, 1 << 40, 2).expect("valid bounds"), max: 0 }
     }
 }
 
 impl Hist {
     pub fn record(&mut self, v: u64) {
-        self.0.saturating_record(v.max(1));
+        self.h.saturating_record(v.max(1));
+        self.max = self.max.max(v);
     }
 
     pub fn quantile(&self, q: f64) -> u64 {
-        if self.0.is_empty() {
+        if self.h.is_empty() {
             0
         } else {
-            self.0.value_at_quantile(q)
+            // Never above the largest value seen (a bucket's top can be).
+            self.h.value_at_quantile(q).min(self.max)
         }
     }
 
@@ -33,11 +40,11 @@ impl Hist {
     /// Percentiles, each value divided by `scale`.
     pub fn percentiles(&self, scale: f64) -> Percentiles {
         Percentiles {
-            mean: if self.0.is_empty() { 0.0 } else { self.0.mean() / scale },
+            mean: if self.h.is_empty() { 0.0 } else { self.h.mean() / scale },
             p50: self.quantile(0.5) as f64 / scale,
             p90: self.quantile(0.9) as f64 / scale,
             p99: self.quantile(0.99) as f64 / scale,
-            max: if self.0.is_empty() { 0.0 } else { self.0.max() as f64 / scale },
+            max: self.max as f64 / scale,
         }
     }
 }

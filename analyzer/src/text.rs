@@ -49,14 +49,14 @@ pub fn render(a: &Analysis, colour: bool) -> String {
         let _ = writeln!(s, "  DAMAGE     {d}");
     }
 
-    h(&mut s, "LAMBDAS (latency ms; where the time goes: mean % / p99 %)");
+    h(&mut s, "LAMBDAS (latency ms; time: mean %/p99 %; calls/inv: mean (p99/max))");
     let _ = writeln!(s, "  {:<16} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6}", "lambda", "inv", "p50", "p90", "p99", "max", "fail");
     for l in &a.lambdas {
         let p = &l.latency_ms;
         let _ = writeln!(s, "  {:<16} {:>6} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>6}", cut(&l.lambda, 16), l.invocations, p.p50, p.p90, p.p99, p.max, l.failed);
         let parts: Vec<String> = l.time.iter().map(|t| format!("{} {:.0}/{:.0}", t.part, t.mean_pct, t.p99_pct)).collect();
         let _ = writeln!(s, "    time   {}", parts.join("  "));
-        let calls: Vec<String> = l.calls.iter().filter(|c| c.max > 0.0).map(|c| format!("{} {:.1} (p99 {:.0}, max {:.0})", c.protocol, c.mean, c.p99, c.max)).collect();
+        let calls: Vec<String> = l.calls.iter().filter(|c| c.max > 0.0).map(|c| format!("{} {:.1} ({:.0}/{:.0})", c.protocol, c.mean, c.p99, c.max)).collect();
         let _ = writeln!(s, "    calls  {}", if calls.is_empty() { "none".into() } else { calls.join(", ") });
         let _ = writeln!(
             s,
@@ -93,9 +93,9 @@ pub fn render(a: &Analysis, colour: bool) -> String {
     for f in &a.patterns {
         let _ = writeln!(
             s,
-            "  {:<15} {:<16} {}/{} inv, {:.1} ms in all, worst #{} {:.1} ms",
+            "  {:<15} {:<14} {}/{} inv, {:.0} ms in all, worst #{} {:.1} ms",
             f.pattern,
-            cut(&f.lambda, 16),
+            cut(&f.lambda, 14),
             f.invocations,
             f.of,
             f.total_ms,
@@ -114,7 +114,7 @@ pub fn render(a: &Analysis, colour: bool) -> String {
     h(&mut s, "LOCALITY (same-worker hit rate; what each lambda touches)");
     for l in &a.locality.lambdas {
         let touched: Vec<&str> = l.tables.iter().chain(&l.key_prefixes).chain(&l.hosts).map(String::as_str).collect();
-        let _ = writeln!(s, "  {:<16} {:>5.1}% of {:>6} items; {}", cut(&l.lambda, 16), 100.0 * l.same_worker_hit_rate, l.items, cut(&touched.join(" "), 40));
+        let _ = writeln!(s, "  {:<16} {:>5.1}% of {:>6} items; {}", cut(&l.lambda, 16), 100.0 * l.same_worker_hit_rate, l.items, cut(&touched.join(" "), 34));
     }
     let names = &a.locality.names;
     if names.len() > 1 {
