@@ -141,12 +141,12 @@ impl Assembler {
                 let params = self.take_binds(record.src, e);
                 let call = Call::new(record.ts, e, protocol, &params, conn.as_ref().map_or("", |c| &c.server));
                 match joined {
-                    // Named an invocation that has closed (and was forgotten).
-                    None if e.attribution.is_some() => {
-                        if self.filter.lambdas.is_empty() {
-                            out.push(Out::Loose { call, late: true })
-                        }
+                    // Named an invocation that has closed (and was forgotten),
+                    // or one the trace does not hold.
+                    None if e.attribution.is_some() && self.filter.lambdas.is_empty() => {
+                        out.push(Out::Loose { call, late: true })
                     }
+                    None if e.attribution.is_some() => {}
                     Some(j) => {
                         let key = (record.src, j.invocation.id);
                         if let Some(inv) = self.open.get_mut(&key) {
