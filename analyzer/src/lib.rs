@@ -83,7 +83,6 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
     analyzer.waterfall_of = config.invocation;
     analyzer.analysis.inputs = config.traces.iter().map(|p| p.display().to_string()).collect();
     let mut out = Vec::new();
-    let mut first = true;
     for item in merged {
         let record = match item {
             Ok(r) => r,
@@ -97,8 +96,7 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
         if o.records % 65_536 == 0 {
             progress.set_position(o.records);
         }
-        o.first_ns = if first { record.ts } else { o.first_ns.min(record.ts) };
-        first = false;
+        o.first_ns = if o.records == 1 { record.ts } else { o.first_ns.min(record.ts) };
         o.last_ns = o.last_ns.max(record.ts);
         assembler.push(&record, &mut out);
         match &record.body {
