@@ -12,7 +12,9 @@
 //! (same length, in place; where the fields and arguments sit in the bytes
 //! is `wire`'s to say, what is secret is decided here); [`fingerprint`] normalises SQL to a query
 //! fingerprint (literals to `?`), the key replay reports and the analyzer
-//! group queries by.
+//! group queries by; [`call_key`] keys any call (SQL, Redis, HTTP) by
+//! class, for olanalyze's call classes and olreplay's reports;
+//! [`classify`] says whether a call writes.
 //!
 //! The recording proxy feeds each connection's bytes to a [`wire::Session`]
 //! and turns every event it gets into records with [`event_to_records`]:
@@ -34,6 +36,8 @@
 
 use wire::redis::RedisMessage;
 
+pub mod call_key;
+pub mod classify;
 mod fill;
 pub mod fingerprint;
 mod http;

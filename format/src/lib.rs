@@ -24,6 +24,9 @@
 //! - [`reader`]: [`Reader`], an iterator of records that reports and skips
 //!   torn or corrupt blocks ([`Damage`]) instead of failing.
 //! - [`merge`]: merges traces from several sources into one, ordered by time.
+//! - [`view`]: the trace view every reading tool shares: the record
+//!   filter and duration syntax, connections' protocols and routes, and
+//!   the invocation join.
 //! - [`synth`]: a deterministic generator of realistic traces, for tests,
 //!   benchmarks and sample files.
 
@@ -38,6 +41,7 @@ pub mod reader;
 pub mod record;
 mod small_enum;
 pub mod synth;
+pub mod view;
 pub mod writer;
 
 pub use bytes::{BStr, Payload};

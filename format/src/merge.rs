@@ -56,7 +56,10 @@ pub struct MergeStats {
 }
 
 struct Pending {
-    record: Record,
+    /// The record's `ts`, kept inline: the heap compares entries as it
+    /// sifts, and moves them, and a record is large (so it is boxed).
+    ts: u64,
+    record: Box<Record>,
     input: usize,
     seq: u64,
 }
@@ -74,8 +77,101 @@ impl PartialOrd for Pending {
 }
 impl Ord for Pending {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.record.ts, self.input, self.seq).cmp(&(other.record.ts, other.input, other.seq))
+        (self.ts, self.input, self.seq).cmp(&(other.ts, other.input, other.seq))
     }
+}
+
+/// The records of several inputs, in time order behind a reorder window
+/// (see the module doc); damaged stretches come as `Err((input, damage))`
+/// where they are met, and reading goes on.
+pub struct Merged<R: Read> {
+    inputs: Vec<Option<Reader<R>>>,
+    plan: Vec<(u64, u16)>,
+    window_ns: u64,
+    watermark: Vec<u64>,
+    heap: BinaryHeap<Reverse<Pending>>,
+    stats: MergeStats,
+    seq: u64,
+    last_out: u64,
+}
+
+impl<R: Read> Merged<R> {
+    /// Merges `inputs`, shifted and renumbered by `plan` (from
+    /// [`merged_header`]).
+    pub fn new(inputs: Vec<Reader<R>>, plan: &[(u64, u16)], window_ns: u64) -> Merged<R> {
+        let n = inputs.len();
+        Merged {
+            inputs: inputs.into_iter().map(Some).collect(),
+            plan: plan.to_vec(),
+            window_ns,
+            watermark: vec![0; n],
+            heap: BinaryHeap::new(),
+            stats: MergeStats::default(),
+            seq: 0,
+            last_out: 0,
+        }
+    }
+
+    /// What was emitted so far.
+    pub fn stats(&self) -> MergeStats {
+        self.stats
+    }
+
+    fn pop_final(&mut self, horizon: Option<u64>) -> Option<Record> {
+        let Reverse(top) = self.heap.peek()?;
+        if horizon.is_some_and(|h| top.ts > h) {
+            return None;
+        }
+        let Reverse(p) = self.heap.pop().expect("peeked");
+        if p.record.ts < self.last_out {
+            self.stats.late += 1;
+        }
+        self.last_out = self.last_out.max(p.record.ts);
+        self.stats.records += 1;
+        Some(*p.record)
+    }
+}
+
+impl<R: Read> Iterator for Merged<R> {
+    type Item = Result<Record, (usize, Damage)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            // Everything older than the slowest live input minus the
+            // window is final.
+            let horizon = live(&self.inputs).map(|i| self.watermark[i]).min().map(|w| w.saturating_sub(self.window_ns));
+            if let Some(record) = self.pop_final(horizon) {
+                return Some(Ok(record));
+            }
+            // Read from the live input that is furthest behind.
+            let i = live(&self.inputs).min_by_key(|&i| self.watermark[i])?;
+            match self.inputs[i].as_mut().and_then(|r| r.next()) {
+                None => {
+                    self.inputs[i] = None;
+                    if live(&self.inputs).next().is_none() {
+                        return self.pop_final(None).map(Ok);
+                    }
+                }
+                Some(Err(d)) => {
+                    self.stats.damaged += 1;
+                    return Some(Err((i, d)));
+                }
+                Some(Ok(mut record)) => {
+                    let (shift, src_offset) = self.plan[i];
+                    record.ts += shift;
+                    record.src += src_offset;
+                    self.watermark[i] = self.watermark[i].max(record.ts);
+                    self.seq += 1;
+                    self.heap.push(Reverse(Pending { ts: record.ts, record: Box::new(record), input: i, seq: self.seq }));
+                }
+            }
+        }
+    }
+}
+
+/// The indices of the inputs not yet exhausted.
+fn live<R: Read>(inputs: &[Option<Reader<R>>]) -> impl Iterator<Item = usize> + '_ {
+    (0..inputs.len()).filter(move |&i| inputs[i].is_some())
 }
 
 /// Merges `inputs` into `out` (whose header should come from
@@ -88,53 +184,12 @@ pub fn merge<R: Read, W: Write>(
     out: &mut Writer<W>,
     mut on_damage: impl FnMut(usize, &Damage),
 ) -> Result<MergeStats, FormatError> {
-    let mut inputs: Vec<Option<Reader<R>>> = inputs.into_iter().map(Some).collect();
-    let mut watermark = vec![0u64; inputs.len()];
-    let mut heap = BinaryHeap::new();
-    let mut stats = MergeStats::default();
-    let mut seq = 0u64;
-    let mut last_out = 0u64;
-    loop {
-        // Read from the live input that is furthest behind.
-        let behind = (0..inputs.len()).filter(|&i| inputs[i].is_some()).min_by_key(|&i| watermark[i]);
-        if let Some(i) = behind {
-            match inputs[i].as_mut().and_then(|r| r.next()) {
-                None => inputs[i] = None,
-                Some(Err(d)) => {
-                    stats.damaged += 1;
-                    on_damage(i, &d);
-                }
-                Some(Ok(mut record)) => {
-                    let (shift, src_offset) = plan[i];
-                    record.ts += shift;
-                    record.src += src_offset;
-                    watermark[i] = watermark[i].max(record.ts);
-                    seq += 1;
-                    heap.push(Reverse(Pending { record, input: i, seq }));
-                }
-            }
-        }
-        // Everything older than the slowest live input minus the window is
-        // final.
-        let horizon = (0..inputs.len())
-            .filter(|&i| inputs[i].is_some())
-            .map(|i| watermark[i])
-            .min()
-            .map(|w| w.saturating_sub(window_ns));
-        while let Some(Reverse(top)) = heap.peek() {
-            if horizon.is_some_and(|h| top.record.ts > h) {
-                break;
-            }
-            let Reverse(p) = heap.pop().expect("peeked");
-            if p.record.ts < last_out {
-                stats.late += 1;
-            }
-            last_out = last_out.max(p.record.ts);
-            out.write(&p.record)?;
-            stats.records += 1;
-        }
-        if behind.is_none() && heap.is_empty() {
-            return Ok(stats);
+    let mut merged = Merged::new(inputs, plan, window_ns);
+    for item in merged.by_ref() {
+        match item {
+            Ok(record) => out.write(&record)?,
+            Err((i, d)) => on_damage(i, &d),
         }
     }
+    Ok(merged.stats())
 }

@@ -24,9 +24,10 @@
 //!    what differed between the two.
 //!
 //! - [`model`]: what the driver hands comparison and the report.
-//! - [`classify`]: writes (for `--read-only`).
+//! - [`classify`]: writes (for `--read-only`); shared with olanalyze, in
+//!   `convert::classify`.
 
-pub mod classify;
+pub use convert::classify;
 pub mod compare;
 pub mod load;
 pub mod model;

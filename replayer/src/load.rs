@@ -161,10 +161,9 @@ pub fn load(path: &Path, sel: &Selection) -> anyhow::Result<Plan> {
     let mut plan = Plan::default();
     let mut conns: HashMap<(u16, u64), ConnRecords> = HashMap::new();
     let mut order: Vec<(u16, u64)> = Vec::new();
-    // Invocations: by id (for attributed downstream calls) and by the
-    // connection and time of their own exchange.
-    let mut invocations: HashMap<(u16, u64), String> = HashMap::new();
-    let mut invocation_at: HashMap<(u16, u64, u64), String> = HashMap::new();
+    // Every invocation, for the lambda of each exchange (the trace view's
+    // join: attributed calls and the invocations' own exchanges).
+    let mut invocations = format::view::InvocationJoin::default();
     for item in reader {
         let rec = match item {
             Ok(r) => r,
@@ -175,8 +174,7 @@ pub fn load(path: &Path, sel: &Selection) -> anyhow::Result<Plan> {
         };
         let src = rec.src;
         if let Body::Invocation(i) = &rec.body {
-            invocations.insert((src, i.id), i.lambda.clone());
-            invocation_at.insert((src, i.conn, rec.ts), i.lambda.clone());
+            invocations.insert(src, rec.ts, i);
             continue;
         }
         let Some(conn) = rec.body.conn() else { continue };
@@ -209,13 +207,8 @@ pub fn load(path: &Path, sel: &Selection) -> anyhow::Result<Plan> {
                 routes.push(o.route.clone());
             }
         }
-        let lambda_of = |ts: u64, e: &format::Exchange| {
-            e.attribution
-                .as_ref()
-                .and_then(|a| invocations.get(&(key.0, a.invocation)))
-                .or_else(|| invocation_at.get(&(key.0, e.conn, ts)))
-                .cloned()
-        };
+        let lambda_of =
+            |ts: u64, e: &format::Exchange| invocations.of_exchange(key.0, ts, e).map(|j| j.invocation.lambda.to_string());
         if let Some(script) = build(key, recs, sel, &lambda_of, &mut plan) {
             plan.conns.push(script);
         }

@@ -5,6 +5,7 @@
 //! what differed between the two runs.
 
 use clap::Parser;
+use format::view::parse_duration;
 use replayer::load::Selection;
 use replayer::noise::NoiseRules;
 use replayer::run::{self, Config, Timing};
@@ -137,14 +138,6 @@ struct Args {
     no_progress: bool,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs >= 0.0 && secs.is_finite() {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{e}: write e.g. 500ms, 30s, 2m"))
-}
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     let (n, unit) = match s.split_once('/') {

@@ -154,24 +154,8 @@ impl Default for Report {
     }
 }
 
-/// The key an exchange is grouped by ([`Replayed::key`]): `GET /path`
-/// (HTTP, query string dropped), the query fingerprint
-/// ([`convert::fingerprint`]; statements of one exchange joined by `; `,
-/// `(session)` for startup and other statement-less exchanges) for
-/// PostgreSQL, the upper-case command name for Redis.
-pub fn key_of(summary: &format::ExchangeSummary) -> String {
-    match summary {
-        format::ExchangeSummary::Http(h) => {
-            let path = h.target.split(['?', '#']).next().unwrap_or("");
-            format!("{} {path}", h.method)
-        }
-        format::ExchangeSummary::Pg(p) if p.statements.is_empty() => "(session)".to_owned(),
-        format::ExchangeSummary::Pg(p) => {
-            p.statements.iter().map(|s| convert::fingerprint::fingerprint(s)).collect::<Vec<_>>().join("; ")
-        }
-        format::ExchangeSummary::Redis(r) => r.command.to_ascii_uppercase(),
-    }
-}
+/// The key exchanges are grouped by: the trace view's report key.
+pub use convert::call_key::report_key as key_of;
 
 /// The lambda group of exchanges not attributed to any.
 pub const NO_LAMBDA: &str = "(none)";

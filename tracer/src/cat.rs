@@ -1,6 +1,6 @@
 //! `oltrace cat`: records as JSON lines on stdout, damage on stderr.
 
-use crate::filter::{ConnProtocols, Filter};
+use format::view::{Filter, View, STREAM_RETENTION_NS};
 use crate::{json::record_json, open_trace, Outcome};
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,14 +17,15 @@ pub fn run(config: &CatConfig, out: &mut impl Write) -> anyhow::Result<Outcome> 
     let mut printed = 0u64;
     for path in &config.files {
         let reader = open_trace(path)?;
-        let mut protocols = ConnProtocols::default();
+        let mut view = View::with_retention(STREAM_RETENTION_NS);
         for item in reader {
             match item {
                 Ok(record) => {
-                    let protocol = protocols.observe(&record);
-                    if !config.filter.keeps(&record, protocol) {
+                    let seen = view.observe(&record);
+                    if !config.filter.keeps(&record, &seen) {
                         continue;
                     }
+                    let protocol = seen.conn.map(|c| c.protocol);
                     if config.limit.is_some_and(|l| printed >= l) {
                         return Ok(outcome);
                     }

@@ -25,7 +25,7 @@
 //!
 //! Unknown keys are errors (a misspelt key must not be silently ignored).
 
-use crate::filter::parse_duration;
+use format::view::parse_ns as parse_duration;
 use crate::proxy::pacer::{DEFAULT_DEFER, MAX_DEFER};
 use crate::proxy::route::Route;
 use crate::proxy::ProxyConfig;

@@ -1,6 +1,5 @@
 //! `oltrace info`: what a trace holds, and any damage found in it.
 
-use crate::filter::ConnProtocols;
 use crate::{open_trace, Outcome};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -60,7 +59,7 @@ pub fn collect(path: &Path) -> anyhow::Result<TraceInfo> {
     let mut records_by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let mut records_by_protocol: BTreeMap<String, u64> = BTreeMap::new();
     let mut exchanges_by_protocol: BTreeMap<String, u64> = BTreeMap::new();
-    let mut protocols = ConnProtocols::default();
+    let mut conns = format::view::ConnTable::default();
     let mut damage = Vec::new();
     let (mut first, mut last) = (None::<u64>, None::<u64>);
     let mut connections = 0;
@@ -75,7 +74,7 @@ pub fn collect(path: &Path) -> anyhow::Result<TraceInfo> {
                         *connections_by_tls.entry(mode.name().to_string()).or_default() += 1;
                     }
                 }
-                if let Some(p) = protocols.observe(&record) {
+                if let Some(p) = conns.observe(&record).map(|c| c.protocol) {
                     *records_by_protocol.entry(p.name().to_string()).or_default() += 1;
                     if let format::Body::Exchange(_) = record.body {
                         *exchanges_by_protocol.entry(p.name().to_string()).or_default() += 1;

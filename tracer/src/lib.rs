@@ -6,8 +6,8 @@
 //!
 //! # Layout
 //!
-//! - [`filter`]: record filters (connection, protocol, direction, kind,
-//!   time range) shared by `cat` and future commands.
+//! - Record filters, connection tables and the invocation join come from
+//!   the trace view shared with olreplay and olanalyze, `format::view`.
 //! - [`json`]: the JSON-lines view of a record that `cat` prints.
 //! - [`cat`]: `oltrace cat`, records as JSON lines.
 //! - [`info`]: `oltrace info`, a summary of a trace and any damage in it.
@@ -24,7 +24,6 @@
 
 pub mod cat;
 pub mod config;
-pub mod filter;
 pub mod generate;
 pub mod info;
 pub mod json;

@@ -4,7 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tracer::filter::{parse_duration, Filter};
+use format::view::{parse_ns as parse_duration, Filter};
 use tracer::Outcome;
 
 const EXIT_CODES: &str = "\
@@ -136,12 +136,19 @@ struct CatArgs {
     #[arg(long = "kind", value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(format::Body::KINDS))]
     kinds: Vec<String>,
     /// Only records at or after this time since the trace's start
-    /// (seconds, or with a unit: 1.5s, 250ms, 40us)
+    /// (seconds, or with a unit: 1.5s, 250ms, 40us, 2m)
     #[arg(long, value_name = "TIME", value_parser = parse_duration)]
     from: Option<u64>,
     /// Only records before this time since the trace's start
     #[arg(long, value_name = "TIME", value_parser = parse_duration)]
     to: Option<u64>,
+    /// Only records on connections of this route (repeatable)
+    #[arg(long = "route", value_name = "ROUTE")]
+    routes: Vec<String>,
+    /// Only invocations of this lambda, their exchanges and the calls
+    /// attributed to them (repeatable)
+    #[arg(long = "lambda", value_name = "NAME")]
+    lambdas: Vec<String>,
     /// Stop after printing this many records
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
@@ -389,6 +396,8 @@ fn main() -> ExitCode {
                 protocols: a.protocols,
                 direction: a.direction,
                 kinds: a.kinds,
+                routes: a.routes,
+                lambdas: a.lambdas,
                 from_ns: a.from,
                 to_ns: a.to,
             };

@@ -197,3 +197,28 @@ fn trace_files_are_private() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn cat_filters_by_lambda_and_route_with_humantime_durations() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../traces/sample-serverless.mp");
+    let lines = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = oltrace().arg("cat").arg(sample).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    // --lambda keeps the lambda's invocations, their exchanges and the
+    // calls attributed to them.
+    let notify = lines(&["--lambda", "notify", "--kind", "invocation"]);
+    assert_eq!(notify.len(), 48);
+    assert!(notify.iter().all(|r| r["lambda"] == "notify"));
+    let ids: std::collections::HashSet<u64> = notify.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    let calls = lines(&["--lambda", "notify", "--kind", "exchange", "--proto", "redis"]);
+    assert_eq!(calls.len(), 96);
+    assert!(calls.iter().all(|r| ids.contains(&r["attribution"]["invocation"].as_u64().unwrap())));
+    // One duration syntax: 2m is past this 0.44 s trace, 100ms is not.
+    assert!(lines(&["--from", "2m"]).is_empty());
+    let late = lines(&["--from", "100ms", "--to", "0.2"]);
+    assert!(!late.is_empty() && late.iter().all(|r| (100_000_000..200_000_000).contains(&r["ts"].as_u64().unwrap())));
+    let route = lines(&["--route", "nope"]);
+    assert!(route.is_empty());
+}

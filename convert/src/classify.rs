@@ -1,5 +1,6 @@
 //! What an exchange is, from its recorded summary: a write or not (for
-//! `--read-only`). The key the report groups it by is [`crate::report::key_of`].
+//! olreplay's `--read-only` and olanalyze's read/write mix). The key calls
+//! are grouped by is [`crate::call_key`].
 
 use format::ExchangeSummary;
 
@@ -50,7 +51,8 @@ pub fn sql_writes(sql: &str) -> bool {
     false
 }
 
-fn strip_comments(sql: &str) -> String {
+/// `sql` without its `--` and `/* */` comments (sqlcommenter tags included).
+pub fn strip_comments(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     while !rest.is_empty() {

@@ -1,0 +1,146 @@
+//! `analyzer`: the library behind `olanalyze`, which explains a trace:
+//! where each invocation's time goes, its call patterns, the call classes,
+//! and the locality a load balancer could use.
+//!
+//! The pipeline streams: [`format::merge::Merged`] interleaves the traces
+//! by time; [`assemble`] joins calls to their invocations through the
+//! trace view (`format::view`) and hands on each invocation once it has
+//! closed; [`analysis`] folds each closed invocation into the reports
+//! ([`timeline`] splits its time, [`patterns`] finds its patterns) and
+//! forgets it. Memory is bounded by the invocations in flight, the call
+//! classes and capped locality sets (see docs/analysis.md).
+//!
+//! - [`call`]: one downstream call: its class key, identity and objects.
+//! - [`report`]: the one result type, [`Analysis`]; [`text`] renders it
+//!   for a terminal, `--json` is its serde form.
+//! - [`stats`]: histograms, sampled sets, invocations in flight.
+//! - [`diff`]: `olanalyze diff`, two analyses compared against rules.
+//! - [`html`]: the analysis as one self-contained HTML page (`--html`).
+
+pub mod analysis;
+pub mod assemble;
+pub mod call;
+pub mod diff;
+pub mod html;
+pub mod patterns;
+pub mod report;
+pub mod stats;
+pub mod text;
+pub mod timeline;
+
+pub use report::Analysis;
+
+use assemble::{Assembler, Out};
+use format::view::Filter;
+use format::{Body, Reader};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// What to analyse.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub traces: Vec<PathBuf>,
+    /// Lambdas and time window (the other criteria are not used).
+    pub filter: Filter,
+    /// Draw this invocation's waterfall.
+    pub invocation: Option<u64>,
+    /// Show a progress bar on stderr when it is a terminal.
+    pub progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error("{path}: {source} (olanalyze reads trace files written by oltrace)")]
+    Open { path: String, source: format::FormatError },
+    #[error("no invocation {0} in the trace (`oltrace cat --kind invocation TRACE` lists the ids)")]
+    NoInvocation(u64),
+    #[error("no trace given")]
+    NoInput,
+}
+
+/// Reads the traces and builds the analysis. Damage inside a trace is not
+/// an error: it is skipped and listed in `overview.damage`.
+pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
+    if config.traces.is_empty() {
+        return Err(AnalyzeError::NoInput);
+    }
+    let mut readers = Vec::new();
+    for path in &config.traces {
+        let reader = Reader::open(path).map_err(|source| AnalyzeError::Open { path: path.display().to_string(), source })?;
+        readers.push(reader);
+    }
+    let headers: Vec<format::Header> = readers.iter().map(|r| r.header().clone()).collect();
+    let (_, plan) = format::merge::merged_header("olanalyze", &headers.iter().collect::<Vec<_>>());
+    // No reorder window: the inputs are interleaved by time, but records a
+    // little out of order within one input are passed on as they come.
+    // The assembler tolerates that (an invocation closes CLOSE_WINDOW_NS
+    // after its end), and sorting each input would cost a heap of every
+    // record in the window.
+    let merged = format::merge::Merged::new(readers, &plan, 0);
+    let progress = progress_bar(config.progress);
+    let mut assembler = Assembler::new(config.filter.clone());
+    let mut analyzer = analysis::Analyzer::default();
+    analyzer.waterfall_of = config.invocation;
+    analyzer.analysis.inputs = config.traces.iter().map(|p| p.display().to_string()).collect();
+    let mut out = Vec::new();
+    for item in merged {
+        let record = match item {
+            Ok(r) => r,
+            Err((i, damage)) => {
+                analyzer.analysis.overview.damage.push(format!("{}: {damage}", config.traces[i].display()));
+                continue;
+            }
+        };
+        let o = &mut analyzer.analysis.overview;
+        o.records += 1;
+        if o.records % 65_536 == 0 {
+            progress.set_position(o.records);
+        }
+        o.first_ns = if o.records == 1 { record.ts } else { o.first_ns.min(record.ts) };
+        o.last_ns = o.last_ns.max(record.ts);
+        assembler.push(&record, &mut out);
+        match &record.body {
+            Body::Exchange(_) => {
+                if let Some(p) = assembler.view().conns.protocol_of(&record) {
+                    *o.exchanges.entry(p.name().to_owned()).or_default() += 1;
+                }
+            }
+            Body::Gap(g) => {
+                o.gaps += 1;
+                o.gap_bytes += g.bytes;
+            }
+            Body::Fallback(_) => o.fallbacks += 1,
+            _ => {}
+        }
+        drain(&mut analyzer, &mut out);
+        analyzer.settle(assembler.horizon(record.ts));
+    }
+    assembler.finish(&mut out);
+    drain(&mut analyzer, &mut out);
+    progress.finish_and_clear();
+    analyzer.analysis.overview.max_open_invocations = assembler.max_open as u64;
+    if let Some(id) = config.invocation {
+        if analyzer.analysis.waterfall.is_none() {
+            return Err(AnalyzeError::NoInvocation(id));
+        }
+    }
+    Ok(analyzer.finish())
+}
+
+fn drain(analyzer: &mut analysis::Analyzer, out: &mut Vec<Out>) {
+    for o in out.drain(..) {
+        match o {
+            Out::Invocation(inv) => analyzer.invocation(&inv),
+            Out::Loose { call, late } => analyzer.loose(&call, late),
+        }
+    }
+}
+
+fn progress_bar(wanted: bool) -> indicatif::ProgressBar {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} records read {elapsed}").expect("valid template"));
+    bar
+}
