@@ -7,7 +7,8 @@ driven through its http route by a fixed, seeded mix of invocations.
 
 For each recording it:
 1. seeds the data (seed.py), straight to PostgreSQL and Redis;
-2. starts the payment/notify service (services.py) on a free port;
+2. starts the payment/notify service (services.py) and a relay that delays
+   Redis's replies as a network would (netdelay.py);
 3. runs `oltrace wrap` with an http route in front of the worker, routes to
    PostgreSQL and Redis behind it, the forward proxy for its outbound calls
    and --inject-traceparent, so the worker can propagate a trace id;
@@ -78,20 +79,29 @@ def free_port():
 
 
 def ready_line(proc, prefix):
-    """Reads `proc`'s stdout up to the line starting with `prefix`."""
+    """Reads `proc`'s stdout up to the line starting with `prefix`; returns
+    the rest of that line."""
     for line in proc.stdout:
         if line.startswith(prefix):
             return line[len(prefix):].strip()
     sys.exit(f"record.py: {proc.args[0]} exited before printing {prefix!r} (exit {proc.wait()})")
 
 
-def record(oltrace, trace, flags, invocations, rnd_seed):
+def start(script, *args):
+    """Starts one of the demo's helper processes; returns it and its port."""
+    proc = subprocess.Popen([sys.executable, HERE / script, *args], stdout=subprocess.PIPE, text=True)
+    return proc, int(ready_line(proc, "demo ").split("port=")[1])
+
+
+def record(oltrace, trace, flags, invocations, rnd_seed, redis_delay_ms):
     """Records one run; returns the invocations sent per lambda."""
     seed.seed_pg("host=127.0.0.1 port=5432 dbname=test user=postgres")
     seed.seed_redis("redis://127.0.0.1:6379")
-    services = subprocess.Popen([sys.executable, HERE / "services.py"], stdout=subprocess.PIPE, text=True)
+    helpers = []
     try:
-        services_url = f"http://127.0.0.1:{ready_line(services, 'demo services ready port=')}"
+        helpers.append(start("services.py"))
+        helpers.append(start("netdelay.py", "--upstream", "127.0.0.1:6379", "--delay-ms", str(redis_delay_ms)))
+        (_, services_port), (_, redis_port) = helpers
         worker_port = free_port()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("DATABASE_URL", None)
@@ -104,9 +114,10 @@ def record(oltrace, trace, flags, invocations, rnd_seed):
             [oltrace, "wrap", "-o", trace,
              "--route", f"http:0=127.0.0.1:{worker_port}",
              "--route", "postgres:0=127.0.0.1:5432",
-             "--route", "redis:0=127.0.0.1:6379",
+             "--route", f"redis:0=127.0.0.1:{redis_port}",
              "--forward-proxy", "0", "--inject-traceparent", "--source", "demo-worker",
-             "--", sys.executable, HERE / "app.py", "--port", str(worker_port), "--services", services_url, *flags],
+             "--", sys.executable, HERE / "app.py", "--port", str(worker_port),
+             "--services", f"http://127.0.0.1:{services_port}", *flags],
             env=env, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
@@ -135,8 +146,9 @@ def record(oltrace, trace, flags, invocations, rnd_seed):
                 wrap.terminate()
                 wrap.wait()
     finally:
-        services.terminate()
-        services.wait()
+        for proc, _ in helpers:
+            proc.terminate()
+            proc.wait()
 
 
 def main():
@@ -146,6 +158,7 @@ def main():
     ap.add_argument("--out-dir", type=Path, default=HERE)
     ap.add_argument("--only", choices=VARIANTS, help="record one of the two traces")
     ap.add_argument("--oltrace", help="the oltrace binary (default: built here with cargo)")
+    ap.add_argument("--redis-delay-ms", type=float, default=0.2, help="the network delay netdelay.py adds to Redis replies")
     a = ap.parse_args()
     if a.invocations < len(WEIGHTS):
         ap.error(f"--invocations must be at least {len(WEIGHTS)}, one per lambda")
@@ -158,7 +171,7 @@ def main():
         trace_name, expected_name, flags = VARIANTS[variant]
         trace = a.out_dir / trace_name
         trace.unlink(missing_ok=True)
-        sent = record(oltrace, trace, flags, a.invocations, a.seed)
+        sent = record(oltrace, trace, flags, a.invocations, a.seed, a.redis_delay_ms)
         lambdas = app.lambdas(fix_n_plus_one="--fix-n-plus-one" in flags)
         expected = {
             "trace": trace_name,
