@@ -30,14 +30,14 @@ import os
 import queue
 import secrets
 import sys
-import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import psycopg
 import redis
+from jsonhttp import JsonHandler
 
 # --- what each lambda plants, and the calls it makes per invocation ---------
 
@@ -273,9 +273,7 @@ class Worker:
             return HANDLERS[name](inv, args)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as a gateway's connections are
-    disable_nagle_algorithm = True  # the head and the body are two writes: no 40 ms delayed-ACK stall between them
+class Handler(JsonHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -287,25 +285,6 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as e:  # the lambda's failure is its response
             return self.reply(500, {"error": repr(e)})
         self.reply(200, result)
-
-    def do_GET(self):
-        if self.path == "/shutdown":
-            self.close_connection = True
-            self.reply(200, {"bye": True})
-            threading.Thread(target=self.server.shutdown).start()
-        else:
-            self.reply(404, {"error": f"no route GET {self.path}"})
-
-    def reply(self, status, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass  # one line per request would be noise in the trace's log records
 
 
 def main():

@@ -10,21 +10,18 @@ GET  /shutdown       answers, then exits 0
 
 import argparse
 import itertools
-import json
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from jsonhttp import JsonHandler
 
 PAY_S = 0.06
 NOTIFY_S = 0.02
 payments = itertools.count(1)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # the head and the body are two writes
-
+class Handler(JsonHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         # Through a forward proxy the target comes in absolute form.
@@ -37,25 +34,6 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, {"notified": self.path.removeprefix("/notify/")})
         else:
             self.reply(404, {"error": f"no route POST {self.path}"})
-
-    def do_GET(self):
-        if self.path == "/shutdown":
-            self.close_connection = True
-            self.reply(200, {"bye": True})
-            threading.Thread(target=self.server.shutdown).start()
-        else:
-            self.reply(404, {"error": f"no route GET {self.path}"})
-
-    def reply(self, status, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 def main():
