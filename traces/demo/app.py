@@ -274,7 +274,6 @@ class Worker:
 
 
 class Handler(JsonHandler):
-
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         name = self.path.removeprefix("/run/")
