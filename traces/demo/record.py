@@ -32,6 +32,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
@@ -93,9 +95,12 @@ def start(script, *args):
     return proc, int(ready_line(proc, "demo ").split("port=")[1])
 
 
+DIRECT_PG = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+
+
 def record(oltrace, trace, flags, invocations, rnd_seed, redis_delay_ms):
     """Records one run; returns the invocations sent per lambda."""
-    seed.seed_pg("host=127.0.0.1 port=5432 dbname=test user=postgres")
+    seed.seed_pg(DIRECT_PG)
     seed.seed_redis("redis://127.0.0.1:6379")
     helpers = []
     try:
@@ -167,6 +172,10 @@ def main():
         subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "oltrace"], cwd=REPO, check=True)
         oltrace = REPO / "target" / "release" / "oltrace"
     a.out_dir.mkdir(parents=True, exist_ok=True)
+    # Two recordings at once (two test runs on one machine) would reseed
+    # each other's tables and keys mid-run: they take turns.
+    lock = psycopg.connect(DIRECT_PG, autocommit=True)
+    lock.execute("SELECT pg_advisory_lock(hashtext('oltrace traces/demo/record.py'))")
     for variant in [a.only] if a.only else VARIANTS:
         trace_name, expected_name, flags = VARIANTS[variant]
         trace = a.out_dir / trace_name
