@@ -184,7 +184,7 @@ def main():
         lambdas = app.lambdas(fix_n_plus_one="--fix-n-plus-one" in flags)
         expected = {
             "trace": trace_name,
-            "recorded_with": f"traces/demo/record.py --invocations {a.invocations} --seed {a.seed}",
+            "recorded_with": f"traces/demo/record.py --invocations {a.invocations} --seed {a.seed} --redis-delay-ms {a.redis_delay_ms}",
             "invocations": sum(sent.values()),
             "lambdas": {name: spec["patterns"] for name, spec in lambdas.items()},
             "invocations_per_lambda": {name: sent[name] for name in lambdas},
