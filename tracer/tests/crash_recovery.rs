@@ -144,9 +144,8 @@ fn sigkill_under_pgbench_loses_at_most_100ms() {
                 .args(["-h", "127.0.0.1", "-p", port, "-U", "postgres", "-n", "-c", "4", "-T", "30", "-f"])
                 .arg(&script)
                 .arg("test")
-                // Plain connections: through TLS the proxy can only record
-                // opaque bytes (as `common::run` does for every client).
-                .env("PGSSLMODE", "disable")
+                // Default settings: pgbench asks for TLS and the proxy
+                // declines it (tls=decline), so every INSERT is recorded.
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

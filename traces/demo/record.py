@@ -111,10 +111,6 @@ def record(oltrace, trace, flags, invocations, rnd_seed, redis_delay_ms):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("DATABASE_URL", None)
         env.pop("REDIS_URL", None)
-        # Until the proxy declines TLS on postgres routes (the `tls: decline`
-        # commit), psycopg's default sslmode=prefer would make the recorded
-        # PostgreSQL traffic opaque. This line goes once that fix is merged.
-        env["PGSSLMODE"] = "disable"
         wrap = subprocess.Popen(
             [oltrace, "wrap", "-o", trace,
              "--route", f"http:0=127.0.0.1:{worker_port}",
