@@ -35,8 +35,8 @@ for round in $(seq 1 "$ROUNDS"); do
   sleep "$(awk -v a="$MIN_MS" -v b="$MAX_MS" -v s="$RANDOM" 'BEGIN { srand(s); printf "%.3f", (a + rand() * (b - a)) / 1000 }')"
   kill -9 "$proxy"; killed=$(now_ms)
   wait "$proxy" 2>/dev/null || true
-  kill "$bench" 2>/dev/null; wait "$bench" 2>/dev/null || true
-  sleep 0.05; kill "$sampler"; wait "$sampler" 2>/dev/null || true
+  kill "$bench" 2>/dev/null || true; wait "$bench" 2>/dev/null || true
+  sleep 0.05; kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   before=$(awk -v k="$killed" '$1 + 100 <= k && $2 ~ /^[0-9]+$/ { if ($2 > m) m = $2 } END { print m + 0 }' "$work/samples")
   after=$(redis-cli GET "$key$round")
   spool_mb=$(du -m --apparent-size "$trace.spool" | cut -f1)
