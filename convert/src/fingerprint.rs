@@ -6,8 +6,10 @@
 //! One pass over the bytes, no SQL parser (statements in traces may be in
 //! any dialect, cut, or wrong), so the rules are lexical:
 //!
-//! - literals become `?`: numbers (`42`, `-1` keeps its sign as an
-//!   operator, `1.5e3`, `0x1f`), strings (`'it''s'`, `E'a\'b'`, `B'01'`,
+//! - literals become `?`: numbers (`42`, `1.5e3`, `0x1f`, and `-1` where
+//!   the `-` is a sign: after an operator, `(`, `,` or at the start, so
+//!   `x + -1` and `x + 1` are one class, as in `pg_stat_statements`, while
+//!   `x - 1` keeps its operator), strings (`'it''s'`, `E'a\'b'`, `B'01'`,
 //!   `X'ff'`, dollar-quoted `$tag$...$tag$`), and placeholders (`$1`, `?`);
 //! - comments are dropped: `-- to the end of the line` and `/* ... */`
 //!   (nested, as PostgreSQL allows; sqlcommenter tags are such comments);
@@ -120,6 +122,24 @@ pub fn fingerprint(sql: &str) -> String {
                     while i < b.len() && is_operator(b[i]) && !(b[i] == b'-' && b.get(i + 1) == Some(&b'-')) && !(b[i] == b'/' && b.get(i + 1) == Some(&b'*')) {
                         i += 1;
                     }
+                    // `=-1`: PostgreSQL's lexer ends an operator before a
+                    // trailing `+`/`-` (unless it holds one of ~!@#%^&|`),
+                    // which is then the number's sign.
+                    let run = &b[start..i];
+                    let sign_at = i - 1;
+                    if starts_number(b, i) && matches!(b[sign_at], b'-' | b'+') {
+                        if run.len() == 1 && out.takes_sign() {
+                            i = skip_number(b, i);
+                            out.literal();
+                            continue;
+                        }
+                        if run.len() > 1 && !run.iter().any(|c| b"~!@#%^&|`".contains(c)) {
+                            out.punct(&sql[start..sign_at]);
+                            i = skip_number(b, i);
+                            out.literal();
+                            continue;
+                        }
+                    }
                 } else {
                     i += 1;
                     while i < b.len() && !sql.is_char_boundary(i) {
@@ -140,6 +160,15 @@ pub fn fingerprint(sql: &str) -> String {
     fold_lists(&s)
 }
 
+/// True when a number starts at `i` (a digit, or `.` then a digit).
+fn starts_number(b: &[u8], i: usize) -> bool {
+    match b.get(i) {
+        Some(c) if c.is_ascii_digit() => true,
+        Some(b'.') => b.get(i + 1).is_some_and(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
 fn is_operator(c: u8) -> bool {
     matches!(c, b'+' | b'-' | b'*' | b'/' | b'<' | b'>' | b'=' | b'~' | b'!' | b'@' | b'#' | b'%' | b'^' | b'&' | b'|' | b'`')
 }
@@ -151,6 +180,8 @@ enum Last {
     Literal,
     /// `(`, `.`, `::`: nothing follows with a space.
     Open,
+    /// `,` and operators: a `-` after them is a sign.
+    Operator,
     Other,
 }
 
@@ -181,6 +212,16 @@ impl Out {
         self.last = Last::Word;
     }
 
+    /// Whether a `-` or `+` here is a sign rather than an operator: at the
+    /// start, after `(`, `[`, `,` or an operator.
+    fn takes_sign(&self) -> bool {
+        match self.last {
+            Last::None | Last::Operator => true,
+            Last::Open => self.s.ends_with('(') || self.s.ends_with('['),
+            _ => false,
+        }
+    }
+
     fn literal(&mut self) {
         self.sep();
         self.s.push('?');
@@ -189,7 +230,11 @@ impl Out {
 
     fn punct(&mut self, p: &str) {
         match p {
-            "," | ")" | ";" | "]" => {
+            "," => {
+                self.s.push_str(p);
+                self.last = Last::Operator;
+            }
+            ")" | ";" | "]" => {
                 self.s.push_str(p);
                 self.last = Last::Other;
             }
@@ -207,7 +252,7 @@ impl Out {
             _ => {
                 self.sep();
                 self.s.push_str(p);
-                self.last = Last::Other;
+                self.last = if p.bytes().all(is_operator) { Last::Operator } else { Last::Other };
             }
         }
         self.space = false;
@@ -421,8 +466,21 @@ mod tests {
         );
         assert_eq!(
             fp("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (3, 1, 9, -4, CURRENT_TIMESTAMP);"),
-            "insert into pgbench_history (tid, bid, aid, delta, mtime) values (?, ?, ?, - ?, current_timestamp)"
+            "insert into pgbench_history (tid, bid, aid, delta, mtime) values (?, ?, ?, ?, current_timestamp)"
         );
+        // pgbench's negative deltas are the same class as its positive ones.
+        assert_eq!(
+            fp("UPDATE pgbench_tellers SET tbalance = tbalance + -4 WHERE tid = 8;"),
+            fp("UPDATE pgbench_tellers SET tbalance = tbalance + 4 WHERE tid = 8;")
+        );
+    }
+
+    #[test]
+    fn signs_and_minus() {
+        assert_eq!(fp("select -1"), "select - ?");
+        assert_eq!(fp("select a - 1, -2, (-3.5), x=-4, y<=-.5"), "select a - ?, ?, (?), x = ?, y <= ?");
+        assert_eq!(fp("select f(-1) - 2"), "select f(?) - ?");
+        assert_eq!(fp("select a @- 1"), "select a @- ?");
     }
 
     #[test]
