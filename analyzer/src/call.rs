@@ -107,7 +107,7 @@ impl Call {
         };
         match &e.summary {
             ExchangeSummary::Pg(p) => {
-                let text: Vec<String> = p.statements.iter().map(|s| strip_comments(s).trim().to_owned()).collect();
+                let text: Vec<std::borrow::Cow<str>> = p.statements.iter().map(|s| trim_cow(strip_comments(s))).collect();
                 let params: Vec<&str> = params.iter().map(|p| p.as_deref().unwrap_or("NULL")).collect();
                 call.identity = format!("{} [{}]", text.join("; "), params.join(", "));
                 call.rows = p.rows;
@@ -168,21 +168,36 @@ pub fn key_prefix(key: &str) -> String {
 /// and TABLE (lexical, as the fingerprint is; a subquery or function in
 /// FROM is skipped).
 pub fn tables(sql: &str) -> Vec<String> {
-    let words: Vec<&str> = sql.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')').filter(|w| !w.is_empty()).collect();
+    let mut words = sql.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')').filter(|w| !w.is_empty());
     let mut out = Vec::new();
-    for w in words.windows(2) {
-        if matches!(w[0].to_ascii_uppercase().as_str(), "FROM" | "JOIN" | "INTO" | "UPDATE" | "TABLE") {
-            let name = w[1].trim_matches('"').to_ascii_lowercase();
-            let ok = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-                && !matches!(name.as_str(), "select" | "lateral" | "only" | "unnest");
-            if ok && !out.contains(&name) {
+    let Some(mut prev) = words.next() else { return out };
+    for word in words {
+        let after_keyword = ["FROM", "JOIN", "INTO", "UPDATE", "TABLE"].iter().any(|kw| prev.eq_ignore_ascii_case(kw));
+        prev = word;
+        if !after_keyword {
+            continue;
+        }
+        let name = word.trim_matches('"');
+        let ok = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && !["select", "lateral", "only", "unnest"].iter().any(|kw| name.eq_ignore_ascii_case(kw));
+        if ok {
+            let name = name.to_ascii_lowercase();
+            if !out.contains(&name) {
                 out.push(name);
             }
         }
     }
     out
+}
+
+/// `s` without leading and trailing whitespace, borrowed when it was.
+fn trim_cow(s: std::borrow::Cow<'_, str>) -> std::borrow::Cow<'_, str> {
+    match s {
+        std::borrow::Cow::Borrowed(b) => std::borrow::Cow::Borrowed(b.trim()),
+        std::borrow::Cow::Owned(o) => std::borrow::Cow::Owned(o.trim().to_owned()),
+    }
 }
 
 #[cfg(test)]

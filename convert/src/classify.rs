@@ -25,34 +25,37 @@ pub fn sql_writes(sql: &str) -> bool {
         "REVOKE", "COPY", "VACUUM", "CLUSTER", "REINDEX", "COMMENT", "SECURITY", "REFRESH", "IMPORT", "LOCK", "CALL",
         "DO",
     ];
-    let words: Vec<String> = strip_comments(sql)
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_ascii_uppercase())
-        .collect();
-    let Some(first) = words.first() else { return false };
-    if first == "COPY" {
+    let text = strip_comments(sql);
+    // Words without allocating: this runs once per call in olanalyze.
+    let words = || text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| !w.is_empty());
+    let is = |w: &str, kw: &str| w.eq_ignore_ascii_case(kw);
+    let Some(first) = words().next() else { return false };
+    if is(first, "COPY") {
         // COPY ... TO only reads.
-        return words.iter().any(|w| w == "FROM");
+        return words().any(|w| is(w, "FROM"));
     }
-    if WRITES.contains(&first.as_str()) {
+    if WRITES.iter().any(|kw| is(first, kw)) {
         return true;
     }
-    if first == "WITH" || first == "EXPLAIN" || first == "SELECT" {
+    if is(first, "WITH") || is(first, "EXPLAIN") || is(first, "SELECT") {
         // Data-modifying CTEs, EXPLAIN ANALYZE of a write, SELECT INTO.
         let inner = ["INSERT", "UPDATE", "DELETE", "MERGE"];
-        if words.iter().skip(1).any(|w| inner.contains(&w.as_str())) {
+        if words().skip(1).any(|w| inner.iter().any(|kw| is(w, kw))) {
             return true;
         }
-        if first == "SELECT" && words.iter().any(|w| w == "INTO") {
+        if is(first, "SELECT") && words().any(|w| is(w, "INTO")) {
             return true;
         }
     }
     false
 }
 
-/// `sql` without its `--` and `/* */` comments (sqlcommenter tags included).
-pub fn strip_comments(sql: &str) -> String {
+/// The statement without its `--` and `/* */` comments (borrowed as it is
+/// when it has none).
+pub fn strip_comments(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains("--") && !sql.contains("/*") {
+        return std::borrow::Cow::Borrowed(sql);
+    }
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     while !rest.is_empty() {
@@ -66,7 +69,7 @@ pub fn strip_comments(sql: &str) -> String {
             rest = &rest[c.len_utf8()..];
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Redis commands that write (the `write` flag of `COMMAND INFO`, plus
