@@ -20,8 +20,8 @@
 //! 4. Each exchange goes through [`compare::compare_exchange`] (with
 //!    [`noise`] rules, scoped ones included) into the [`report`], which
 //!    also holds the driver's figures and renders text, JSON and JUnit.
-//!    `--learn-noise` replays twice and [`noise::NoiseRules::learn`]s from
-//!    what differed between the two.
+//!    `--learn-noise` ([`learn`]) replays twice and
+//!    [`noise::NoiseRules::learn`]s from what differed between the two.
 //!
 //! - [`model`]: what the driver hands comparison and the report.
 //! - [`classify`]: writes (for `--read-only`); shared with olanalyze, in
@@ -29,6 +29,7 @@
 
 pub use convert::classify;
 pub mod compare;
+pub mod learn;
 pub mod load;
 pub mod model;
 pub mod noise;

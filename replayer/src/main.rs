@@ -1,12 +1,11 @@
 //! `olreplay`: re-drives a recorded trace against a backend (regression
-//! runs, workload replay). This file turns the command line into a
-//! [`replayer::run::Config`], runs it, and prints the report; or, with
-//! `--learn-noise`, runs it twice and writes the noise rules learned from
-//! what differed between the two runs.
+//! runs, workload replay). This file is only the command line: it turns
+//! the flags into a [`replayer::run::Config`], runs it (or
+//! [`replayer::learn::learn_noise`] for `--learn-noise`), and prints what
+//! came out.
 
 use clap::Parser;
-use format::view::parse_duration;
-use replayer::load::Selection;
+use format::view::{parse_duration, Filter};
 use replayer::noise::NoiseRules;
 use replayer::run::{self, Config, Timing};
 use replayer::target::Targets;
@@ -54,8 +53,8 @@ struct Args {
     routes: Vec<String>,
 
     /// Replay only the protocol (repeatable; same as --route PROTO)
-    #[arg(long = "proto", value_name = "PROTO")]
-    protos: Vec<String>,
+    #[arg(long = "proto", value_name = "PROTO", value_parser = parse_proto)]
+    protos: Vec<format::Protocol>,
 
     /// Replay only the invocations of this lambda, and the connections
     /// carrying its downstream calls (repeatable)
@@ -138,6 +137,9 @@ struct Args {
     no_progress: bool,
 }
 
+fn parse_proto(s: &str) -> Result<format::Protocol, String> {
+    replayer::target::replayed_protocol(s).ok_or_else(|| format!("{s:?}: use http, postgres, redis or tcp"))
+}
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     let (n, unit) = match s.split_once('/') {
@@ -186,34 +188,20 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
     if args.concurrency == Some(0) {
         anyhow::bail!("--concurrency 0: give at least 1");
     }
-    let load = |p: &PathBuf| NoiseRules::load(p).map_err(|e| anyhow::anyhow!("--noise {}: {e:#}", p.display()));
-    let mut noise = match args.noise.first() {
-        Some(p) => load(p)?,
-        None => NoiseRules::default(),
+    let noise = NoiseRules::from_files(&args.noise, !args.no_default_noise)?;
+    let mut filter = Filter {
+        protocols: args.protos.clone(),
+        lambdas: args.lambdas.clone(),
+        from_ns: args.from.map(|d| d.as_nanos() as u64),
+        to_ns: args.to.map(|d| d.as_nanos() as u64),
+        ..Filter::default()
     };
-    for p in args.noise.iter().skip(1) {
-        noise.extend(load(p)?.rules().cloned())?;
-    }
-    if args.no_default_noise {
-        noise = noise.without_defaults();
-    }
-    let mut routes = args.routes.clone();
-    for p in &args.protos {
-        let Some(p) = replayer::target::replayed_protocol(p) else {
-            anyhow::bail!("--proto {p}: use http, postgres, redis or tcp");
-        };
-        routes.push(p.name().to_owned());
-    }
+    replayer::load::add_routes(&mut filter, &args.routes);
     let cfg = Config {
         trace: args.trace.clone(),
         targets,
-        selection: Selection {
-            routes,
-            lambdas: args.lambdas.clone(),
-            from: args.from.map(|d| d.as_nanos() as u64),
-            to: args.to.map(|d| d.as_nanos() as u64),
-            read_only: args.read_only,
-        },
+        filter,
+        read_only: args.read_only,
         timing,
         concurrency: args.concurrency,
         loops: args.loops,
@@ -230,7 +218,18 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
         None => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
     };
     if let Some(path) = &args.learn_noise {
-        return learn_noise(&rt, cfg, path);
+        let l = rt.block_on(replayer::learn::learn_noise(cfg, path))?;
+        println!(
+            "learned {} noise rule(s) over {} key(s) from two replays of {} exchanges; wrote {}",
+            l.rules,
+            l.keys,
+            l.exchanges,
+            path.display()
+        );
+        if l.failed > 0 {
+            eprintln!("olreplay: note: {} exchange(s) failed in the two replays; nothing was learned from them", l.failed);
+        }
+        return Ok(0);
     }
     let report = rt.block_on(run::run(cfg))?.report;
     match args.report.as_str() {
@@ -246,28 +245,4 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
         write(path).map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
     }
     Ok(report.exit_code())
-}
-
-/// `--learn-noise`: two replays against the same target, the rules for
-/// what differed between them (never for what differs from the recording:
-/// that is what a replay is there to find).
-fn learn_noise(rt: &tokio::runtime::Runtime, cfg: Config, path: &std::path::Path) -> anyhow::Result<u8> {
-    let headers = cfg.noise.headers().to_vec();
-    let first = rt.block_on(run::run(cfg.clone()))?;
-    let second = rt.block_on(run::run(cfg))?;
-    let failed = first.report.failed + second.report.failed;
-    let learned = NoiseRules::learn(&first.exchanges, &second.exchanges, &headers);
-    learned.save(path)?;
-    let n = learned.rules().count();
-    let keys: std::collections::BTreeSet<_> = learned.rules().filter_map(|r| r.key.as_deref()).collect();
-    println!(
-        "learned {n} noise rule(s) over {} key(s) from two replays of {} exchanges; wrote {}",
-        keys.len(),
-        first.exchanges.len(),
-        path.display()
-    );
-    if failed > 0 {
-        eprintln!("olreplay: note: {failed} exchange(s) failed in the two replays; nothing was learned from them");
-    }
-    Ok(0)
 }

@@ -3,7 +3,7 @@
 //! exchange and fill the report.
 
 use crate::compare;
-use crate::load::{self, ConnScript, Plan, Selection};
+use crate::load::{self, ConnScript, Plan};
 use crate::model::Replayed;
 use crate::noise::NoiseRules;
 use crate::report::{Report, RunFigures};
@@ -33,7 +33,11 @@ pub enum Timing {
 pub struct Config {
     pub trace: PathBuf,
     pub targets: Targets,
-    pub selection: Selection,
+    /// What to replay: routes and protocols (alternatives), lambdas and a
+    /// time window (see [`load::load`]).
+    pub filter: format::view::Filter,
+    /// Skip writes (`--read-only`).
+    pub read_only: bool,
     pub timing: Timing,
     /// At most this many connections open at once.
     pub concurrency: Option<usize>,
@@ -68,7 +72,7 @@ impl std::fmt::Display for Fatal {
 impl std::error::Error for Fatal {}
 
 pub async fn run(cfg: Config) -> Result<Outcome, Fatal> {
-    let plan = load::load(&cfg.trace, &cfg.selection).map_err(|e| Fatal(format!("{e:#}")))?;
+    let plan = load::load(&cfg.trace, &cfg.filter, cfg.read_only).map_err(|e| Fatal(format!("{e:#}")))?;
     let unknown = cfg.targets.unknown_keys(&plan.routes);
     if !unknown.is_empty() {
         return Err(Fatal(format!(
@@ -77,7 +81,7 @@ pub async fn run(cfg: Config) -> Result<Outcome, Fatal> {
             plan.routes.join(", ")
         )));
     }
-    for r in &cfg.selection.routes {
+    for r in &cfg.filter.routes {
         let known = crate::target::replayed_protocol(r).is_some() || plan.routes.contains(r);
         if !known {
             return Err(Fatal(format!("--route {r}: no such protocol or route in the trace; routes are: {}", plan.routes.join(", "))));
