@@ -146,7 +146,7 @@ struct ConnRecords {
 
 /// Adds olreplay's `--route` names to `filter`: a route name, or a
 /// protocol (`--route http` drives every HTTP connection too, as `--proto
-/// http` does: routes and protocols are alternatives, see [`script`]).
+/// http` does: routes and protocols are alternatives, see the `script` module).
 pub fn add_routes(filter: &mut Filter, routes: &[String]) {
     for r in routes {
         filter.routes.push(r.clone());
@@ -157,7 +157,7 @@ pub fn add_routes(filter: &mut Filter, routes: &[String]) {
 }
 
 /// Reads `path` and builds the plan of what `filter` keeps (its routes,
-/// protocols, lambdas and time window; see [`script`] for how each
+/// protocols, lambdas and time window; see the `script` module for how each
 /// applies), leaving out writes when `read_only`. Fails only when the file
 /// cannot be opened or is not a trace; damage inside is reported in the
 /// plan.

@@ -1,20 +1,23 @@
 //! Replaying one recorded connection against its target.
 //!
-//! [`replay_connection`] opens the connection, redoes the protocol's
-//! opening with the target's credentials ([`pg`]: startup and
-//! authentication; [`redis`]: `AUTH` and `SELECT`), then sends the recorded
-//! client messages in order, each no earlier than its due time and only
-//! once the responses the recorded client had waited for have come back.
-//! Everything sent and received goes through a [`wire::Session`], and each
-//! exchange it completes is turned into a replayed [`Side`] with
+//! [`replay_connection`] opens the connection ([`conn::Conn`]), redoes the
+//! protocol's opening with the target's credentials ([`pg`]: startup and
+//! authentication; [`redis`]: `AUTH` and `SELECT`), then hands the socket's
+//! bytes and wake-ups to [`machine::Replay`], a state machine without I/O
+//! that decides what is sent when: the recorded client messages in order,
+//! each no earlier than its due time and only once the responses the
+//! recorded client had waited for have come back ([`http`] and [`redis`]
+//! rewrite a request for the target on the way). Everything sent and
+//! received goes through a [`wire::Session`], and each exchange it
+//! completes is turned into a replayed side ([`sides::Sides`], with
 //! `convert::event_to_records`, exactly as the recorder built the recorded
-//! one, then paired with the recorded exchange in order.
+//! one), then paired with the recorded exchange in order.
 //!
 //! One task owns the socket: it writes without blocking (what the socket
-//! does not take waits in a buffer) and reads whenever bytes come, so a
-//! pipelining client's replay cannot deadlock against a server that stops
-//! reading until its replies are read. The socket is a [`transport`]:
-//! plain TCP, or TLS driven by the same readiness.
+//! does not take waits in the machine's buffer) and reads whenever bytes
+//! come, so a pipelining client's replay cannot deadlock against a server
+//! that stops reading until its replies are read. The socket is a
+//! [`transport`]: plain TCP, or TLS driven by the same readiness.
 
 pub mod conn;
 pub mod http;
