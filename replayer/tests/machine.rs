@@ -317,3 +317,67 @@ fn no_answer_times_out() {
     let why: Vec<String> = rest.iter().map(|r| r.replayed.clone().unwrap_err()).collect();
     assert_eq!(why, ["no response within 30s", "not sent: no response within 30s"]);
 }
+
+fn redis_gets(n: usize, dues_ms: &[u64], waits: &[usize]) -> (Arc<ConnScript>, Vec<u8>) {
+    let cmd = wire::redis::encode_command(&[b"GET", b"a"]);
+    let sends = (0..n).map(|i| send(dues_ms[i], &cmd, Some(i), waits[i])).collect();
+    (script(Protocol::Redis, sends, (0..n).map(|_| exchange(ExchangeSummary::Redis(Default::default()))).collect()), cmd)
+}
+
+fn redis_replay(s: Arc<ConnScript>, t0: Instant, dues_ms: &[u64], deadline: Option<Instant>) -> Replay {
+    let session = wire::Session::new(wire::Protocol::Redis, wire::Limits::default());
+    let params = ReplayParams { deadline, ..params(t0, dues_ms) };
+    Replay::new(s, Target::recorded("127.0.0.1:6379"), params, session, t0)
+}
+
+/// `--duration` ran out before the second command was due: it is counted
+/// as not sent (not failed), and the first is still answered and reported.
+#[test]
+fn duration_ends_sending() {
+    let (s, cmd) = redis_gets(2, &[0, 2], &[0, 0]);
+    let t0 = Instant::now();
+    let mut m = redis_replay(s, t0, &[0, 2], Some(t0 + ms(1)));
+    drive(
+        &mut m,
+        t0,
+        &[step(0, Ev::Tick, &cmd, Some(2), 0), step(2, Ev::Tick, b"", None, 0), step(3, Ev::Recv(b"$1\r\nx\r\n".to_vec()), b"", None, 1)],
+    );
+    assert!(m.is_finished());
+    let (rest, outcome) = m.finish(t0 + ms(3));
+    assert!(rest.is_empty());
+    assert_eq!(outcome.unsent, 1);
+}
+
+/// The server closes while a command is unanswered and another is still
+/// to go: the replay ends at once; the decoder closes the first exchange
+/// as the recorder would (no response), the second is not sent.
+#[test]
+fn server_closing_mid_replay_fails_what_is_left() {
+    let (s, cmd) = redis_gets(2, &[0, 1], &[0, 1]);
+    let t0 = Instant::now();
+    let mut m = redis_replay(s, t0, &[0, 1], None);
+    let (closed, _) = drive(&mut m, t0, &[step(0, Ev::Tick, &cmd, None, 0), step(1, Ev::Close, b"", None, 1)]);
+    let side = closed[0].replayed.as_ref().expect("closed by the decoder");
+    assert_ne!(side.status, ExchangeStatus::Complete);
+    assert!(side.responses.is_empty());
+    assert!(m.is_finished());
+    let (rest, _) = m.finish(t0 + ms(1));
+    let why: Vec<String> = rest.iter().map(|r| r.replayed.clone().unwrap_err()).collect();
+    assert_eq!(why, ["not sent: the server closed the connection"]);
+}
+
+/// A reply nested past the RESP depth limit: the decoder gives up, and the
+/// replay ends at once with its reason instead of waiting for the timeout.
+#[test]
+fn undecodable_reply_ends_the_replay_at_once() {
+    let (s, cmd) = redis_gets(2, &[0, 0], &[0, 1]);
+    let t0 = Instant::now();
+    let mut m = redis_replay(s, t0, &[0, 0], None);
+    let deep = b"*1\r\n".repeat(wire::redis::MAX_DEPTH + 10);
+    drive(&mut m, t0, &[step(0, Ev::Tick, &cmd, None, 0), step(1, Ev::Recv(deep), b"", None, 0)]);
+    assert!(m.is_finished(), "finished without waiting for the timeout");
+    let (rest, _) = m.finish(t0 + ms(1));
+    let why = rest[0].replayed.clone().unwrap_err();
+    assert!(why.starts_with("the target's reply cannot be decoded") && why.contains("nest"), "{why}");
+    assert_eq!(rest.len(), 2);
+}
