@@ -9,7 +9,7 @@ use format::view::{parse_duration, Filter};
 use replayer::noise::NoiseRules;
 use replayer::run::{self, Config, Timing};
 use replayer::target::Targets;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -74,7 +74,7 @@ struct Args {
     speed: Option<f64>,
 
     /// Exchanges at a fixed rate, open loop, in recorded order (e.g. 500/s, 500)
-    #[arg(long, value_name = "N/s", value_parser = parse_rate, conflicts_with = "max")]
+    #[arg(long, value_name = "N/s", value_parser = run::parse_rate, conflicts_with = "max")]
     rate: Option<f64>,
 
     /// As fast as possible: each connection sends as soon as the responses it
@@ -141,26 +141,6 @@ fn parse_proto(s: &str) -> Result<format::Protocol, String> {
     replayer::target::replayed_protocol(s).ok_or_else(|| format!("{s:?}: use http, postgres, redis or tcp"))
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
-    let (n, unit) = match s.split_once('/') {
-        Some((n, u)) => (n, u),
-        None => (s, "s"),
-    };
-    let n: f64 = n.trim().parse().map_err(|_| format!("{s:?}: write e.g. 500/s or 30/m"))?;
-    let per = match unit.trim() {
-        "s" | "sec" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        u => return Err(format!("unknown unit {u:?}: use /s, /m or /h")),
-    };
-    let r = n / per;
-    if r > 0.0 && r.is_finite() {
-        Ok(r)
-    } else {
-        Err(format!("{s:?}: the rate must be positive"))
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     match real_main(args) {
@@ -174,17 +154,7 @@ fn main() -> ExitCode {
 
 fn real_main(args: Args) -> anyhow::Result<u8> {
     let targets = Targets::parse(&args.targets)?;
-    let timing = if args.max {
-        Timing::Max
-    } else if let Some(r) = args.rate {
-        Timing::Rate { per_sec: r }
-    } else {
-        let speed = args.speed.unwrap_or(1.0);
-        if !(speed > 0.0 && speed.is_finite()) {
-            anyhow::bail!("--speed {speed}: give a positive factor, e.g. --speed 2 (twice as fast)");
-        }
-        Timing::Recorded { speed }
-    };
+    let timing = Timing::from_flags(args.max, args.rate, args.speed)?;
     if args.concurrency == Some(0) {
         anyhow::bail!("--concurrency 0: give at least 1");
     }
@@ -237,12 +207,7 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
         _ => print!("{}", report.text()),
     }
     if let Some(path) = &args.junit {
-        let write = |path: &std::path::Path| -> std::io::Result<()> {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-            report.junit(&mut f)?;
-            f.flush()
-        };
-        write(path).map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
+        report.write_junit(path).map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
     }
     Ok(report.exit_code())
 }
