@@ -126,3 +126,22 @@ fn records_that_do_not_tie_up_in_an_intact_trace_are_not_called_damage() {
     assert!(!plan.skipped.keys().any(|k| k.contains("damaged trace")), "{:?}", plan.skipped);
     assert!(plan.skipped.keys().any(|k| k.contains("inconsistent recording")), "{:?}", plan.skipped);
 }
+
+#[test]
+fn routes_and_protocols_are_alternatives() {
+    let all = load(&sample(), &Filter::default(), false).unwrap();
+    let route = all.conns.iter().find(|c| c.protocol == format::Protocol::Redis).unwrap().route.clone();
+    // `--route http --route <the Redis route>`: every HTTP connection, and that route's.
+    let mut f = Filter::default();
+    replayer::load::add_routes(&mut f, &["http".to_string(), route.clone()]);
+    assert_eq!(f.protocols, [format::Protocol::Http]);
+    let plan = load(&sample(), &f, false).unwrap();
+    let protos: std::collections::BTreeSet<_> = plan.conns.iter().map(|c| c.protocol).collect();
+    assert_eq!(protos, [format::Protocol::Http, format::Protocol::Redis].into_iter().collect());
+    assert!(plan.conns.iter().all(|c| c.protocol == format::Protocol::Http || c.route == route));
+    assert_eq!(plan.conns.len(), all.conns.iter().filter(|c| c.protocol == format::Protocol::Http || c.route == route).count());
+    // An alias is not the protocol's name: `pg` names a route only.
+    let mut f = Filter::default();
+    replayer::load::add_routes(&mut f, &["pg".to_string()]);
+    assert!(f.protocols.is_empty());
+}
