@@ -75,26 +75,17 @@ impl Conn {
     /// Reads what is there without waiting, feeding the decoder. Returns
     /// false once the server has closed.
     pub fn read_ready(&mut self) -> Result<bool, String> {
-        loop {
-            match self.stream.try_read(&mut self.rbuf) {
-                Ok(0) => {
-                    let now = self.now_ns();
-                    self.session.eof(wire::Direction::ToClient, now, &mut self.events);
-                    self.eof = true;
-                    return Ok(false);
+        let Conn { stream, session, clock, events, rbuf, eof } = self;
+        stream.read_available(rbuf, |bytes| {
+            let now = clock.elapsed().as_nanos() as u64;
+            match bytes {
+                Some(b) => session.feed(wire::Direction::ToClient, b, now, events),
+                None => {
+                    session.eof(wire::Direction::ToClient, now, events);
+                    *eof = true;
                 }
-                Ok(n) => {
-                    let now = self.now_ns();
-                    self.session.feed(wire::Direction::ToClient, &self.rbuf[..n], now, &mut self.events);
-                    if n < self.rbuf.len() {
-                        return Ok(true);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("reading failed: {e}")),
             }
-        }
+        })
     }
 
     /// Waits until the server sends something (or closes), within `timeout`.

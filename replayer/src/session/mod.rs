@@ -40,7 +40,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use transport::Transport;
 
 /// Settings shared by every connection of a run.
 #[derive(Clone)]
@@ -189,7 +188,10 @@ pub async fn replay_connection(
             _ = &mut idle, if idle_want.is_some() => Wake::Timeout,
         };
         match wake {
-            Wake::Read => match read_ready(&mut stream, &mut rbuf, &mut m) {
+            Wake::Read => match stream.read_available(&mut rbuf, |bytes| match bytes {
+                Some(b) => m.handle_received(b, Instant::now()),
+                None => m.handle_server_closed(Instant::now()),
+            }) {
                 Ok(true) => {}
                 Ok(false) => server_closed = true,
                 Err(e) => m.fail(e),
@@ -209,26 +211,4 @@ pub async fn replay_connection(
         let _ = out.send(r);
     }
     outcome
-}
-
-/// Reads what is there without waiting and hands it to the machine.
-/// Returns false once the server has closed.
-fn read_ready(stream: &mut Transport, rbuf: &mut [u8], m: &mut Replay) -> Result<bool, String> {
-    loop {
-        match stream.try_read(rbuf) {
-            Ok(0) => {
-                m.handle_server_closed(Instant::now());
-                return Ok(false);
-            }
-            Ok(n) => {
-                m.handle_received(&rbuf[..n], Instant::now());
-                if n < rbuf.len() {
-                    return Ok(true);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("reading failed: {e}")),
-        }
-    }
 }
