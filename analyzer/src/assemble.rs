@@ -115,7 +115,7 @@ impl Assembler {
             }
             Body::Message(m) if m.dir == Direction::ToServer => {
                 if let Some(Decoded::Pg(p)) = &m.decoded {
-                    if p.kind == "Bind" {
+                    if p.typed_kind() == Some(format::PgKind::Bind) {
                         self.binds.entry((record.src, m.conn)).or_default().push_back((record.ts, p.params.clone()));
                     }
                 }

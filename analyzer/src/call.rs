@@ -130,7 +130,7 @@ impl Call {
             ExchangeSummary::Redis(r) => {
                 let args: Vec<String> = r.args.iter().map(|a| String::from_utf8_lossy(&a.0).into_owned()).collect();
                 call.identity = format!("{} {}", r.command.to_ascii_uppercase(), args.join(" "));
-                if let Some(reply) = r.reply.as_ref().filter(|r| r.kind == "error") {
+                if let Some(reply) = r.reply.as_ref().filter(|r| r.is_error()) {
                     let text = reply.text.as_ref().map(|t| String::from_utf8_lossy(&t.0).into_owned()).unwrap_or_default();
                     call.error = Some(format!("redis {}", text.split_whitespace().next().unwrap_or("error")));
                 }

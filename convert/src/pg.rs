@@ -241,7 +241,7 @@ pub fn pg_decoded(p: &PgMessage) -> format::PgMessage {
 fn fill_decoded(d: &mut format::PgMessage, p: &PgMessage, spare: &mut Spare) {
     empty(d, spare);
     let kind = summarize(d, p, spare);
-    set_str(&mut d.kind, kind);
+    set_str(&mut d.kind, kind.name());
 }
 
 /// Makes `d` as [`format::PgMessage::default`] is, its strings and rows
@@ -275,50 +275,51 @@ fn empty(d: &mut format::PgMessage, spare: &mut Spare) {
 
 /// Sets the fields of the empty `d` that message `p` has, and returns its
 /// kind.
-fn summarize(d: &mut format::PgMessage, p: &PgMessage, sp: &mut Spare) -> &'static str {
+fn summarize(d: &mut format::PgMessage, p: &PgMessage, sp: &mut Spare) -> format::PgKind {
+    use format::PgKind as K;
     use pg::Authentication as A;
     match p {
-        PgMessage::SslRequest => "SSLRequest",
-        PgMessage::GssEncRequest => "GSSENCRequest",
+        PgMessage::SslRequest => K::SslRequest,
+        PgMessage::GssEncRequest => K::GssEncRequest,
         PgMessage::Startup(s) => {
             let (major, minor) = (s.protocol >> 16, s.protocol & 0xffff);
             if (major, minor) != (3, 0) {
                 d.fields.push(sp.field("protocol", format_args!("{major}.{minor}")));
             }
             d.fields.extend(s.params.iter().map(|(k, v)| (sp.lossy(k), sp.capped(v))));
-            "StartupMessage"
+            K::StartupMessage
         }
         PgMessage::CancelRequest { pid, secret_key } => {
             d.fields.push(sp.field("pid", pid));
             d.fields.push(sp.field("secret_key", secret_key));
-            "CancelRequest"
+            K::CancelRequest
         }
         PgMessage::SslResponse { accepted } => {
             d.fields.push(sp.field("accepted", accepted));
-            "SSLResponse"
+            K::SslResponse
         }
         PgMessage::GssEncResponse { accepted } => {
             d.fields.push(sp.field("accepted", accepted));
-            "GSSENCResponse"
+            K::GssEncResponse
         }
         PgMessage::Authentication(a) => match a {
-            A::Ok => "AuthenticationOk",
-            A::CleartextPassword => "AuthenticationCleartextPassword",
+            A::Ok => K::AuthenticationOk,
+            A::CleartextPassword => K::AuthenticationCleartextPassword,
             A::Md5Password { salt } => {
                 d.fields.push((sp.text("salt"), sp.hex(salt)));
-                "AuthenticationMD5Password"
+                K::AuthenticationMd5Password
             }
             A::Sasl { mechanisms } => {
                 d.fields.extend(mechanisms.iter().map(|m| (sp.text("mechanism"), sp.lossy(m))));
-                "AuthenticationSASL"
+                K::AuthenticationSasl
             }
             A::SaslContinue { data } => {
                 d.fields.push((sp.text("data"), sp.capped(data)));
-                "AuthenticationSASLContinue"
+                K::AuthenticationSaslContinue
             }
             A::SaslFinal { data } => {
                 d.fields.push((sp.text("data"), sp.capped(data)));
-                "AuthenticationSASLFinal"
+                K::AuthenticationSaslFinal
             }
             A::Other { code, data } => {
                 use pg::tags::auth;
@@ -326,57 +327,57 @@ fn summarize(d: &mut format::PgMessage, p: &PgMessage, sp: &mut Spare) -> &'stat
                     d.fields.push((sp.text("data"), sp.hex(data)));
                 }
                 match *code {
-                    auth::KERBEROS_V5 => "AuthenticationKerberosV5",
-                    auth::GSS => "AuthenticationGSS",
-                    auth::GSS_CONTINUE => "AuthenticationGSSContinue",
-                    auth::SSPI => "AuthenticationSSPI",
+                    auth::KERBEROS_V5 => K::AuthenticationKerberosV5,
+                    auth::GSS => K::AuthenticationGss,
+                    auth::GSS_CONTINUE => K::AuthenticationGssContinue,
+                    auth::SSPI => K::AuthenticationSspi,
                     other => {
                         d.fields.insert(0, sp.field("code", other));
-                        "Authentication"
+                        K::Authentication
                     }
                 }
             }
         },
         PgMessage::Password { password } => {
             d.fields.push((sp.text("password"), sp.capped(password)));
-            "PasswordMessage"
+            K::PasswordMessage
         }
         PgMessage::SaslInitialResponse { mechanism, data } => {
             d.fields.push((sp.text("mechanism"), sp.lossy(mechanism)));
             if let Some(data) = data {
                 d.fields.push((sp.text("data"), sp.capped(data)));
             }
-            "SASLInitialResponse"
+            K::SaslInitialResponse
         }
         PgMessage::SaslResponse { data } => {
             d.fields.push((sp.text("data"), sp.capped(data)));
-            "SASLResponse"
+            K::SaslResponse
         }
         PgMessage::GssResponse { data } => {
             d.fields.push((sp.text("data"), sp.capped(data)));
-            "GSSResponse"
+            K::GssResponse
         }
         PgMessage::ParameterStatus { name, value } => {
             d.fields.push((sp.lossy(name), sp.capped(value)));
-            "ParameterStatus"
+            K::ParameterStatus
         }
         PgMessage::BackendKeyData { pid, secret_key } => {
             d.fields.push(sp.field("pid", pid));
             d.fields.push(sp.field("secret_key", secret_key));
-            "BackendKeyData"
+            K::BackendKeyData
         }
         PgMessage::ReadyForQuery { status } => {
             d.fields.push((sp.text("status"), sp.txn(*status)));
-            "ReadyForQuery"
+            K::ReadyForQuery
         }
         PgMessage::NegotiateProtocolVersion { minor, unrecognized } => {
             d.fields.push(sp.field("minor", minor));
             d.fields.extend(unrecognized.iter().map(|o| (sp.text("unrecognized"), sp.lossy(o))));
-            "NegotiateProtocolVersion"
+            K::NegotiateProtocolVersion
         }
         PgMessage::Query { sql } => {
             d.sql = Some(sp.lossy(sql));
-            "Query"
+            K::Query
         }
         PgMessage::Parse { name, sql, param_types } => {
             d.statement = Some(sp.lossy(name));
@@ -384,7 +385,7 @@ fn summarize(d: &mut format::PgMessage, p: &PgMessage, sp: &mut Spare) -> &'stat
             if !param_types.is_empty() {
                 d.fields.push((sp.text("param_types"), sp.oids(param_types)));
             }
-            "Parse"
+            K::Parse
         }
         PgMessage::Bind(b) => {
             d.statement = Some(sp.lossy(&b.statement));
@@ -392,42 +393,42 @@ fn summarize(d: &mut format::PgMessage, p: &PgMessage, sp: &mut Spare) -> &'stat
                 d.fields.push((sp.text("portal"), sp.lossy(&b.portal)));
             }
             sp.push_values(&mut d.params, &b.param_formats, &b.params);
-            "Bind"
+            K::Bind
         }
         PgMessage::Describe { target, name } => {
             describe_or_close(d, *target, name, sp);
-            "Describe"
+            K::Describe
         }
         PgMessage::Execute { portal, max_rows } => {
             d.fields.push((sp.text("portal"), sp.lossy(portal)));
             d.fields.push(sp.field("max_rows", max_rows));
-            "Execute"
+            K::Execute
         }
-        PgMessage::Sync => "Sync",
-        PgMessage::Flush => "Flush",
+        PgMessage::Sync => K::Sync,
+        PgMessage::Flush => K::Flush,
         PgMessage::Close { target, name } => {
             describe_or_close(d, *target, name, sp);
-            "Close"
+            K::Close
         }
         PgMessage::FunctionCall { function, arg_formats, args, result_format: _ } => {
             d.fields.push(sp.field("function", function));
             sp.push_values(&mut d.params, arg_formats, args);
-            "FunctionCall"
+            K::FunctionCall
         }
-        PgMessage::Terminate => "Terminate",
-        PgMessage::ParseComplete => "ParseComplete",
-        PgMessage::BindComplete => "BindComplete",
-        PgMessage::CloseComplete => "CloseComplete",
+        PgMessage::Terminate => K::Terminate,
+        PgMessage::ParseComplete => K::ParseComplete,
+        PgMessage::BindComplete => K::BindComplete,
+        PgMessage::CloseComplete => K::CloseComplete,
         PgMessage::ParameterDescription { types } => {
             d.fields.push((sp.text("types"), sp.oids(types)));
-            "ParameterDescription"
+            K::ParameterDescription
         }
         PgMessage::RowDescription { columns } => {
             d.columns.extend(columns.iter().map(|c| sp.text(&c.name_str())));
-            "RowDescription"
+            K::RowDescription
         }
-        PgMessage::NoData => "NoData",
-        PgMessage::PortalSuspended => "PortalSuspended",
+        PgMessage::NoData => K::NoData,
+        PgMessage::PortalSuspended => K::PortalSuspended,
         PgMessage::DataRows { count, len: _, rows } => {
             d.row_count = Some(*count);
             for values in rows {
@@ -435,57 +436,57 @@ fn summarize(d: &mut format::PgMessage, p: &PgMessage, sp: &mut Spare) -> &'stat
                 row.extend(values.iter().map(|v| sp.value(v)));
                 d.rows.push(row);
             }
-            "DataRow"
+            K::DataRow
         }
         PgMessage::CommandComplete { tag } => {
             d.tag = Some(sp.lossy(tag));
-            "CommandComplete"
+            K::CommandComplete
         }
-        PgMessage::EmptyQueryResponse => "EmptyQueryResponse",
+        PgMessage::EmptyQueryResponse => K::EmptyQueryResponse,
         PgMessage::CopyResponse(c) => {
             d.fields.push(sp.field("format", c.format));
             d.fields.push(sp.field("columns", c.column_formats.len()));
             match c.direction {
-                pg::CopyDirection::In => "CopyInResponse",
-                pg::CopyDirection::Out => "CopyOutResponse",
-                pg::CopyDirection::Both => "CopyBothResponse",
+                pg::CopyDirection::In => K::CopyInResponse,
+                pg::CopyDirection::Out => K::CopyOutResponse,
+                pg::CopyDirection::Both => K::CopyBothResponse,
             }
         }
         PgMessage::CopyData { count, len: _ } => {
             d.fields.push(sp.field("count", count));
-            "CopyData"
+            K::CopyData
         }
-        PgMessage::CopyDone => "CopyDone",
+        PgMessage::CopyDone => K::CopyDone,
         PgMessage::CopyFail { message } => {
             d.fields.push((sp.text("message"), sp.capped(message)));
-            "CopyFail"
+            K::CopyFail
         }
         PgMessage::FunctionCallResponse { value } => {
             let mut row = sp.row();
             row.push(value.as_ref().map(|v| sp.capped(v)));
             d.rows.push(row);
             d.row_count = Some(1);
-            "FunctionCallResponse"
+            K::FunctionCallResponse
         }
         PgMessage::ErrorResponse(e) => {
             d.error = Some(sp.error(e));
-            "ErrorResponse"
+            K::ErrorResponse
         }
         PgMessage::NoticeResponse(e) => {
             d.error = Some(sp.error(e));
-            "NoticeResponse"
+            K::NoticeResponse
         }
         PgMessage::NotificationResponse { pid, channel, payload } => {
             d.fields.push(sp.field("pid", pid));
             d.fields.push((sp.text("channel"), sp.lossy(channel)));
             d.fields.push((sp.text("payload"), sp.capped(payload)));
-            "NotificationResponse"
+            K::NotificationResponse
         }
         PgMessage::Malformed { tag, reason } => {
             let tag = if tag.is_ascii_graphic() { sp.display(*tag as char) } else { sp.display(tag) };
             d.fields.push((sp.text("tag"), tag));
             d.fields.push(sp.field("reason", reason));
-            "Malformed"
+            K::Malformed
         }
     }
 }

@@ -264,25 +264,27 @@ fn blank_args(args: &mut [BStr], indices: &[usize], shift: usize) {
     }
 }
 
-/// The RESP type names of [`format::RedisReply::kind`].
+/// The RESP type of [`format::RedisReply::kind`].
 fn kind_name(k: RespKind) -> &'static str {
-    match k {
-        RespKind::Simple => "simple",
-        RespKind::Error | RespKind::BulkError => "error",
-        RespKind::Integer => "integer",
-        RespKind::Bulk => "bulk",
-        RespKind::NullBulk | RespKind::NullArray | RespKind::Null => "null",
-        RespKind::Array => "array",
-        RespKind::Map => "map",
-        RespKind::Set => "set",
-        RespKind::Push => "push",
-        RespKind::Boolean => "bool",
-        RespKind::Double => "double",
-        RespKind::BigNumber => "big_number",
-        RespKind::Verbatim => "verbatim",
+    use format::ReplyType as T;
+    let t = match k {
+        RespKind::Simple => T::Simple,
+        RespKind::Error | RespKind::BulkError => T::Error,
+        RespKind::Integer => T::Integer,
+        RespKind::Bulk => T::Bulk,
+        RespKind::NullBulk | RespKind::NullArray | RespKind::Null => T::Null,
+        RespKind::Array => T::Array,
+        RespKind::Map => T::Map,
+        RespKind::Set => T::Set,
+        RespKind::Push => T::Push,
+        RespKind::Boolean => T::Bool,
+        RespKind::Double => T::Double,
+        RespKind::BigNumber => T::BigNumber,
+        RespKind::Verbatim => T::Verbatim,
         // Looked through before naming; kept total for safety.
-        RespKind::Attribute => "attribute",
-    }
+        RespKind::Attribute => T::Attribute,
+    };
+    t.name()
 }
 
 fn is_aggregate(k: RespKind) -> bool {

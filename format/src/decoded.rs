@@ -37,12 +37,120 @@ impl RedisMessage {
     }
 }
 
+crate::small_enum::small_enum! {
+    /// What a PostgreSQL message is ([`PgMessage::kind`] as text, named as
+    /// the protocol documentation names it; read it with
+    /// [`PgMessage::typed_kind`]). `Authentication` is an authentication
+    /// request of a code the protocol does not define; `Malformed` a
+    /// message the decoder could not read.
+    pub enum PgKind {
+        SslRequest = 0 => "SSLRequest",
+        GssEncRequest = 1 => "GSSENCRequest",
+        StartupMessage = 2 => "StartupMessage",
+        CancelRequest = 3 => "CancelRequest",
+        SslResponse = 4 => "SSLResponse",
+        GssEncResponse = 5 => "GSSENCResponse",
+        Query = 6 => "Query",
+        Parse = 7 => "Parse",
+        Bind = 8 => "Bind",
+        Describe = 9 => "Describe",
+        Execute = 10 => "Execute",
+        Close = 11 => "Close",
+        Sync = 12 => "Sync",
+        Flush = 13 => "Flush",
+        FunctionCall = 14 => "FunctionCall",
+        Terminate = 15 => "Terminate",
+        CopyData = 16 => "CopyData",
+        CopyDone = 17 => "CopyDone",
+        CopyFail = 18 => "CopyFail",
+        PasswordMessage = 19 => "PasswordMessage",
+        SaslInitialResponse = 20 => "SASLInitialResponse",
+        SaslResponse = 21 => "SASLResponse",
+        GssResponse = 22 => "GSSResponse",
+        AuthenticationOk = 23 => "AuthenticationOk",
+        AuthenticationCleartextPassword = 24 => "AuthenticationCleartextPassword",
+        AuthenticationMd5Password = 25 => "AuthenticationMD5Password",
+        AuthenticationSasl = 26 => "AuthenticationSASL",
+        AuthenticationSaslContinue = 27 => "AuthenticationSASLContinue",
+        AuthenticationSaslFinal = 28 => "AuthenticationSASLFinal",
+        AuthenticationKerberosV5 = 29 => "AuthenticationKerberosV5",
+        AuthenticationGss = 30 => "AuthenticationGSS",
+        AuthenticationGssContinue = 31 => "AuthenticationGSSContinue",
+        AuthenticationSspi = 32 => "AuthenticationSSPI",
+        Authentication = 33 => "Authentication",
+        BackendKeyData = 34 => "BackendKeyData",
+        ParameterStatus = 35 => "ParameterStatus",
+        ReadyForQuery = 36 => "ReadyForQuery",
+        NegotiateProtocolVersion = 37 => "NegotiateProtocolVersion",
+        ParseComplete = 38 => "ParseComplete",
+        BindComplete = 39 => "BindComplete",
+        CloseComplete = 40 => "CloseComplete",
+        ParameterDescription = 41 => "ParameterDescription",
+        RowDescription = 42 => "RowDescription",
+        NoData = 43 => "NoData",
+        PortalSuspended = 44 => "PortalSuspended",
+        DataRow = 45 => "DataRow",
+        CommandComplete = 46 => "CommandComplete",
+        EmptyQueryResponse = 47 => "EmptyQueryResponse",
+        CopyInResponse = 48 => "CopyInResponse",
+        CopyOutResponse = 49 => "CopyOutResponse",
+        CopyBothResponse = 50 => "CopyBothResponse",
+        FunctionCallResponse = 51 => "FunctionCallResponse",
+        ErrorResponse = 52 => "ErrorResponse",
+        NoticeResponse = 53 => "NoticeResponse",
+        NotificationResponse = 54 => "NotificationResponse",
+        Malformed = 55 => "Malformed",
+    }
+}
+
+impl PgMessage {
+    /// [`PgMessage::kind`] as a [`PgKind`] (`None` for a name no decoder
+    /// writes).
+    pub fn typed_kind(&self) -> Option<PgKind> {
+        PgKind::from_name(&self.kind)
+    }
+}
+
+crate::small_enum::small_enum! {
+    /// The RESP type of a Redis reply ([`RedisReply::kind`] as text; read
+    /// it with [`RedisReply::typed_kind`]). RESP2 and RESP3 errors are both
+    /// `error`, null bulk strings and arrays both `null`.
+    pub enum ReplyType {
+        Simple = 0 => "simple",
+        Error = 1 => "error",
+        Integer = 2 => "integer",
+        Bulk = 3 => "bulk",
+        Null = 4 => "null",
+        Array = 5 => "array",
+        Map = 6 => "map",
+        Set = 7 => "set",
+        Push = 8 => "push",
+        Bool = 9 => "bool",
+        Double = 10 => "double",
+        BigNumber = 11 => "big_number",
+        Verbatim = 12 => "verbatim",
+        Attribute = 13 => "attribute",
+    }
+}
+
+impl RedisReply {
+    /// [`RedisReply::kind`] as a [`ReplyType`].
+    pub fn typed_kind(&self) -> Option<ReplyType> {
+        ReplyType::from_name(&self.kind)
+    }
+
+    /// An error reply (`-ERR ...`, or a RESP3 bulk error).
+    pub fn is_error(&self) -> bool {
+        self.typed_kind() == Some(ReplyType::Error)
+    }
+}
+
 impl Decoded {
     /// A server message that answers no request: a PostgreSQL
     /// NotificationResponse or a Redis push.
     pub fn is_unsolicited(&self) -> bool {
         match self {
-            Decoded::Pg(p) => p.kind == "NotificationResponse",
+            Decoded::Pg(p) => p.typed_kind() == Some(PgKind::NotificationResponse),
             Decoded::Redis(r) => r.typed_kind() == Some(RedisKind::Push),
             _ => false,
         }

@@ -32,26 +32,14 @@
 //! refused SSLRequest) and Redis `AUTH` are replaced at replay time by the
 //! target's own credentials (see [`crate::session`]).
 
-use crate::classify;
+mod script;
+
 use crate::model::Side;
 use bytes::Bytes;
-use format::{Body, Decoded, Direction, Protocol};
+use format::view::Filter;
+use format::{Body, Direction, Protocol};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-
-/// What to take from the trace.
-#[derive(Clone, Debug, Default)]
-pub struct Selection {
-    /// Routes or protocols to drive (empty: all).
-    pub routes: Vec<String>,
-    /// Only exchanges of these lambdas (and the connections that carry them).
-    pub lambdas: Vec<String>,
-    /// Time window, ns since the trace's anchor.
-    pub from: Option<u64>,
-    pub to: Option<u64>,
-    /// Skip writes.
-    pub read_only: bool,
-}
 
 /// One client message to re-send.
 #[derive(Clone, Debug)]
@@ -133,7 +121,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn skip(&mut self, reason: &str, n: u64) {
+    pub(crate) fn skip(&mut self, reason: &str, n: u64) {
         if n > 0 {
             *self.skipped.entry(reason.to_owned()).or_default() += n;
         }
@@ -145,18 +133,35 @@ impl Plan {
     }
 }
 
+/// One connection's records, as read.
 #[derive(Default)]
 struct ConnRecords {
     open: Option<(u64, format::ConnOpen)>,
     client: Vec<(u64, format::Message)>,
     server: Vec<(u64, format::Message)>,
     exchanges: Vec<(u64, format::Exchange)>,
+    /// Why part of it was recorded as opaque bytes or lost, if it was.
     fallback: Option<String>,
 }
 
-/// Reads `path` and builds the plan. Fails only when the file cannot be
-/// opened or is not a trace; damage inside is reported in the plan.
-pub fn load(path: &Path, sel: &Selection) -> anyhow::Result<Plan> {
+/// Adds olreplay's `--route` names to `filter`: a route name, or a
+/// protocol (`--route http` drives every HTTP connection too, as `--proto
+/// http` does: routes and protocols are alternatives, see the `script` module).
+pub fn add_routes(filter: &mut Filter, routes: &[String]) {
+    for r in routes {
+        filter.routes.push(r.clone());
+        if let Some(p) = crate::target::replayed_protocol(r).filter(|p| p.name() == r) {
+            filter.protocols.push(p);
+        }
+    }
+}
+
+/// Reads `path` and builds the plan of what `filter` keeps (its routes,
+/// protocols, lambdas and time window; see the `script` module for how each
+/// applies), leaving out writes when `read_only`. Fails only when the file
+/// cannot be opened or is not a trace; damage inside is reported in the
+/// plan.
+pub fn load(path: &Path, filter: &Filter, read_only: bool) -> anyhow::Result<Plan> {
     let reader = format::Reader::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut plan = Plan::default();
     let mut conns: HashMap<(u16, u64), ConnRecords> = HashMap::new();
@@ -209,7 +214,8 @@ pub fn load(path: &Path, sel: &Selection) -> anyhow::Result<Plan> {
         }
         let lambda_of =
             |ts: u64, e: &format::Exchange| invocations.of_exchange(key.0, ts, e).map(|j| j.invocation.lambda.to_string());
-        if let Some(script) = build(key, recs, sel, &lambda_of, &mut plan) {
+        let want = script::Wanted { filter, read_only, lambda_of: &lambda_of };
+        if let Some(script) = script::build(key, recs, &want, &mut plan) {
             plan.conns.push(script);
         }
     }
@@ -224,357 +230,4 @@ pub fn load(path: &Path, sel: &Selection) -> anyhow::Result<Plan> {
         .unwrap_or(plan.start_ts)
         .max(plan.start_ts);
     Ok(plan)
-}
-
-/// Skip reasons that more than one place gives.
-const TRUNCATED_SESSION: &str =
-    "request larger than the recording's --max-request (recorded truncated): the rest of the PostgreSQL connection, which cannot go on without it";
-const TRUNCATED_REQUEST: &str = "request larger than the recording's --max-request (recorded truncated): skipped, the connection goes on";
-const LOST_RESPONSE: &str = "recorded response lost (damaged trace): re-sent, not compared";
-const INCONSISTENT_REQUEST: &str =
-    "request not where the exchange's byte counts put it (inconsistent recording, the trace is intact: please report it)";
-const INCONSISTENT_RESPONSE: &str =
-    "recorded response shorter than the exchange's byte count (inconsistent recording, the trace is intact): re-sent, not compared";
-
-fn decoded_kind(m: &format::Message) -> &str {
-    match &m.decoded {
-        Some(Decoded::Pg(p)) => &p.kind,
-        Some(Decoded::Redis(r)) => &r.kind,
-        Some(Decoded::HttpRequest(_)) => "request",
-        Some(Decoded::HttpResponse(_)) => "response",
-        None => "",
-    }
-}
-
-/// Server messages that answer no request.
-fn is_async(m: &format::Message) -> bool {
-    m.decoded.as_ref().is_some_and(format::Decoded::is_unsolicited)
-}
-
-/// The command words of a Redis command message.
-fn redis_args(m: &format::Message) -> Vec<Vec<u8>> {
-    match &m.decoded {
-        Some(Decoded::Redis(r)) => r.args.iter().map(|a| a.0.clone()).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// StartupMessage parameters from its exact bytes.
-fn startup_params(data: &[u8]) -> StartupParams {
-    match wire::pg::parse_startup(&bytes::Bytes::copy_from_slice(data)) {
-        Ok((wire::pg::PgMessage::Startup(s), _)) => {
-            let text = |b: &bytes::Bytes| String::from_utf8_lossy(b).into_owned();
-            s.params.iter().map(|(k, v)| (text(k), text(v))).collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn build(
-    key: (u16, u64),
-    recs: ConnRecords,
-    sel: &Selection,
-    lambda_of: &dyn Fn(u64, &format::Exchange) -> Option<String>,
-    plan: &mut Plan,
-) -> Option<ConnScript> {
-    let ConnRecords { open, mut client, mut server, mut exchanges, fallback } = recs;
-    let Some((open_ts, open)) = open else {
-        plan.skip("connection opening lost (damaged trace)", exchanges.len() as u64);
-        return None;
-    };
-    let proto = open.protocol.name();
-    if !sel.routes.is_empty() && !sel.routes.iter().any(|r| *r == open.route || r == proto) {
-        plan.filtered += exchanges.len() as u64;
-        return None;
-    }
-    if open.protocol == Protocol::Mysql {
-        plan.skip("MySQL connections (not replayed yet)", exchanges.len() as u64);
-        return None;
-    }
-    client.sort_by_key(|(_, m)| m.offset);
-    server.sort_by_key(|(_, m)| m.offset);
-    exchanges.sort_by_key(|(ts, _)| *ts);
-
-    // How much of the client stream can be re-sent.
-    let decodes = open.protocol != Protocol::Tcp;
-    // Redis commands and HTTP requests stand alone: one recorded truncated
-    // is skipped and the connection goes on.
-    let skippable = matches!(open.protocol, Protocol::Redis | Protocol::Http);
-    let mut cut = client.len();
-    let mut cut_reason = None;
-    let mut expect = 0u64;
-    for (i, (_, m)) in client.iter().enumerate() {
-        let why = if m.offset != expect {
-            Some("client bytes lost (damaged trace): the rest of the connection")
-        } else if m.data.is_truncated() && !skippable {
-            Some(TRUNCATED_SESSION)
-        } else if decodes && m.decoded.is_none() {
-            Some("connection recorded as opaque bytes: the rest of the connection")
-        } else {
-            None
-        };
-        if why.is_some() {
-            cut = i;
-            cut_reason = why;
-            break;
-        }
-        expect = m.offset + m.data.len;
-    }
-    if decodes && cut == client.len() && fallback.is_some() && exchanges.is_empty() && !client.is_empty() {
-        cut_reason = Some("connection recorded as opaque bytes: the rest of the connection");
-    }
-    let mut script = ConnScript {
-        src: key.0,
-        conn: key.1,
-        route: open.route.clone(),
-        protocol: open.protocol,
-        server: open.server.clone(),
-        open_ts,
-        startup: None,
-        sends: Vec::new(),
-        exchanges: Vec::new(),
-    };
-
-    if open.protocol == Protocol::Tcp {
-        // Opaque: timed chunks, nothing to compare.
-        for (ts, m) in client.into_iter().take(cut) {
-            script.sends.push(Send {
-                ts,
-                bytes: Bytes::from(m.data.bytes.0),
-                starts: None,
-                wait_for: 0,
-                hello: None,
-                redacted: false,
-            });
-        }
-        return Some(script);
-    }
-
-    // Tie every exchange to its first client message and its server messages.
-    struct Tied {
-        first: usize,
-        end: usize,
-        responses: Vec<format::Message>,
-        /// Why the recorded response cannot be compared.
-        damaged: Option<&'static str>,
-    }
-    let mut tied: Vec<Option<Tied>> = Vec::with_capacity(exchanges.len());
-    let mut ci = 0;
-    let mut si = 0;
-    let mut sexpect = 0u64;
-    for (ts, e) in &exchanges {
-        let first = (ci..cut).find(|&i| client[i].0 == *ts);
-        let Some(first) = first else {
-            tied.push(None);
-            continue;
-        };
-        let end_off = client[first].1.offset + e.request_bytes;
-        let mut end = first + 1;
-        while end < cut && client[end].1.offset < end_off {
-            end += 1;
-        }
-        ci = end;
-        let (_, last) = &client[end - 1];
-        if last.offset + last.data.len < end_off {
-            // The request runs past what can be re-sent.
-            tied.push(None);
-            continue;
-        }
-        let mut responses = Vec::new();
-        let mut got = 0u64;
-        let mut damaged = None;
-        while got < e.response_bytes {
-            let Some((_, m)) = server.get(si) else {
-                damaged = Some(if plan.damage.is_empty() { INCONSISTENT_RESPONSE } else { LOST_RESPONSE });
-                break;
-            };
-            if m.offset != sexpect {
-                damaged = Some(LOST_RESPONSE);
-                // Resynchronise on the next exchange's messages if we can.
-                sexpect = m.offset;
-                break;
-            }
-            sexpect = m.offset + m.data.len;
-            si += 1;
-            if is_async(m) {
-                continue;
-            }
-            got += m.data.len;
-            responses.push(m.clone());
-        }
-        tied.push(Some(Tied { first, end, responses, damaged }));
-    }
-
-    // Which exchanges go, and which client messages with them.
-    let mut owner: Vec<Option<usize>> = vec![None; cut];
-    let mut go: Vec<bool> = vec![false; exchanges.len()];
-    let mut auth_skipped = 0u64;
-    let mut startup_idx = None;
-    let mut redacted_http = 0u64;
-    let damaged_trace = !plan.damage.is_empty();
-    for (k, t) in tied.iter().enumerate() {
-        let Some(t) = t else {
-            let lost = if damaged_trace { "request lost (damaged trace)" } else { INCONSISTENT_REQUEST };
-            plan.skip(cut_reason.unwrap_or(lost), 1);
-            continue;
-        };
-        for o in owner.iter_mut().take(t.end).skip(t.first) {
-            *o = Some(k);
-        }
-        if client[t.first..t.end].iter().any(|(_, m)| m.data.is_truncated()) {
-            plan.skip(TRUNCATED_REQUEST, 1);
-            continue;
-        }
-        let (ts, e) = &exchanges[k];
-        let first = &client[t.first].1;
-        match decoded_kind(first) {
-            "StartupMessage" | "SSLRequest" | "GSSENCRequest" => {
-                startup_idx = Some(k);
-                for (_, m) in &client[t.first..t.end] {
-                    if decoded_kind(m) == "StartupMessage" {
-                        script.startup = Some(startup_params(&m.data.bytes.0));
-                    }
-                }
-                continue;
-            }
-            "CancelRequest" => {
-                plan.skip("PostgreSQL cancel requests (the backend they name is gone)", 1);
-                continue;
-            }
-            _ => {}
-        }
-        if open.protocol == Protocol::Redis && first.redacted {
-            let args = redis_args(first);
-            let name = args.first().map(|a| String::from_utf8_lossy(a).to_ascii_uppercase()).unwrap_or_default();
-            if name == "AUTH" {
-                auth_skipped += 1;
-                continue;
-            }
-            if name != "HELLO" {
-                plan.skip("redacted Redis commands (their secrets are not in the trace)", 1);
-                continue;
-            }
-        }
-        let _ = ts;
-        if sel.read_only && classify::is_write(&e.summary) {
-            plan.skip("writes (--read-only)", 1);
-            continue;
-        }
-        if open.protocol == Protocol::Http && client[t.first..t.end].iter().any(|(_, m)| m.redacted) {
-            redacted_http += 1;
-        }
-        go[k] = true;
-    }
-    plan.skip("authentication (redone with the target's credentials)", auth_skipped);
-    if redacted_http > 0 {
-        plan.notes.push(format!(
-            "{redacted_http} HTTP requests on {} had credentials (Authorization, Cookie) blanked at recording and were sent blanked; record with --no-redact to replay them",
-            open.route
-        ));
-    }
-    if open.protocol == Protocol::Postgres && script.startup.is_none() {
-        // No startup recorded (damaged, TLS, or a cancel connection): a
-        // session cannot be opened the way the client did.
-        let n = go.iter().filter(|g| **g).count() as u64;
-        plan.skip("PostgreSQL connection without its startup (damaged or encrypted)", n);
-        return None;
-    }
-    let _ = startup_idx;
-
-    // Filters by lambda and time: per exchange for HTTP (stateless), per
-    // connection for sessions.
-    let passes = |k: usize| {
-        let (ts, e) = &exchanges[k];
-        let in_time = sel.from.is_none_or(|f| *ts >= f) && sel.to.is_none_or(|t| *ts < t);
-        let lambda_ok = sel.lambdas.is_empty() || lambda_of(*ts, e).is_some_and(|l| sel.lambdas.contains(&l));
-        in_time && lambda_ok
-    };
-    if open.protocol == Protocol::Http {
-        for (k, g) in go.iter_mut().enumerate() {
-            if *g && !passes(k) {
-                *g = false;
-                plan.filtered += 1;
-            }
-        }
-    } else if (sel.from.is_some() || sel.to.is_some() || !sel.lambdas.is_empty()) && !(0..exchanges.len()).any(|k| go[k] && passes(k)) {
-        plan.filtered += go.iter().filter(|g| **g).count() as u64;
-        return None;
-    }
-
-    // The sends and the exchanges, in order.
-    let mut index: Vec<Option<usize>> = vec![None; exchanges.len()];
-    for (k, t) in tied.iter().enumerate() {
-        let (Some(t), true) = (t, go[k]) else { continue };
-        let (ts, e) = &exchanges[k];
-        let first = &client[t.first].1;
-        let terminate = decoded_kind(first) == "Terminate";
-        let compare = !terminate && t.damaged.is_none();
-        if let Some(why) = t.damaged {
-            plan.skip(why, 1);
-        }
-        index[k] = Some(script.exchanges.len());
-        script.exchanges.push(RecExchange {
-            ts: *ts,
-            key: crate::report::key_of(&e.summary),
-            lambda: lambda_of(*ts, e),
-            recorded: Side {
-                latency: e.latency(*ts),
-                status: e.status,
-                summary: e.summary.clone(),
-                responses: t.responses.clone(),
-            },
-            compare,
-            response_last: e.response_last,
-        });
-    }
-    let mut done = 0usize; // exchanges whose recorded response ended, in order
-    let mut started = 0usize; // exchanges whose request has been sent
-    for (i, (ts, m)) in client.iter().enumerate().take(cut) {
-        let k = owner[i];
-        if k.is_some_and(|k| !go[k]) || m.data.is_truncated() {
-            continue;
-        }
-        let starts = k.filter(|&k| tied[k].as_ref().is_some_and(|t| t.first == i)).and_then(|k| index[k]);
-        if let Some(x) = starts {
-            started = x + 1;
-        }
-        // Only exchanges before the one this message belongs to count.
-        let own = k.and_then(|k| index[k]);
-        let bound = own.unwrap_or(started);
-        while done < bound && script.exchanges[done].response_last.is_some_and(|r| r <= *ts)
-        {
-            done += 1;
-        }
-        let hello = (open.protocol == Protocol::Redis && m.redacted).then(|| {
-            let args = redis_args(m);
-            let mut out = Vec::new();
-            let mut it = args.into_iter();
-            while let Some(a) = it.next() {
-                if a.eq_ignore_ascii_case(b"AUTH") {
-                    it.next();
-                    it.next();
-                } else {
-                    out.push(a);
-                }
-            }
-            out
-        });
-        script.sends.push(Send {
-            ts: *ts,
-            bytes: Bytes::from(m.data.bytes.0.clone()),
-            starts,
-            wait_for: done,
-            hello,
-            redacted: m.redacted,
-        });
-    }
-    if let Some(r) = cut_reason {
-        if cut < client.len() {
-            plan.notes.push(format!("connection {} on {}: {r}", key.1, open.route));
-        }
-    }
-    if script.sends.is_empty() && script.startup.is_none() {
-        return None;
-    }
-    Some(script)
 }

@@ -1,16 +1,15 @@
 //! `olreplay`: re-drives a recorded trace against a backend (regression
-//! runs, workload replay). This file turns the command line into a
-//! [`replayer::run::Config`], runs it, and prints the report; or, with
-//! `--learn-noise`, runs it twice and writes the noise rules learned from
-//! what differed between the two runs.
+//! runs, workload replay). This file is only the command line: it turns
+//! the flags into a [`replayer::run::Config`], runs it (or
+//! [`replayer::learn::learn_noise`] for `--learn-noise`), and prints what
+//! came out.
 
 use clap::Parser;
-use format::view::parse_duration;
-use replayer::load::Selection;
+use format::view::{parse_duration, Filter};
 use replayer::noise::NoiseRules;
 use replayer::run::{self, Config, Timing};
 use replayer::target::Targets;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -54,8 +53,8 @@ struct Args {
     routes: Vec<String>,
 
     /// Replay only the protocol (repeatable; same as --route PROTO)
-    #[arg(long = "proto", value_name = "PROTO")]
-    protos: Vec<String>,
+    #[arg(long = "proto", value_name = "PROTO", value_parser = parse_proto)]
+    protos: Vec<format::Protocol>,
 
     /// Replay only the invocations of this lambda, and the connections
     /// carrying its downstream calls (repeatable)
@@ -75,7 +74,7 @@ struct Args {
     speed: Option<f64>,
 
     /// Exchanges at a fixed rate, open loop, in recorded order (e.g. 500/s, 500)
-    #[arg(long, value_name = "N/s", value_parser = parse_rate, conflicts_with = "max")]
+    #[arg(long, value_name = "N/s", value_parser = run::parse_rate, conflicts_with = "max")]
     rate: Option<f64>,
 
     /// As fast as possible: each connection sends as soon as the responses it
@@ -138,25 +137,8 @@ struct Args {
     no_progress: bool,
 }
 
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    let (n, unit) = match s.split_once('/') {
-        Some((n, u)) => (n, u),
-        None => (s, "s"),
-    };
-    let n: f64 = n.trim().parse().map_err(|_| format!("{s:?}: write e.g. 500/s or 30/m"))?;
-    let per = match unit.trim() {
-        "s" | "sec" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        u => return Err(format!("unknown unit {u:?}: use /s, /m or /h")),
-    };
-    let r = n / per;
-    if r > 0.0 && r.is_finite() {
-        Ok(r)
-    } else {
-        Err(format!("{s:?}: the rate must be positive"))
-    }
+fn parse_proto(s: &str) -> Result<format::Protocol, String> {
+    replayer::target::replayed_protocol(s).ok_or_else(|| format!("{s:?}: use http, postgres, redis or tcp"))
 }
 
 fn main() -> ExitCode {
@@ -172,48 +154,24 @@ fn main() -> ExitCode {
 
 fn real_main(args: Args) -> anyhow::Result<u8> {
     let targets = Targets::parse(&args.targets)?;
-    let timing = if args.max {
-        Timing::Max
-    } else if let Some(r) = args.rate {
-        Timing::Rate { per_sec: r }
-    } else {
-        let speed = args.speed.unwrap_or(1.0);
-        if !(speed > 0.0 && speed.is_finite()) {
-            anyhow::bail!("--speed {speed}: give a positive factor, e.g. --speed 2 (twice as fast)");
-        }
-        Timing::Recorded { speed }
-    };
+    let timing = Timing::from_flags(args.max, args.rate, args.speed)?;
     if args.concurrency == Some(0) {
         anyhow::bail!("--concurrency 0: give at least 1");
     }
-    let load = |p: &PathBuf| NoiseRules::load(p).map_err(|e| anyhow::anyhow!("--noise {}: {e:#}", p.display()));
-    let mut noise = match args.noise.first() {
-        Some(p) => load(p)?,
-        None => NoiseRules::default(),
+    let noise = NoiseRules::from_files(&args.noise, !args.no_default_noise)?;
+    let mut filter = Filter {
+        protocols: args.protos.clone(),
+        lambdas: args.lambdas.clone(),
+        from_ns: args.from.map(|d| d.as_nanos() as u64),
+        to_ns: args.to.map(|d| d.as_nanos() as u64),
+        ..Filter::default()
     };
-    for p in args.noise.iter().skip(1) {
-        noise.extend(load(p)?.rules().cloned())?;
-    }
-    if args.no_default_noise {
-        noise = noise.without_defaults();
-    }
-    let mut routes = args.routes.clone();
-    for p in &args.protos {
-        let Some(p) = replayer::target::replayed_protocol(p) else {
-            anyhow::bail!("--proto {p}: use http, postgres, redis or tcp");
-        };
-        routes.push(p.name().to_owned());
-    }
+    replayer::load::add_routes(&mut filter, &args.routes);
     let cfg = Config {
         trace: args.trace.clone(),
         targets,
-        selection: Selection {
-            routes,
-            lambdas: args.lambdas.clone(),
-            from: args.from.map(|d| d.as_nanos() as u64),
-            to: args.to.map(|d| d.as_nanos() as u64),
-            read_only: args.read_only,
-        },
+        filter,
+        read_only: args.read_only,
         timing,
         concurrency: args.concurrency,
         loops: args.loops,
@@ -230,7 +188,18 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
         None => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
     };
     if let Some(path) = &args.learn_noise {
-        return learn_noise(&rt, cfg, path);
+        let l = rt.block_on(replayer::learn::learn_noise(cfg, path))?;
+        println!(
+            "learned {} noise rule(s) over {} key(s) from two replays of {} exchanges; wrote {}",
+            l.rules,
+            l.keys,
+            l.exchanges,
+            path.display()
+        );
+        if l.failed > 0 {
+            eprintln!("olreplay: note: {} exchange(s) failed in the two replays; nothing was learned from them", l.failed);
+        }
+        return Ok(0);
     }
     let report = rt.block_on(run::run(cfg))?.report;
     match args.report.as_str() {
@@ -238,36 +207,7 @@ fn real_main(args: Args) -> anyhow::Result<u8> {
         _ => print!("{}", report.text()),
     }
     if let Some(path) = &args.junit {
-        let write = |path: &std::path::Path| -> std::io::Result<()> {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-            report.junit(&mut f)?;
-            f.flush()
-        };
-        write(path).map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
+        report.write_junit(path).map_err(|e| anyhow::anyhow!("--junit {}: {e}", path.display()))?;
     }
     Ok(report.exit_code())
-}
-
-/// `--learn-noise`: two replays against the same target, the rules for
-/// what differed between them (never for what differs from the recording:
-/// that is what a replay is there to find).
-fn learn_noise(rt: &tokio::runtime::Runtime, cfg: Config, path: &std::path::Path) -> anyhow::Result<u8> {
-    let headers = cfg.noise.headers().to_vec();
-    let first = rt.block_on(run::run(cfg.clone()))?;
-    let second = rt.block_on(run::run(cfg))?;
-    let failed = first.report.failed + second.report.failed;
-    let learned = NoiseRules::learn(&first.exchanges, &second.exchanges, &headers);
-    learned.save(path)?;
-    let n = learned.rules().count();
-    let keys: std::collections::BTreeSet<_> = learned.rules().filter_map(|r| r.key.as_deref()).collect();
-    println!(
-        "learned {n} noise rule(s) over {} key(s) from two replays of {} exchanges; wrote {}",
-        keys.len(),
-        first.exchanges.len(),
-        path.display()
-    );
-    if failed > 0 {
-        eprintln!("olreplay: note: {failed} exchange(s) failed in the two replays; nothing was learned from them");
-    }
-    Ok(0)
 }

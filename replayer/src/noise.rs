@@ -217,6 +217,22 @@ impl NoiseRules {
         NoiseRules::parse(&text).with_context(|| format!("noise rules file {}: fix it or pass another (see docs/replay.md)", path.display()))
     }
 
+    /// The rules of `--noise` files: the first file's `headers` and
+    /// `defaults` apply, the others add their rules; none gives the
+    /// built-in rules. `builtin` false leaves those out
+    /// (`--no-default-noise`).
+    pub fn from_files(paths: &[std::path::PathBuf], builtin: bool) -> anyhow::Result<NoiseRules> {
+        let load = |p: &std::path::PathBuf| NoiseRules::load(p).map_err(|e| anyhow::anyhow!("--noise {}: {e:#}", p.display()));
+        let mut noise = match paths.first() {
+            Some(p) => load(p)?,
+            None => NoiseRules::default(),
+        };
+        for p in paths.iter().skip(1) {
+            noise.extend(load(p)?.rules().cloned())?;
+        }
+        Ok(if builtin { noise } else { noise.without_defaults() })
+    }
+
     /// Rules from the text of a rules file.
     pub fn parse(text: &str) -> anyhow::Result<NoiseRules> {
         let file: RulesFile = toml::from_str(text).context("not a valid rules file")?;

@@ -353,6 +353,13 @@ impl Report {
         })
     }
 
+    /// [`Report::junit`] into the file at `path`.
+    pub fn write_junit(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+        self.junit(&mut f)?;
+        f.flush()
+    }
+
     /// JUnit XML: one test suite, one test case per key (failing when any
     /// of its exchanges differed or failed, listing the first ones), one
     /// skipped test case per skip reason.

@@ -3,7 +3,7 @@
 //! exchange and fill the report.
 
 use crate::compare;
-use crate::load::{self, ConnScript, Plan, Selection};
+use crate::load::{self, ConnScript, Plan};
 use crate::model::Replayed;
 use crate::noise::NoiseRules;
 use crate::report::{Report, RunFigures};
@@ -28,12 +28,55 @@ pub enum Timing {
     Max,
 }
 
+impl Timing {
+    /// The timing `--max`, `--rate` or `--speed` ask for (clap keeps them
+    /// exclusive); recorded at 1x when none is given.
+    pub fn from_flags(max: bool, rate: Option<f64>, speed: Option<f64>) -> anyhow::Result<Timing> {
+        if max {
+            return Ok(Timing::Max);
+        }
+        if let Some(per_sec) = rate {
+            return Ok(Timing::Rate { per_sec });
+        }
+        let speed = speed.unwrap_or(1.0);
+        if !(speed > 0.0 && speed.is_finite()) {
+            anyhow::bail!("--speed {speed}: give a positive factor, e.g. --speed 2 (twice as fast)");
+        }
+        Ok(Timing::Recorded { speed })
+    }
+}
+
+/// Parses a `--rate`: `500/s`, `30/m`, `2/h`, or a bare number per second.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let (n, unit) = match s.split_once('/') {
+        Some((n, u)) => (n, u),
+        None => (s, "s"),
+    };
+    let n: f64 = n.trim().parse().map_err(|_| format!("{s:?}: write e.g. 500/s or 30/m"))?;
+    let per = match unit.trim() {
+        "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        u => return Err(format!("unknown unit {u:?}: use /s, /m or /h")),
+    };
+    let r = n / per;
+    if r > 0.0 && r.is_finite() {
+        Ok(r)
+    } else {
+        Err(format!("{s:?}: the rate must be positive"))
+    }
+}
+
 /// Everything a replay needs, as the command line gave it.
 #[derive(Clone)]
 pub struct Config {
     pub trace: PathBuf,
     pub targets: Targets,
-    pub selection: Selection,
+    /// What to replay: routes and protocols (alternatives), lambdas and a
+    /// time window (see [`load::load`]).
+    pub filter: format::view::Filter,
+    /// Skip writes (`--read-only`).
+    pub read_only: bool,
     pub timing: Timing,
     /// At most this many connections open at once.
     pub concurrency: Option<usize>,
@@ -68,7 +111,7 @@ impl std::fmt::Display for Fatal {
 impl std::error::Error for Fatal {}
 
 pub async fn run(cfg: Config) -> Result<Outcome, Fatal> {
-    let plan = load::load(&cfg.trace, &cfg.selection).map_err(|e| Fatal(format!("{e:#}")))?;
+    let plan = load::load(&cfg.trace, &cfg.filter, cfg.read_only).map_err(|e| Fatal(format!("{e:#}")))?;
     let unknown = cfg.targets.unknown_keys(&plan.routes);
     if !unknown.is_empty() {
         return Err(Fatal(format!(
@@ -77,7 +120,7 @@ pub async fn run(cfg: Config) -> Result<Outcome, Fatal> {
             plan.routes.join(", ")
         )));
     }
-    for r in &cfg.selection.routes {
+    for r in &cfg.filter.routes {
         let known = crate::target::replayed_protocol(r).is_some() || plan.routes.contains(r);
         if !known {
             return Err(Fatal(format!("--route {r}: no such protocol or route in the trace; routes are: {}", plan.routes.join(", "))));

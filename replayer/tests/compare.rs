@@ -16,15 +16,7 @@ fn diff(field: &str, recorded: &str, replayed: &str) -> Difference {
 }
 
 fn fixtures(dir: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(fixtures_dir().join(dir))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".fx"))
-        .map(|n| format!("{dir}/{n}"))
-        .collect();
-    v.sort();
-    v
+    wire::testing::fixtures_in(dir)
 }
 
 /// The recorded sides of `rel` and the sides decoded after `alter`.

@@ -110,7 +110,7 @@ fn run_scenario(s: Scenario) {
     }
 
     // Each exchange's markers are in its own response.
-    let plan = replayer::load::load(&trace, &replayer::load::Selection::default()).unwrap();
+    let plan = replayer::load::load(&trace, &format::view::Filter::default(), false).unwrap();
     let mut checked = 0;
     for c in &plan.conns {
         for x in &c.exchanges {

@@ -2,7 +2,8 @@
 //! serverless trace of `traces/`, checked against what the trace says when
 //! read record by record.
 
-use replayer::load::{load, Selection};
+use format::view::Filter;
+use replayer::load::load;
 use std::path::PathBuf;
 
 fn sample() -> PathBuf {
@@ -31,7 +32,7 @@ fn every_http_and_redis_exchange_is_planned_and_sessions_without_startup_are_ski
             })
             .count()
     };
-    let plan = load(&sample(), &Selection::default()).unwrap();
+    let plan = load(&sample(), &Filter::default(), false).unwrap();
     assert_eq!(plan.routes.len(), 3, "{:?}", plan.routes);
     assert_eq!(http_exchanges(&plan), count("http"));
     let redis: usize = plan.conns.iter().filter(|c| c.protocol == format::Protocol::Redis).map(|c| c.compared()).sum();
@@ -68,23 +69,23 @@ fn filters_by_route_lambda_time_and_read_only() {
         })
         .collect();
     assert!(!notify.is_empty());
-    let plan = load(&sample(), &Selection { lambdas: vec!["notify".into()], ..Selection::default() }).unwrap();
+    let plan = load(&sample(), &Filter { lambdas: vec!["notify".into()], ..Filter::default() }, false).unwrap();
     assert_eq!(http_exchanges(&plan), notify.len());
     assert!(plan.conns.iter().flat_map(|c| &c.exchanges).filter(|e| e.key.starts_with("POST")).all(|e| e.lambda.as_deref() == Some("notify")));
 
-    let plan = load(&sample(), &Selection { routes: vec!["http".into()], ..Selection::default() }).unwrap();
+    let plan = load(&sample(), &Filter { protocols: vec![format::Protocol::Http], ..Filter::default() }, false).unwrap();
     assert!(plan.conns.iter().all(|c| c.protocol == format::Protocol::Http) && !plan.conns.is_empty());
 
-    let all = load(&sample(), &Selection::default()).unwrap();
+    let all = load(&sample(), &Filter::default(), false).unwrap();
     let half = (all.start_ts + all.end_ts) / 2;
-    let early = load(&sample(), &Selection { to: Some(half), ..Selection::default() }).unwrap();
+    let early = load(&sample(), &Filter { to_ns: Some(half), ..Filter::default() }, false).unwrap();
     assert!(http_exchanges(&early) < http_exchanges(&all) && http_exchanges(&early) > 0);
     // HTTP exchanges are selected one by one; sessions are kept whole.
     let http = early.conns.iter().filter(|c| c.protocol == format::Protocol::Http).flat_map(|c| &c.exchanges);
     assert!(http.clone().all(|e| e.ts < half));
     assert!(http.count() > 0);
 
-    let ro = load(&sample(), &Selection { read_only: true, ..Selection::default() }).unwrap();
+    let ro = load(&sample(), &Filter::default(), true).unwrap();
     let writes = recs
         .iter()
         .filter(|r| matches!(&r.body, format::Body::Exchange(e) if !matches!(e.summary, format::ExchangeSummary::Pg(_)) && replayer::classify::is_write(&e.summary)))
@@ -120,8 +121,27 @@ fn records_that_do_not_tie_up_in_an_intact_trace_are_not_called_damage() {
         w.write(r).unwrap();
     }
     w.finish().unwrap();
-    let plan = load(&path, &Selection::default()).unwrap();
+    let plan = load(&path, &Filter::default(), false).unwrap();
     assert!(plan.damage.is_empty());
     assert!(!plan.skipped.keys().any(|k| k.contains("damaged trace")), "{:?}", plan.skipped);
     assert!(plan.skipped.keys().any(|k| k.contains("inconsistent recording")), "{:?}", plan.skipped);
+}
+
+#[test]
+fn routes_and_protocols_are_alternatives() {
+    let all = load(&sample(), &Filter::default(), false).unwrap();
+    let route = all.conns.iter().find(|c| c.protocol == format::Protocol::Redis).unwrap().route.clone();
+    // `--route http --route <the Redis route>`: every HTTP connection, and that route's.
+    let mut f = Filter::default();
+    replayer::load::add_routes(&mut f, &["http".to_string(), route.clone()]);
+    assert_eq!(f.protocols, [format::Protocol::Http]);
+    let plan = load(&sample(), &f, false).unwrap();
+    let protos: std::collections::BTreeSet<_> = plan.conns.iter().map(|c| c.protocol).collect();
+    assert_eq!(protos, [format::Protocol::Http, format::Protocol::Redis].into_iter().collect());
+    assert!(plan.conns.iter().all(|c| c.protocol == format::Protocol::Http || c.route == route));
+    assert_eq!(plan.conns.len(), all.conns.iter().filter(|c| c.protocol == format::Protocol::Http || c.route == route).count());
+    // An alias is not the protocol's name: `pg` names a route only.
+    let mut f = Filter::default();
+    replayer::load::add_routes(&mut f, &["pg".to_string()]);
+    assert!(f.protocols.is_empty());
 }

@@ -17,7 +17,7 @@
 //! hash of the whole run.
 
 use bytes::Bytes;
-use format::{Decoded, Message, PgError};
+use format::{Decoded, Message, PgError, PgKind};
 use wire::pg::values::decode_value;
 use wire::pg::{Column, PgMessage, PgValue};
 
@@ -54,9 +54,10 @@ pub fn results(msgs: &[Message]) -> Vec<StatementResult> {
     for m in msgs.iter().filter(|m| m.dir == format::Direction::ToClient) {
         let Some(Decoded::Pg(d)) = &m.decoded else { continue };
         let bytes = &m.data.bytes.0;
-        match d.kind.as_str() {
-            "RowDescription" => cur.columns = Some(row_description(bytes)),
-            "DataRow" => {
+        let Some(kind) = d.typed_kind() else { continue };
+        match kind {
+            PgKind::RowDescription => cur.columns = Some(row_description(bytes)),
+            PgKind::DataRow => {
                 let run = Bytes::copy_from_slice(bytes);
                 cur.rows.extend(wire::pg::data_rows(&run).filter_map(|row| row.values().ok()));
                 cur.row_count += d.row_count.unwrap_or(0);
@@ -64,11 +65,11 @@ pub fn results(msgs: &[Message]) -> Vec<StatementResult> {
                 cur.kept_bytes += bytes.len();
                 cur.hashes.push(m.data.hash);
             }
-            "CommandComplete" | "EmptyQueryResponse" | "PortalSuspended" | "ErrorResponse" => {
-                match d.kind.as_str() {
-                    "CommandComplete" => cur.tag = d.tag.clone(),
-                    "EmptyQueryResponse" => cur.tag = Some("(empty query)".into()),
-                    "PortalSuspended" => cur.tag = Some("(portal suspended)".into()),
+            PgKind::CommandComplete | PgKind::EmptyQueryResponse | PgKind::PortalSuspended | PgKind::ErrorResponse => {
+                match kind {
+                    PgKind::CommandComplete => cur.tag = d.tag.clone(),
+                    PgKind::EmptyQueryResponse => cur.tag = Some("(empty query)".into()),
+                    PgKind::PortalSuspended => cur.tag = Some("(portal suspended)".into()),
                     _ => cur.error = d.error.clone(),
                 }
                 out.push(std::mem::take(&mut cur));

@@ -43,7 +43,7 @@ pub async fn preamble(conn: &mut Conn, target: &Target, timeout: Duration) -> Re
     }
     for (c, side) in cmds.iter().zip(&sides.done) {
         if let format::ExchangeSummary::Redis(r) = &side.summary {
-            if let Some(reply) = r.reply.as_ref().filter(|r| r.kind == "error") {
+            if let Some(reply) = r.reply.as_ref().filter(|r| r.is_error()) {
                 let text = reply.text.as_ref().map(|t| t.to_text().into_owned()).unwrap_or_default();
                 let name = String::from_utf8_lossy(&c[0]);
                 return Err(format!("redis {name} refused: {text}; check the credentials in --target redis=redis://USER:PASS@HOST:PORT/DB"));

@@ -143,6 +143,29 @@ impl Transport {
         }
     }
 
+    /// Reads everything there is without waiting, into `buf` a read at a
+    /// time, handing each read to `got` (`None`: the server closed).
+    /// Returns false once the server has closed.
+    pub fn read_available(&mut self, buf: &mut [u8], mut got: impl FnMut(Option<&[u8]>)) -> Result<bool, String> {
+        loop {
+            match self.try_read(buf) {
+                Ok(0) => {
+                    got(None);
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    got(Some(&buf[..n]));
+                    if n < buf.len() {
+                        return Ok(true);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("reading failed: {e}")),
+            }
+        }
+    }
+
     /// Writes what the socket takes now: first what TLS already holds,
     /// then as much of `bytes` as it accepts. Returns how many of `bytes`
     /// were taken (`WouldBlock` when none could be).

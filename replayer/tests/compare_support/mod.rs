@@ -6,38 +6,16 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-
 use format::{Body, Direction as FDir, ExchangeSummary};
 use replayer::model::{Replayed, Side};
 use wire::{Direction, Limits, Protocol, Session};
 
 pub type Chunks = Vec<(Direction, u64, Vec<u8>)>;
 
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../wire/fixtures")
-}
-
-/// Chunks of a fixture: direction byte `C`/`S`, 8-byte big-endian ns,
-/// 4-byte big-endian length, the bytes.
+/// The chunks of a fixture (`wire/fixtures/<rel>`), through wire's own
+/// fixture loader, as (direction, time, bytes).
 pub fn load(rel: &str) -> Chunks {
-    let path = fixtures_dir().join(rel);
-    let b = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 13 <= b.len() {
-        let dir = match b[i] {
-            b'C' => Direction::ToServer,
-            b'S' => Direction::ToClient,
-            x => panic!("{rel}: bad direction {x:#x}"),
-        };
-        let ts = u64::from_be_bytes(b[i + 1..i + 9].try_into().unwrap());
-        let len = u32::from_be_bytes(b[i + 9..i + 13].try_into().unwrap()) as usize;
-        out.push((dir, ts, b[i + 13..i + 13 + len].to_vec()));
-        i += 13 + len;
-    }
-    assert_eq!(i, b.len(), "{rel}: torn chunk");
-    out
+    wire::testing::load_fixture(rel).into_iter().map(|c| (c.dir, c.ts, c.data)).collect()
 }
 
 pub fn protocol_of(rel: &str) -> Protocol {
