@@ -18,10 +18,13 @@
 //! PostgreSQL and Redis blanking; `http` blanks request targets (URL
 //! userinfo, query parameters), header values and form and JSON bodies;
 //! `json` finds the values of secret keys in a JSON body (walked with
-//! serde_json); `sql` finds password literals in SQL text.
+//! serde_json); `sql` finds password literals in SQL text; [`record`]
+//! redacts a record already written (`oltrace redact`), parsing its bytes
+//! again.
 
 mod http;
 mod json;
+pub mod record;
 mod sql;
 
 pub use http::{body_kind, http_body, http_head_with, target_password, target_spans, target_text, target_text_with, BodyKind};
