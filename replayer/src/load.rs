@@ -410,7 +410,7 @@ fn build(
     let mut go: Vec<bool> = vec![false; exchanges.len()];
     let mut auth_skipped = 0u64;
     let mut startup_idx = None;
-    let mut redacted_http = 0u64;
+    let mut redacted_sent = 0u64;
     let damaged_trace = !plan.damage.is_empty();
     for (k, t) in tied.iter().enumerate() {
         let Some(t) = t else {
@@ -460,15 +460,17 @@ fn build(
             plan.skip("writes (--read-only)", 1);
             continue;
         }
-        if open.protocol == Protocol::Http && client[t.first..t.end].iter().any(|(_, m)| m.redacted) {
-            redacted_http += 1;
+        // Blanked at recording (credential headers, secret query, form and
+        // JSON fields, SQL password literals): re-sent as recorded, stars.
+        if matches!(open.protocol, Protocol::Http | Protocol::Postgres) && client[t.first..t.end].iter().any(|(_, m)| m.redacted) {
+            redacted_sent += 1;
         }
         go[k] = true;
     }
     plan.skip("authentication (redone with the target's credentials)", auth_skipped);
-    if redacted_http > 0 {
+    if redacted_sent > 0 {
         plan.notes.push(format!(
-            "{redacted_http} HTTP requests on {} had credentials (Authorization, Cookie) blanked at recording and were sent blanked; record with --no-redact to replay them",
+            "warning: {redacted_sent} requests on {} re-send values blanked at recording (credential headers, secret query, form or JSON fields, SQL password literals), as recorded: give the target its own credentials (--target) or a noise rule where replies differ, or record with --no-redact to replay them",
             open.route
         ));
     }
