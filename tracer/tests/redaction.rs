@@ -38,14 +38,16 @@ impl Drop for Owned {
 /// must stay open) and its port.
 fn private_redis() -> (Owned, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let child = Command::new("redis-server")
-        .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (is it installed? .ci/run installs it)");
+    let server = Owned(
+        Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (is it installed? .ci/run installs it)"),
+    );
     for _ in 0..100 {
         if Command::new("redis-cli").args(["-p", &port, "ping"]).output().is_ok_and(|o| o.stdout.starts_with(b"PONG")) {
-            return (Owned(child), port);
+            return (server, port);
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -255,6 +257,8 @@ fn the_canary_reaches_the_servers_but_not_the_trace() {
     let rules = header.redaction.expect("the header records the rules");
     assert_eq!((rules.enabled, rules.rules_version, rules.by.as_slice()), (true, 2, &["oltrace proxy".to_string()][..]));
     assert!(rules.fields.iter().any(|f| f == "password") && rules.headers.iter().any(|h| h == "x-api-key"));
+    let info = run(Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("info").arg(&trace));
+    assert!(info.contains("redaction:   rules v2 by oltrace proxy; fields password,"), "{info}");
 }
 
 #[test]
@@ -293,6 +297,8 @@ fn oltrace_redact_blanks_a_no_redact_trace_and_keeps_every_record() {
     assert_eq!(kinds(&after), kinds(&records));
     let rules = format::Reader::open(&shared).unwrap().header().redaction.clone().unwrap();
     assert!(rules.enabled && rules.by.len() == 2 && rules.by[1].starts_with("oltrace redact"), "{rules:?}");
+    let info = run(Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("info").arg(&raw));
+    assert!(info.contains("redaction:   off (--no-redact, by oltrace proxy)"), "{info}");
 
     // Its own output is refused as input, with a clear message and exit 2.
     let same = Command::new(env!("CARGO_BIN_EXE_oltrace")).args(["redact"]).arg(&shared).arg("-o").arg(&shared).output().unwrap();

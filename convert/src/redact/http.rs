@@ -157,7 +157,7 @@ pub fn http_body(rules: &Rules, raw: &mut [u8], request: bool, kind: BodyKind) -
     if body.is_empty() {
         return false;
     }
-    let spans = if chunked { wire::http::chunk_data_spans(body) } else { vec![0..body.len()] };
+    let spans: Vec<Range<usize>> = if chunked { wire::http::chunk_data_spans(body) } else { std::iter::once(0..body.len()).collect() };
     let content: Cow<[u8]> = match spans.as_slice() {
         [one] if *one == (0..body.len()) => Cow::Borrowed(&*body),
         _ => Cow::Owned(spans.iter().flat_map(|s| body[s.clone()].iter().copied()).collect()),

@@ -116,7 +116,7 @@ fn pg(raw: &mut [u8], d: &mut format::PgMessage) -> Rewrite {
         return if changed { Rewrite::Blanked } else { Rewrite::Unchanged };
     }
     if d.kind == "Malformed" {
-        raw.get_mut(5..).map(|b| b.fill(STAR));
+        super::pg_secret_message(raw);
         return Rewrite::Unparsed;
     }
     if !matches!(d.kind.as_str(), "Query" | "Parse") {
@@ -134,7 +134,7 @@ fn pg(raw: &mut [u8], d: &mut format::PgMessage) -> Rewrite {
         }
         Err(wire::ParseError::Incomplete { .. }) => 5.min(raw.len())..raw.len(),
         _ => {
-            raw.get_mut(5..).map(|b| b.fill(STAR));
+            super::pg_secret_message(raw);
             return Rewrite::Unparsed;
         }
     };
