@@ -32,6 +32,18 @@ pub fn record(rules: &Rules, protocol: Option<Protocol>, r: &mut Record) -> Rewr
     if !rules.enabled() {
         return Rewrite::Unchanged;
     }
+    // The functions below say what they blanked, stars over stars
+    // included: whether anything changed is told by comparing (a trace
+    // redacted again counts nothing new).
+    let before = matches!(r.body, Body::Message(_) | Body::Exchange(_)).then(|| r.body.clone());
+    let outcome = blank(rules, protocol, r);
+    match (outcome, before) {
+        (Rewrite::Blanked, Some(b)) if b == r.body => Rewrite::Unchanged,
+        (o, _) => o,
+    }
+}
+
+fn blank(rules: &Rules, protocol: Option<Protocol>, r: &mut Record) -> Rewrite {
     let changed = match &mut r.body {
         Body::Message(m) => return message(rules, protocol, m),
         Body::Exchange(x) => match &mut x.summary {
