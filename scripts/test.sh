@@ -114,7 +114,15 @@ log "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "tests (the command in README.md)"
+# Every trace the tests record through common::Proxy is kept here, then
+# scanned for the redaction tests' canary secret (scripts/scan_canary.sh).
+OLTRACE_TEST_TRACES=$(mktemp -d)
+export OLTRACE_TEST_TRACES
 cargo test --workspace --locked
+
+log "no trace the tests wrote holds the canary secret"
+scripts/scan_canary.sh "$OLTRACE_TEST_TRACES" target/debug/oltrace
+rm -rf "$OLTRACE_TEST_TRACES"
 
 log "olreplay and olanalyze must not link libpcap"
 cargo build --workspace --bins --locked

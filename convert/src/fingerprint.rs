@@ -24,129 +24,43 @@
 //! - a trailing `;` is dropped.
 //!
 //! Identifiers and keywords are kept, so different tables or columns give
-//! different fingerprints.
+//! different fingerprints. The tokens come from [`crate::sql_scan`], the
+//! scanner redaction uses too.
 
 /// The fingerprint of `sql` (see the module documentation).
 pub fn fingerprint(sql: &str) -> String {
-    let b = sql.as_bytes();
+    use crate::sql_scan::{is_operator, tokens, Kind};
     let mut out = Out { s: String::with_capacity(sql.len()), last: Last::None, space: false };
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
-                out.space = true;
-                i += 1;
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-                out.space = true;
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i = skip_block_comment(b, i);
-                out.space = true;
-            }
-            b'\'' => {
-                i = skip_string(b, i + 1, false);
-                out.literal();
-            }
-            b'"' => {
-                let start = i;
-                i += 1;
-                while i < b.len() {
-                    if b[i] == b'"' {
-                        if b.get(i + 1) == Some(&b'"') {
-                            i += 2;
-                            continue;
-                        }
-                        i += 1;
-                        break;
+    let mut toks = tokens(sql.as_bytes()).peekable();
+    while let Some(t) = toks.next() {
+        // Token spans end on character boundaries (the scanner never
+        // splits a UTF-8 sequence), so slicing `sql` cannot fail.
+        let text = &sql[t.span.clone()];
+        match t.kind {
+            Kind::Space | Kind::Comment => out.space = true,
+            Kind::String | Kind::Number | Kind::Placeholder => out.literal(),
+            Kind::QuotedIdent => out.word(text, false),
+            Kind::Word => out.word(text, true),
+            Kind::Punct => {
+                // `=-1`: PostgreSQL's lexer ends an operator before a
+                // trailing `+`/`-` (unless it holds one of ~!@#%^&|`),
+                // which is then the number's sign.
+                let run = text.as_bytes();
+                let number_next = toks.peek().is_some_and(|n| n.kind == Kind::Number && n.span.start == t.span.end);
+                if number_next && is_operator(run[0]) && matches!(run[run.len() - 1], b'-' | b'+') {
+                    if run.len() == 1 && out.takes_sign() {
+                        toks.next();
+                        out.literal();
+                        continue;
                     }
-                    i += 1;
-                }
-                out.word(&sql[start..i.min(b.len())], false);
-            }
-            b'$' => {
-                if b.get(i + 1).is_some_and(u8::is_ascii_digit) {
-                    i += 1;
-                    while i < b.len() && b[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                    out.literal();
-                } else if let Some(end) = dollar_quote_end(b, i) {
-                    i = end;
-                    out.literal();
-                } else {
-                    out.punct("$");
-                    i += 1;
-                }
-            }
-            b'?' => {
-                out.literal();
-                i += 1;
-            }
-            b'0'..=b'9' => {
-                i = skip_number(b, i);
-                out.literal();
-            }
-            b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) && out.last != Last::Word => {
-                i = skip_number(b, i);
-                out.literal();
-            }
-            _ if c == b'_' || c.is_ascii_alphabetic() || c >= 0x80 => {
-                let start = i;
-                while i < b.len() && (b[i] == b'_' || b[i] == b'$' || b[i].is_ascii_alphanumeric() || b[i] >= 0x80) {
-                    i += 1;
-                }
-                // String prefixes: E'..' (escapes), B'..', X'..', N'..', U&'..'.
-                let word = &sql[start..i];
-                if b.get(i) == Some(&b'\'') && word.len() == 1 && matches!(c | 0x20, b'e' | b'b' | b'x' | b'n') {
-                    i = skip_string(b, i + 1, c | 0x20 == b'e');
-                    out.literal();
-                } else if b.get(i) == Some(&b'&') && b.get(i + 1) == Some(&b'\'') && (word == "u" || word == "U") {
-                    i = skip_string(b, i + 2, false);
-                    out.literal();
-                } else {
-                    out.word(word, true);
-                }
-            }
-            _ => {
-                // Operators and punctuation: `::` and runs of operator
-                // characters stay one token; brackets are single.
-                let start = i;
-                if c == b':' && b.get(i + 1) == Some(&b':') {
-                    i += 2;
-                } else if is_operator(c) {
-                    while i < b.len() && is_operator(b[i]) && !(b[i] == b'-' && b.get(i + 1) == Some(&b'-')) && !(b[i] == b'/' && b.get(i + 1) == Some(&b'*')) {
-                        i += 1;
-                    }
-                    // `=-1`: PostgreSQL's lexer ends an operator before a
-                    // trailing `+`/`-` (unless it holds one of ~!@#%^&|`),
-                    // which is then the number's sign.
-                    let run = &b[start..i];
-                    let sign_at = i - 1;
-                    if starts_number(b, i) && matches!(b[sign_at], b'-' | b'+') {
-                        if run.len() == 1 && out.takes_sign() {
-                            i = skip_number(b, i);
-                            out.literal();
-                            continue;
-                        }
-                        if run.len() > 1 && !run.iter().any(|c| b"~!@#%^&|`".contains(c)) {
-                            out.punct(&sql[start..sign_at]);
-                            i = skip_number(b, i);
-                            out.literal();
-                            continue;
-                        }
-                    }
-                } else {
-                    i += 1;
-                    while i < b.len() && !sql.is_char_boundary(i) {
-                        i += 1;
+                    if run.len() > 1 && !run.iter().any(|c| b"~!@#%^&|`".contains(c)) {
+                        out.punct(&text[..text.len() - 1]);
+                        toks.next();
+                        out.literal();
+                        continue;
                     }
                 }
-                out.punct(&sql[start..i]);
+                out.punct(text);
             }
         }
     }
@@ -158,19 +72,6 @@ pub fn fingerprint(sql: &str) -> String {
         }
     }
     fold_lists(&s)
-}
-
-/// True when a number starts at `i` (a digit, or `.` then a digit).
-fn starts_number(b: &[u8], i: usize) -> bool {
-    match b.get(i) {
-        Some(c) if c.is_ascii_digit() => true,
-        Some(b'.') => b.get(i + 1).is_some_and(u8::is_ascii_digit),
-        _ => false,
-    }
-}
-
-fn is_operator(c: u8) -> bool {
-    matches!(c, b'+' | b'-' | b'*' | b'/' | b'<' | b'>' | b'=' | b'~' | b'!' | b'@' | b'#' | b'%' | b'^' | b'&' | b'|' | b'`')
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -252,93 +153,11 @@ impl Out {
             _ => {
                 self.sep();
                 self.s.push_str(p);
-                self.last = if p.bytes().all(is_operator) { Last::Operator } else { Last::Other };
+                self.last = if p.bytes().all(crate::sql_scan::is_operator) { Last::Operator } else { Last::Other };
             }
         }
         self.space = false;
     }
-}
-
-/// After the opening quote at `i`: the index past the closing quote.
-/// `''` is a quote inside; with `escapes`, so is `\'`.
-fn skip_string(b: &[u8], mut i: usize, escapes: bool) -> usize {
-    while i < b.len() {
-        match b[i] {
-            b'\\' if escapes => i += 2,
-            b'\'' if b.get(i + 1) == Some(&b'\'') => i += 2,
-            b'\'' => return i + 1,
-            _ => i += 1,
-        }
-    }
-    b.len()
-}
-
-/// At `/*`: the index past the matching `*/` (comments nest).
-fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
-    let mut depth = 0usize;
-    while i < b.len() {
-        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-            depth += 1;
-            i += 2;
-        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-            depth -= 1;
-            i += 2;
-            if depth == 0 {
-                return i;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    b.len()
-}
-
-/// At `$`: if a dollar quote `$tag$` opens here, the index past its close.
-fn dollar_quote_end(b: &[u8], i: usize) -> Option<usize> {
-    let mut j = i + 1;
-    while j < b.len() && (b[j] == b'_' || b[j].is_ascii_alphanumeric() || b[j] >= 0x80) {
-        j += 1;
-    }
-    if b.get(j) != Some(&b'$') {
-        return None;
-    }
-    let tag = &b[i..=j];
-    let body = j + 1;
-    let end = b[body..].windows(tag.len()).position(|w| w == tag).map(|p| body + p + tag.len());
-    Some(end.unwrap_or(b.len()))
-}
-
-/// At a digit (or `.digit`): the index past the number.
-fn skip_number(b: &[u8], mut i: usize) -> usize {
-    if b[i] == b'0' && matches!(b.get(i + 1), Some(b'x' | b'X')) {
-        i += 2;
-        while i < b.len() && (b[i].is_ascii_hexdigit() || b[i] == b'_') {
-            i += 1;
-        }
-        return i;
-    }
-    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-        i += 1;
-    }
-    if b.get(i) == Some(&b'.') && b.get(i + 1) != Some(&b'.') {
-        i += 1;
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-            i += 1;
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        let mut j = i + 1;
-        if matches!(b.get(j), Some(b'+' | b'-')) {
-            j += 1;
-        }
-        if b.get(j).is_some_and(u8::is_ascii_digit) {
-            i = j;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-        }
-    }
-    i
 }
 
 /// `in (?, ?, ?)` to `in (?)`; `values (..), (..)` of identical rows to one.

@@ -10,7 +10,9 @@
 //! through the shared setters of `fill`;
 //! [`redact`] blanks secrets in recorded bytes
 //! (same length, in place; where the fields and arguments sit in the bytes
-//! is `wire`'s to say, what is secret is decided here); [`fingerprint`] normalises SQL to a query
+//! is `wire`'s to say, what is secret is decided here, by
+//! [`redact::Rules`]); [`sql_scan`] cuts SQL into tokens, for
+//! [`fingerprint`] and for redaction; [`fingerprint`] normalises SQL to a query
 //! fingerprint (literals to `?`), the key replay reports and the analyzer
 //! group queries by; [`call_key`] keys any call (SQL, Redis, HTTP) by
 //! class, for olanalyze's call classes and olreplay's reports;
@@ -27,12 +29,18 @@
 //! - a run of Redis messages ([`wire::Event::RedisRun`]) becomes the
 //!   records of the events it expands to, made straight from the run.
 //!
-//! With `redact`, secrets are blanked in what is recorded (see
-//! [`crate::redact`]): PostgreSQL password/SASL/GSS messages, the values of
-//! HTTP `Authorization`, `Proxy-Authorization`, `Cookie` and `Set-Cookie`
-//! headers, and the Redis arguments [`wire::redis::RedisCommand::secret_args`]
-//! flags (`AUTH`, `HELLO ... AUTH`, `MIGRATE ... AUTH|AUTH2`, `CONFIG SET
-//! requirepass|masterauth`, `ACL SETUSER` passwords).
+//! With redaction on, secrets are blanked in what is recorded, in the
+//! bytes and in the decoded summaries alike (see [`crate::redact`]):
+//! PostgreSQL password/SASL/GSS messages and SQL password literals
+//! (`PASSWORD '...'`, `IDENTIFIED BY '...'`, pgcrypto arguments) in
+//! Query and Parse messages and exchange statements; HTTP URL userinfo
+//! passwords, secret query parameters (in the request line, the decoded
+//! target and the exchange's target), secret header values, and secret
+//! fields of form and JSON bodies; and the Redis arguments
+//! [`wire::redis::RedisCommand::secret_args`] flags (`AUTH`, `HELLO ...
+//! AUTH`, `MIGRATE ... AUTH|AUTH2`, `CONFIG SET requirepass|masterauth`,
+//! `ACL SETUSER` passwords). Which names count is [`redact::Rules`]'
+//! to say.
 
 use wire::redis::RedisMessage;
 
@@ -44,6 +52,7 @@ mod http;
 mod pg;
 pub mod redact;
 mod redis;
+pub mod sql_scan;
 
 pub use pg::pg_decoded;
 
@@ -124,7 +133,7 @@ pub fn for_each_record(conn: u64, event: wire::Event, redact: bool, sink: &mut d
 /// allocations (`convert/src/redis.rs`, `convert/src/http.rs`,
 /// `convert/src/pg.rs`). The recorder holds one for its whole run.
 pub struct Converter {
-    redact: bool,
+    rules: redact::Rules,
     command: format::Record,
     reply: format::Record,
     exchange: format::Record,
@@ -140,11 +149,17 @@ pub struct Converter {
 }
 
 impl Converter {
-    /// `redact`: as for [`event_to_records`].
+    /// `redact`: as for [`event_to_records`] (the default
+    /// [`redact::Rules`], or none).
     pub fn new(redact: bool) -> Converter {
+        Converter::with_rules(if redact { redact::Rules::default() } else { redact::Rules::off() })
+    }
+
+    /// A converter that blanks what `rules` say.
+    pub fn with_rules(rules: redact::Rules) -> Converter {
         let empty = <format::Record as format::codec::Codec>::empty;
         Converter {
-            redact,
+            rules,
             command: empty(),
             reply: empty(),
             exchange: empty(),
@@ -161,7 +176,8 @@ impl Converter {
     /// Hands `sink` the records of `event`, as [`for_each_record`] does.
     /// A record `sink` gets is valid only during the call.
     pub fn for_each_record(&mut self, conn: u64, event: wire::Event, sink: &mut dyn FnMut(&mut format::Record)) {
-        let redact = self.redact;
+        let rules = &self.rules;
+        let redact = rules.enabled();
         let mut record = match event {
             wire::Event::Message(m) => match &m.kind {
                 wire::MessageKind::Redis(r) => {
@@ -171,11 +187,11 @@ impl Converter {
                 }
                 wire::MessageKind::Http(h) => {
                     let record = if h.request().is_some() { &mut self.http_request } else { &mut self.http_response };
-                    http::fill_message(record, conn, &m, h, redact);
+                    http::fill_message(record, conn, &m, h, rules);
                     return sink(record);
                 }
                 wire::MessageKind::Pg(p) => {
-                    pg::fill_message(&mut self.pg_message, conn, &m, p, redact, &mut self.pg_spare);
+                    pg::fill_message(&mut self.pg_message, conn, &m, p, rules, &mut self.pg_spare);
                     return sink(&mut self.pg_message);
                 }
                 wire::MessageKind::Opaque => {
@@ -194,11 +210,11 @@ impl Converter {
                     return sink(&mut self.exchange);
                 }
                 wire::ExchangeDetail::Http(h) => {
-                    http::fill_exchange(&mut self.http_exchange, conn, &e, h, redact);
+                    http::fill_exchange(&mut self.http_exchange, conn, &e, h, rules);
                     return sink(&mut self.http_exchange);
                 }
                 wire::ExchangeDetail::Pg(p) => {
-                    pg::fill_exchange(&mut self.pg_exchange, conn, &e, p, &mut self.pg_spare);
+                    pg::fill_exchange(&mut self.pg_exchange, conn, &e, p, rules, &mut self.pg_spare);
                     return sink(&mut self.pg_exchange);
                 }
             },
@@ -217,7 +233,7 @@ impl Converter {
     /// order, without building the events (which cost several allocations
     /// and reference counts per message).
     pub fn for_each_run_record(&mut self, conn: u64, run: &wire::redis::RedisRun, sink: &mut dyn FnMut(&mut format::Record)) {
-        let redact = self.redact;
+        let redact = self.rules.enabled();
         match run.dir {
             wire::Direction::ToServer => {
                 for i in 0..run.len() {
@@ -236,8 +252,12 @@ impl Converter {
             }
         }
     }
-}
 
+    /// The rules this converter blanks by.
+    pub fn rules(&self) -> &redact::Rules {
+        &self.rules
+    }
+}
 
 /// Exchange status, one to one.
 pub fn exchange_status(s: wire::ExchangeStatus) -> format::ExchangeStatus {

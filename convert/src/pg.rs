@@ -179,10 +179,13 @@ impl Spare {
 }
 
 /// Fills `record` with PostgreSQL message `m` (whose kind is `p`) of
-/// connection `conn`. With `redact`, a message that carries a secret is
+/// connection `conn`. With `rules` on, a message that carries a secret is
 /// blanked after its header in the recorded bytes, and summarised as
-/// [`PgMessage::redacted`] (the secret as `***`).
-pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Message, p: &PgMessage, redact: bool, spare: &mut Spare) {
+/// [`PgMessage::redacted`] (the secret as `***`); the password literals of
+/// a Query's or Parse's SQL ([`redact::sql_spans`]) are blanked in the
+/// bytes and in the decoded `sql`.
+pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Message, p: &PgMessage, rules: &redact::Rules, spare: &mut Spare) {
+    let redact = rules.enabled();
     let (data, decoded, redacted) = fill::message_fields(record, conn, &Placement::of(m), &m.raw.prefix);
     if !matches!(decoded, Some(Decoded::Pg(_))) {
         *decoded = Some(Decoded::Pg(format::PgMessage::default()));
@@ -194,12 +197,35 @@ pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Mes
         fill_decoded(d, &p.redacted(), spare);
     } else {
         fill_decoded(d, p, spare);
+        if let (true, PgMessage::Query { sql } | PgMessage::Parse { sql, .. }) = (redact, p) {
+            if let Some(text) = d.sql.as_mut() {
+                if redact::sql_in_string(text) {
+                    *redacted = true;
+                    blank_sql_bytes(&mut data.0, &m.raw.prefix, sql);
+                }
+            }
+        }
     }
+}
+
+/// Blanks the password literals of `sql` where it is in `data` (the
+/// recorded copy of `prefix`, the message's kept bytes). The decoder's
+/// `sql` is a slice of the message's bytes, so its place is where it
+/// points; failing that, where its text is found; failing that, the whole
+/// message after its 5-byte header is scanned.
+fn blank_sql_bytes(data: &mut [u8], prefix: &[u8], sql: &[u8]) {
+    let start = (sql.as_ptr() as usize).checked_sub(prefix.as_ptr() as usize).filter(|&o| o < prefix.len());
+    let start = start.or_else(|| memchr::memmem::find(prefix, sql));
+    let region = match start {
+        Some(s) => s..(s + sql.len()).min(data.len()),
+        None => 5.min(data.len())..data.len(),
+    };
+    redact::sql_in_place(&mut data[region]);
 }
 
 /// Fills `record` with PostgreSQL exchange `e` (whose detail is `p`) of
 /// connection `conn`.
-pub(crate) fn fill_exchange(record: &mut format::Record, conn: u64, e: &wire::Exchange, p: &pg::PgExchange, spare: &mut Spare) {
+pub(crate) fn fill_exchange(record: &mut format::Record, conn: u64, e: &wire::Exchange, p: &pg::PgExchange, rules: &redact::Rules, spare: &mut Spare) {
     let summary =
         fill::exchange_fields(record, conn, e.timings, e.request_bytes, e.response_bytes, exchange_status(e.status));
     if !matches!(summary, ExchangeSummary::Pg(_)) {
@@ -222,6 +248,11 @@ pub(crate) fn fill_exchange(record: &mut format::Record, conn: u64, e: &wire::Ex
     // through `Spare::lossy`: their text conversion reads byte by byte,
     // and the tags would be collected into a vector first.
     statements.extend(p.statements.iter().map(|s| spare.lossy(s.sql.as_deref().unwrap_or_default())));
+    if rules.enabled() {
+        for s in statements.iter_mut() {
+            redact::sql_in_string(s);
+        }
+    }
     *extended = p.kind == pg::PgExchangeKind::Extended;
     tags.extend(p.command_tag_bytes().map(|t| spare.lossy(t)));
     *rows = p.rows_returned();

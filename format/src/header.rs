@@ -19,7 +19,8 @@ pub const MAGIC: &[u8; 8] = b"OLTRACE\n";
 /// Readers refuse a file whose major version is newer than this.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Bumped for additions older readers can skip (new record kinds, fields).
-pub const FORMAT_MINOR: u16 = 1;
+/// 1.2 added [`Header::redaction`].
+pub const FORMAT_MINOR: u16 = 2;
 const MAX_HEADER: usize = 1 << 20;
 
 /// Who wrote a trace, where and when.
@@ -38,6 +39,36 @@ pub struct Header {
     /// Free-form facts about the recording (command line, routes, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,
+    /// Which secrets were blanked in the records (format 1.2 on; `None` in
+    /// older traces, whose `meta` has `redact = true|false` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<Redaction>,
+}
+
+/// The redaction rules applied to a trace's records, as the trace header
+/// records them (see docs/recording.md, "Redaction").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redaction {
+    /// False: recorded with `--no-redact` (and not redacted since).
+    pub enabled: bool,
+    /// The version of the built-in rules (1: PostgreSQL authentication,
+    /// four headers, URL userinfo, Redis; 2: also query, form and JSON
+    /// fields and SQL password literals); 0 when off.
+    pub rules_version: u32,
+    /// Query, form and JSON field names whose values were blanked
+    /// (lower-case; the defaults and the added ones, less the kept ones).
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// HTTP header fields whose values were blanked (lower-case).
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Default field names exempted (`--keep-field`).
+    #[serde(default)]
+    pub kept: Vec<String>,
+    /// What applied the rules, in order (`oltrace proxy`, `oltrace
+    /// redact`, ...).
+    #[serde(default)]
+    pub by: Vec<String>,
 }
 
 /// One recording in a trace.
@@ -67,6 +98,7 @@ impl Header {
             host: host.clone(),
             sources: vec![Source { name, host, tool: tool.to_string(), anchor_unix_ns }],
             meta: BTreeMap::new(),
+            redaction: None,
         }
     }
 

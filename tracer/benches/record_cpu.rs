@@ -78,7 +78,7 @@ impl Load {
 fn options() -> RecorderOptions {
     RecorderOptions {
         queue: 1 << 16,
-        redact: true,
+        redact: convert::redact::Rules::default(),
         limits: Limits::default(),
         flush_interval: Duration::from_millis(100),
         defer: 0,

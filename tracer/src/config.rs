@@ -16,6 +16,9 @@
 //! block = false                  # --block
 //! defer = 256                    # --defer, in MiB (0: decode as traffic comes)
 //! redact = true                  # false = --no-redact
+//! redact_fields = ["session_id"]  # --redact-field (added to the flags' names)
+//! redact_headers = ["X-Tenant-Key"] # --redact-header (likewise)
+//! keep_fields = ["key"]           # --keep-field (likewise)
 //! spool = true                   # false = --no-spool
 //! connect_timeout = "5s"         # --connect-timeout
 //! drain_timeout = "5s"           # --drain-timeout
@@ -56,6 +59,12 @@ pub struct FileConfig {
     /// MiB.
     pub defer: Option<u64>,
     pub redact: Option<bool>,
+    #[serde(default)]
+    pub redact_fields: Vec<String>,
+    #[serde(default)]
+    pub redact_headers: Vec<String>,
+    #[serde(default)]
+    pub keep_fields: Vec<String>,
     pub spool: Option<bool>,
     pub connect_timeout: Option<String>,
     pub drain_timeout: Option<String>,
@@ -69,7 +78,7 @@ impl FileConfig {
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<FileConfig> {
         toml::from_str(text).map_err(|e| {
             anyhow::anyhow!(
-                "config {}: {}(keys: output, routes, logs, queue, threads, block, defer, redact, spool, connect_timeout, drain_timeout, source, allow_plaintext_listen, max_request; see docs/recording.md)",
+                "config {}: {}(keys: output, routes, logs, queue, threads, block, defer, redact, redact_fields, redact_headers, keep_fields, spool, connect_timeout, drain_timeout, source, allow_plaintext_listen, max_request; see docs/recording.md)",
                 origin.display(),
                 e
             )
@@ -95,6 +104,11 @@ pub struct Flags {
     pub routes: Vec<Route>,
     pub output: Option<PathBuf>,
     pub no_redact: bool,
+    /// `--redact-field`, `--redact-header`, `--keep-field`: added to the
+    /// file's lists (a name is never dropped by giving another).
+    pub redact_fields: Vec<String>,
+    pub redact_headers: Vec<String>,
+    pub keep_fields: Vec<String>,
     pub no_spool: bool,
     /// Nanoseconds.
     pub connect_timeout: Option<u64>,
@@ -167,10 +181,21 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         (None, Some(text)) => parse_size(text).map_err(|e| anyhow::anyhow!("config {origin}: max_request: {e}"))?,
         (None, None) => wire::DEFAULT_REQUEST_CAP,
     };
+    let redact = if !flags.no_redact && file.redact.unwrap_or(true) {
+        let both = |a: Vec<String>, b: &[String]| a.into_iter().chain(b.iter().cloned()).collect::<Vec<_>>();
+        convert::redact::Rules::new(
+            &both(flags.redact_fields, &file.redact_fields),
+            &both(flags.redact_headers, &file.redact_headers),
+            &both(flags.keep_fields, &file.keep_fields),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    } else {
+        convert::redact::Rules::off()
+    };
     Ok(ProxyConfig {
         routes,
         output,
-        redact: !flags.no_redact && file.redact.unwrap_or(true),
+        redact,
         spool: !flags.no_spool && file.spool.unwrap_or(true),
         connect_timeout,
         queue: flags.queue.or(file.queue).unwrap_or(DEFAULT_QUEUE).max(MIN_QUEUE),
@@ -234,7 +259,7 @@ source = "worker-1"
         assert_eq!(c.routes[1].upstream, "127.0.0.1:6379");
         assert!(c.allow_plaintext_listen);
         assert_eq!(c.logs, [dir.path().join("app.log"), PathBuf::from("/var/log/other.log")]);
-        assert_eq!((c.queue, c.threads, c.block, c.redact), (1000, 3, true, false));
+        assert_eq!((c.queue, c.threads, c.block, c.redact.enabled()), (1000, 3, true, false));
         assert_eq!(c.drain_timeout, Duration::from_millis(250));
         assert_eq!(c.defer, 64 << 20, "MiB");
         assert_eq!(c.source_name, "worker-1");
@@ -268,7 +293,7 @@ source = "worker-1"
     #[test]
     fn defaults_without_a_file() {
         let c = resolve(Flags { output: Some("t.mp".into()), ..Flags::default() }).unwrap();
-        assert_eq!((c.queue, c.block, c.redact), (DEFAULT_QUEUE, false, true));
+        assert_eq!((c.queue, c.block, c.redact.enabled()), (DEFAULT_QUEUE, false, true));
         assert_eq!(c.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
         assert_eq!(c.defer, DEFAULT_DEFER);
         assert!(c.routes.is_empty() && c.logs.is_empty());
@@ -276,6 +301,21 @@ source = "worker-1"
         assert_eq!(c.defer, MAX_DEFER, "larger budgets are lowered to the largest");
         let e = error_of(Flags::default());
         assert!(e.contains("-o FILE"), "{e}");
+    }
+
+    #[test]
+    fn redaction_names_from_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "output = \"t.mp\"\nredact_fields = [\"session_id\"]\nredact_headers = [\"X-Tenant-Key\"]\nkeep_fields = [\"key\"]\n");
+        let c = resolve(Flags { config: Some(path.clone()), redact_fields: vec!["otp".into()], ..Flags::default() }).unwrap();
+        let r = &c.redact;
+        assert!(r.is_secret_field(b"Session_ID") && r.is_secret_field(b"otp") && r.is_secret_field(b"password"));
+        assert!(!r.is_secret_field(b"key"), "kept by the file");
+        assert!(r.is_secret_header(b"x-tenant-key") && r.is_secret_header(b"X-Api-Key"));
+        let off = resolve(Flags { config: Some(path), no_redact: true, ..Flags::default() }).unwrap();
+        assert!(!off.redact.enabled() && !off.redact.is_secret_field(b"password"));
+        let e = error_of(Flags { output: Some("t.mp".into()), redact_fields: vec!["a b".into()], ..Flags::default() });
+        assert!(e.contains("--redact-field \"a b\""), "{e}");
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct TraceInfo {
     pub anchor: String,
     pub sources: Vec<String>,
     pub meta: BTreeMap<String, String>,
+    /// The redaction rules the header records (format 1.2 on).
+    pub redaction: Option<format::Redaction>,
     pub records: u64,
     pub blocks: u64,
     pub records_by_kind: BTreeMap<String, u64>,
@@ -103,6 +105,7 @@ pub fn collect(path: &Path) -> anyhow::Result<TraceInfo> {
         anchor: humantime::format_rfc3339_nanos(anchor).to_string(),
         sources: header.sources.iter().map(|s| format!("{} ({}, {})", s.name, s.host, s.tool)).collect(),
         meta: header.meta.clone(),
+        redaction: header.redaction.clone(),
         records: stats.records,
         blocks: stats.blocks,
         records_by_kind,
@@ -140,6 +143,19 @@ fn print_text(i: &TraceInfo, out: &mut impl std::io::Write) -> std::io::Result<(
     writeln!(out, "sources:     {}", i.sources.join("; "))?;
     for (k, v) in &i.meta {
         writeln!(out, "meta:        {k} = {v}")?;
+    }
+    match &i.redaction {
+        Some(r) if r.enabled => writeln!(
+            out,
+            "redaction:   rules v{} by {}; fields {}; headers {}{}",
+            r.rules_version,
+            r.by.join(", then "),
+            r.fields.join(","),
+            r.headers.join(","),
+            if r.kept.is_empty() { String::new() } else { format!("; kept {}", r.kept.join(",")) }
+        )?,
+        Some(r) => writeln!(out, "redaction:   off (--no-redact, by {})", r.by.join(", then "))?,
+        None => {}
     }
     writeln!(out, "records:     {} in {} blocks, {:.1} bytes/record", i.records, i.blocks, i.bytes_per_record)?;
     writeln!(out, "duration:    {:.3} s", i.duration_s)?;

@@ -19,6 +19,8 @@
 //!   threads, the spool and the recorder).
 //! - [`recover`]: `oltrace recover`, decoding the spool a killed
 //!   recording left (`TRACE.spool`) into its trace.
+//! - [`redact_cmd`]: `oltrace redact`, a trace rewritten with secrets
+//!   blanked (the rules are `convert::redact`'s).
 //! - [`generate`]: `oltrace generate`, synthetic traces for trying the
 //!   tools, tests and benchmarks.
 
@@ -31,6 +33,7 @@ pub mod logfollow;
 pub mod merge_cmd;
 pub mod proxy;
 pub mod recover;
+pub mod redact_cmd;
 pub mod wrap;
 
 /// How a command ended; `main` maps it to the exit code.

@@ -44,6 +44,49 @@ enum Command {
     Proxy(ProxyArgs),
     #[command(after_help = RECOVER_HELP)]
     Recover(RecoverArgs),
+    /// Rewrite a trace with secrets blanked (before sharing it)
+    #[command(after_help = REDACT_HELP)]
+    Redact(RedactArgs),
+}
+
+const REDACT_HELP: &str = "\
+Examples:
+  oltrace redact raw.mp -o shared.mp
+  oltrace redact raw.mp -o shared.mp --field session_id --header X-Tenant-Key --keep-field key
+
+Blanks, keeping every byte length, what recording blanks by default (PostgreSQL passwords and
+SASL, SQL password literals, HTTP credentials headers, URL userinfo, query/form/JSON fields named
+password, token, key, secret..., Redis AUTH and friends), the names the trace's header says its
+recording blanked, and the names given here. Every record is kept. A message whose bytes no longer
+parse is blanked whole; opaque bytes (TLS, tcp routes) are left and counted. A replay of the
+result re-sends the blanked values (olreplay warns). See docs/recording.md, \"Redaction\".
+
+Exit codes:
+  0  done
+  1  done, but damaged parts of the input were skipped (reported on stderr)
+  2  error: bad arguments, unreadable input, output not writable";
+
+/// Rewrite a trace with secrets blanked
+#[derive(Args)]
+struct RedactArgs {
+    /// The trace to redact
+    input: PathBuf,
+    /// The redacted trace to write (not the input)
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Also blank this query, form or JSON field (repeatable)
+    #[arg(long = "field", value_name = "NAME")]
+    fields: Vec<String>,
+    /// Also blank this HTTP header (repeatable)
+    #[arg(long = "header", value_name = "NAME")]
+    headers: Vec<String>,
+    /// Do not blank this default field name (repeatable; what the recording
+    /// blanked stays blank)
+    #[arg(long = "keep-field", value_name = "NAME")]
+    keep_fields: Vec<String>,
+    /// Print the counts as JSON on stdout
+    #[arg(long)]
+    json: bool,
 }
 
 const RECOVER_HELP: &str = "\
@@ -107,8 +150,12 @@ Route options follow the upstream, comma separated (postgres routes):
   e.g. --route postgres:15432=db:5432,tls=terminate,upstream-tls=verify-full,upstream-ca=ca.pem
 rediss:LISTEN=UPSTREAM routes take TLS from the first byte (redis-cli --tls), terminated with
 cert=/key= or a self-signed certificate; upstream-tls= and upstream-ca= as above.
-Secrets (PostgreSQL passwords and SASL, HTTP Authorization/Cookie/Set-Cookie, Redis AUTH) are
-blanked in the trace, never in the traffic; --no-redact keeps them. The trace is readable by its
+Secrets are blanked in the trace, never in the traffic, keeping their length: PostgreSQL passwords
+and SASL, SQL password literals (PASSWORD '...', IDENTIFIED BY '...', crypt/pgp_sym_* arguments),
+HTTP Authorization/Cookie/Set-Cookie/X-Api-Key/X-Auth-Token, URL userinfo, query, form and JSON
+fields named password, token, key, secret... (--redact-field/--redact-header add names,
+--keep-field exempts one), Redis AUTH, CONFIG SET requirepass, ACL SETUSER >pw; --no-redact keeps
+them all. `oltrace redact` blanks a trace already written. The trace is readable by its
 owner only. If the recorder falls behind, forwarding goes on and the lost data is recorded as gaps
 (with --block, forwarding waits for the recorder instead). --config FILE reads the options from
 TOML (keys in docs/recording.md); flags override it.
@@ -249,6 +296,20 @@ struct RecordArgs {
     /// Record secrets as they are instead of blanking them
     #[arg(long)]
     no_redact: bool,
+    /// Also blank the value of this query, form or JSON field (repeatable;
+    /// case-insensitive; added to the defaults: password, token, key, ...;
+    /// see docs/recording.md, "Redaction")
+    #[arg(long = "redact-field", value_name = "NAME")]
+    redact_fields: Vec<String>,
+    /// Also blank the value of this HTTP header (repeatable; added to
+    /// Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
+    /// X-Auth-Token)
+    #[arg(long = "redact-header", value_name = "NAME")]
+    redact_headers: Vec<String>,
+    /// Do not blank this default field name (repeatable), e.g. a `key`
+    /// parameter that is an ordinary key
+    #[arg(long = "keep-field", value_name = "NAME")]
+    keep_fields: Vec<String>,
     /// Keep what is not decoded yet in an unnamed file instead of
     /// TRACE.spool. The spool holds the traffic unredacted (mode 0600); without
     /// it nothing unredacted is left on disk, but a proxy killed (SIGKILL,
@@ -364,6 +425,9 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         routes,
         output: r.output,
         no_redact: r.no_redact,
+        redact_fields: r.redact_fields,
+        redact_headers: r.redact_headers,
+        keep_fields: r.keep_fields,
         no_spool: r.no_spool,
         connect_timeout: r.connect_timeout,
         queue: r.queue,
@@ -423,6 +487,14 @@ fn main() -> ExitCode {
             zstd_level: a.zstd_level,
         }),
         Command::Recover(a) => tracer::recover::run(&tracer::recover::RecoverConfig { trace: a.trace }),
+        Command::Redact(a) => tracer::redact_cmd::run(&tracer::redact_cmd::RedactConfig {
+            input: a.input,
+            output: a.output,
+            fields: a.fields,
+            headers: a.headers,
+            keep_fields: a.keep_fields,
+            json: a.json,
+        }),
         Command::Proxy(a) => proxy_config(a.routes, a.record, a.invocations, false).and_then(|c| tracer::proxy::run(&c)),
         Command::Wrap(a) => proxy_config(a.routes, a.record, a.invocations, true)
             .and_then(|proxy| tracer::wrap::run(&tracer::wrap::WrapConfig { proxy, command: a.command })),

@@ -114,9 +114,18 @@ pub fn recover(trace: &Path) -> anyhow::Result<Recovered> {
             None
         }
     });
+    // The rules the recording blanked by are in the trace's header (format
+    // 1.2 on); an older trace's were the defaults of its time, which
+    // today's defaults include.
+    let recorded = format::Header::read_prefix(&mut std::fs::File::open(trace)?).ok().and_then(|(h, ..)| h.redaction);
+    let redact = match (header.redact, recorded) {
+        (false, _) => convert::redact::Rules::off(),
+        (true, Some(r)) if r.enabled => convert::redact::Rules::from_record(&r),
+        (true, _) => convert::redact::Rules::default(),
+    };
     let opts = RecorderOptions {
         queue: 0,
-        redact: header.redact,
+        redact,
         limits: wire::Limits::default(),
         flush_interval: Duration::from_millis(100),
         defer: 0,

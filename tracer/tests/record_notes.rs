@@ -31,7 +31,7 @@ fn record_notes_writes_every_exchange_of_a_pipelined_conversation() {
     let mut writer = format::Writer::create(&path, &format::Header::new("test", "test"), format::WriterOptions::default()).unwrap();
     let opts = RecorderOptions {
         queue: 16,
-        redact: true,
+        redact: convert::redact::Rules::default(),
         limits: Limits::default(),
         flush_interval: Duration::from_millis(100),
         defer: 0,

@@ -234,7 +234,7 @@ fn choose(
 ) -> Chosen {
     let mut chosen = Chosen { owner: vec![None; client.len()], go: vec![false; exchanges.len()], startup: None };
     let mut auth_skipped = 0u64;
-    let mut redacted_http = 0u64;
+    let mut redacted_sent = 0u64;
     let damaged_trace = !plan.damage.is_empty();
     for (k, t) in tied.iter().enumerate() {
         let Some(t) = t else {
@@ -279,15 +279,17 @@ fn choose(
             plan.skip("writes (--read-only)", 1);
             continue;
         }
-        if open.protocol == Protocol::Http && request.iter().any(|(_, m)| m.redacted) {
-            redacted_http += 1;
+        // Blanked at recording (credential headers, secret query, form and
+        // JSON fields, SQL password literals): re-sent as recorded, stars.
+        if matches!(open.protocol, Protocol::Http | Protocol::Postgres) && request.iter().any(|(_, m)| m.redacted) {
+            redacted_sent += 1;
         }
         chosen.go[k] = true;
     }
     plan.skip("authentication (redone with the target's credentials)", auth_skipped);
-    if redacted_http > 0 {
+    if redacted_sent > 0 {
         plan.notes.push(format!(
-            "{redacted_http} HTTP requests on {} had credentials (Authorization, Cookie) blanked at recording and were sent blanked; record with --no-redact to replay them",
+            "warning: {redacted_sent} requests on {} re-send values blanked at recording (credential headers, secret query, form or JSON fields, SQL password literals), as recorded: give the target its own credentials (--target) or a noise rule where replies differ, or record with --no-redact to replay them",
             open.route
         ));
     }

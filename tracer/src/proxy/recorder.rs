@@ -76,7 +76,8 @@ pub struct Summary {
 
 pub struct RecorderOptions {
     pub queue: usize,
-    pub redact: bool,
+    /// What is blanked in the records (never in the traffic).
+    pub redact: convert::redact::Rules,
     pub limits: Limits,
     pub flush_interval: Duration,
     /// How far decoding may fall behind busy traffic, in bytes (`--defer`;
@@ -267,14 +268,14 @@ struct Recorder<'w> {
 
 impl<'w> Recorder<'w> {
     fn new(writer: &'w mut Writer<std::fs::File>, opts: RecorderOptions) -> Recorder<'w> {
-        let redact = opts.redact;
+        let converter = Converter::with_rules(opts.redact.clone());
         Recorder {
             writer,
             opts,
             conns: HashMap::default(),
             summary: Summary::default(),
             events: Vec::new(),
-            converter: Converter::new(redact),
+            converter,
             last_ts: 0,
             last_checkpoint: Instant::now(),
             attributor: Attributor::new(),

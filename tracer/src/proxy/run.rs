@@ -22,7 +22,8 @@ use tokio::task::JoinSet;
 pub struct ProxyConfig {
     pub routes: Vec<Route>,
     pub output: PathBuf,
-    pub redact: bool,
+    /// What is blanked in the trace (`--no-redact`: nothing).
+    pub redact: convert::redact::Rules,
     /// Spool to `TRACE.spool`, so a killed recording can be recovered
     /// (`--no-spool`: an unnamed file, lost with the process).
     pub spool: bool,
@@ -141,7 +142,8 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     let mut header = format::Header::new(&format!("oltrace {}", env!("CARGO_PKG_VERSION")), &config.source_name);
     let routes: Vec<String> = config.routes.iter().map(|r| format!("{}={}{}", r.name, r.upstream, r.tls_options())).collect();
     header.meta.insert("routes".into(), routes.join(" "));
-    header.meta.insert("redact".into(), config.redact.to_string());
+    header.meta.insert("redact".into(), config.redact.enabled().to_string());
+    header.redaction = Some(config.redact.record("oltrace proxy"));
     if let Some(p) = &config.invocations {
         header.meta.insert("invocations".into(), p.name().to_string());
     }
@@ -156,7 +158,7 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     let stop_decoding = Arc::new(AtomicBool::new(false));
     let opts = RecorderOptions {
         queue: config.queue,
-        redact: config.redact,
+        redact: config.redact.clone(),
         limits: config.limits,
         flush_interval: Duration::from_millis(100),
         defer: config.defer,
@@ -171,7 +173,7 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
         _ => PathBuf::from("."),
     };
     let (trace, trace_len) = spool_file::trace_id(&config.output).map_err(|e| anyhow::anyhow!("cannot read back the trace just created: {e}"))?;
-    let spool = SpoolOptions { path: config.spool.then(|| spool_path.clone()), dir, trace, redact: config.redact, trace_len };
+    let spool = SpoolOptions { path: config.spool.then(|| spool_path.clone()), dir, trace, redact: config.redact.enabled(), trace_len };
     let (tap, recorder) = recorder::start(writer, clock, opts, spool)
         .map_err(|e| anyhow::anyhow!("cannot create the spool {}: {e} (it goes beside the trace: is that directory writable?)", spool_path.display()))?;
     let tap = tap.blocking(config.block);

@@ -21,6 +21,8 @@ pub struct Proxy {
     stderr: BufReader<std::process::ChildStderr>,
     /// What it printed on stderr before listening.
     pub early: String,
+    /// Recorded with `--no-redact`.
+    no_redact: bool,
 }
 
 impl Proxy {
@@ -38,6 +40,7 @@ impl Proxy {
     /// Runs `cmd` (an `oltrace proxy ...` built by the caller, writing
     /// `trace`) and waits until `routes` routes listen.
     pub fn spawn(mut cmd: Command, trace: &Path, routes: usize) -> Proxy {
+        let no_redact = cmd.get_args().any(|a| a == "--no-redact");
         let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut addrs = Vec::new();
@@ -50,7 +53,7 @@ impl Proxy {
             }
             early.push_str(&line);
         }
-        Proxy { child, addrs, trace: trace.to_path_buf(), stderr, early }
+        Proxy { child, addrs, trace: trace.to_path_buf(), stderr, early, no_redact }
     }
 
     /// The port route `i` listens on.
@@ -75,10 +78,40 @@ impl Proxy {
     /// caller's signals have ended it.
     pub fn stop_unread_after_signal(mut self) -> (i32, String) {
         let status = self.child.wait().unwrap();
+        keep_for_scan(&self.trace, self.no_redact);
         let mut rest = String::new();
         self.stderr.read_to_string(&mut rest).unwrap();
         (status.code().unwrap_or(-1), self.early + &rest)
     }
+}
+
+/// The canary secret the redaction tests send (tracer/tests/redaction.rs);
+/// scripts/test.sh scans every trace the suite writes for it.
+pub const CANARY: &str = "Canary7d1eOltraceSecret";
+
+/// When `OLTRACE_TEST_TRACES` names a directory (scripts/test.sh sets
+/// it), a copy of `trace` goes there, for the scan for [`CANARY`] after the
+/// suite: named after the test binary, and `noredact-...` when recorded
+/// with `--no-redact` (the script lists the tests allowed to).
+pub fn keep_for_scan(trace: &Path, no_redact: bool) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let Some(dir) = std::env::var_os("OLTRACE_TEST_TRACES") else { return };
+    if !trace.exists() {
+        return;
+    }
+    let exe = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())).unwrap_or_default();
+    // `redaction-0123abcd`: the test file's name without cargo's hash.
+    let test = exe.rsplit_once('-').map_or(exe.as_str(), |(name, _)| name);
+    let name = format!(
+        "{test}-{}-{}-{}{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        if no_redact { "noredact-" } else { "" },
+        trace.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    );
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::copy(trace, Path::new(&dir).join(name));
 }
 
 /// An upstream that echoes every byte back until the client half-closes.

@@ -97,13 +97,28 @@ impl<'a> HeadView<'a> {
 /// ends it.
 pub fn dechunk(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
+    for span in chunk_data_spans(body) {
+        out.extend_from_slice(&body[span]);
+    }
+    out
+}
+
+/// Where the data of each chunk of a chunked body (what follows the head)
+/// is in `body`, in order, as far as `body` holds it (as [`dechunk`]
+/// reads it): for rewriting the content in place without touching the
+/// framing (e.g. blanking secrets).
+pub fn chunk_data_spans(body: &[u8]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
     let mut state = ChunkState::Size;
     let mut at = 0;
     while let Ok(step) = state.step(body.get(at..).unwrap_or_default(), usize::MAX, usize::MAX) {
         match step {
             Step::Framing(n) => at += n,
             Step::Data(n) => {
-                out.extend_from_slice(body.get(at..at + n).unwrap_or_default());
+                let end = (at + n).min(body.len());
+                if at < end {
+                    out.push(at..end);
+                }
                 at += n;
             }
             Step::Done(..) | Step::NeedMore => break,
@@ -186,6 +201,7 @@ mod tests {
         // Cut inside a chunk: what there is.
         assert_eq!(dechunk(b"4\r\nWiki\r\n5\r\npe"), b"Wikipe");
         assert_eq!(dechunk(b"zz\r\n"), b"");
+        assert_eq!(chunk_data_spans(b"4\r\nWiki\r\n5\r\npe"), vec![3..7, 12..14]);
         let r = parse_request_head(b"GET http://a/b HTTP/1.0\r\nHost: a\r\n\r\n").unwrap();
         assert_eq!((r.method(), r.target(), r.version()), (Some(&b"GET"[..]), Some(&b"http://a/b"[..]), HttpVersion::Http10));
         assert!(r.has_header("HOST"));

@@ -21,7 +21,8 @@
 //!   reading the fields that frame the body.
 //! - [`chunked`] (private): the chunked transfer coding as a push parser.
 //! - `at_rest.rs`: stored messages parsed at once: [`parse_request_head`],
-//!   [`parse_response_head`] (a [`HeadView`]) and [`dechunk`], with the
+//!   [`parse_response_head`] (a [`HeadView`]) and [`dechunk`] (with
+//!   [`chunk_data_spans`], where the data is), with the
 //!   decoder's own head and chunked parsers; [`head_lines`], where the
 //!   fields of a head cut anywhere are (for redaction in place).
 //! - `framer.rs`: [`RequestFramer`], the spans of each request's head and
@@ -49,7 +50,7 @@ mod framer;
 mod head;
 pub mod message;
 
-pub use at_rest::{dechunk, head_lines, parse_request_head, parse_response_head, HeadLine, HeadView};
+pub use at_rest::{chunk_data_spans, dechunk, head_lines, parse_request_head, parse_response_head, HeadLine, HeadView};
 pub use decoder::HttpDecoder;
 pub use encode::{encode_request, encode_response, rewrite_host};
 pub use exchange::HttpExchange;

@@ -249,6 +249,13 @@ impl fmt::Debug for RedisArgs {
     }
 }
 
+/// [`RedisCommand::secret_args`] of a command whose arguments, name first,
+/// are `args` (as a stored command's bytes give them through
+/// [`super::command_raw_spans`]).
+pub fn secret_args_of(args: &[&[u8]]) -> Vec<usize> {
+    secret_args(args.len() as u64, args.len(), |i| args.get(i).copied())
+}
+
 /// [`RedisCommand::secret_args`] of a command of `count` arguments on the
 /// wire, of which the first `kept` can be read through `get` (name = 0).
 pub(crate) fn secret_args<'a>(count: u64, kept: usize, get: impl Fn(usize) -> Option<&'a [u8]>) -> Vec<usize> {

@@ -75,7 +75,7 @@ pub use encode::{
     encode_command, encode_command_into, encode_inline, encode_value, encode_value_into,
 };
 pub use exchange::{RedisExchange, ReplySummary};
-pub use message::{RedisArgs, RedisCommand, RedisMessage, RespFrame};
+pub use message::{secret_args_of, RedisArgs, RedisCommand, RedisMessage, RespFrame};
 pub use pairing::MAX_PENDING;
 pub use parse::{command_raw_spans, inline_raw_spans};
 pub use run::{reply_summary, RedisRun};

@@ -1,0 +1,307 @@
+//! Secrets never reach a trace (issue 25): one canary secret sent by real
+//! clients through `oltrace proxy` in every way the redaction rules cover
+//! (psql: CREATE/ALTER ROLE ... PASSWORD, pgcrypto's crypt and
+//! pgp_sym_encrypt; curl: query parameters, form and JSON bodies, a chunked
+//! JSON body, credential headers, a JSON response and Set-Cookie;
+//! redis-cli: CONFIG SET requirepass|masterauth, AUTH, ACL SETUSER >pw).
+//! The servers did get it (the role's SCRAM verifier and the crypt hash
+//! check out against it, the private Redis takes it as its password, the
+//! HTTP upstream counts it in what it received), and no byte of the trace,
+//! of its decoded records, nor of `oltrace cat`'s output holds it.
+//!
+//! Then the same traffic recorded with `--no-redact` (the canary is in
+//! that trace, on purpose: scripts/test.sh lists this test as allowed to),
+//! and `oltrace redact` blanks every canary while keeping every record.
+//!
+//! Needs PostgreSQL (with pgcrypto) on 127.0.0.1:5432, redis-server,
+//! redis-cli, psql, curl and python3 (`.ci/run` provides them).
+
+mod common;
+
+use common::{run, Proxy, CANARY};
+use format::{Body, ExchangeSummary, Record};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A process of this test's own, killed when dropped.
+struct Owned(Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A private redis-server (the test sets its password: the shared one
+/// must stay open) and its port.
+fn private_redis() -> (Owned, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let server = Owned(
+        Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (is it installed? .ci/run installs it)"),
+    );
+    for _ in 0..100 {
+        if Command::new("redis-cli").args(["-p", &port, "ping"]).output().is_ok_and(|o| o.stdout.starts_with(b"PONG")) {
+            return (server, port);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the private redis-server did not answer on {port}");
+}
+
+/// An HTTP upstream (Python's http.server) that answers every request with
+/// how many times it saw the canary in it (line, headers, de-chunked body),
+/// a JSON field and a cookie holding the canary.
+const ECHO: &str = r#"
+import sys, json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+canary = sys.argv[1].encode()
+class H(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def body(self):
+        if self.headers.get('Transfer-Encoding', '').lower() == 'chunked':
+            out = b''
+            while True:
+                size = int(self.rfile.readline().split(b';')[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b'\r\n', b'\n', b''):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get('Content-Length') or 0))
+    def answer(self):
+        got = (self.requestline + '\r\n' + str(self.headers)).encode() + self.body()
+        resp = json.dumps({'seen': got.count(canary), 'token': canary.decode()}).encode()
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Set-Cookie', 'session=' + canary.decode())
+        self.send_header('Content-Length', str(len(resp)))
+        self.end_headers()
+        self.wfile.write(resp)
+    do_GET = do_POST = answer
+    def log_message(self, *a):
+        pass
+s = ThreadingHTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+fn echo_upstream() -> (Owned, String) {
+    let mut child = Command::new("python3").args(["-c", ECHO, CANARY]).stdout(Stdio::piped()).spawn().expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (Owned(child), format!("127.0.0.1:{}", line.trim()))
+}
+
+fn psql_direct(sql: &str) -> String {
+    run(Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-XtAq", "-v", "ON_ERROR_STOP=1", "-c", sql])).trim().to_string()
+}
+
+/// A SCRAM-SHA-256 verifier (pg_authid.rolpassword) matches `password`.
+fn scram_matches(verifier: &str, password: &str) -> bool {
+    let check = r#"
+import base64, hashlib, hmac, sys
+v, pw = sys.argv[1], sys.argv[2].encode()
+_, rest = v.split('$', 1)
+it_salt, keys = rest.split('$')
+it, salt = it_salt.split(':')
+stored = keys.split(':')[0]
+salted = hashlib.pbkdf2_hmac('sha256', pw, base64.b64decode(salt), int(it))
+ck = hmac.new(salted, b'Client Key', 'sha256').digest()
+print(base64.b64encode(hashlib.sha256(ck).digest()).decode() == stored)
+"#;
+    run(Command::new("python3").args(["-c", check, verifier, password])).trim() == "True"
+}
+
+/// Sends the canary every way, through `proxy` (routes: postgres, redis
+/// to `redis_port`, http to the echo upstream), and checks the servers got
+/// it. The role it creates is dropped again.
+fn scenarios(proxy: &Proxy, redis_port: &str, tag: &str) {
+    let c = CANARY;
+    // --- PostgreSQL ---
+    psql_direct("create extension if not exists pgcrypto");
+    let role = format!("oltrace_canary_{tag}_{}", std::process::id());
+    psql_direct(&format!("drop role if exists {role}"));
+    let pg = proxy.port(0);
+    let out = run(Command::new("psql").args(["-h", "127.0.0.1", "-p", &pg, "-U", "postgres", "-d", "postgres", "-XtAq", "-v", "ON_ERROR_STOP=1"]).args([
+        "-c",
+        &format!("create role {role} login password '{c}'"),
+        "-c",
+        &format!("alter role {role} with encrypted password '{c}'"),
+        "-c",
+        &format!("select pgp_sym_decrypt(pgp_sym_encrypt('hello', '{c}'), '{c}')"),
+        "-c",
+        &format!("select crypt('{c}', gen_salt('bf', 4))"),
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"hello"), "{out}");
+    let hash = lines.get(1).expect("crypt's hash");
+    assert_eq!(psql_direct(&format!("select crypt('{c}', '{hash}') = '{hash}'")), "t", "the server hashed the canary itself");
+    let verifier = psql_direct(&format!("select rolpassword from pg_authid where rolname = '{role}'"));
+    assert!(scram_matches(&verifier, c), "the role's password is the canary: {verifier}");
+    psql_direct(&format!("drop role {role}"));
+
+    // --- Redis (a private server: its password is set here) ---
+    let rp = proxy.port(1);
+    let cli = |args: &[&str]| run(Command::new("redis-cli").args(["-p", &rp, "--no-auth-warning"]).args(args)).trim().to_string();
+    assert_eq!(cli(&["CONFIG", "SET", "requirepass", c]), "OK");
+    assert_eq!(cli(&["-a", c, "CONFIG", "SET", "masterauth", c]), "OK");
+    assert_eq!(cli(&["-a", c, "ACL", "SETUSER", "canaryuser", "on", &format!(">{c}"), "~*", "+@all"]), "OK");
+    let direct = |args: &[&str]| run(Command::new("redis-cli").args(["-p", redis_port, "--no-auth-warning"]).args(args)).trim().to_string();
+    assert_eq!(direct(&["--user", "canaryuser", "--pass", c, "PING"]), "PONG", "the ACL user's password is the canary");
+    assert!(direct(&["-a", c, "CONFIG", "GET", "masterauth"]).contains(c));
+
+    // --- HTTP ---
+    let base = format!("http://127.0.0.1:{}", proxy.port(2));
+    let curl = |args: &[&str], sent: u64| {
+        let out = run(Command::new("curl").args(["-sS", "-i", "--noproxy", "*"]).args(args));
+        assert!(out.contains(&format!("\"seen\": {sent}")), "the upstream saw the canary {sent} times: {out}");
+        assert!(out.contains(&format!("\"token\": \"{c}\"")) && out.contains(&format!("session={c}")), "the client got the canary back: {out}");
+    };
+    curl(&[&format!("{base}/run/x?password={c}&token={c}&page=2")], 2);
+    curl(&[&format!("{base}/s3/o?X-Amz-Signature={c}&X-Amz-Credential={c}")], 2);
+    curl(&["-d", &format!("user=ann&password={c}&remember=1"), &format!("{base}/login")], 1);
+    curl(&["-H", "Content-Type: application/json", "-d", &format!(r#"{{"user":"ann","credentials":{{"api_key":"{c}"}},"list":[{{"secret":"{c}"}}]}}"#), &format!("{base}/json")], 2);
+    curl(
+        &["-H", "Content-Type: application/json", "-H", "Transfer-Encoding: chunked", "-d", &format!(r#"{{"password":"{c}"}}"#), &format!("{base}/chunked")],
+        1,
+    );
+    curl(
+        &[
+            "-H",
+            &format!("Authorization: Bearer {c}"),
+            "-H",
+            &format!("X-Api-Key: {c}"),
+            "-H",
+            &format!("X-Auth-Token: {c}"),
+            "-H",
+            &format!("Cookie: s={c}"),
+            &format!("{base}/headers"),
+        ],
+        4,
+    );
+}
+
+fn routes(redis_port: &str, http: &str) -> Vec<String> {
+    vec!["postgres:0=127.0.0.1:5432".into(), format!("redis:0=127.0.0.1:{redis_port}"), format!("http:0={http}")]
+}
+
+/// `bytes` hold the canary.
+fn holds(bytes: &[u8]) -> bool {
+    bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes())
+}
+
+/// `oltrace cat TRACE`'s output.
+fn cat(trace: &Path) -> String {
+    run(Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("cat").arg(trace))
+}
+
+/// Where the canary is in `records`: which records (kind and debug text)
+/// hold it, in their bytes or their decoded fields.
+fn canaries(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| {
+            let bytes = match &r.body {
+                Body::Message(m) => holds(&m.data.bytes.0),
+                _ => false,
+            };
+            bytes || format!("{r:?}").contains(CANARY)
+        })
+        .map(|r| format!("{r:?}"))
+        .collect()
+}
+
+#[test]
+fn the_canary_reaches_the_servers_but_not_the_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_redis, redis_port) = private_redis();
+    let (_echo, http) = echo_upstream();
+    let trace = dir.path().join("canary.mp");
+    let proxy = Proxy::start(&trace, &routes(&redis_port, &http), &[]);
+    scenarios(&proxy, &redis_port, "on");
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(canaries(&records), Vec::<String>::new(), "no record holds the canary");
+    assert!(!holds(&std::fs::read(&trace).unwrap()));
+    let text = cat(&trace);
+    assert!(!text.contains(CANARY), "oltrace cat shows no canary");
+
+    // What was blanked is still there, star for star, where it was.
+    let stars = "*".repeat(CANARY.len());
+    let statements: Vec<&String> = records
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Exchange(x) => match &x.summary {
+                ExchangeSummary::Pg(p) => Some(&p.statements),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(statements.iter().any(|s| s.ends_with(&format!("login password '{stars}'"))), "{statements:?}");
+    assert!(statements.iter().any(|s| s.contains(&format!("crypt('{stars}', gen_salt('**', 4))"))), "{statements:?}");
+    assert!(text.contains(&format!("/run/x?password={stars}&token={stars}&page=2")), "the query's other parameters stay");
+    assert!(text.contains(&format!("\"CONFIG\",\"SET\",\"requirepass\",\"{stars}\"")) || text.contains(&format!("requirepass\",\"{stars}")), "redis arguments blanked in place");
+    let redacted = records.iter().filter(|r| matches!(&r.body, Body::Message(m) if m.redacted)).count();
+    assert!(redacted >= 12, "messages marked redacted: {redacted}");
+
+    let header = format::Reader::open(&trace).unwrap().header().clone();
+    let rules = header.redaction.expect("the header records the rules");
+    assert_eq!((rules.enabled, rules.rules_version, rules.by.as_slice()), (true, 2, &["oltrace proxy".to_string()][..]));
+    assert!(rules.fields.iter().any(|f| f == "password") && rules.headers.iter().any(|h| h == "x-api-key"));
+    let info = run(Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("info").arg(&trace));
+    assert!(info.contains("redaction:   rules v2 by oltrace proxy; fields password,"), "{info}");
+}
+
+#[test]
+fn oltrace_redact_blanks_a_no_redact_trace_and_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_redis, redis_port) = private_redis();
+    let (_echo, http) = echo_upstream();
+    let raw = dir.path().join("raw.mp");
+    let proxy = Proxy::start(&raw, &routes(&redis_port, &http), &["--no-redact"]);
+    scenarios(&proxy, &redis_port, "off");
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    let before = canaries(&records).len();
+    // Statements, targets, bodies, headers, arguments, replies.
+    assert!(before >= 20, "the unredacted trace holds the canary in {before} records");
+    assert!(cat(&raw).contains(CANARY));
+
+    let shared = dir.path().join("shared.mp");
+    let out = Command::new(env!("CARGO_BIN_EXE_oltrace")).args(["redact", "--json"]).arg(&raw).arg("-o").arg(&shared).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let counts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let after = common::read_trace(&shared);
+    common::keep_for_scan(&shared, false);
+    assert_eq!(counts["records"], records.len() as u64, "{counts}");
+    assert_eq!(after.len(), records.len(), "every record kept");
+    assert_eq!(counts["unparsed"], 0, "{counts}");
+    assert!(counts["blanked"].as_u64().unwrap() >= before as u64 - 2, "{counts}");
+    // Only the Redis replies to CONFIG GET-like commands could hold it, and
+    // none here echo it: nothing is left.
+    assert_eq!(canaries(&after), Vec::<String>::new());
+    assert!(!cat(&shared).contains(CANARY));
+    assert!(stderr.contains(&format!("{} records into", records.len())), "{stderr}");
+    // Same shapes: the kinds of the records, in order.
+    let kinds = |rs: &[Record]| rs.iter().map(|r| r.body.kind()).collect::<Vec<_>>();
+    assert_eq!(kinds(&after), kinds(&records));
+    let rules = format::Reader::open(&shared).unwrap().header().redaction.clone().unwrap();
+    assert!(rules.enabled && rules.by.len() == 2 && rules.by[1].starts_with("oltrace redact"), "{rules:?}");
+    let info = run(Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("info").arg(&raw));
+    assert!(info.contains("redaction:   off (--no-redact, by oltrace proxy)"), "{info}");
+
+    // Its own output is refused as input, with a clear message and exit 2.
+    let same = Command::new(env!("CARGO_BIN_EXE_oltrace")).args(["redact"]).arg(&shared).arg("-o").arg(&shared).output().unwrap();
+    assert_eq!(same.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&same.stderr).contains("is the input trace"));
+}
