@@ -39,8 +39,12 @@ enum Inner<R: Read> {
 
 pub struct CaptureFile<R: Read> {
     inner: Inner<R>,
-    /// Kept across calls: the frame borrows it.
+    /// The current frame's bytes, kept across calls: the frame borrows them.
     owned: Vec<u8>,
+    /// The current frame's time, link type and length on the wire.
+    current: (u64, u32, u32),
+    /// The current frame was read by `peek_ts` and not yet returned.
+    peeked: bool,
     pub snaplen: Option<u32>,
 }
 
@@ -48,8 +52,7 @@ const PCAP_MAGICS: [[u8; 4]; 4] = [[0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
 impl<R: Read> CaptureFile<R> {
-    /// Opens a capture whose first bytes are `head` (already read from
-    /// `rest`, which continues it).
+    /// Opens the capture `input` holds, pcap or pcapng by its magic number.
     pub fn open(mut input: R) -> Result<CaptureFile<std::io::Chain<std::io::Cursor<Vec<u8>>, R>>, CaptureFileError> {
         let mut head = vec![0; 4];
         let mut got = 0;
@@ -70,10 +73,10 @@ impl<R: Read> CaptureFile<R> {
         if PCAP_MAGICS.contains(&magic) {
             let reader = PcapReader::new(chained).map_err(header_error)?;
             let h = reader.header();
-            Ok(CaptureFile { inner: Inner::Pcap { link: u32::from(h.datalink), reader }, owned: Vec::new(), snaplen: Some(h.snaplen) })
+            Ok(CaptureFile { inner: Inner::Pcap { link: u32::from(h.datalink), reader }, owned: Vec::new(), current: (0, 0, 0), peeked: false, snaplen: Some(h.snaplen) })
         } else if magic == PCAPNG_MAGIC {
             let reader = PcapNgReader::new(chained).map_err(header_error)?;
-            Ok(CaptureFile { inner: Inner::PcapNg { reader }, owned: Vec::new(), snaplen: None })
+            Ok(CaptureFile { inner: Inner::PcapNg { reader }, owned: Vec::new(), current: (0, 0, 0), peeked: false, snaplen: None })
         } else {
             Err(CaptureFileError::NotACapture)
         }
@@ -81,28 +84,47 @@ impl<R: Read> CaptureFile<R> {
 }
 
 impl<R: Read> CaptureFile<R> {
+    /// The time of the first frame still to read (it stays to read), or
+    /// `None` at the end.
+    pub fn peek_ts(&mut self) -> Option<Result<u64, CaptureFileError>> {
+        if !self.peeked {
+            if let Err(e) = self.read_next()? {
+                return Some(Err(e));
+            }
+            self.peeked = true;
+        }
+        Some(Ok(self.current.0))
+    }
+
     /// The next frame; `None` at the end. After an error the rest of the
     /// file cannot be read (a pcap has no markers to resynchronise on).
     pub fn next_frame(&mut self) -> Option<Result<Frame<'_>, CaptureFileError>> {
+        if !std::mem::take(&mut self.peeked) {
+            if let Err(e) = self.read_next()? {
+                return Some(Err(e));
+            }
+        }
+        let (ts_unix_ns, link, orig_len) = self.current;
+        Some(Ok(Frame { ts_unix_ns, link, data: &self.owned, orig_len }))
+    }
+
+    /// Reads the next frame into `owned` and `current`.
+    fn read_next(&mut self) -> Option<Result<(), CaptureFileError>> {
         let record_error = |e: PcapError| match e {
             PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => CaptureFileError::Truncated,
             PcapError::IoError(e) => CaptureFileError::Io(e),
             other => CaptureFileError::Damaged(other.to_string()),
         };
         match &mut self.inner {
-            Inner::Pcap { reader, link } => {
-                let link = *link;
-                match reader.next_packet()? {
-                    Ok(p) => {
-                        self.owned.clear();
-                        self.owned.extend_from_slice(&p.data);
-                        let ts_unix_ns = p.timestamp.as_nanos() as u64;
-                        let orig_len = p.orig_len;
-                        Some(Ok(Frame { ts_unix_ns, link, data: &self.owned, orig_len }))
-                    }
-                    Err(e) => Some(Err(record_error(e))),
+            Inner::Pcap { reader, link } => match reader.next_packet()? {
+                Ok(p) => {
+                    self.owned.clear();
+                    self.owned.extend_from_slice(&p.data);
+                    self.current = (p.timestamp.as_nanos() as u64, *link, p.orig_len);
+                    Some(Ok(()))
                 }
-            }
+                Err(e) => Some(Err(record_error(e))),
+            },
             Inner::PcapNg { reader } => loop {
                 let block = match reader.next_block()? {
                     Ok(b) => b,
@@ -120,8 +142,8 @@ impl<R: Read> CaptureFile<R> {
                 let Some(desc) = reader.interfaces().get(iface as usize) else {
                     return Some(Err(CaptureFileError::Damaged(format!("a packet names interface {iface}, which no interface block describes"))));
                 };
-                let link = u32::from(desc.linktype);
-                return Some(Ok(Frame { ts_unix_ns: ts.as_nanos() as u64, link, data: &self.owned, orig_len }));
+                self.current = (ts.as_nanos() as u64, u32::from(desc.linktype), orig_len);
+                return Some(Ok(()));
             },
         }
     }

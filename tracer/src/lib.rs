@@ -21,14 +21,21 @@
 //!   recording left (`TRACE.spool`) into its trace.
 //! - [`generate`]: `oltrace generate`, synthetic traces for trying the
 //!   tools, tests and benchmarks.
+//! - [`packets`]: captured frames into a trace through the proxy's
+//!   recorder (the `capture` crate reassembles them); [`import`]:
+//!   `oltrace import`, a pcap/pcapng file into a trace; [`pcap_out`]:
+//!   `oltrace export --format pcap`, a trace back out as packets.
 
 pub mod cat;
 pub mod config;
 pub mod generate;
+pub mod import;
 pub mod info;
 pub mod json;
 pub mod logfollow;
 pub mod merge_cmd;
+pub mod packets;
+pub mod pcap_out;
 pub mod proxy;
 pub mod recover;
 pub mod wrap;
