@@ -19,7 +19,8 @@ need=()
 # python3: the 10,000-connection test's upstream runs in a process of its own;
 # python3 also runs the demo application (traces/demo/, tracer/tests/demo_app.rs);
 # chromium: olanalyze's HTML report is checked in a real headless browser.
-for pkg in libpcap-dev pkg-config postgresql postgresql-client redis-tools redis-server curl wrk openssl python3 chromium; do
+# tcpdump, tshark: oltrace import is checked against real captures and tshark's counts.
+for pkg in libpcap-dev pkg-config postgresql postgresql-client redis-tools redis-server curl wrk openssl python3 chromium tcpdump tshark; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # The PostgreSQL drivers the tests run with their default settings.

@@ -33,7 +33,8 @@ pub enum CaptureFileError {
 }
 
 enum Inner<R: Read> {
-    Pcap { reader: PcapReader<R>, link: u32 },
+    /// `nanos`: timestamps' fractions are nanoseconds (else microseconds).
+    Pcap { reader: PcapReader<R>, link: u32, nanos: bool },
     PcapNg { reader: PcapNgReader<R> },
 }
 
@@ -73,7 +74,7 @@ impl<R: Read> CaptureFile<R> {
         if PCAP_MAGICS.contains(&magic) {
             let reader = PcapReader::new(chained).map_err(header_error)?;
             let h = reader.header();
-            Ok(CaptureFile { inner: Inner::Pcap { link: u32::from(h.datalink), reader }, owned: Vec::new(), current: (0, 0, 0), peeked: false, snaplen: Some(h.snaplen) })
+            Ok(CaptureFile { inner: Inner::Pcap { link: u32::from(h.datalink), nanos: h.ts_resolution == pcap_file::TsResolution::NanoSecond, reader }, owned: Vec::new(), current: (0, 0, 0), peeked: false, snaplen: Some(h.snaplen) })
         } else if magic == PCAPNG_MAGIC {
             let reader = PcapNgReader::new(chained).map_err(header_error)?;
             Ok(CaptureFile { inner: Inner::PcapNg { reader }, owned: Vec::new(), current: (0, 0, 0), peeked: false, snaplen: None })
@@ -116,11 +117,15 @@ impl<R: Read> CaptureFile<R> {
             other => CaptureFileError::Damaged(other.to_string()),
         };
         match &mut self.inner {
-            Inner::Pcap { reader, link } => match reader.next_packet()? {
+            // Raw records: pcap-file's checked ones refuse a packet longer
+            // on the wire than the snap length (`orig_len > snap_len`),
+            // which is exactly a packet the snap length cut.
+            Inner::Pcap { reader, link, nanos } => match reader.next_raw_packet()? {
                 Ok(p) => {
                     self.owned.clear();
                     self.owned.extend_from_slice(&p.data);
-                    self.current = (p.timestamp.as_nanos() as u64, *link, p.orig_len);
+                    let frac = if *nanos { u64::from(p.ts_frac) } else { u64::from(p.ts_frac) * 1000 };
+                    self.current = (u64::from(p.ts_sec) * 1_000_000_000 + frac, *link, p.orig_len.max(p.incl_len));
                     Some(Ok(()))
                 }
                 Err(e) => Some(Err(record_error(e))),

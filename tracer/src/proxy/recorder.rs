@@ -196,8 +196,14 @@ impl<'w> Direct<'w> {
             let protocol = if c.session.is_opaque() { Protocol::Tcp } else { c.protocol };
             let mut offsets = c.session.offsets();
             offsets[dir.index()] += bytes;
-            // What the decoders held of unfinished messages is lost with
-            // the gap's: the exchanges under way end here.
+            // The exchanges under way end here, as at the connection's
+            // end (requests whose responses the gap took are unanswered);
+            // what the decoders held of unfinished messages is lost.
+            if let Some(c) = r.conns.get_mut(&conn) {
+                c.session.eof(Direction::ToServer, ts, &mut r.events);
+                c.session.eof(Direction::ToClient, ts, &mut r.events);
+            }
+            r.drain(conn)?;
             r.lose_place(conn, ts);
             if let Some(c) = r.conns.get_mut(&conn) {
                 c.session = Session::mid_stream(protocol, r.opts.limits, offsets);
