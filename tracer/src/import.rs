@@ -7,7 +7,7 @@
 //! the damage (exit 1); packets the snap length cut, and segments the
 //! capture missed, become gap records with their byte counts (exit 1).
 
-use crate::packets::{PacketOptions, PacketRecorder, PacketStats};
+use crate::packets::{PacketOptions, PacketRecorder, PacketStats, Report};
 use crate::proxy::recorder::Summary;
 use crate::Outcome;
 use anyhow::Context;
@@ -38,67 +38,21 @@ pub struct Imported {
 
 pub fn run(config: &ImportConfig) -> anyhow::Result<Outcome> {
     let r = import(config)?;
-    let s = &r.summary;
-    let exchanges: u64 = s.exchanges.values().sum();
-    if config.json {
-        let v = serde_json::json!({
-            "input": config.input.display().to_string(),
-            "output": config.output.display().to_string(),
-            "frames": r.stats.frames,
-            "connections": s.connections,
-            "exchanges": s.exchanges,
-            "records": s.records,
-            "gaps": s.gaps,
-            "missing_bytes": r.stats.reassembly.missing_bytes,
-            "snaplen_bytes": r.stats.snaplen_bytes,
-            "mid_stream_connections": r.stats.reassembly.mid_stream,
-            "retransmitted_bytes": r.stats.reassembly.retransmitted_bytes,
-            "conflicts": r.stats.reassembly.conflicts,
-            "skipped": r.stats.skipped.iter().map(|(k, v)| (k.describe(), v)).collect::<std::collections::BTreeMap<_, _>>(),
-            "fallbacks": s.fallbacks,
-            "damage": r.damage,
-            "seconds": r.seconds,
-        });
-        println!("{v}");
-    }
-    let per: Vec<String> = s.exchanges.iter().map(|(p, n)| format!("{n} {p}")).collect();
-    eprintln!(
-        "oltrace import: {} frames ({:.1} MB) from {} in {:.2} s ({:.0} MB/s): {} connections ({} picked up mid-stream), {} exchanges ({}), {} records into {}",
-        r.stats.frames,
-        r.input_bytes as f64 / 1e6,
-        config.input.display(),
-        r.seconds,
-        r.input_bytes as f64 / 1e6 / r.seconds.max(1e-9),
-        s.connections,
-        r.stats.reassembly.mid_stream,
-        exchanges,
-        if per.is_empty() { "none".to_string() } else { per.join(", ") },
-        s.records,
-        config.output.display()
-    );
-    if !r.stats.skipped.is_empty() {
-        let skipped: Vec<String> = r.stats.skipped.iter().map(|(k, n)| format!("{n} {}", k.describe())).collect();
-        eprintln!("oltrace import: frames skipped: {}", skipped.join(", "));
-    }
-    if let Some(reason) = &s.first_fallback {
-        eprintln!("oltrace import: {} connections fell back to opaque chunks; the first because {reason}", s.fallbacks);
-    }
-    let mut outcome = Outcome::Clean;
-    if s.gaps > 0 {
-        eprintln!(
-            "oltrace import: {} bytes were missing from the capture ({} of them cut by its snap length), in {} gaps (`oltrace cat --kind gap {}`)",
-            r.stats.reassembly.missing_bytes,
-            r.stats.snaplen_bytes,
-            s.gaps,
-            config.output.display()
-        );
-        outcome = Outcome::Damaged;
-    }
+    let report = Report {
+        command: "oltrace import",
+        read_from: format!("{} ({:.1} MB, {:.0} MB/s)", config.input.display(), r.input_bytes as f64 / 1e6, r.input_bytes as f64 / 1e6 / r.seconds.max(1e-9)),
+        output: &config.output,
+        summary: &r.summary,
+        stats: &r.stats,
+        seconds: r.seconds,
+        extra: serde_json::json!({ "input": config.input.display().to_string(), "damage": r.damage }),
+    };
+    let mut outcome = report.print(config.json);
     if let Some(d) = &r.damage {
         eprintln!("oltrace import: {}: {d}; what came before it is imported", config.input.display());
         outcome = Outcome::Damaged;
     }
-    if let Some(e) = &s.error {
+    if let Some(e) = &r.summary.error {
         anyhow::bail!("writing {}: {e}", config.output.display());
     }
     Ok(outcome)

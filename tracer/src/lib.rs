@@ -25,6 +25,8 @@
 //!   recorder (the `capture` crate reassembles them); [`import`]:
 //!   `oltrace import`, a pcap/pcapng file into a trace; [`pcap_out`]:
 //!   `oltrace export --format pcap`, a trace back out as packets.
+//! - [`live`]: `oltrace capture`, live capture with [`libpcap`], which is
+//!   loaded at run time (nothing else needs it).
 
 pub mod cat;
 pub mod config;
@@ -32,6 +34,8 @@ pub mod generate;
 pub mod import;
 pub mod info;
 pub mod json;
+pub mod libpcap;
+pub mod live;
 pub mod logfollow;
 pub mod merge_cmd;
 pub mod packets;

@@ -48,6 +48,10 @@ enum Command {
     /// Wireshark) into a trace, decoded as the proxy decodes
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// Capture live from a network interface (libpcap) into a trace,
+    /// decoded as the proxy decodes: for traffic no proxy can be put in front of
+    #[command(after_help = CAPTURE_HELP)]
+    Capture(CaptureArgs),
     /// Export a trace to another format (pcap: synthetic TCP/IP packets
     /// that Wireshark and tshark open)
     #[command(after_help = EXPORT_HELP)]
@@ -101,6 +105,65 @@ struct ImportArgs {
     #[arg(long = "front", value_name = "PORT")]
     fronts: Vec<u16>,
     /// The trace's source name [default: the capture's file name]
+    #[arg(long)]
+    source: Option<String>,
+    /// Also print the summary as one JSON object on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+const CAPTURE_HELP: &str = "\
+Examples:
+  oltrace capture -i lo -o trace.mp 'tcp port 5432 or tcp port 6379'
+  oltrace capture -i any -o trace.mp --port http=9000 'tcp port 9000'
+  oltrace capture -i eth0 -o trace.mp --duration 30s
+
+Needs CAP_NET_RAW (run as root, or `setcap cap_net_raw,cap_net_admin+eip $(command -v oltrace)`)
+and libpcap at run time (loaded when this command starts; nothing else in oltrace needs it:
+without it, capture with tcpdump -w and use `oltrace import`). The filter is tcpdump's.
+Protocols, reassembly, gaps and mid-stream pickup are as for `oltrace import`; packets the
+kernel dropped are counted (pcap_stats) and recorded as gaps. Ctrl-C (or SIGTERM, or
+--duration) stops: what libpcap holds is drained, open connections are closed, the trace flushed.
+
+Exit codes:
+  0  stopped, nothing missing
+  1  stopped, but bytes were missing (kernel drops, gaps)
+  2  error: no libpcap, no permission (CAP_NET_RAW), no such interface, bad filter,
+     trace not writable";
+
+/// Capture live from a network interface into a trace
+#[derive(Args)]
+struct CaptureArgs {
+    /// The interface (lo, eth0, any...)
+    #[arg(short, long)]
+    interface: String,
+    /// A filter in tcpdump's syntax, e.g. 'tcp port 5432' (words are joined)
+    filter: Vec<String>,
+    /// The trace to write
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Connections to PORT are PROTO (http, postgres, redis, mysql, tcp),
+    /// besides the well-known ports (repeatable)
+    #[arg(long = "port", value_name = "PROTO=PORT", value_parser = tracer::packets::parse_port)]
+    ports: Vec<(wire::Protocol, u16)>,
+    /// Keep secrets (passwords, Authorization, Cookie, Redis AUTH) in the trace
+    #[arg(long)]
+    no_redact: bool,
+    /// Requests to HTTP servers are invocations named by this platform
+    /// profile: openlambda, openwhisk, aws, azure, auto, NAME=REGEX
+    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
+    invocations: Option<OptionalProfile>,
+    /// Only HTTP servers on PORT front a worker (repeatable; default: every
+    /// HTTP port)
+    #[arg(long = "front", value_name = "PORT")]
+    fronts: Vec<u16>,
+    /// Stop after this long (e.g. 30s), as at Ctrl-C
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<u64>,
+    /// Load libpcap from this file instead of the usual names
+    #[arg(long, value_name = "FILE")]
+    libpcap: Option<PathBuf>,
+    /// The trace's source name [default: the interface's name]
     #[arg(long)]
     source: Option<String>,
     /// Also print the summary as one JSON object on stdout
@@ -528,6 +591,22 @@ fn main() -> ExitCode {
                 fronts: a.fronts,
                 limits: wire::Limits::default(),
             },
+            source_name: a.source,
+            json: a.json,
+        }),
+        Command::Capture(a) => tracer::live::run(&tracer::live::CaptureConfig {
+            interface: a.interface,
+            filter: a.filter.join(" "),
+            output: a.output,
+            options: tracer::packets::PacketOptions {
+                ports: tracer::packets::PortMap::well_known(&a.ports),
+                redact: !a.no_redact,
+                invocations: a.invocations.and_then(|p| p.0),
+                fronts: a.fronts,
+                limits: wire::Limits::default(),
+            },
+            libpcap: a.libpcap,
+            duration: a.duration.map(std::time::Duration::from_nanos),
             source_name: a.source,
             json: a.json,
         }),

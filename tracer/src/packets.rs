@@ -95,6 +95,8 @@ pub struct PacketStats {
     pub reassembly: Counters,
     /// Bytes missing because the snap length cut packets.
     pub snaplen_bytes: u64,
+    /// Packets the kernel dropped (live capture).
+    pub kernel_drops: u64,
 }
 
 /// A connection opened by the reassembler whose protocol is not known
@@ -191,7 +193,9 @@ impl<'w> PacketRecorder<'w> {
         result
     }
 
-    fn event(&mut self, e: StreamEvent) -> Result<(), String> {
+    /// Records what a reassembler emitted (live capture reassembles on its
+    /// own thread; [`PacketRecorder::frame`] does both here).
+    pub fn event(&mut self, e: StreamEvent) -> Result<(), String> {
         match e {
             StreamEvent::Open { conn, client, server, mid_stream, ts } => match self.options.ports.0.get(&server.port()) {
                 Some(protocol) => self.open(conn, *protocol, client, server, mid_stream, ts),
@@ -279,5 +283,83 @@ pub fn guess_protocol(dir: Direction, data: &[u8]) -> Protocol {
                 Protocol::Tcp
             }
         }
+    }
+}
+
+/// The summary of a recording made from packets, on stderr (and as one
+/// JSON object on stdout with `--json`).
+pub struct Report<'a> {
+    pub command: &'a str,
+    /// What was read, for the first line.
+    pub read_from: String,
+    pub output: &'a std::path::Path,
+    pub summary: &'a Summary,
+    pub stats: &'a PacketStats,
+    pub seconds: f64,
+    /// More fields for the JSON object.
+    pub extra: serde_json::Value,
+}
+
+impl Report<'_> {
+    /// Prints the report; `Damaged` when bytes were missing (gaps).
+    pub fn print(&self, json: bool) -> crate::Outcome {
+        let (s, stats, cmd) = (self.summary, self.stats, self.command);
+        if json {
+            let mut v = serde_json::json!({
+                "output": self.output.display().to_string(),
+                "frames": stats.frames,
+                "connections": s.connections,
+                "exchanges": s.exchanges,
+                "records": s.records,
+                "gaps": s.gaps,
+                "missing_bytes": stats.reassembly.missing_bytes,
+                "snaplen_bytes": stats.snaplen_bytes,
+                "kernel_drops": stats.kernel_drops,
+                "mid_stream_connections": stats.reassembly.mid_stream,
+                "retransmitted_bytes": stats.reassembly.retransmitted_bytes,
+                "conflicts": stats.reassembly.conflicts,
+                "skipped": stats.skipped.iter().map(|(k, v)| (k.describe(), v)).collect::<BTreeMap<_, _>>(),
+                "fallbacks": s.fallbacks,
+                "seconds": self.seconds,
+            });
+            if let (Some(v), Some(extra)) = (v.as_object_mut(), self.extra.as_object()) {
+                v.extend(extra.clone());
+            }
+            println!("{v}");
+        }
+        let per: Vec<String> = s.exchanges.iter().map(|(p, n)| format!("{n} {p}")).collect();
+        eprintln!(
+            "{cmd}: {} frames from {} in {:.2} s: {} connections ({} picked up mid-stream), {} exchanges ({}), {} records into {}",
+            stats.frames,
+            self.read_from,
+            self.seconds,
+            s.connections,
+            stats.reassembly.mid_stream,
+            s.exchanges.values().sum::<u64>(),
+            if per.is_empty() { "none".to_string() } else { per.join(", ") },
+            s.records,
+            self.output.display()
+        );
+        if !stats.skipped.is_empty() {
+            let skipped: Vec<String> = stats.skipped.iter().map(|(k, n)| format!("{n} {}", k.describe())).collect();
+            eprintln!("{cmd}: frames skipped: {}", skipped.join(", "));
+        }
+        if let Some(reason) = &s.first_fallback {
+            eprintln!("{cmd}: {} connections fell back to opaque chunks; the first because {reason}", s.fallbacks);
+        }
+        if stats.kernel_drops > 0 {
+            eprintln!("{cmd}: the kernel dropped {} packets before the capture read them (recorded as gaps)", stats.kernel_drops);
+        }
+        if s.gaps == 0 {
+            return crate::Outcome::Clean;
+        }
+        eprintln!(
+            "{cmd}: {} bytes were missing from the capture ({} of them cut by its snap length), in {} gaps (`oltrace cat --kind gap {}`)",
+            stats.reassembly.missing_bytes,
+            stats.snaplen_bytes,
+            s.gaps,
+            self.output.display()
+        );
+        crate::Outcome::Damaged
     }
 }

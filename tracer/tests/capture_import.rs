@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// tcpdump writing `file`, listening once `start` returns.
-struct Tcpdump(Child);
+struct Tcpdump(Child, std::thread::JoinHandle<String>);
 
 impl Tcpdump {
     fn start(file: &Path, filter: &str, snaplen: u32) -> Tcpdump {
@@ -46,16 +46,24 @@ impl Tcpdump {
                 break;
             }
         }
-        // The rest of its stderr (the counts at exit) is drained, not read.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Tcpdump(child)
+        // The rest of its stderr: the counts it prints at exit.
+        let rest = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+            rest
+        });
+        Tcpdump(child, rest)
     }
 
-    fn stop(mut self) {
+    /// Stops it; the packets the kernel dropped on its way.
+    fn stop(mut self) -> u64 {
         // Packets in flight reach the kernel's buffer before it stops.
         std::thread::sleep(std::time::Duration::from_millis(300));
         unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
         assert!(self.0.wait().unwrap().success());
+        let counts = self.1.join().unwrap();
+        let dropped = counts.lines().find(|l| l.contains("dropped by kernel")).and_then(|l| l.split_whitespace().next()).and_then(|n| n.parse().ok());
+        dropped.unwrap_or_else(|| panic!("no drop count in tcpdump's output: {counts}"))
     }
 }
 
@@ -123,7 +131,21 @@ fn import_of_a_tcpdump_capture_matches_the_proxy_trace_and_round_trips_through_p
     let hop = Proxy::start(&dir.path().join("hop.mp"), &["postgres:0=127.0.0.1:5432".to_string(), "redis:0=127.0.0.1:6379".to_string()], &["--no-spool"]);
     let (hop_pg, hop_redis, http_port) = (hop.port(0), hop.port(1), port(&http_up).to_string());
     let pcap = dir.path().join("upstream.pcap");
-    let dump = Tcpdump::start(&pcap, &format!("tcp port {hop_pg} or tcp port {hop_redis} or tcp port {http_port}"), 0);
+    let filter = format!("tcp port {hop_pg} or tcp port {hop_redis} or tcp port {http_port}");
+    let dump = Tcpdump::start(&pcap, &filter, 0);
+    // And oltrace's own live capture of the same packets.
+    let live = dir.path().join("live.mp");
+    let port_args = [format!("postgres={hop_pg}"), format!("redis={hop_redis}"), format!("http={http_port}")];
+    let mut capture = Command::new(env!("CARGO_BIN_EXE_oltrace"));
+    capture.args(["capture", "-i", "lo", "-o"]).arg(&live).arg(&filter).arg("--json");
+    for p in &port_args {
+        capture.args(["--port", p]);
+    }
+    let mut capture = capture.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut capture_err = BufReader::new(capture.stderr.take().unwrap());
+    let mut line = String::new();
+    capture_err.read_line(&mut line).unwrap();
+    assert!(line.contains("capturing on lo"), "{line}");
     let trace = dir.path().join("proxy.mp");
     let proxy = Proxy::start(&trace, &[format!("postgres:0=127.0.0.1:{hop_pg}"), format!("redis:0=127.0.0.1:{hop_redis}"), format!("http:0={http_up}")], &[]);
     let (pg, redis, http) = (proxy.port(0), proxy.port(1), proxy.port(2));
@@ -133,8 +155,18 @@ fn import_of_a_tcpdump_capture_matches_the_proxy_trace_and_round_trips_through_p
     assert!(pgbench.wait_with_output().unwrap().status.success());
     let (code, summary, proxied) = proxy.stop();
     assert_eq!(code, 0, "{summary}");
-    dump.stop();
+    let tcpdump_drops = dump.stop();
+    unsafe { libc::kill(capture.id() as i32, libc::SIGINT) };
+    let out = capture.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut capture_err, &mut rest).unwrap();
+    assert_eq!(out.status.code(), Some(0), "oltrace capture: {line}{rest}");
+    let live_summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(live_summary["kernel_drops"], 0, "{live_summary}");
     let _ = hop.stop_unread();
+    let live = read_trace(&live);
+    assert_eq!(exchange_counts(&live), exchange_counts(&proxied), "exchanges per protocol: live capture vs proxy");
+    assert_eq!(conversations(&live), conversations(&proxied), "live capture: statements and commands per connection, in order");
 
     let imported = dir.path().join("imported.mp");
     let (code, _, stderr) = oltrace(&[
@@ -149,12 +181,16 @@ fn import_of_a_tcpdump_capture_matches_the_proxy_trace_and_round_trips_through_p
         "--port",
         &format!("http={http_port}"),
     ]);
-    assert_eq!(code, 0, "{stderr}");
+    if code != 0 {
+        let _ = std::fs::copy(&pcap, "/tmp/oltrace-capture-failure.pcap");
+    }
+    assert_eq!(code, 0, "{stderr} (tcpdump: {tcpdump_drops} dropped by kernel; its capture kept in /tmp/oltrace-capture-failure.pcap)");
     let records = read_trace(&imported);
     let counts = exchange_counts(&records);
     assert_eq!(counts, exchange_counts(&proxied), "exchanges per protocol: import vs proxy");
     assert!(counts["postgres"] >= 2 * 40 * 7 && counts["redis"] >= 60_000 && counts["http"] > 100, "{counts:?}");
     assert_eq!(conversations(&records), conversations(&proxied), "statements and commands per connection, in order");
+    assert_eq!(conversations(&records), conversations(&live), "the import of tcpdump's capture gives what oltrace capture gave");
     assert_eq!(common::count_kind(&records, "gap"), 0, "nothing missing on the loopback");
 
     // Round trip: the proxy's trace out as a pcap that tshark reads, and
@@ -325,5 +361,44 @@ fn a_capture_started_mid_load_decodes_every_exchange_after_the_first_boundary() 
         } else {
             assert!(part.iter().all(|x| whole.iter().any(|w| w.contains(x))));
         }
+    }
+}
+
+#[test]
+fn capture_without_permission_or_libpcap_fails_clearly_and_nothing_else_links_libpcap() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never.mp");
+    // No libpcap: exit 2, naming the fix.
+    let (code, _, stderr) = oltrace(&["capture", "-i", "lo", "-o", out.to_str().unwrap(), "--libpcap", "/nonexistent/libpcap.so.1"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("libpcap could not be loaded") && stderr.contains("oltrace import"), "{stderr}");
+    // Without CAP_NET_RAW (as nobody, every capability dropped): exit 2.
+    let run_as_nobody = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"])
+        .arg(env!("CARGO_BIN_EXE_oltrace"))
+        .args(["capture", "-i", "lo", "-o", "/tmp/oltrace-never-written.mp"])
+        .output()
+        .expect("setpriv (util-linux)");
+    let stderr = String::from_utf8_lossy(&run_as_nobody.stderr);
+    assert_eq!(run_as_nobody.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("CAP_NET_RAW") && stderr.contains("permission"), "{stderr}");
+    assert!(!Path::new("/tmp/oltrace-never-written.mp").exists());
+    // No such interface, bad filter: exit 2.
+    let (code, _, stderr) = oltrace(&["capture", "-i", "nosuchif0", "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("nosuchif0"), "{stderr}");
+    let (code, _, stderr) = oltrace(&["capture", "-i", "lo", "-o", out.to_str().unwrap(), "tcp", "port", "banana"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("bad filter"), "{stderr}");
+    // libpcap is loaded, never linked: oltrace (and the other tools) start without it.
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_oltrace")).parent().unwrap();
+    for bin in ["oltrace", "olreplay", "olanalyze"] {
+        let path = bin_dir.join(bin);
+        if bin != "oltrace" && !path.exists() {
+            // Built by `cargo test --workspace`; a single-crate run lacks them.
+            continue;
+        }
+        let ldd = run(Command::new("ldd").arg(&path));
+        assert!(!ldd.contains("libpcap"), "{bin} links libpcap: {ldd}");
     }
 }
