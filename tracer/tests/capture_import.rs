@@ -96,7 +96,6 @@ fn conversations(records: &[Record]) -> Vec<Vec<String>> {
                 ExchangeSummary::Pg(p) => format!("pg {:?} {:?}", p.statements, p.tags),
                 ExchangeSummary::Redis(c) => format!("redis {} {:?}", c.command, c.args),
                 ExchangeSummary::Http(h) => format!("http {} {} {:?}", h.method, h.target, h.status),
-                other => format!("{other:?}"),
             };
             by_conn.entry(x.conn).or_default().push(said);
         }
@@ -114,7 +113,6 @@ fn exchange_counts(records: &[Record]) -> BTreeMap<&'static str, usize> {
                 ExchangeSummary::Pg(_) => "postgres",
                 ExchangeSummary::Redis(_) => "redis",
                 ExchangeSummary::Http(_) => "http",
-                _ => "other",
             };
             *counts.entry(p).or_default() += 1;
         }
@@ -181,38 +179,59 @@ fn import_of_a_tcpdump_capture_matches_the_proxy_trace_and_round_trips_through_p
         "--port",
         &format!("http={http_port}"),
     ]);
-    if code != 0 {
-        let _ = std::fs::copy(&pcap, "/tmp/oltrace-capture-failure.pcap");
-    }
-    assert_eq!(code, 0, "{stderr} (tcpdump: {tcpdump_drops} dropped by kernel; its capture kept in /tmp/oltrace-capture-failure.pcap)");
     let records = read_trace(&imported);
-    let counts = exchange_counts(&records);
-    assert_eq!(counts, exchange_counts(&proxied), "exchanges per protocol: import vs proxy");
-    assert!(counts["postgres"] >= 2 * 40 * 7 && counts["redis"] >= 60_000 && counts["http"] > 100, "{counts:?}");
-    assert_eq!(conversations(&records), conversations(&proxied), "statements and commands per connection, in order");
-    assert_eq!(conversations(&records), conversations(&live), "the import of tcpdump's capture gives what oltrace capture gave");
-    assert_eq!(common::count_kind(&records, "gap"), 0, "nothing missing on the loopback");
+    if tcpdump_drops > 0 {
+        // tcpdump lost packets (two busy cores shared with other tests):
+        // the import must say so, and hold only what the proxy recorded.
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("missing from the capture"), "{stderr}");
+        let (got, all) = (exchange_counts(&records), exchange_counts(&proxied));
+        for (p, n) in &all {
+            let g = got.get(p).copied().unwrap_or(0);
+            assert!(g <= *n && g * 10 >= n * 9, "{p}: {g} imported of {n} ({tcpdump_drops} packets dropped)");
+        }
+        eprintln!("tcpdump dropped {tcpdump_drops} packets: import compared loosely");
+    } else {
+        if code != 0 {
+            let _ = std::fs::copy(&pcap, "/tmp/oltrace-capture-failure.pcap");
+        }
+        assert_eq!(code, 0, "{stderr} (tcpdump dropped nothing; its capture is kept in /tmp/oltrace-capture-failure.pcap)");
+        check_import_matches(&records, &proxied, &live);
+    }
+    round_trip(dir.path(), &trace, &proxied, &[format!("http={http_port}"), format!("postgres={hop_pg}"), format!("redis={hop_redis}")]);
+}
 
-    // Round trip: the proxy's trace out as a pcap that tshark reads, and
-    // back in with the same exchanges.
-    let exported = dir.path().join("exported.pcap");
+/// The import of tcpdump's capture holds what the proxy and oltrace
+/// capture recorded.
+fn check_import_matches(records: &[Record], proxied: &[Record], live: &[Record]) {
+    let counts = exchange_counts(records);
+    assert_eq!(counts, exchange_counts(proxied), "exchanges per protocol: import vs proxy");
+    assert!(counts["postgres"] >= 2 * 40 * 7 && counts["redis"] >= 60_000 && counts["http"] > 100, "{counts:?}");
+    assert_eq!(conversations(records), conversations(proxied), "statements and commands per connection, in order");
+    assert_eq!(conversations(records), conversations(live), "the import of tcpdump's capture gives what oltrace capture gave");
+    assert_eq!(common::count_kind(records, "gap"), 0, "nothing missing on the loopback");
+}
+
+/// The proxy's trace out as a pcap that tshark reads without complaint,
+/// and back in (`ports`: `--port` values) with the same exchanges.
+fn round_trip(dir: &Path, trace: &Path, proxied: &[Record], ports: &[String]) {
+    let exported = dir.join("exported.pcap");
     let (code, _, stderr) = oltrace(&["export", "--format", "pcap", trace.to_str().unwrap(), "-o", exported.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     let tshark = Command::new("tshark").arg("-r").arg(&exported).args(["-q", "-z", "io,stat,0"]).output().expect("tshark (scripts/test.sh installs it)");
     let complaints: Vec<String> = String::from_utf8_lossy(&tshark.stderr).lines().filter(|l| !l.contains("Running as user")).map(String::from).collect();
     assert!(tshark.status.success() && complaints.is_empty(), "tshark: {complaints:?}");
-    let back = dir.path().join("back.mp");
-    let mut args = vec!["import", exported.to_str().unwrap(), "-o", back.to_str().unwrap()];
-    let http_route = format!("http={}", port(&http_up));
-    args.extend(["--port", &http_route]);
-    let pg_route = format!("postgres={hop_pg}");
-    let redis_route = format!("redis={hop_redis}");
-    args.extend(["--port", &pg_route, "--port", &redis_route]);
+    let back_path = dir.join("back.mp");
+    let mut args = vec!["import".to_string(), exported.display().to_string(), "-o".to_string(), back_path.display().to_string()];
+    for p in ports {
+        args.extend(["--port".to_string(), p.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, _, stderr) = oltrace(&args);
     assert_eq!(code, 0, "{stderr}");
-    let back = read_trace(&back);
-    assert_eq!(exchange_counts(&back), exchange_counts(&proxied));
-    assert_eq!(conversations(&back), conversations(&proxied), "export then import gives back the same exchanges");
+    let back = read_trace(&back_path);
+    assert_eq!(exchange_counts(&back), exchange_counts(proxied));
+    assert_eq!(conversations(&back), conversations(proxied), "export then import gives back the same exchanges");
 }
 
 #[test]
