@@ -32,6 +32,9 @@ pub enum CaptureFileError {
     Io(#[from] std::io::Error),
 }
 
+/// A reader whose first bytes (the magic number) were read and put back.
+pub type Rewound<R> = std::io::Chain<std::io::Cursor<Vec<u8>>, R>;
+
 enum Inner<R: Read> {
     /// `nanos`: timestamps' fractions are nanoseconds (else microseconds).
     Pcap { reader: PcapReader<R>, link: u32, nanos: bool },
@@ -54,7 +57,7 @@ const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
 impl<R: Read> CaptureFile<R> {
     /// Opens the capture `input` holds, pcap or pcapng by its magic number.
-    pub fn open(mut input: R) -> Result<CaptureFile<std::io::Chain<std::io::Cursor<Vec<u8>>, R>>, CaptureFileError> {
+    pub fn open(mut input: R) -> Result<CaptureFile<Rewound<R>>, CaptureFileError> {
         let mut head = vec![0; 4];
         let mut got = 0;
         while got < 4 {

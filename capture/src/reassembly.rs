@@ -204,12 +204,10 @@ impl Reassembler {
             (seg.src, seg.dst)
         };
         // A new SYN from the client with another ISN: the 4-tuple is reused.
-        if seg.flags.syn && !seg.flags.ack {
-            if self.conns[&key].isn != Some(seg.seq) {
-                self.close(key, false, ts, out);
-                if !self.open(seg, ts, out) {
-                    return;
-                }
+        if seg.flags.syn && !seg.flags.ack && self.conns[&key].isn != Some(seg.seq) {
+            self.close(key, false, ts, out);
+            if !self.open(seg, ts, out) {
+                return;
             }
         }
         let key = if self.conns.contains_key(&(seg.src, seg.dst)) { (seg.src, seg.dst) } else { (seg.dst, seg.src) };

@@ -55,9 +55,13 @@ fn replay(isn: u32, stream: &[u8], order: &[(usize, usize)], limits: Limits, fin
     (got, causes, r)
 }
 
+/// The initial sequence number, the stream, the segments sent (byte
+/// ranges, in the order sent) and, per byte, whether any segment held it.
+type Scenario = (u32, Vec<u8>, Vec<(usize, usize)>, Vec<bool>);
+
 /// A stream, cut into segments, some dropped, some duplicated, some
 /// overlapping copies added, all shuffled.
-fn scenario() -> impl Strategy<Value = (u32, Vec<u8>, Vec<(usize, usize)>, Vec<bool>)> {
+fn scenario() -> impl Strategy<Value = Scenario> {
     (any::<u32>(), prop::collection::vec(any::<u8>(), 1..3000), prop::collection::vec(1usize..400, 1..40)).prop_flat_map(|(isn, stream, cuts)| {
         let len = stream.len();
         let mut segments = Vec::new();

@@ -125,7 +125,7 @@ pub struct Handle<'l> {
     p: *mut Pcap,
     /// To wait on with our own timeout: on Linux, libpcap's read timeout
     /// does not fire while no packet arrives (TPACKET_V3), so the handle is
-    /// non-blocking and [`Handle::next`] polls this.
+    /// non-blocking and [`Handle::next_packet`] polls this.
     fd: c_int,
     timeout_ms: c_int,
 }
@@ -198,7 +198,7 @@ impl<'l> Handle<'l> {
     }
 
     /// The next packet, or `Timeout` when none came within the read timeout.
-    pub fn next(&mut self) -> anyhow::Result<Next<'_>> {
+    pub fn next_packet(&mut self) -> anyhow::Result<Next<'_>> {
         let mut hdr: *mut PktHdr = std::ptr::null_mut();
         let mut data: *const u8 = std::ptr::null();
         // SAFETY: on 1 libpcap fills both pointers, valid until the next call.

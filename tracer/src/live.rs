@@ -131,7 +131,7 @@ fn capture_thread(mut handle: Handle, link: u32, anchor: u64, server_ports: Vec<
     let mut error = None;
     let mut stopping = false;
     loop {
-        match handle.next() {
+        match handle.next_packet() {
             Ok(Next::Packet { ts_unix_ns, data, orig_len }) => {
                 frames += 1;
                 let ts = ts_unix_ns.saturating_sub(anchor);
