@@ -99,9 +99,12 @@ pub struct PacketStats {
     pub kernel_drops: u64,
 }
 
-/// A connection opened by the reassembler whose protocol is not known
-/// yet: its first bytes will tell.
+/// A connection opened by the reassembler whose protocol (or, for
+/// PostgreSQL, whether it starts at its opening) is not known yet: its
+/// first bytes will tell.
 struct Waiting {
+    /// From the server's port, if it is named.
+    protocol: Option<Protocol>,
     client: SocketAddr,
     server: SocketAddr,
     mid_stream: bool,
@@ -197,23 +200,29 @@ impl<'w> PacketRecorder<'w> {
     /// own thread; [`PacketRecorder::frame`] does both here).
     pub fn event(&mut self, e: StreamEvent) -> Result<(), String> {
         match e {
-            StreamEvent::Open { conn, client, server, mid_stream, ts } => match self.options.ports.0.get(&server.port()) {
-                Some(protocol) => self.open(conn, *protocol, client, server, mid_stream, ts),
-                None => {
-                    self.waiting.insert(conn, Waiting { client, server, mid_stream, ts });
-                    Ok(())
+            StreamEvent::Open { conn, client, server, mid_stream, ts } => {
+                let protocol = self.options.ports.0.get(&server.port()).copied();
+                match protocol {
+                    // PostgreSQL waits for its first bytes too: a startup
+                    // packet, or already tagged messages (see `is_pg_opening`).
+                    Some(p) if p != Protocol::Postgres || mid_stream => self.open(conn, p, client, server, mid_stream, ts),
+                    _ => {
+                        self.waiting.insert(conn, Waiting { protocol, client, server, mid_stream, ts });
+                        Ok(())
+                    }
                 }
-            },
+            }
             StreamEvent::Data { conn, dir, data, ts } => {
                 if let Some(w) = self.waiting.remove(&conn) {
-                    let protocol = guess_protocol(dir, &data);
-                    self.open(conn, protocol, w.client, w.server, w.mid_stream, w.ts)?;
+                    let protocol = w.protocol.unwrap_or_else(|| guess_protocol(dir, &data));
+                    let mid_stream = w.mid_stream || protocol == Protocol::Postgres && !(dir == Direction::ToServer && is_pg_opening(&data));
+                    self.open(conn, protocol, w.client, w.server, mid_stream, w.ts)?;
                 }
                 self.direct.note(Note::Data { conn, dir, data: data.into(), ts })
             }
             StreamEvent::Gap { conn, dir, bytes, cause, ts } => {
                 if let Some(w) = self.waiting.remove(&conn) {
-                    self.open(conn, Protocol::Tcp, w.client, w.server, w.mid_stream, w.ts)?;
+                    self.open(conn, w.protocol.unwrap_or(Protocol::Tcp), w.client, w.server, true, w.ts)?;
                 }
                 if cause == capture::GapCause::Snaplen {
                     self.stats.snaplen_bytes += bytes;
@@ -228,8 +237,8 @@ impl<'w> PacketRecorder<'w> {
             }
             StreamEvent::Close { conn, reset, bytes, ts } => {
                 if let Some(w) = self.waiting.remove(&conn) {
-                    // No byte crossed: still a connection, plain TCP.
-                    self.open(conn, Protocol::Tcp, w.client, w.server, w.mid_stream, w.ts)?;
+                    // No byte crossed: still a connection.
+                    self.open(conn, w.protocol.unwrap_or(Protocol::Tcp), w.client, w.server, w.mid_stream, w.ts)?;
                 }
                 let error = reset.then(|| "reset (RST)".to_string());
                 self.direct.note(Note::Close { conn, ts, bytes_to_server: bytes[0], bytes_to_client: bytes[1], error })
@@ -245,6 +254,14 @@ impl<'w> PacketRecorder<'w> {
             self.direct.note(Note::Open { conn, protocol, client: client.to_string(), server: server.to_string(), route, tls: None, ts })
         }
     }
+}
+
+/// True if `data`, the first bytes a PostgreSQL client sent, open the
+/// connection (startup packet, SSLRequest, GSSENCRequest, CancelRequest).
+/// Otherwise the connection was already under way (a capture of a pooled
+/// connection, or a trace that kept no opening) and is decoded mid-stream.
+fn is_pg_opening(data: &[u8]) -> bool {
+    data.len() >= 8 && matches!(u32::from_be_bytes([data[4], data[5], data[6], data[7]]), 196_608 | 80_877_102 | 80_877_103 | 80_877_104)
 }
 
 /// The protocol of a connection on a port nobody named, from the first
@@ -263,8 +280,7 @@ pub fn guess_protocol(dir: Direction, data: &[u8]) -> Protocol {
                 Protocol::Http
             } else if data.first() == Some(&b'*') && data.get(1).is_some_and(u8::is_ascii_digit) {
                 Protocol::Redis
-            } else if data.len() >= 8 && matches!(u32::from_be_bytes([data[4], data[5], data[6], data[7]]), 196_608 | 80_877_103 | 80_877_104) {
-                // Startup (protocol 3.0), SSLRequest, GSSENCRequest.
+            } else if is_pg_opening(data) {
                 Protocol::Postgres
             } else if pg_tagged(b"QPBEDSXHCF") {
                 Protocol::Postgres
