@@ -158,13 +158,20 @@ fn import_of_a_tcpdump_capture_matches_the_proxy_trace_and_round_trips_through_p
     let out = capture.wait_with_output().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut capture_err, &mut rest).unwrap();
-    assert_eq!(out.status.code(), Some(0), "oltrace capture: {line}{rest}");
     let live_summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(live_summary["kernel_drops"], 0, "{live_summary}");
     let _ = hop.stop_unread();
     let live = read_trace(&live);
-    assert_eq!(exchange_counts(&live), exchange_counts(&proxied), "exchanges per protocol: live capture vs proxy");
-    assert_eq!(conversations(&live), conversations(&proxied), "live capture: statements and commands per connection, in order");
+    let live_drops = live_summary["kernel_drops"].as_u64().unwrap();
+    if live_drops > 0 {
+        // The kernel dropped packets on their way to us: said, and counted.
+        assert_eq!(out.status.code(), Some(1), "oltrace capture: {line}{rest}");
+        assert!(rest.contains("the kernel dropped"), "{rest}");
+        compare_loosely(&live, &proxied, live_drops);
+    } else {
+        assert_eq!(out.status.code(), Some(0), "oltrace capture: {line}{rest}");
+        assert_eq!(exchange_counts(&live), exchange_counts(&proxied), "exchanges per protocol: live capture vs proxy");
+        assert_eq!(conversations(&live), conversations(&proxied), "live capture: statements and commands per connection, in order");
+    }
 
     let imported = dir.path().join("imported.mp");
     let (code, _, stderr) = oltrace(&[
@@ -185,20 +192,28 @@ fn import_of_a_tcpdump_capture_matches_the_proxy_trace_and_round_trips_through_p
         // the import must say so, and hold only what the proxy recorded.
         assert_eq!(code, 1, "{stderr}");
         assert!(stderr.contains("missing from the capture"), "{stderr}");
-        let (got, all) = (exchange_counts(&records), exchange_counts(&proxied));
-        for (p, n) in &all {
-            let g = got.get(p).copied().unwrap_or(0);
-            assert!(g <= *n && g * 10 >= n * 9, "{p}: {g} imported of {n} ({tcpdump_drops} packets dropped)");
-        }
-        eprintln!("tcpdump dropped {tcpdump_drops} packets: import compared loosely");
+        compare_loosely(&records, &proxied, tcpdump_drops);
     } else {
         if code != 0 {
             let _ = std::fs::copy(&pcap, "/tmp/oltrace-capture-failure.pcap");
         }
         assert_eq!(code, 0, "{stderr} (tcpdump dropped nothing; its capture is kept in /tmp/oltrace-capture-failure.pcap)");
-        check_import_matches(&records, &proxied, &live);
+        if live_drops == 0 {
+            check_import_matches(&records, &proxied, &live);
+        }
     }
     round_trip(dir.path(), &trace, &proxied, &[format!("http={http_port}"), format!("postgres={hop_pg}"), format!("redis={hop_redis}")]);
+}
+
+/// A capture that lost `drops` packets holds at most what the proxy
+/// recorded, and nearly all of it.
+fn compare_loosely(captured: &[Record], proxied: &[Record], drops: u64) {
+    let (got, all) = (exchange_counts(captured), exchange_counts(proxied));
+    for (p, n) in &all {
+        let g = got.get(p).copied().unwrap_or(0);
+        assert!(g <= *n && g * 10 >= n * 9, "{p}: {g} captured of {n} ({drops} packets dropped)");
+    }
+    eprintln!("{drops} packets dropped on the way to a capture: compared loosely");
 }
 
 /// The import of tcpdump's capture holds what the proxy and oltrace
