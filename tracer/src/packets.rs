@@ -280,9 +280,7 @@ pub fn guess_protocol(dir: Direction, data: &[u8]) -> Protocol {
                 Protocol::Http
             } else if data.first() == Some(&b'*') && data.get(1).is_some_and(u8::is_ascii_digit) {
                 Protocol::Redis
-            } else if is_pg_opening(data) {
-                Protocol::Postgres
-            } else if pg_tagged(b"QPBEDSXHCF") {
+            } else if is_pg_opening(data) || pg_tagged(b"QPBEDSXHCF") {
                 Protocol::Postgres
             } else {
                 Protocol::Tcp
