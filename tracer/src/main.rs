@@ -89,21 +89,8 @@ struct ImportArgs {
     /// The trace to write
     #[arg(short, long)]
     output: PathBuf,
-    /// Connections to PORT are PROTO (http, postgres, redis, mysql, tcp),
-    /// besides the well-known ports (repeatable)
-    #[arg(long = "port", value_name = "PROTO=PORT", value_parser = tracer::packets::parse_port)]
-    ports: Vec<(wire::Protocol, u16)>,
-    /// Keep secrets (passwords, Authorization, Cookie, Redis AUTH) in the trace
-    #[arg(long)]
-    no_redact: bool,
-    /// Requests to HTTP servers are invocations named by this platform
-    /// profile: openlambda, openwhisk, aws, azure, auto, NAME=REGEX
-    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
-    invocations: Option<OptionalProfile>,
-    /// Only HTTP servers on PORT front a worker (repeatable; default: every
-    /// HTTP port)
-    #[arg(long = "front", value_name = "PORT")]
-    fronts: Vec<u16>,
+    #[command(flatten)]
+    packets: PacketArgs,
     /// The trace's source name [default: the capture's file name]
     #[arg(long)]
     source: Option<String>,
@@ -142,6 +129,25 @@ struct CaptureArgs {
     /// The trace to write
     #[arg(short, long)]
     output: PathBuf,
+    #[command(flatten)]
+    packets: PacketArgs,
+    /// Stop after this long (e.g. 30s), as at Ctrl-C
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<u64>,
+    /// Load libpcap from this file instead of the usual names
+    #[arg(long, value_name = "FILE")]
+    libpcap: Option<PathBuf>,
+    /// The trace's source name [default: the interface's name]
+    #[arg(long)]
+    source: Option<String>,
+    /// Also print the summary as one JSON object on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+/// How recordings made from packets are decoded (import, capture).
+#[derive(Args)]
+struct PacketArgs {
     /// Connections to PORT are PROTO (http, postgres, redis, mysql, tcp),
     /// besides the well-known ports (repeatable)
     #[arg(long = "port", value_name = "PROTO=PORT", value_parser = tracer::packets::parse_port)]
@@ -157,18 +163,18 @@ struct CaptureArgs {
     /// HTTP port)
     #[arg(long = "front", value_name = "PORT")]
     fronts: Vec<u16>,
-    /// Stop after this long (e.g. 30s), as at Ctrl-C
-    #[arg(long, value_parser = parse_duration)]
-    duration: Option<u64>,
-    /// Load libpcap from this file instead of the usual names
-    #[arg(long, value_name = "FILE")]
-    libpcap: Option<PathBuf>,
-    /// The trace's source name [default: the interface's name]
-    #[arg(long)]
-    source: Option<String>,
-    /// Also print the summary as one JSON object on stdout
-    #[arg(long)]
-    json: bool,
+}
+
+impl PacketArgs {
+    fn options(self) -> tracer::packets::PacketOptions {
+        tracer::packets::PacketOptions {
+            ports: tracer::packets::PortMap::well_known(&self.ports),
+            redact: !self.no_redact,
+            invocations: self.invocations.and_then(|p| p.0),
+            fronts: self.fronts,
+            limits: wire::Limits::default(),
+        }
+    }
 }
 
 const EXPORT_HELP: &str = "\
@@ -584,13 +590,7 @@ fn main() -> ExitCode {
         Command::Import(a) => tracer::import::run(&tracer::import::ImportConfig {
             input: a.capture,
             output: a.output,
-            options: tracer::packets::PacketOptions {
-                ports: tracer::packets::PortMap::well_known(&a.ports),
-                redact: !a.no_redact,
-                invocations: a.invocations.and_then(|p| p.0),
-                fronts: a.fronts,
-                limits: wire::Limits::default(),
-            },
+            options: a.packets.options(),
             source_name: a.source,
             json: a.json,
         }),
@@ -598,13 +598,7 @@ fn main() -> ExitCode {
             interface: a.interface,
             filter: a.filter.join(" "),
             output: a.output,
-            options: tracer::packets::PacketOptions {
-                ports: tracer::packets::PortMap::well_known(&a.ports),
-                redact: !a.no_redact,
-                invocations: a.invocations.and_then(|p| p.0),
-                fronts: a.fronts,
-                limits: wire::Limits::default(),
-            },
+            options: a.packets.options(),
             libpcap: a.libpcap,
             duration: a.duration.map(std::time::Duration::from_nanos),
             source_name: a.source,
