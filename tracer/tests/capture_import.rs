@@ -436,3 +436,24 @@ fn capture_without_permission_or_libpcap_fails_clearly_and_nothing_else_links_li
         assert!(!ldd.contains("libpcap"), "{bin} links libpcap: {ldd}");
     }
 }
+
+#[test]
+fn imported_requests_become_invocations_by_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let (up, _) = http_upstream();
+    let up_port = port(&up).to_string();
+    let pcap = dir.path().join("invocations.pcap");
+    let dump = Tcpdump::start(&pcap, &format!("tcp port {up_port}"), 0);
+    for lambda in ["hello", "resize", "hello"] {
+        run(Command::new("curl").args(["-sS", "-o", "/dev/null", "-X", "POST", "-d", "{}", &format!("http://{up}/run/{lambda}")]));
+    }
+    run(Command::new("curl").args(["-sS", "-o", "/dev/null", &format!("http://{up}/health")]));
+    dump.stop();
+    let trace = dir.path().join("invocations.mp");
+    let (code, _, stderr) = oltrace(&["import", pcap.to_str().unwrap(), "-o", trace.to_str().unwrap(), "--port", &format!("http={up_port}"), "--invocations", "openlambda"]);
+    assert_eq!(code, 0, "{stderr}");
+    let records = read_trace(&trace);
+    let lambdas: Vec<&str> = records.iter().filter_map(|r| if let Body::Invocation(i) = &r.body { Some(i.lambda.as_str()) } else { None }).collect();
+    assert_eq!(lambdas, ["hello", "resize", "hello"], "one invocation per /run/NAME request, none for /health");
+    assert_eq!(exchange_counts(&records)["http"], 4);
+}
