@@ -118,6 +118,9 @@ pub struct PacketRecorder<'w> {
     anchor_unix_ns: u64,
     events: Vec<StreamEvent>,
     waiting: HashMap<u64, Waiting>,
+    /// HTTP connections, and the directions of theirs that lost bytes and
+    /// have not found their next message start yet (see [`http_resync_at`]).
+    http: HashMap<u64, [bool; 2]>,
     pub stats: PacketStats,
     last_ts: u64,
 }
@@ -133,6 +136,7 @@ impl<'w> PacketRecorder<'w> {
             anchor_unix_ns,
             events: Vec::new(),
             waiting: HashMap::new(),
+            http: HashMap::new(),
             stats: PacketStats::default(),
             last_ts: 0,
         }
@@ -218,6 +222,21 @@ impl<'w> PacketRecorder<'w> {
                     let mid_stream = w.mid_stream || protocol == Protocol::Postgres && !(dir == Direction::ToServer && is_pg_opening(&data));
                     self.open(conn, protocol, w.client, w.server, mid_stream, w.ts)?;
                 }
+                let mut data = data;
+                if let Some(lost) = self.http.get_mut(&conn).filter(|l| l[dir.index()]) {
+                    // After a gap, HTTP picks up at the next message start:
+                    // the bytes before it are skipped, and said so.
+                    let at = http_resync_at(dir, &data).unwrap_or(data.len());
+                    lost[dir.index()] = at == data.len();
+                    if at > 0 {
+                        let reason = format!("capture: bytes after a gap skipped up to the next HTTP {}", if dir == Direction::ToServer { "request line" } else { "status line" });
+                        self.direct.gap(conn, dir, at as u64, reason, ts)?;
+                        data.drain(..at);
+                    }
+                    if data.is_empty() {
+                        return Ok(());
+                    }
+                }
                 self.direct.note(Note::Data { conn, dir, data: data.into(), ts })
             }
             StreamEvent::Gap { conn, dir, bytes, cause, ts } => {
@@ -226,6 +245,9 @@ impl<'w> PacketRecorder<'w> {
                 }
                 if cause == capture::GapCause::Snaplen {
                     self.stats.snaplen_bytes += bytes;
+                }
+                if let Some(lost) = self.http.get_mut(&conn) {
+                    lost[dir.index()] = true;
                 }
                 self.direct.gap(conn, dir, bytes, format!("capture: {}", cause.describe()), ts)
             }
@@ -240,6 +262,7 @@ impl<'w> PacketRecorder<'w> {
                     // No byte crossed: still a connection.
                     self.open(conn, w.protocol.unwrap_or(Protocol::Tcp), w.client, w.server, w.mid_stream, w.ts)?;
                 }
+                self.http.remove(&conn);
                 let error = reset.then(|| "reset (RST)".to_string());
                 self.direct.note(Note::Close { conn, ts, bytes_to_server: bytes[0], bytes_to_client: bytes[1], error })
             }
@@ -247,6 +270,9 @@ impl<'w> PacketRecorder<'w> {
     }
 
     fn open(&mut self, conn: u64, protocol: Protocol, client: SocketAddr, server: SocketAddr, mid_stream: bool, ts: u64) -> Result<(), String> {
+        if protocol == Protocol::Http {
+            self.http.insert(conn, [false; 2]);
+        }
         let route = PacketOptions::route(protocol, server);
         if mid_stream {
             self.direct.open_mid_stream(conn, protocol, client.to_string(), server.to_string(), route, ts)
@@ -254,6 +280,28 @@ impl<'w> PacketRecorder<'w> {
             self.direct.note(Note::Open { conn, protocol, client: client.to_string(), server: server.to_string(), route, tls: None, ts })
         }
     }
+}
+
+/// HTTP methods, as a request line starts with them.
+const METHODS: &[&[u8]] = &[b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE "];
+
+/// Where in `data` (bytes after a gap, in `dir`) the next HTTP message
+/// starts: a request line (a method at the start of a line) towards the
+/// server, a status line (`HTTP/1.`) towards the client. A body that
+/// happens to hold such a line would mislead it; the decoder then falls
+/// back to opaque, saying why.
+pub fn http_resync_at(dir: Direction, data: &[u8]) -> Option<usize> {
+    let starts = |at: usize| {
+        let rest = &data[at..];
+        match dir {
+            Direction::ToServer => METHODS.iter().any(|m| rest.starts_with(m)),
+            Direction::ToClient => rest.starts_with(b"HTTP/1."),
+        }
+    };
+    if starts(0) {
+        return Some(0);
+    }
+    data.windows(2).enumerate().filter(|(_, w)| w == b"\r\n").map(|(i, _)| i + 2).find(|&at| at < data.len() && starts(at))
 }
 
 /// True if `data`, the first bytes a PostgreSQL client sent, open the
@@ -267,7 +315,6 @@ fn is_pg_opening(data: &[u8]) -> bool {
 /// The protocol of a connection on a port nobody named, from the first
 /// bytes seen on it (in `dir`). Plain TCP when nothing fits.
 pub fn guess_protocol(dir: Direction, data: &[u8]) -> Protocol {
-    const METHODS: &[&[u8]] = &[b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE "];
     let pg_tagged = |tags: &[u8]| {
         data.len() >= 5 && tags.contains(&data[0]) && {
             let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]);
