@@ -150,9 +150,33 @@ impl<R: Read> CaptureFile<R> {
                 let Some(desc) = reader.interfaces().get(iface as usize) else {
                     return Some(Err(CaptureFileError::Damaged(format!("a packet names interface {iface}, which no interface block describes"))));
                 };
-                self.current = (ts.as_nanos() as u64, u32::from(desc.linktype), orig_len);
+                // pcap-file reads the timestamp's units as nanoseconds;
+                // they are the interface's (if_tsresol; microseconds when
+                // it says nothing, as the pcapng spec has it).
+                let units = ts.as_nanos() as u64;
+                let resolution = desc.options.iter().find_map(|o| match o {
+                    pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
+                    _ => None,
+                });
+                self.current = (to_nanos(units, resolution.unwrap_or(6)), u32::from(desc.linktype), orig_len);
                 return Some(Ok(()));
             },
+        }
+    }
+}
+
+/// Nanoseconds from `units` of a pcapng interface's `if_tsresol`: 10^-r
+/// seconds, or 2^-r with the high bit set.
+fn to_nanos(units: u64, resolution: u8) -> u64 {
+    if resolution & 0x80 != 0 {
+        let shift = u32::from(resolution & 0x7f).min(63);
+        ((u128::from(units) * 1_000_000_000) >> shift) as u64
+    } else {
+        let exp = u32::from(resolution).min(19);
+        if exp <= 9 {
+            units.saturating_mul(10u64.pow(9 - exp))
+        } else {
+            units / 10u64.pow(exp - 9)
         }
     }
 }

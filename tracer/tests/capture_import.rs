@@ -322,6 +322,16 @@ fn bad_captures_give_clear_errors_and_import_the_intact_part() {
     assert_eq!(code, 0, "{stderr}");
     let whole_counts = exchange_counts(&read_trace(&whole));
     assert!(whole_counts["redis"] >= 7, "{whole_counts:?}");
+    // The same packets as pcapng (editcap, which comes with tshark):
+    // the same exchanges, at the same times.
+    let ng = dir.path().join("full.pcapng");
+    run(Command::new("editcap").args(["-F", "pcapng"]).arg(&full).arg(&ng));
+    let from_ng = dir.path().join("from_ng.mp");
+    let (code, _, stderr) = oltrace(&["import", ng.to_str().unwrap(), "-o", from_ng.to_str().unwrap(), "--port", &port_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(conversations(&read_trace(&from_ng)), conversations(&read_trace(&whole)));
+    let anchor = |p: &Path| format::Reader::open(p).unwrap().header().anchor_unix_ns;
+    assert_eq!(anchor(&from_ng), anchor(&whole), "pcapng timestamps read in the interface's resolution");
 
     // Cut in the middle of its last packet: exit 1, the rest imported.
     let bytes = std::fs::read(&full).unwrap();
