@@ -23,14 +23,25 @@
 //!   blanked (the rules are `convert::redact`'s).
 //! - [`generate`]: `oltrace generate`, synthetic traces for trying the
 //!   tools, tests and benchmarks.
+//! - [`packets`]: captured frames into a trace through the proxy's
+//!   recorder (the `capture` crate reassembles them); [`import`]:
+//!   `oltrace import`, a pcap/pcapng file into a trace; [`pcap_out`]:
+//!   `oltrace export --format pcap`, a trace back out as packets.
+//! - [`live`]: `oltrace capture`, live capture with [`libpcap`], which is
+//!   loaded at run time (nothing else needs it).
 
 pub mod cat;
 pub mod config;
 pub mod generate;
+pub mod import;
 pub mod info;
 pub mod json;
+pub mod libpcap;
+pub mod live;
 pub mod logfollow;
 pub mod merge_cmd;
+pub mod packets;
+pub mod pcap_out;
 pub mod proxy;
 pub mod recover;
 pub mod redact_cmd;

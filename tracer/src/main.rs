@@ -47,6 +47,18 @@ enum Command {
     /// Rewrite a trace with secrets blanked (before sharing it)
     #[command(after_help = REDACT_HELP)]
     Redact(RedactArgs),
+    /// Import a packet capture (.pcap or .pcapng, from tcpdump or
+    /// Wireshark) into a trace, decoded as the proxy decodes
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+    /// Capture live from a network interface (libpcap) into a trace,
+    /// decoded as the proxy decodes: for traffic no proxy can be put in front of
+    #[command(after_help = CAPTURE_HELP)]
+    Capture(CaptureArgs),
+    /// Export a trace to another format (pcap: synthetic TCP/IP packets
+    /// that Wireshark and tshark open)
+    #[command(after_help = EXPORT_HELP)]
+    Export(ExportArgs),
 }
 
 const REDACT_HELP: &str = "\
@@ -87,6 +99,158 @@ struct RedactArgs {
     /// Print the counts as JSON on stdout
     #[arg(long)]
     json: bool,
+}
+
+const IMPORT_HELP: &str = "\
+Examples:
+  tcpdump -i any -s 0 -w cap.pcap 'port 5432 or port 6379 or port 8080'
+  oltrace import cap.pcap -o trace.mp
+  oltrace import cap.pcapng -o trace.mp --port postgres=15432 --port http=9000
+  oltrace import cap.pcap -o trace.mp --invocations openlambda --front 8080
+
+A connection's protocol comes from its server's port: 5432 postgres, 6379 redis, 80 and 8080
+http, 3306 mysql (opaque), and --port PROTO=PORT; on other ports it is guessed from its first
+bytes, else recorded as opaque TCP. Link types: Ethernet (VLAN tags too), Linux cooked
+capture v1 and v2 (tcpdump -i any), loopback, raw IP; IPv4 and IPv6. TCP is reassembled:
+out-of-order and retransmitted segments are put right; segments the capture missed, and bytes
+its snap length cut, become gap records with their byte counts, and decoding picks up again
+where the protocol allows. Connections already open when the capture started are picked up
+mid-stream. Secrets are redacted as the proxy redacts them (--no-redact keeps them). Reading
+is pure Rust: no libpcap needed. See docs/capture.md.
+
+Exit codes:
+  0  imported, nothing missing
+  1  imported, but bytes were missing (gaps, snap length) or the file was cut short or
+     damaged part way (what came before is imported)
+  2  error: not a capture file, unreadable input, trace not writable";
+
+/// Import a packet capture into a trace
+#[derive(Args)]
+struct ImportArgs {
+    /// The capture (.pcap or .pcapng; told apart by content)
+    capture: PathBuf,
+    /// The trace to write
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    packets: PacketArgs,
+    /// The trace's source name [default: the capture's file name]
+    #[arg(long)]
+    source: Option<String>,
+    /// Also print the summary as one JSON object on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+const CAPTURE_HELP: &str = "\
+Examples:
+  oltrace capture -i lo -o trace.mp 'tcp port 5432 or tcp port 6379'
+  oltrace capture -i any -o trace.mp --port http=9000 'tcp port 9000'
+  oltrace capture -i eth0 -o trace.mp --duration 30s
+
+Needs CAP_NET_RAW (run as root, or `setcap cap_net_raw,cap_net_admin+eip $(command -v oltrace)`)
+and libpcap at run time (loaded when this command starts; nothing else in oltrace needs it:
+without it, capture with tcpdump -w and use `oltrace import`). The filter is tcpdump's.
+Protocols, reassembly, gaps and mid-stream pickup are as for `oltrace import`; packets the
+kernel dropped are counted (pcap_stats) and recorded as gaps. Ctrl-C (or SIGTERM, or
+--duration) stops: what libpcap holds is drained, open connections are closed, the trace flushed.
+
+Exit codes:
+  0  stopped, nothing missing
+  1  stopped, but bytes were missing (kernel drops, gaps)
+  2  error: no libpcap, no permission (CAP_NET_RAW), no such interface, bad filter,
+     trace not writable";
+
+/// Capture live from a network interface into a trace
+#[derive(Args)]
+struct CaptureArgs {
+    /// The interface (lo, eth0, any...)
+    #[arg(short, long)]
+    interface: String,
+    /// A filter in tcpdump's syntax, e.g. 'tcp port 5432' (words are joined)
+    filter: Vec<String>,
+    /// The trace to write
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    packets: PacketArgs,
+    /// Stop after this long (e.g. 30s), as at Ctrl-C
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<u64>,
+    /// Load libpcap from this file instead of the usual names
+    #[arg(long, value_name = "FILE")]
+    libpcap: Option<PathBuf>,
+    /// The trace's source name [default: the interface's name]
+    #[arg(long)]
+    source: Option<String>,
+    /// Also print the summary as one JSON object on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+/// How recordings made from packets are decoded (import, capture).
+#[derive(Args)]
+struct PacketArgs {
+    /// Connections to PORT are PROTO (http, postgres, redis, mysql, tcp),
+    /// besides the well-known ports (repeatable)
+    #[arg(long = "port", value_name = "PROTO=PORT", value_parser = tracer::packets::parse_port)]
+    ports: Vec<(wire::Protocol, u16)>,
+    /// Keep secrets (passwords, Authorization, Cookie, Redis AUTH) in the trace
+    #[arg(long)]
+    no_redact: bool,
+    /// Requests to HTTP servers are invocations named by this platform
+    /// profile: openlambda, openwhisk, aws, azure, auto, NAME=REGEX
+    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
+    invocations: Option<OptionalProfile>,
+    /// Only HTTP servers on PORT front a worker (repeatable; default: every
+    /// HTTP port)
+    #[arg(long = "front", value_name = "PORT")]
+    fronts: Vec<u16>,
+}
+
+impl PacketArgs {
+    fn options(self) -> tracer::packets::PacketOptions {
+        tracer::packets::PacketOptions {
+            ports: tracer::packets::PortMap::well_known(&self.ports),
+            redact: if self.no_redact { convert::redact::Rules::off() } else { convert::redact::Rules::default() },
+            invocations: self.invocations.and_then(|p| p.0),
+            fronts: self.fronts,
+            limits: wire::Limits::default(),
+        }
+    }
+}
+
+const EXPORT_HELP: &str = "\
+Examples:
+  oltrace export --format pcap trace.mp -o trace.pcap
+  tshark -r trace.pcap -Y pgsql.query
+
+pcap: each connection becomes a TCP handshake, its messages segments at their recorded times
+between their recorded addresses (host names become 198.18.x.y addresses), and a FIN at its
+close. Bytes the trace did not keep (capped bodies, gaps) are holes in the sequence numbers.
+`oltrace import` reads the result back into the same exchanges.
+
+Exit codes:
+  0  exported
+  1  exported, but damaged parts of the trace were skipped
+  2  error: unreadable trace, output not writable";
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Pcap,
+}
+
+/// Export a trace to another format
+#[derive(Args)]
+struct ExportArgs {
+    /// The output format
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// The trace to export
+    trace: PathBuf,
+    /// Where to write
+    #[arg(short, long)]
+    output: PathBuf,
 }
 
 const RECOVER_HELP: &str = "\
@@ -495,6 +659,26 @@ fn main() -> ExitCode {
             keep_fields: a.keep_fields,
             json: a.json,
         }),
+        Command::Import(a) => tracer::import::run(&tracer::import::ImportConfig {
+            input: a.capture,
+            output: a.output,
+            options: a.packets.options(),
+            source_name: a.source,
+            json: a.json,
+        }),
+        Command::Capture(a) => tracer::live::run(&tracer::live::CaptureConfig {
+            interface: a.interface,
+            filter: a.filter.join(" "),
+            output: a.output,
+            options: a.packets.options(),
+            libpcap: a.libpcap,
+            duration: a.duration.map(std::time::Duration::from_nanos),
+            source_name: a.source,
+            json: a.json,
+        }),
+        Command::Export(a) => match a.format {
+            ExportFormat::Pcap => tracer::pcap_out::run(&tracer::pcap_out::PcapOutConfig { trace: a.trace, output: a.output }),
+        },
         Command::Proxy(a) => proxy_config(a.routes, a.record, a.invocations, false).and_then(|c| tracer::proxy::run(&c)),
         Command::Wrap(a) => proxy_config(a.routes, a.record, a.invocations, true)
             .and_then(|proxy| tracer::wrap::run(&tracer::wrap::WrapConfig { proxy, command: a.command })),

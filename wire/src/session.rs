@@ -67,6 +67,13 @@ impl Session {
         self.protocol
     }
 
+    /// Bytes fed so far in each direction (index by [`Direction::index`]),
+    /// counting from the offsets a mid-stream session started at: where
+    /// the next bytes start in their streams.
+    pub fn offsets(&self) -> [u64; 2] {
+        self.offsets
+    }
+
     /// True once the connection has switched to opaque mode.
     pub fn is_opaque(&self) -> bool {
         self.opaque.is_some()

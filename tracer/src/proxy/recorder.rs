@@ -157,6 +157,94 @@ pub fn record_notes(writer: &mut Writer<std::fs::File>, opts: RecorderOptions, n
     r.finish()
 }
 
+/// The recorder's work done on the caller's thread, for recordings made
+/// from packets (`oltrace import`, `oltrace capture`): the same decoding,
+/// conversion, redaction and attribution as the proxy's, plus what only a
+/// capture has: connections picked up mid-stream, and bytes the capture
+/// missed inside a connection that goes on.
+pub struct Direct<'w> {
+    r: Recorder<'w>,
+}
+
+impl<'w> Direct<'w> {
+    pub fn new(writer: &'w mut Writer<std::fs::File>, opts: RecorderOptions) -> Direct<'w> {
+        Direct { r: Recorder::new(writer, opts) }
+    }
+
+    /// Handles a note as the proxy's recorder thread does.
+    pub fn note(&mut self, note: Note) -> Result<(), String> {
+        self.r.handle(note)
+    }
+
+    /// A connection whose opening the capture did not see: its record is
+    /// written as for any other, and decoding starts at a message boundary
+    /// (see [`wire::Session::mid_stream`]).
+    pub fn open_mid_stream(&mut self, conn: u64, protocol: Protocol, client: String, server: String, route: String, ts: u64) -> Result<(), String> {
+        self.r.handle(Note::Open { conn, protocol, client, server, route: route.clone(), tls: None, ts })?;
+        self.r.resume(OpenConn { conn, protocol, route, offsets: [0, 0] });
+        Ok(())
+    }
+
+    /// `bytes` of `conn` in `dir` were missed by the capture (`reason`
+    /// says how): a gap record, and the connection's decoder starts again
+    /// mid-stream after them. A protocol whose framing resynchronises
+    /// decodes on; otherwise the decoder falls back to opaque, saying why.
+    pub fn gap(&mut self, conn: u64, dir: Direction, bytes: u64, reason: String, ts: u64) -> Result<(), String> {
+        let r = &mut self.r;
+        r.last_ts = r.last_ts.max(ts);
+        r.summary.gaps += 1;
+        if let Some(c) = r.conns.get(&conn) {
+            let protocol = if c.session.is_opaque() { Protocol::Tcp } else { c.protocol };
+            let mut offsets = c.session.offsets();
+            offsets[dir.index()] += bytes;
+            // The exchanges under way end here, as at the connection's
+            // end (requests whose responses the gap took are unanswered);
+            // what the decoders held of unfinished messages is lost.
+            if let Some(c) = r.conns.get_mut(&conn) {
+                c.session.eof(Direction::ToServer, ts, &mut r.events);
+                c.session.eof(Direction::ToClient, ts, &mut r.events);
+            }
+            r.drain(conn)?;
+            r.lose_place(conn, ts);
+            if let Some(c) = r.conns.get_mut(&conn) {
+                c.session = Session::mid_stream(protocol, r.opts.limits, offsets);
+                if let Role::Invocations { decoding, .. } = &mut c.role {
+                    *decoding = true;
+                }
+            }
+        }
+        let body = Body::Gap(Gap { conn: Some(conn), dir: Some(dir), bytes, records: 0, reason });
+        r.write(&Record { ts, src: 0, body })
+    }
+
+    /// A gap not tied to one connection's stream (the kernel dropped
+    /// packets during a live capture, or a capture file is damaged).
+    pub fn lost(&mut self, bytes: u64, records: u64, reason: String, ts: u64) -> Result<(), String> {
+        self.r.last_ts = self.r.last_ts.max(ts);
+        self.r.summary.gaps += 1;
+        let body = Body::Gap(Gap { conn: None, dir: None, bytes, records, reason });
+        self.r.write(&Record { ts, src: 0, body })
+    }
+
+    /// Flushes when records have waited the flush interval (a live capture
+    /// keeps the trace readable as it goes).
+    pub fn flush_if_due(&mut self) -> Result<(), String> {
+        if self.r.writer.flush_due(self.r.opts.flush_interval) {
+            self.r.writer.flush().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn summary(&self) -> &Summary {
+        &self.r.summary
+    }
+
+    /// Finishes the connections still open and flushes; the summary.
+    pub fn finish(self) -> Summary {
+        self.r.finish()
+    }
+}
+
 /// A connection open when a recording's last checkpoint was taken: decoding
 /// resumes on it mid-stream.
 pub struct OpenConn {
