@@ -21,14 +21,23 @@
 //!   recording left (`TRACE.spool`) into its trace.
 //! - [`generate`]: `oltrace generate`, synthetic traces for trying the
 //!   tools, tests and benchmarks.
+//! - [`export`]: `oltrace export`, a trace as Perfetto, OTLP, HAR, Parquet
+//!   or JSON lines, one file per format.
+//! - [`logs`]: `oltrace logs`, every source's log lines on one timeline,
+//!   tagged with their invocation ([`log_join`] decides which).
+//! - [`progress`]: the records-read progress bar of `export` and `logs`.
 
 pub mod cat;
 pub mod config;
+pub mod export;
 pub mod generate;
 pub mod info;
 pub mod json;
+pub mod log_join;
+pub mod logs;
 pub mod logfollow;
 pub mod merge_cmd;
+pub mod progress;
 pub mod proxy;
 pub mod recover;
 pub mod wrap;
