@@ -166,7 +166,9 @@ impl Sink for Otlp {
                             _ => "mysql",
                         };
                         attrs.push(attr("db.system.name", system));
-                        attrs.push(attr("db.query.text", &f.statement));
+                        if !f.statement.is_empty() {
+                            attrs.push(attr("db.query.text", &f.statement));
+                        }
                         if !f.operation.is_empty() {
                             attrs.push(attr("db.operation.name", &f.operation));
                         }

@@ -206,12 +206,12 @@ const EXCHANGES: &[(&str, Kind, bool)] = &[
     ("status", Str, false),
     ("http_status", I32, true),
     ("error", Str, true),
-    ("rows", I64, true),
+    ("row_count", I64, true),
     ("request_bytes", I64, false),
     ("response_bytes", I64, false),
     ("is_write", Bool, false),
     ("invocation", I64, true),
-    ("lambda", Str, true),
+    ("lambda_name", Str, true),
     ("attribution", Str, true),
 ];
 
@@ -219,7 +219,7 @@ const INVOCATIONS: &[(&str, Kind, bool)] = &[
     ("source", Str, false),
     ("src", I32, false),
     ("invocation", I64, false),
-    ("lambda", Str, false),
+    ("lambda_name", Str, false),
     ("platform", Str, false),
     ("request_id", Str, true),
     ("trace_id", Str, true),
@@ -260,7 +260,7 @@ const LOGS: &[(&str, Kind, bool)] = &[
     ("stream", Str, false),
     ("text", Str, false),
     ("invocation", I64, true),
-    ("lambda", Str, true),
+    ("lambda_name", Str, true),
     ("attribution", Str, true),
 ];
 
