@@ -127,7 +127,7 @@ fn follow_prints_lines_as_they_are_recorded() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let mut follow = Command::new(env!("CARGO_BIN_EXE_oltrace"))
+    let follow = Command::new(env!("CARGO_BIN_EXE_oltrace"))
         .args(["logs", trace.to_str().unwrap(), "--follow", "--json"])
         .stdout(std::process::Stdio::piped())
         .spawn()

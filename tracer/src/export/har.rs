@@ -55,7 +55,7 @@ pub struct Har {
 impl Har {
     pub fn new(mut out: Box<dyn Write>, header: &Header) -> anyhow::Result<Har> {
         let creator = json!({"name": "oltrace", "version": env!("CARGO_PKG_VERSION")});
-        write!(out, "{{\"log\":{{\"version\":\"1.2\",\"creator\":{creator},\"entries\":[\n")?;
+        writeln!(out, "{{\"log\":{{\"version\":\"1.2\",\"creator\":{creator},\"entries\":[")?;
         Ok(Har {
             out,
             anchor: header.anchor_unix_ns,

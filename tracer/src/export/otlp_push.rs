@@ -15,6 +15,7 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+#[derive(Debug)]
 pub struct Pusher {
     pub url: String,
     host: String,
