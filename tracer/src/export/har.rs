@@ -126,8 +126,12 @@ impl Sink for Har {
                 if !f.server.is_empty() {
                     base["serverIPAddress"] = json!(super::facts::host_port(f.server).0);
                 }
-                self.conns.entry(key).or_default().exchanges.push_back(Waiting { ts: record.ts, exchange: e.clone(), base });
-                self.settle(key, false)?;
+                let conn = self.conns.entry(key).or_default();
+                conn.exchanges.push_back(Waiting { ts: record.ts, exchange: e.clone(), base });
+                // An exchange whose messages never come (lost to a gap)
+                // must not hold its connection's later ones forever.
+                let force = conn.exchanges.len() > QUEUE_CAP;
+                self.settle(key, force)?;
             }
             Body::ConnClose(_) => {
                 self.settle(key, true)?;
