@@ -476,6 +476,9 @@ fn bad_input_exit_codes() {
         assert_eq!(o.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("cannot write /proc/nope/out") && stderr.contains("-o"), "{stderr}");
     }
+    let o = oltrace(&["export", "--format", "parquet", s(&demo_trace()), "-o", "-"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give -o FOLDER"));
     // No output at all.
     let o = oltrace(&["export", "--format", "har", s(&demo_trace())]);
     assert_eq!(o.status.code(), Some(2));

@@ -125,6 +125,9 @@ pub fn run(config: &ExportConfig) -> anyhow::Result<Outcome> {
     if config.output.is_none() && config.otlp_endpoint.is_none() {
         anyhow::bail!("no output: give -o {} (or --otlp-endpoint URL with --format otlp)", if config.format.is_folder() { "FOLDER" } else { "FILE" });
     }
+    if config.format.is_folder() && config.output.as_deref().is_some_and(|o| o.as_os_str() == "-") {
+        anyhow::bail!("parquet writes a folder of files, not stdout: give -o FOLDER");
+    }
     if config.otlp_endpoint.is_some() && config.format != ExportFormat::Otlp {
         anyhow::bail!("--otlp-endpoint goes with --format otlp");
     }

@@ -8,7 +8,6 @@
 //! is read with `wire`'s HTTP parser, the project's one HTTP parser.
 
 use anyhow::{bail, Context};
-use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -44,7 +43,7 @@ impl Pusher {
 
     /// POSTs one `ExportTraceServiceRequest`; a non-2xx answer is an error
     /// that quotes the collector.
-    pub fn post(&mut self, request: &Value) -> anyhow::Result<()> {
+    pub fn post(&mut self, request: &impl serde::Serialize) -> anyhow::Result<()> {
         let body = serde_json::to_vec(request)?;
         let addr = self
             .host
