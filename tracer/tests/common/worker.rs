@@ -21,7 +21,7 @@ pub fn test_worker() -> PathBuf {
     worker
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -33,6 +33,26 @@ fn invoke(addr: SocketAddr, path: &str, request_id: &str, traceparent: Option<&s
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{path} {request_id}: {resp}");
+}
+
+/// `oltrace wrap -o TRACE` of the test worker on `port`: an http route in
+/// front of it, PostgreSQL and Redis routes behind it, the forward proxy,
+/// injected traceparents. Add options, then [`worker_args`] last.
+pub fn wrap_command(trace: &Path, port: u16) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_oltrace"));
+    c.args(["wrap", "-o"])
+        .arg(trace)
+        .args(["--route", &format!("http:0=127.0.0.1:{port}")])
+        .args(["--route", "postgres:0=127.0.0.1:5432", "--route", "redis:0=127.0.0.1:6379"])
+        .args(["--forward-proxy", "0", "--inject-traceparent"])
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL");
+    c
+}
+
+/// The worker's part of a [`wrap_command`] (after `--`).
+pub fn worker_args(port: u16) -> Vec<String> {
+    vec!["--".into(), test_worker().display().to_string(), "--port".into(), port.to_string()]
 }
 
 /// The request ids [`record`] sends, each with its lambda, in order (the
@@ -54,16 +74,9 @@ pub fn requests(prefix: &str) -> Vec<(String, String)> {
 /// [`requests`]`(prefix)`. Takes a second or two.
 pub fn record(trace: &Path, source: &str, prefix: &str) {
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oltrace"))
-        .args(["wrap", "-o"])
-        .arg(trace)
-        .args(["--source", source, "--route", &format!("http:0=127.0.0.1:{port}")])
-        .args(["--route", "postgres:0=127.0.0.1:5432", "--route", "redis:0=127.0.0.1:6379"])
-        .args(["--forward-proxy", "0", "--inject-traceparent", "--"])
-        .arg(test_worker())
-        .args(["--port", &port.to_string()])
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
+    let mut child = wrap_command(trace, port)
+        .args(["--source", source])
+        .args(worker_args(port))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
