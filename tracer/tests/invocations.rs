@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::worker::{free_port, worker_args, wrap_command, GATEWAY_TRACE};
+use common::worker::{free_port, wait_ready, worker_args, wrap_command, GATEWAY_TRACE};
 use format::{AttributionMethod, Body, ExchangeSummary, Invocation, Reader, Record};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -57,24 +57,13 @@ fn invocations_are_paired_with_their_queries() {
         .unwrap();
     let mut child = Wrapped(child);
     let stderr = child.0.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
+    let mut stderr = Some(std::thread::spawn(move || {
         let mut s = String::new();
         BufReader::new(stderr).read_to_string(&mut s).unwrap();
         s
-    });
+    }));
     let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
-    // The worker prints OLTRACE_ROUTES once it listens: find the http route.
-    let mut line = String::new();
-    let gateway: SocketAddr = loop {
-        line.clear();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            panic!("the worker exited before it was ready; stderr: {}", stderr.join().unwrap());
-        }
-        if let Some(routes) = line.trim().strip_prefix("test_worker ready routes=") {
-            let http = routes.split(' ').find(|r| r.starts_with("http:")).expect("an http route");
-            break http.rsplit_once('=').unwrap().1.parse().unwrap();
-        }
-    };
+    let gateway = wait_ready(&mut stdout, || stderr.take().unwrap().join().unwrap());
     let out = std::thread::spawn(move || {
         let mut s = String::new();
         stdout.read_to_string(&mut s).unwrap();
@@ -110,7 +99,7 @@ fn invocations_are_paired_with_their_queries() {
     s.read_to_string(&mut resp).unwrap();
     drop(s);
     let status = child.0.wait().unwrap();
-    let stderr = stderr.join().unwrap();
+    let stderr = stderr.take().unwrap().join().unwrap();
     let stdout = out.join().unwrap();
     assert!(status.success(), "wrap exits with the worker's code; stderr: {stderr}");
     assert!(stderr.contains("8 invocations"), "the summary counts them: {stderr}");

@@ -55,6 +55,23 @@ pub fn worker_args(port: u16) -> Vec<String> {
     vec!["--".into(), test_worker().display().to_string(), "--port".into(), port.to_string()]
 }
 
+/// Reads the wrapped worker's stdout until it says it listens (it prints
+/// OLTRACE_ROUTES then) and returns its http route's address; if it exits
+/// first, panics with what `stderr` gives.
+pub fn wait_ready(stdout: &mut impl BufRead, stderr: impl FnOnce() -> String) -> SocketAddr {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            panic!("the worker exited before it was ready; stderr: {}", stderr());
+        }
+        if let Some(routes) = line.trim().strip_prefix("test_worker ready routes=") {
+            let http = routes.split(' ').find(|r| r.starts_with("http:")).expect("an http route");
+            return http.rsplit_once('=').unwrap().1.parse().unwrap();
+        }
+    }
+}
+
 /// The request ids [`record`] sends, each with its lambda, in order (the
 /// last four in two overlapping pairs).
 pub fn requests(prefix: &str) -> Vec<(String, String)> {
@@ -82,19 +99,11 @@ pub fn record(trace: &Path, source: &str, prefix: &str) {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let gateway: SocketAddr = loop {
-        line.clear();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            panic!("the worker exited before it was ready: {err}");
-        }
-        if let Some(routes) = line.trim().strip_prefix("test_worker ready routes=") {
-            let http = routes.split(' ').find(|r| r.starts_with("http:")).expect("an http route");
-            break http.rsplit_once('=').unwrap().1.parse().unwrap();
-        }
-    };
+    let gateway = wait_ready(&mut stdout, || {
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        err
+    });
     let drain = std::thread::spawn(move || {
         let mut s = String::new();
         stdout.read_to_string(&mut s).unwrap();
