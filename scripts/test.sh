@@ -55,6 +55,14 @@ if ! python3 -c 'import psycopg, redis' 2>/dev/null; then
   log "installing psycopg and redis-py"
   as_root python3 -m pip install --quiet --break-system-packages 'psycopg>=3.1' 'redis>=5'
 fi
+# The readers `oltrace export`'s tests check each format with
+# (tracer/tests/export.rs): DuckDB reads the Parquet tables and runs the SQL
+# of docs/at-scale.md, the official OpenTelemetry protobufs parse the OTLP,
+# jsonschema checks the HAR.
+if ! python3 -c 'import duckdb, jsonschema, opentelemetry.proto.collector.trace.v1.trace_service_pb2' 2>/dev/null; then
+  log "installing duckdb, jsonschema and opentelemetry-proto"
+  as_root python3 -m pip install --quiet --break-system-packages duckdb jsonschema opentelemetry-proto
+fi
 
 # --- services -----------------------------------------------------------------
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q; }

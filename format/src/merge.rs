@@ -158,7 +158,7 @@ impl<R: Read> Iterator for Merged<R> {
                 }
                 Some(Ok(mut record)) => {
                     let (shift, src_offset) = self.plan[i];
-                    record.ts += shift;
+                    record.shift(shift);
                     record.src += src_offset;
                     self.watermark[i] = self.watermark[i].max(record.ts);
                     if self.window_ns == 0 && self.heap.is_empty() && live(&self.inputs).nth(1).is_none() {
@@ -203,4 +203,46 @@ pub fn merge<R: Read, W: Write>(
         }
     }
     Ok(merged.stats())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Body, Exchange, ExchangeStatus};
+    use crate::{ExchangeSummary, HttpExchange, WriterOptions};
+
+    fn trace(anchor: u64, ts: u64) -> Vec<u8> {
+        let mut header = Header::new("test", "w");
+        header.anchor_unix_ns = anchor;
+        let mut w = Writer::new(Vec::new(), &header, WriterOptions::default()).unwrap();
+        let e = Exchange {
+            conn: 1,
+            request_last: ts + 10,
+            response_first: Some(ts + 20),
+            response_last: Some(ts + 30),
+            request_bytes: 1,
+            response_bytes: 1,
+            status: ExchangeStatus::Complete,
+            summary: ExchangeSummary::Http(HttpExchange::default()),
+            attribution: None,
+        };
+        w.write(&Record { ts, src: 0, body: Body::Exchange(e) }).unwrap();
+        w.finish().unwrap()
+    }
+
+    /// A later input's records move onto the earlier anchor whole: an
+    /// exchange keeps its latency (its inner times move with its `ts`).
+    #[test]
+    fn shifted_records_keep_their_durations() {
+        let (a, b) = (trace(1_000, 5), trace(1_500, 5));
+        let readers = vec![Reader::new(&a[..]).unwrap(), Reader::new(&b[..]).unwrap()];
+        let headers: Vec<Header> = readers.iter().map(|r| r.header().clone()).collect();
+        let (_, plan) = merged_header("test", &headers.iter().collect::<Vec<_>>());
+        let out: Vec<Record> = Merged::new(readers, &plan, 0).map(|r| r.unwrap()).collect();
+        assert_eq!(out.iter().map(|r| (r.ts, r.src)).collect::<Vec<_>>(), [(5, 0), (505, 1)]);
+        for r in &out {
+            let Body::Exchange(e) = &r.body else { panic!() };
+            assert_eq!((e.request_last - r.ts, e.response_first.unwrap() - r.ts, e.latency(r.ts)), (10, 20, Some(30)));
+        }
+    }
 }

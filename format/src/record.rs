@@ -128,6 +128,26 @@ pub struct Record {
 
 codec_struct!(Record { ts = 0, src = 1, body = 2 });
 
+impl Record {
+    /// Moves the record `by` nanoseconds later: its `ts` and the other
+    /// times it holds on the same clock (a message's last byte, an
+    /// exchange's request end and response times), as a merge does onto
+    /// an earlier anchor.
+    pub fn shift(&mut self, by: u64) {
+        self.ts += by;
+        match &mut self.body {
+            Body::Message(m) => m.last_ts += by,
+            Body::Exchange(e) => {
+                e.request_last += by;
+                for t in [&mut e.response_first, &mut e.response_last].into_iter().flatten() {
+                    *t += by;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// What a record says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

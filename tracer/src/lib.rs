@@ -25,23 +25,31 @@
 //!   tools, tests and benchmarks.
 //! - [`packets`]: captured frames into a trace through the proxy's
 //!   recorder (the `capture` crate reassembles them); [`import`]:
-//!   `oltrace import`, a pcap/pcapng file into a trace; [`pcap_out`]:
-//!   `oltrace export --format pcap`, a trace back out as packets.
+//!   `oltrace import`, a pcap/pcapng file into a trace (`oltrace export
+//!   --format pcap` writes a trace back out as packets: [`export::pcap`]).
 //! - [`live`]: `oltrace capture`, live capture with [`libpcap`], which is
 //!   loaded at run time (nothing else needs it).
+//! - [`export`]: `oltrace export`, a trace as Perfetto, OTLP, HAR, Parquet
+//!   or JSON lines, one file per format.
+//! - [`logs`]: `oltrace logs`, every source's log lines on one timeline,
+//!   tagged with their invocation ([`log_join`] decides which).
+//! - [`progress`]: the records-read progress bar of `export` and `logs`.
 
 pub mod cat;
 pub mod config;
+pub mod export;
 pub mod generate;
 pub mod import;
 pub mod info;
 pub mod json;
 pub mod libpcap;
 pub mod live;
+pub mod log_join;
 pub mod logfollow;
+pub mod logs;
 pub mod merge_cmd;
 pub mod packets;
-pub mod pcap_out;
+pub mod progress;
 pub mod proxy;
 pub mod recover;
 pub mod redact_cmd;

@@ -55,10 +55,14 @@ enum Command {
     /// decoded as the proxy decodes: for traffic no proxy can be put in front of
     #[command(after_help = CAPTURE_HELP)]
     Capture(CaptureArgs),
-    /// Export a trace to another format (pcap: synthetic TCP/IP packets
-    /// that Wireshark and tshark open)
+    /// Convert traces for other tools: Perfetto, OpenTelemetry (OTLP),
+    /// HAR, Parquet (DuckDB, Spark), JSON lines or pcap (Wireshark)
     #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
+    /// Every worker's log lines on one timeline, tagged with source,
+    /// stream, lambda and invocation
+    #[command(after_help = LOGS_HELP)]
+    Logs(LogsArgs),
 }
 
 const REDACT_HELP: &str = "\
@@ -97,6 +101,56 @@ struct RedactArgs {
     #[arg(long = "keep-field", value_name = "NAME")]
     keep_fields: Vec<String>,
     /// Print the counts as JSON on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+
+const LOGS_HELP: &str = "\
+Examples:
+  oltrace logs w1.mp w2.mp                       # every worker's lines, interleaved by time
+  oltrace logs fleet.mp --lambda blog --grep 'timeout|error'
+  oltrace logs fleet.mp --invocation 17          # one invocation: request, calls and lines, in order
+  oltrace logs fleet.mp --invocation w2:17       # ... of source w2 (name or index)
+  oltrace logs fleet.mp --invocation req-5f2c    # ... by its request id (x-request-id)
+  oltrace logs trace.mp --follow                 # tail a trace that is being recorded
+
+Each line: time (UTC), source, stream, LAMBDA#INVOCATION (or -) | text. A line belongs to an
+invocation when it holds the invocation's request id (as a word, or where --request-id-regex
+says), else when it was written while that invocation was the only one in flight on its worker;
+otherwise to none (never a guess). Colour by source on a terminal; NO_COLOR turns it off.
+
+Exit codes:
+  0  done
+  1  done, but damaged parts of an input trace were skipped (reported on stderr)
+  2  error: bad arguments, unreadable trace";
+
+#[derive(Args)]
+struct LogsArgs {
+    /// Trace files (several are interleaved by time)
+    #[arg(required = true)]
+    traces: Vec<PathBuf>,
+    /// Only lines of invocations of this lambda (repeatable)
+    #[arg(long = "lambda", value_name = "NAME")]
+    lambdas: Vec<String>,
+    /// One invocation: ID, SOURCE:ID or its request id; shows its request
+    /// and downstream calls too
+    #[arg(long, value_name = "ID")]
+    invocation: Option<tracer::logs::InvocationSel>,
+    /// Only lines of this source (worker name or index; repeatable)
+    #[arg(long = "source", value_name = "S")]
+    sources: Vec<String>,
+    /// Only lines matching this regular expression
+    #[arg(long, value_name = "RE")]
+    grep: Option<regex::Regex>,
+    /// Where a line holds its request id: capture group 1 of this regex
+    /// (default: any in-flight invocation's request id, as a word)
+    #[arg(long, value_name = "RE")]
+    request_id_regex: Option<regex::Regex>,
+    /// Keep reading a trace that is still being recorded (Ctrl-C stops)
+    #[arg(long)]
+    follow: bool,
+    /// Print JSON lines instead of text
     #[arg(long)]
     json: bool,
 }
@@ -222,35 +276,38 @@ impl PacketArgs {
 
 const EXPORT_HELP: &str = "\
 Examples:
-  oltrace export --format pcap trace.mp -o trace.pcap
-  tshark -r trace.pcap -Y pgsql.query
+  oltrace export --format perfetto trace.mp -o trace.json     # open in ui.perfetto.dev
+  oltrace export --format otlp trace.mp -o spans.json
+  oltrace export --format otlp trace.mp --otlp-endpoint http://127.0.0.1:4318   # Jaeger, Tempo
+  oltrace export --format har trace.mp -o trace.har
+  oltrace export --format parquet w1.mp w2.mp -o fleet/       # then: duckdb -c \"from 'fleet/exchanges.parquet'\"
+  oltrace export --format jsonl trace.mp -o - | gzip > trace.jsonl.gz
+  oltrace export --format pcap trace.mp -o trace.pcap        # then: tshark -r trace.pcap -Y pgsql.query
 
-pcap: each connection becomes a TCP handshake, its messages segments at their recorded times
-between their recorded addresses (host names become 198.18.x.y addresses), and a FIN at its
-close. Bytes the trace did not keep (capped bodies, gaps) are holes in the sequence numbers.
-`oltrace import` reads the result back into the same exchanges.
+Several traces are read as one, ordered by time (as `oltrace merge` would); each record keeps
+its source (worker). Output streams in bounded memory. Formats and the Parquet schema are in
+docs/export.md; SQL for many workers' traces in docs/at-scale.md.
 
 Exit codes:
   0  exported
-  1  exported, but damaged parts of the trace were skipped
-  2  error: unreadable trace, output not writable";
+  1  exported, but damaged parts of an input trace were skipped (reported on stderr)
+  2  error: unknown format, unreadable trace, unwritable output, collector refused";
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ExportFormat {
-    Pcap,
-}
-
-/// Export a trace to another format
 #[derive(Args)]
 struct ExportArgs {
-    /// The output format
-    #[arg(long, value_enum)]
-    format: ExportFormat,
-    /// The trace to export
-    trace: PathBuf,
-    /// Where to write
-    #[arg(short, long)]
-    output: PathBuf,
+    /// The format to write
+    #[arg(long, short = 'f', value_enum, value_name = "FORMAT")]
+    format: tracer::export::ExportFormat,
+    /// Trace files (several are interleaved by time)
+    #[arg(required = true)]
+    traces: Vec<PathBuf>,
+    /// The file to write (`-` for stdout); a folder for parquet
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// Also (or only) send the spans to this OTLP/HTTP receiver (--format
+    /// otlp), e.g. http://127.0.0.1:4318 (the path /v1/traces is added)
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 const RECOVER_HELP: &str = "\
@@ -650,6 +707,27 @@ fn main() -> ExitCode {
             source_name: a.source,
             zstd_level: a.zstd_level,
         }),
+        Command::Export(a) => tracer::export::run(&tracer::export::ExportConfig {
+            format: a.format,
+            traces: a.traces,
+            output: a.output,
+            otlp_endpoint: a.otlp_endpoint,
+            progress: true,
+        }),
+        Command::Logs(a) => {
+            let config = tracer::logs::LogsConfig {
+                traces: a.traces,
+                lambdas: a.lambdas,
+                invocation: a.invocation,
+                sources: a.sources,
+                grep: a.grep,
+                request_id: a.request_id_regex,
+                follow: a.follow,
+                json: a.json,
+                color: !a.json && tracer::logs::LogsConfig::color_default(),
+            };
+            tracer::logs::run(&config, &mut std::io::BufWriter::new(std::io::stdout().lock()))
+        }
         Command::Recover(a) => tracer::recover::run(&tracer::recover::RecoverConfig { trace: a.trace }),
         Command::Redact(a) => tracer::redact_cmd::run(&tracer::redact_cmd::RedactConfig {
             input: a.input,
@@ -676,9 +754,6 @@ fn main() -> ExitCode {
             source_name: a.source,
             json: a.json,
         }),
-        Command::Export(a) => match a.format {
-            ExportFormat::Pcap => tracer::pcap_out::run(&tracer::pcap_out::PcapOutConfig { trace: a.trace, output: a.output }),
-        },
         Command::Proxy(a) => proxy_config(a.routes, a.record, a.invocations, false).and_then(|c| tracer::proxy::run(&c)),
         Command::Wrap(a) => proxy_config(a.routes, a.record, a.invocations, true)
             .and_then(|proxy| tracer::wrap::run(&tracer::wrap::WrapConfig { proxy, command: a.command })),

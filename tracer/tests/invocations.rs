@@ -10,25 +10,14 @@
 //! Needs PostgreSQL on 127.0.0.1:5432 (trust, database `test`) and Redis on
 //! 127.0.0.1:6379.
 
+mod common;
+
+use common::worker::{free_port, wait_ready, worker_args, wrap_command, GATEWAY_TRACE};
 use format::{AttributionMethod, Body, ExchangeSummary, Invocation, Reader, Record};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-/// `target/<profile>/examples/test_worker`, built by `cargo test`.
-fn test_worker() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let worker = profile_dir.join("examples").join("test_worker");
-    assert!(worker.exists(), "{} missing: `cargo test` builds examples; run cargo build --examples", worker.display());
-    worker
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Sends one request on a fresh connection and returns the response body.
 fn invoke(addr: SocketAddr, path: &str, request_id: &str, traceparent: Option<&str>) -> String {
@@ -55,47 +44,26 @@ impl Drop for Wrapped {
     }
 }
 
-const GATEWAY_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-
 #[test]
 fn invocations_are_paired_with_their_queries() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("inv.mp");
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_oltrace"))
-        .args(["wrap", "-o"])
-        .arg(&trace)
-        .args(["--route", &format!("http:0=127.0.0.1:{port}")])
-        .args(["--route", "postgres:0=127.0.0.1:5432", "--route", "redis:0=127.0.0.1:6379"])
-        .args(["--forward-proxy", "0", "--inject-traceparent", "--"])
-        .arg(test_worker())
-        .args(["--port", &port.to_string()])
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
+    let child = wrap_command(&trace, port)
+        .args(worker_args(port))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut child = Wrapped(child);
     let stderr = child.0.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
+    let mut stderr = Some(std::thread::spawn(move || {
         let mut s = String::new();
         BufReader::new(stderr).read_to_string(&mut s).unwrap();
         s
-    });
+    }));
     let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
-    // The worker prints OLTRACE_ROUTES once it listens: find the http route.
-    let mut line = String::new();
-    let gateway: SocketAddr = loop {
-        line.clear();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            panic!("the worker exited before it was ready; stderr: {}", stderr.join().unwrap());
-        }
-        if let Some(routes) = line.trim().strip_prefix("test_worker ready routes=") {
-            let http = routes.split(' ').find(|r| r.starts_with("http:")).expect("an http route");
-            break http.rsplit_once('=').unwrap().1.parse().unwrap();
-        }
-    };
+    let gateway = wait_ready(&mut stdout, || stderr.take().unwrap().join().unwrap());
     let out = std::thread::spawn(move || {
         let mut s = String::new();
         stdout.read_to_string(&mut s).unwrap();
@@ -131,7 +99,7 @@ fn invocations_are_paired_with_their_queries() {
     s.read_to_string(&mut resp).unwrap();
     drop(s);
     let status = child.0.wait().unwrap();
-    let stderr = stderr.join().unwrap();
+    let stderr = stderr.take().unwrap().join().unwrap();
     let stdout = out.join().unwrap();
     assert!(status.success(), "wrap exits with the worker's code; stderr: {stderr}");
     assert!(stderr.contains("8 invocations"), "the summary counts them: {stderr}");

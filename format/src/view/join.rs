@@ -26,6 +26,10 @@ pub struct InvocationRef {
     /// Its request's first byte.
     pub ts: u64,
     pub conn: u64,
+    /// The request id and W3C trace id the invocation record holds (for
+    /// tools that tag log lines or export spans).
+    pub request_id: Option<Arc<str>>,
+    pub trace_id: Option<Arc<str>>,
 }
 
 /// A record joined to its invocation.
@@ -81,6 +85,8 @@ impl InvocationJoin {
             platform: i.platform.as_str().into(),
             ts,
             conn: i.conn,
+            request_id: i.request_id.as_deref().map(Arc::from),
+            trace_id: i.trace_id.as_deref().map(Arc::from),
         };
         self.by_id.insert((src, i.id), r.clone());
         self.by_exchange.insert((src, i.conn, ts), i.id);

@@ -13,6 +13,8 @@ use std::sync::Arc;
 #[path = "../../examples/http_upstream.rs"]
 pub mod http_upstream;
 
+pub mod worker;
+
 /// A running `oltrace proxy`, with the addresses its routes listen on.
 pub struct Proxy {
     pub child: Child,
