@@ -218,6 +218,27 @@ fn canaries(records: &[Record]) -> Vec<String> {
         .collect()
 }
 
+/// The export formats whose output of `trace` holds the canary. Parquet is
+/// compressed, so DuckDB reads its tables back as text first.
+fn exports_holding_canary(trace: &Path, dir: &Path) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for format in ["jsonl", "perfetto", "otlp", "har", "pcap", "parquet"] {
+        let out = dir.join(format!("export.{format}"));
+        let o = Command::new(env!("CARGO_BIN_EXE_oltrace")).args(["export", "--format", format]).arg(trace).arg("-o").arg(&out).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "export {format}: {}", String::from_utf8_lossy(&o.stderr));
+        let text = if format == "parquet" {
+            let script = "import duckdb, glob, sys\nfor f in sorted(glob.glob(sys.argv[1] + '/*.parquet')):\n    print(duckdb.sql(f\"select * from '{f}'\").fetchall())";
+            run(Command::new("python3").args(["-c", script]).arg(&out)).into_bytes()
+        } else {
+            std::fs::read(&out).unwrap()
+        };
+        if holds(&text) {
+            found.push(format);
+        }
+    }
+    found
+}
+
 #[test]
 fn the_canary_reaches_the_servers_but_not_the_trace() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,6 +253,9 @@ fn the_canary_reaches_the_servers_but_not_the_trace() {
     assert!(!holds(&std::fs::read(&trace).unwrap()));
     let text = cat(&trace);
     assert!(!text.contains(CANARY), "oltrace cat shows no canary");
+    // Exports are made from the redacted records: none carries it (OTLP's
+    // url.query and db.query.text, HAR, Parquet, pcap).
+    assert_eq!(exports_holding_canary(&trace, dir.path()), Vec::<&str>::new(), "exports hold no canary");
 
     // What was blanked is still there, star for star, where it was.
     let stars = "*".repeat(CANARY.len());
@@ -275,6 +299,8 @@ fn oltrace_redact_blanks_a_no_redact_trace_and_keeps_every_record() {
     // Statements, targets, bodies, headers, arguments, replies.
     assert!(before >= 20, "the unredacted trace holds the canary in {before} records");
     assert!(cat(&raw).contains(CANARY));
+    // The export check can fail: every format of the raw trace shows it.
+    assert_eq!(exports_holding_canary(&raw, dir.path()), ["jsonl", "perfetto", "otlp", "har", "pcap", "parquet"]);
 
     let shared = dir.path().join("shared.mp");
     let out = Command::new(env!("CARGO_BIN_EXE_oltrace")).args(["redact", "--json"]).arg(&raw).arg("-o").arg(&shared).output().unwrap();
