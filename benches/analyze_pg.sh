@@ -92,6 +92,9 @@ for r in sorted((r for r in rows if r["protocol"] == "postgres"), key=lambda r: 
     print("  %8d  %s" % (r["count"], r["key"][:70]))
 '
 echo "pt-query-digest classes (count, fingerprint):"
-pt-query-digest --type rawlog --limit 100% --output report "$tmp/raw.log" 2>/dev/null \
-  | awk '/^# Query [0-9]+:/ {q=1} q && /^# Count/ {n=$4} q && /^# Fingerprint|^[a-z]/ && n {sub(/\\G$/, ""); printf "  %8d  %s\n", n, substr($0, 1, 70); n=0; q=0}'
+pt-query-digest --type rawlog --limit 100% --output json "$tmp/raw.log" 2>/dev/null | python3 -c '
+import json, sys
+for c in sorted(json.load(sys.stdin)["classes"], key=lambda c: -c["query_count"]):
+    print("  %8d  %s" % (c["query_count"], c["fingerprint"][:70]))
+'
 echo "(machine shared with other jobs: ratios, not absolute figures, are the result)"
