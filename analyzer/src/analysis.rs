@@ -6,6 +6,7 @@ use crate::assemble::Closed;
 use crate::call::{Call, CallProtocol};
 use crate::patterns::{self, Hit};
 use crate::report::*;
+use crate::session::{SessionAcc, SessionKey};
 use crate::stats::{Concurrency, Hist, SampledSet};
 use crate::timeline::{breakdown, calls_per_protocol, PARTS};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -90,6 +91,9 @@ pub struct Analyzer {
     calls: u64,
     /// `--invocation`: the one to draw.
     pub waterfall_of: Option<u64>,
+    /// `--session-key`: sessions are counted per worker.
+    pub session_key: Option<SessionKey>,
+    sessions: SessionAcc,
 }
 
 impl Analyzer {
@@ -102,6 +106,9 @@ impl Analyzer {
             o.unanswered_invocations += 1;
         }
         self.wall_ns += inv.wall() as u128;
+        if self.session_key.is_some() {
+            self.sessions.add(inv.session.as_deref(), inv.src);
+        }
         self.concurrency.add(inv.start, inv.end);
         let b = breakdown(inv);
         let hits = patterns::find_all(inv, &b);
@@ -407,6 +414,7 @@ impl Analyzer {
             names,
             affinity,
             sampled: sets.iter().any(|s| s.sampled()) || self.by_source.values().any(|s| s.sampled()),
+            sessions: self.session_key.as_ref().map(|k| self.sessions.report(k)),
         }
     }
 }

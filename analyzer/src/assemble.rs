@@ -12,6 +12,7 @@
 //! at the end of the input, marked unanswered.
 
 use crate::call::{Call, CallProtocol};
+use crate::session::SessionKey;
 use format::view::{Filter, View};
 use format::{Body, Decoded, Direction, Record};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -36,6 +37,8 @@ pub struct Closed {
     pub answered: bool,
     /// Sorted by start.
     pub calls: Vec<Call>,
+    /// Its session key, from its request (with `--session-key`).
+    pub session: Option<String>,
 }
 
 impl Closed {
@@ -68,11 +71,15 @@ pub struct Assembler {
     skipped: VecDeque<(u64, u16, u64)>,
     /// Most invocations open at once (the memory bound's size).
     pub max_open: usize,
+    /// Where session keys are (`--session-key`).
+    session_key: Option<SessionKey>,
+    /// Invocations whose request has not come yet: (src, conn) -> id.
+    requests: HashMap<(u16, u64), u64>,
 }
 
 impl Assembler {
-    pub fn new(filter: Filter) -> Assembler {
-        Assembler { view: View::default(), filter, ..Assembler::default() }
+    pub fn new(filter: Filter, session_key: Option<SessionKey>) -> Assembler {
+        Assembler { view: View::default(), filter, session_key, ..Assembler::default() }
     }
 
     pub fn view(&self) -> &View {
@@ -103,8 +110,12 @@ impl Assembler {
                             status: None,
                             answered: false,
                             calls: Vec::new(),
+                            session: None,
                         },
                     );
+                    if self.session_key.is_some() {
+                        self.requests.insert((record.src, i.conn), i.id);
+                    }
                     self.starts.insert((record.ts, record.src, i.id));
                     self.max_open = self.max_open.max(self.open.len());
                 } else {
@@ -114,6 +125,12 @@ impl Assembler {
                 }
             }
             Body::Message(m) if m.dir == Direction::ToServer => {
+                if let Some(id) = self.requests.remove(&(record.src, m.conn)) {
+                    // The invocation's own request: where its session key is.
+                    if let (Some(key), Some(inv)) = (&self.session_key, self.open.get_mut(&(record.src, id))) {
+                        inv.session = key.extract(m.data.bytes.as_bytes());
+                    }
+                }
                 if let Some(Decoded::Pg(p)) = &m.decoded {
                     if p.typed_kind() == Some(format::PgKind::Bind) {
                         self.binds.entry((record.src, m.conn)).or_default().push_back((record.ts, p.params.clone()));
@@ -122,6 +139,7 @@ impl Assembler {
             }
             Body::ConnClose(c) => {
                 self.binds.remove(&(record.src, c.conn));
+                self.requests.remove(&(record.src, c.conn));
             }
             Body::Exchange(e) => {
                 let own = joined.as_ref().is_some_and(|j| j.method.is_none());

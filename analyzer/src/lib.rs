@@ -14,6 +14,7 @@
 //! - [`report`]: the one result type, [`Analysis`]; [`text`] renders it
 //!   for a terminal, `--json` is its serde form.
 //! - [`stats`]: histograms, sampled sets, invocations in flight.
+//! - [`session`]: `--session-key`, how many workers each session ran on.
 //! - [`diff`]: `olanalyze diff`, two analyses compared against rules.
 //! - [`html`]: the analysis as one self-contained HTML page (`--html`).
 
@@ -24,6 +25,7 @@ pub mod diff;
 pub mod html;
 pub mod patterns;
 pub mod report;
+pub mod session;
 pub mod stats;
 pub mod text;
 pub mod timeline;
@@ -46,6 +48,8 @@ pub struct Config {
     pub invocation: Option<u64>,
     /// Show a progress bar on stderr when it is a terminal.
     pub progress: bool,
+    /// Where invocations' session keys are (sessions per worker).
+    pub session_key: Option<session::SessionKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,8 +83,9 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
     let merged = format::merge::Merged::new(readers, &plan, 0);
     let merged = read_ahead(merged);
     let progress = progress_bar(config.progress);
-    let mut assembler = Assembler::new(config.filter.clone());
+    let mut assembler = Assembler::new(config.filter.clone(), config.session_key.clone());
     let mut analyzer = analysis::Analyzer::default();
+    analyzer.session_key = config.session_key.clone();
     analyzer.waterfall_of = config.invocation;
     analyzer.analysis.inputs = config.traces.iter().map(|p| p.display().to_string()).collect();
     let mut out = Vec::new();

@@ -47,6 +47,11 @@ struct Cli {
     /// No progress bar
     #[arg(long)]
     no_progress: bool,
+    /// Count how many workers each session ran on, its key taken from each
+    /// invocation's request: header:NAME, query:NAME, json:FIELD or
+    /// path:REGEX (first group), e.g. 'path:/users/(\d+)'
+    #[arg(long, value_name = "SPEC")]
+    session_key: Option<analyzer::session::SessionKey>,
 }
 
 #[derive(clap::Subcommand)]
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
         filter: Filter { lambdas: cli.lambdas, from_ns: cli.from, to_ns: cli.to, ..Filter::default() },
         invocation: cli.invocation,
         progress: !cli.no_progress,
+        session_key: cli.session_key,
     };
     let analysis = match analyzer::run(&config) {
         Ok(a) => a,

@@ -200,6 +200,27 @@ pub struct Locality {
     /// True when an item set outgrew its cap and was sampled (see
     /// docs/analysis.md); figures are then estimates.
     pub sampled: bool,
+    /// How many workers each session ran on (with `--session-key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionSpread>,
+}
+
+/// Sessions and the workers (sources) their invocations ran on.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SessionSpread {
+    /// The `--session-key` spec.
+    pub key: String,
+    pub invocations_with_key: u64,
+    pub invocations_without_key: u64,
+    pub sessions: u64,
+    /// Workers per session: mean and max.
+    pub workers_mean: f64,
+    pub workers_max: u64,
+    /// Share of sessions that stayed on one worker.
+    pub on_one_worker: f64,
+    /// True when more sessions came than are tracked (the figures cover
+    /// the first ones).
+    pub sampled: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

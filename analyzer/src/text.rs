@@ -116,6 +116,20 @@ pub fn render(a: &Analysis, colour: bool) -> String {
         let touched: Vec<&str> = l.tables.iter().chain(&l.key_prefixes).chain(&l.hosts).map(String::as_str).collect();
         let _ = writeln!(s, "  {:<16} {:>5.1}% of {:>6} items; {}", cut(&l.lambda, 16), 100.0 * l.same_worker_hit_rate, l.items, cut(&touched.join(" "), 34));
     }
+    if let Some(x) = &a.locality.sessions {
+        let _ = writeln!(
+            s,
+            "  sessions ({}): {} over {} invocations ({} without a key); {:.2} workers each (max {}), {:.1}% on one worker{}",
+            x.key,
+            x.sessions,
+            x.invocations_with_key,
+            x.invocations_without_key,
+            x.workers_mean,
+            x.workers_max,
+            100.0 * x.on_one_worker,
+            if x.sampled { ", sampled" } else { "" }
+        );
+    }
     let names = &a.locality.names;
     if names.len() > 1 {
         let _ = writeln!(s, "  affinity (Jaccard of items touched, %){}", if a.locality.sampled { ", sampled" } else { "" });
