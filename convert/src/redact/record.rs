@@ -85,7 +85,7 @@ fn message(rules: &Rules, protocol: Option<Protocol>, m: &mut format::Message) -
     let outcome = match (protocol, decoded) {
         (Some(Protocol::Http), d @ (Decoded::HttpRequest(_) | Decoded::HttpResponse(_))) => http(rules, raw, to_server, d),
         (Some(Protocol::Postgres), Decoded::Pg(d)) if to_server => pg(raw, d),
-        (Some(Protocol::Redis), Decoded::Redis(d)) if to_server && d.kind == "command" => redis(raw, d),
+        (Some(Protocol::Redis), Decoded::Redis(d)) if to_server && d.typed_kind() == Some(format::RedisKind::Command) => redis(raw, d),
         _ => Rewrite::Unchanged,
     };
     if outcome != Rewrite::Unchanged {
@@ -127,7 +127,7 @@ fn pg(raw: &mut [u8], d: &mut format::PgMessage) -> Rewrite {
         }
         return if changed { Rewrite::Blanked } else { Rewrite::Unchanged };
     }
-    if d.kind == "Malformed" {
+    if d.typed_kind() == Some(format::PgKind::Malformed) {
         super::pg_secret_message(raw);
         return Rewrite::Unparsed;
     }

@@ -78,7 +78,7 @@ impl<'a> Facts<'a> {
                     let bytes = &a.0[..a.0.len().min(REDIS_ARG_BYTES)];
                     s.push_str(&String::from_utf8_lossy(bytes));
                 }
-                let err = r.reply.as_ref().filter(|x| x.kind == "error").map(|x| {
+                let err = r.reply.as_ref().filter(|x| x.is_error()).map(|x| {
                     x.text.as_ref().map(|t| String::from_utf8_lossy(&t.0).into_owned()).unwrap_or_else(|| "error".into())
                 });
                 (s, r.command.to_ascii_uppercase(), None, err, None)
