@@ -297,6 +297,9 @@ fn busy_traffic_is_recorded_once_it_pauses() {
             assert!(start.elapsed() < Duration::from_secs(60), "{extra:?}: the recorder did not catch up: {:?}", count(&trace));
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Stopped here, or the proxy outlives the test run.
+        let (code, stderr) = proxy.stop_unread();
+        assert_eq!(code, 0, "{extra:?}: {stderr}");
     }
 }
 
