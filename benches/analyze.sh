@@ -25,8 +25,7 @@ oltrace=$target/release/oltrace
 olanalyze=$target/release/olanalyze
 tmp=$(mktemp -d /tmp/olanalyze-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+. benches/lib.sh  # median, secs
 
 "$oltrace" generate -o "$tmp/t.mp" --records "$records" >/dev/null
 "$oltrace" cat --kind exchange --proto postgres "$tmp/t.mp" | python3 -c '

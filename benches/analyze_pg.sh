@@ -38,8 +38,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+. benches/lib.sh  # median, secs
 
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists $db" -c "create database $db"
 pgbench -q -i -s 1 -h 127.0.0.1 -U postgres "$db" >/dev/null 2>&1

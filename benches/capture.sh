@@ -28,8 +28,7 @@ if [ -z "${OLTRACE:-}" ]; then
 fi
 tmp=$(mktemp -d /tmp/oltrace-capture-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+. benches/lib.sh  # median, secs
 
 # --- import rate ----------------------------------------------------------
 # About 150 bytes of pcap per generated record.

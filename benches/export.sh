@@ -21,8 +21,7 @@ cargo build --release -q -p oltrace-tracer
 oltrace=$target/release/oltrace
 tmp=$(mktemp -d /tmp/oltrace-export-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+. benches/lib.sh  # median, secs
 
 "$oltrace" generate -o "$tmp/t.mp" --records "$records" >/dev/null
 echo "trace: $records records, $(du -h "$tmp/t.mp" | cut -f1)"

@@ -174,13 +174,25 @@ impl Lines<'_> {
         }
     }
 
+    /// One `--json` line: `fields` after the time and source every line has.
+    fn print_json(&self, record: &Record, fields: serde_json::Value, out: &mut dyn Write) -> anyhow::Result<()> {
+        let mut v = json!({
+            "unix_ns": self.anchor + record.ts,
+            "ts": record.ts,
+            "source": self.source_name(record.src),
+        });
+        if let (Some(line), serde_json::Value::Object(fields)) = (v.as_object_mut(), fields) {
+            line.extend(fields);
+        }
+        serde_json::to_writer(&mut *out, &v)?;
+        out.write_all(b"\n")?;
+        Ok(())
+    }
+
     fn print_log(&mut self, record: &Record, line: &LogLine, a: Option<&LogAttribution>, out: &mut dyn Write) -> anyhow::Result<()> {
         self.printed += 1;
         if self.config.json {
             let v = json!({
-                "unix_ns": self.anchor + record.ts,
-                "ts": record.ts,
-                "source": self.source_name(record.src),
                 "origin": line.origin,
                 "stream": line.stream.name(),
                 "text": line.text,
@@ -188,9 +200,7 @@ impl Lines<'_> {
                 "lambda": a.map(|a| &*a.invocation.lambda),
                 "attribution": a.map(|a| a.method.name()),
             });
-            serde_json::to_writer(&mut *out, &v)?;
-            out.write_all(b"\n")?;
-            return Ok(());
+            return self.print_json(record, v, out);
         }
         let tag = a.map_or("-".to_owned(), |a| format!("{}#{}", a.invocation.lambda, a.invocation.id));
         let style = self.style(record.src);
@@ -202,17 +212,12 @@ impl Lines<'_> {
         self.printed += 1;
         if self.config.json {
             let v = json!({
-                "unix_ns": self.anchor + record.ts,
-                "ts": record.ts,
-                "source": self.source_name(record.src),
                 "kind": kind,
                 "text": what,
                 "invocation": inv.id,
                 "lambda": &*inv.lambda,
             });
-            serde_json::to_writer(&mut *out, &v)?;
-            out.write_all(b"\n")?;
-            return Ok(());
+            return self.print_json(record, v, out);
         }
         let style = self.style(record.src);
         let bold = Style::new().bold();
