@@ -20,8 +20,7 @@ use std::sync::Arc;
 
 /// How far past an invocation's end the stream must be before it closes.
 pub const CLOSE_WINDOW_NS: u64 = 1_000_000_000;
-/// An invocation with no end is closed this long after its start.
-pub const MAX_OPEN_NS: u64 = 300_000_000_000;
+pub use format::view::MAX_OPEN_NS;
 
 /// An invocation and everything it called.
 #[derive(Clone, Debug)]

@@ -15,6 +15,9 @@
 //! in the line, we do not guess. Memory: the invocations started within
 //! the last few seconds (plus those still open).
 
+// An invocation whose end never comes is taken as over MAX_OPEN_NS after
+// its start (as unanswered), so memory stays bounded.
+use format::view::MAX_OPEN_NS;
 use format::view::{InvocationRef, Seen};
 use format::{Body, LogLine, Record};
 use regex::Regex;
@@ -23,8 +26,6 @@ use std::collections::VecDeque;
 /// How long after its end an invocation can still claim a line by its
 /// request id (output is read a little after it is written).
 const AFTER_END_NS: u64 = 2_000_000_000;
-/// An invocation whose end never comes is forgotten this long after start.
-const MAX_OPEN_NS: u64 = 300_000_000_000;
 
 /// How a log line was tied to its invocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

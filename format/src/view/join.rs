@@ -16,6 +16,11 @@ use std::sync::Arc;
 /// recorder could attribute is missed.
 pub const STREAM_RETENTION_NS: u64 = 600_000_000_000;
 
+/// An invocation whose own exchange never ends (a torn trace, a worker
+/// that died) is taken as over this long after it started, by every tool
+/// that waits for invocations to end (olanalyze, exports, `oltrace logs`).
+pub const MAX_OPEN_NS: u64 = 300_000_000_000;
+
 /// What the join keeps of an invocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvocationRef {

@@ -24,7 +24,7 @@ pub mod join;
 
 pub use conns::{ConnInfo, ConnTable};
 pub use filter::{parse_duration, parse_ns, Filter};
-pub use join::{InvocationJoin, InvocationRef, Joined, STREAM_RETENTION_NS};
+pub use join::{InvocationJoin, InvocationRef, Joined, MAX_OPEN_NS, STREAM_RETENTION_NS};
 
 use crate::record::Record;
 

@@ -14,6 +14,9 @@
 //! An invocation's row is written when its exchange ends (or at the end,
 //! unanswered); a connection's when it closes (or at the end).
 
+// An invocation whose end never comes is taken as over MAX_OPEN_NS after
+// its start (as unanswered), so memory stays bounded.
+use format::view::MAX_OPEN_NS;
 use super::facts::Facts;
 use super::{Context, Sink};
 use anyhow::Context as _;
@@ -33,9 +36,6 @@ use std::sync::Arc;
 const BATCH_ROWS: usize = 32 * 1024;
 /// Rows per row group.
 const ROW_GROUP_ROWS: usize = 256 * 1024;
-/// An invocation whose exchange never came is written this long after it
-/// started (as unanswered), so memory stays bounded.
-const MAX_OPEN_NS: u64 = 300_000_000_000;
 
 /// The type of a column.
 #[derive(Clone, Copy)]
