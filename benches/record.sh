@@ -18,14 +18,26 @@
 # with ssl = on: straight and through haproxy (TCP mode) it speaks TLS to
 # the server; through oltrace (tls=decline, its default) it is told no and
 # goes on in plaintext, which is what a user recording gets.
+# Two TLS loads put oltrace's terminating TLS against a peer terminating it
+# with the same certificate (ECDSA P-256, made here with openssl), both
+# forwarding in plaintext to the same server:
+# - pgtls: pgbench with sslmode=require, so TLS on the client's hop: straight
+#   to the server's own TLS, through pgbouncer (client_tls_sslmode=require,
+#   session pooling) and through oltrace's `tls=terminate`. haproxy cannot
+#   be the peer here: PostgreSQL 15 clients open with an SSLRequest before
+#   the handshake, which haproxy does not speak.
+# - redistls: redis-benchmark --tls against a private redis-server's TLS
+#   port, through haproxy terminating TLS (`bind ... ssl crt`) and through a
+#   `rediss` route, both to that server's plaintext port.
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (database `test`), Redis on
 # 127.0.0.1:6379, pgbench, redis-benchmark, wrk, haproxy, tcpdump (root),
-# python3. Usage:
+# python3; for the TLS loads also openssl, redis-server and pgbouncer. Usage:
 #   benches/record.sh            # ROUNDS=3 DURATION=10 by default
 #   ROUNDS=5 DURATION=20 benches/record.sh > table.md
-#   LOADS="redisP" SIZES=0 benches/record.sh   # some loads only; no pcap
-#                                               # or memory tables
+#   LOADS="redisP" SIZES=0 benches/record.sh   # some loads only (pg redis
+#                                               # redisP http pgtls redistls);
+#                                               # no pcap or memory tables
 #   OLTRACE_FLAGS="--defer 0" benches/record.sh # extra flags for the proxy
 #   PGBENCH_DB=mine benches/record.sh           # pgbench's tables in another
 #                                               # database (created if absent)
@@ -42,8 +54,11 @@ OLTRACE_FLAGS=${OLTRACE_FLAGS:-}
 PGBENCH_DB=${PGBENCH_DB:-test}
 
 say() { printf '%s\n' "$*" >&2; }
-for tool in pgbench redis-benchmark wrk haproxy tcpdump python3; do
-  command -v "$tool" >/dev/null || { say "record.sh: $tool is missing (apt-get install postgresql-client redis-tools wrk haproxy tcpdump python3)"; exit 2; }
+read -r -a loads <<< "${LOADS:-pg redis redisP http pgtls redistls}"
+tls_loads=""
+for load in "${loads[@]}"; do case $load in pgtls|redistls) tls_loads=1 ;; esac; done
+for tool in pgbench redis-benchmark wrk haproxy tcpdump python3 ${tls_loads:+openssl redis-server pgbouncer}; do
+  command -v "$tool" >/dev/null || { say "record.sh: $tool is missing (apt-get install postgresql-client redis-tools redis-server wrk haproxy tcpdump python3 openssl pgbouncer)"; exit 2; }
 done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -71,6 +86,56 @@ http_port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/upstream.out")
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 hp_pg=$(free_port); hp_redis=$(free_port); hp_http_tcp=$(free_port); hp_http=$(free_port)
+hp_redistls=$(free_port); ol_pgtls=$(free_port); ol_redistls=$(free_port)
+bouncer_port=$(free_port); redis_plain=$(free_port); redis_tls=$(free_port)
+tls_haproxy=""; bouncer_pid=""; tls_routes=()
+if [ -n "$tls_loads" ]; then
+  say "TLS: certificate, a private redis-server with a TLS port, pgbouncer"
+  # The tmp dir holds pgbouncer's files too: pgbouncer will not run as root.
+  chmod 755 "$tmp"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+  cat "$tmp/cert.pem" "$tmp/key.pem" > "$tmp/haproxy.pem"
+  chmod 644 "$tmp/key.pem"
+  redis-server --port "$redis_plain" --tls-port "$redis_tls" --tls-cert-file "$tmp/cert.pem" --tls-key-file "$tmp/key.pem" \
+    --tls-auth-clients no --save "" --appendonly no --bind 127.0.0.1 > "$tmp/redis.log" 2>&1 &
+  pids+=($!)
+  printf '"postgres" ""\n' > "$tmp/userlist.txt"
+  cat > "$tmp/pgbouncer.ini" <<EOF
+[databases]
+$PGBENCH_DB = host=127.0.0.1 port=5432 dbname=$PGBENCH_DB
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = trust
+auth_file = $tmp/userlist.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 20
+client_tls_sslmode = require
+client_tls_cert_file = $tmp/cert.pem
+client_tls_key_file = $tmp/key.pem
+server_tls_sslmode = disable
+logfile = $tmp/pgbouncer.log
+EOF
+  chown -R postgres "$tmp"
+  # setpriv execs pgbouncer itself (runuser would stay its parent), so
+  # bouncer_pid is pgbouncer's and its CPU can be read.
+  setpriv --reuid=postgres --regid=postgres --init-groups pgbouncer "$tmp/pgbouncer.ini" > "$tmp/pgbouncer.out" 2>&1 &
+  bouncer_pid=$!
+  pids+=($bouncer_pid)
+  tls_haproxy="listen redistls
+  mode tcp
+  bind 127.0.0.1:$hp_redistls ssl crt $tmp/haproxy.pem
+  server s 127.0.0.1:$redis_plain"
+  tls_routes=(--route "postgres:$ol_pgtls=127.0.0.1:5432,tls=terminate,cert=$tmp/cert.pem,key=$tmp/key.pem"
+    --route "rediss:$ol_redistls=127.0.0.1:$redis_plain,cert=$tmp/cert.pem,key=$tmp/key.pem")
+  for port in "$bouncer_port" "$redis_tls"; do
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { say "pgbouncer or redis-server did not start:"; cat "$tmp"/pgbouncer.* "$tmp/redis.log" >&2; exit 2; }
+  done
+fi
 cat > "$tmp/haproxy.cfg" <<EOF
 global
   maxconn 5000
@@ -95,26 +160,27 @@ listen http
   option http-keep-alive
   bind 127.0.0.1:$hp_http
   server s 127.0.0.1:$http_port
+$tls_haproxy
 EOF
 haproxy -f "$tmp/haproxy.cfg" -db > "$tmp/haproxy.log" 2>&1 &
 haproxy_pid=$!
 pids+=($haproxy_pid)
-for port in "$hp_pg" "$hp_redis" "$hp_http_tcp" "$hp_http"; do
+for port in "$hp_pg" "$hp_redis" "$hp_http_tcp" "$hp_http" ${tls_loads:+"$hp_redistls"}; do
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { say "haproxy did not start:"; cat "$tmp/haproxy.log" >&2; exit 2; }
 done
 
-# Starts `oltrace proxy` writing $1 with routes for all three servers;
-# sets ol_pid, ol_pg, ol_redis, ol_http.
+# Starts `oltrace proxy` writing $1 with routes for all three servers (and
+# the TLS routes, on their fixed ports); sets ol_pid, ol_pg, ol_redis, ol_http.
 start_oltrace() {
   "$oltrace" proxy -o "$1" --route postgres:0=127.0.0.1:5432 --route redis:0=127.0.0.1:6379 \
-    --route "http:0=127.0.0.1:$http_port" $OLTRACE_FLAGS 2> "$1.log" &
+    --route "http:0=127.0.0.1:$http_port" "${tls_routes[@]}" $OLTRACE_FLAGS 2> "$1.log" &
   ol_pid=$!
   pids+=($ol_pid)
-  for _ in $(seq 100); do [ "$(grep -c listening "$1.log" 2>/dev/null)" = 3 ] && break; sleep 0.1; done
-  ol_pg=$(grep postgres: "$1.log" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p')
-  ol_redis=$(grep redis: "$1.log" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p')
-  ol_http=$(grep http: "$1.log" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p')
+  local want=$((3 + ${#tls_routes[@]} / 2))
+  for _ in $(seq 100); do [ "$(grep -c listening "$1.log" 2>/dev/null)" = "$want" ] && break; sleep 0.1; done
+  port_of() { grep "$1:127.0.0.1:0 " "$2" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p'; }
+  ol_pg=$(port_of postgres "$1.log"); ol_redis=$(port_of redis "$1.log"); ol_http=$(port_of http "$1.log")
 }
 stop_oltrace() { kill -INT "$ol_pid"; wait "$ol_pid" || true; }
 start_oltrace "$tmp/bench.mp"
@@ -126,10 +192,10 @@ psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where 
 pgbench -h 127.0.0.1 -p 5432 -U postgres -i -s 10 -q "$PGBENCH_DB" >/dev/null 2>&1
 
 # --- one measurement: prints "THROUGHPUT MEDIAN_LATENCY_MS" -------------------------
-pg_run() { # port
+pg_run() { # port [sslmode]
   rm -f "$tmp"/pglog*
   local out
-  out=$(pgbench -h 127.0.0.1 -p "$1" -U postgres -n -S -c 8 -j 2 -T "$DURATION" -l --log-prefix="$tmp/pglog" "$PGBENCH_DB" 2>&1)
+  out=$(PGSSLMODE=${2:-prefer} pgbench -h 127.0.0.1 -p "$1" -U postgres -n -S -c 8 -j 2 -T "$DURATION" -l --log-prefix="$tmp/pglog" "$PGBENCH_DB" 2>&1)
   local tps
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
   # Per-transaction log: the third field is the latency in microseconds.
@@ -139,7 +205,7 @@ pg_run() { # port
 }
 redis_run() { # port, extra args...; GET and SET together: summed rps, mean of the two p50s
   local port=$1; shift
-  redis-benchmark -p "$port" -t get,set -c 50 --csv "$@" 2>/dev/null \
+  redis-benchmark -h 127.0.0.1 -p "$port" -t get,set -c 50 --csv "$@" 2>/dev/null \
     | awk -F'"' '/^"(GET|SET)"/ {rps += $4; p50 += $10; n++} END {printf "%.0f %.3f\n", rps, p50 / n}'
 }
 wrk_run() { # port
@@ -150,14 +216,17 @@ wrk_run() { # port
 }
 
 # load name -> command per target
-read -r -a loads <<< "${LOADS:-pg redis redisP http}"
 declare -A label=(
   [pg]="pgbench -S -c 8 -j 2 -T $DURATION (default sslmode)"
   [redis]="redis-benchmark -t get,set -c 50 -n $REDIS_N"
   [redisP]="redis-benchmark -t get,set -c 50 -P 16 -n $REDIS_PN"
   [http]="wrk -t2 -c32 -d${DURATION}s"
+  [pgtls]="pgbench -S -c 8 -j 2 -T $DURATION, sslmode=require, TLS terminated"
+  [redistls]="redis-benchmark --tls -t get,set -c 50 -n $REDIS_N, TLS terminated"
 )
-targets_for() { if [ "$1" = http ]; then echo "direct haproxy haproxy_http oltrace"; else echo "direct haproxy oltrace"; fi; }
+# The proxy oltrace is compared with, per load (see the top of the file).
+peer_of() { if [ "$1" = pgtls ]; then echo pgbouncer; else echo haproxy; fi; }
+targets_for() { if [ "$1" = http ]; then echo "direct haproxy haproxy_http oltrace"; else echo "direct $(peer_of "$1") oltrace"; fi; }
 measure() { # load target
   case "$1:$2" in
     pg:direct) pg_run 5432 ;;
@@ -173,6 +242,12 @@ measure() { # load target
     http:haproxy) wrk_run "$hp_http_tcp" ;;
     http:haproxy_http) wrk_run "$hp_http" ;;
     http:oltrace) wrk_run "$ol_http" ;;
+    pgtls:direct) pg_run 5432 require ;;
+    pgtls:pgbouncer) pg_run "$bouncer_port" require ;;
+    pgtls:oltrace) pg_run "$ol_pgtls" require ;;
+    redistls:direct) redis_run "$redis_tls" --tls --insecure -n "$REDIS_N" ;;
+    redistls:haproxy) redis_run "$hp_redistls" --tls --insecure -n "$REDIS_N" ;;
+    redistls:oltrace) redis_run "$ol_redistls" --tls --insecure -n "$REDIS_N" ;;
   esac
 }
 
@@ -198,8 +273,8 @@ settle() { # pid
 }
 requests_of() { # load throughput -> requests in one run
   case $1 in
-    pg|http) awk -v r="$2" -v d="$DURATION" 'BEGIN {printf "%.0f", r * d}' ;;
-    redis) echo $((2 * REDIS_N)) ;;
+    pg|pgtls|http) awk -v r="$2" -v d="$DURATION" 'BEGIN {printf "%.0f", r * d}' ;;
+    redis|redistls) echo $((2 * REDIS_N)) ;;
     redisP) echo $((2 * REDIS_PN)) ;;
   esac
 }
@@ -212,7 +287,7 @@ for round in $(seq 0 "$ROUNDS"); do
     n=${#ts[@]}
     for i in $(seq 0 $((n - 1))); do
       t=${ts[$(((i + round) % n))]}
-      case $t in haproxy*) pid=$haproxy_pid ;; oltrace) pid=$ol_pid ;; *) pid="" ;; esac
+      case $t in haproxy*) pid=$haproxy_pid ;; pgbouncer) pid=$bouncer_pid ;; oltrace) pid=$ol_pid ;; *) pid="" ;; esac
       [ -n "$pid" ] && read -r c0 r0 <<< "$(cpu_ticks "$pid")"
       r=$(measure "$load" "$t")
       caught_up=""
@@ -251,19 +326,20 @@ paired() {
 
 echo "Recording overhead, $ROUNDS rounds after a warm-up, medians; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine)."
 echo
-echo "| load | target | throughput | vs direct | p50 latency ms | added p50 ms | oltrace / haproxy | oltrace / haproxy, per round |"
+echo "| load | target | throughput | vs direct | p50 latency ms | added p50 ms | oltrace / peer | oltrace / peer, per round |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for load in "${loads[@]}"; do
   d_rate=$(field "$load:direct" 1); d_lat=$(field "$load:direct" 2)
-  h_rate=$(field "$load:haproxy" 1)
+  peer=$(peer_of "$load")
+  h_rate=$(field "$load:$peer" 1)
   hh_rate=$([ "$load" = http ] && field "$load:haproxy_http" 1 || echo "")
   for t in $(targets_for "$load"); do
     rate=$(field "$load:$t" 1); lat=$(field "$load:$t" 2)
-    unit=$([ "$load" = pg ] && echo tps || echo req/s)
+    unit=$(case $load in pg*) echo tps ;; *) echo req/s ;; esac)
     ratio=""; per_round=""
     if [ "$t" = oltrace ]; then
       ratio=$(awk -v a="$rate" -v b="$h_rate" -v c="$hh_rate" 'BEGIN {printf "%.2f", a / b; if (c != "") printf " (tcp), %.2f (http)", a / c}')
-      per_round=$(awk -v a="$(paired "$load" haproxy)" -v c="$([ "$load" = http ] && paired "$load" haproxy_http)" \
+      per_round=$(awk -v a="$(paired "$load" "$peer")" -v c="$([ "$load" = http ] && paired "$load" haproxy_http)" \
         'BEGIN {printf "%.2f", a; if (c != "") printf " (tcp), %.2f (http)", c}')
     fi
     awk -v l="${label[$load]}" -v t="$t" -v r="$rate" -v u="$unit" -v d="$d_rate" -v lat="$lat" -v dl="$d_lat" -v x="$ratio" -v p="$per_round" \
@@ -271,13 +347,13 @@ for load in "${loads[@]}"; do
   done
 done
 echo
-echo "CPU time the proxy process used per request, in microseconds (medians; clock ticks of $tick_us us, so short runs are coarse). oltrace's forwarding threads, spooler and main thread, against haproxy; its recorder thread apart, including its catch-up after the run, and the seconds that catch-up took once the run ended."
+echo "CPU time the proxy process used per request, in microseconds (medians; clock ticks of $tick_us us, so short runs are coarse). oltrace's forwarding threads, spooler and main thread, against the peer (haproxy; pgbouncer for pgtls); its recorder thread apart, including its catch-up after the run, and the seconds that catch-up took once the run ended."
 echo
-echo "| load | haproxy | oltrace without recorder | oltrace / haproxy | oltrace recorder | recorder caught up after, s |"
+echo "| load | peer | oltrace without recorder | oltrace / peer | oltrace recorder | recorder caught up after, s |"
 echo "| --- | --- | --- | --- | --- | --- |"
 cpu_field() { echo "${cpu[$1]}" | tr ';' '\n' | awk -v i="$2" 'NF {print $i}' | median; }
 for load in "${loads[@]}"; do
-  h=$(cpu_field "$load:haproxy" 1); o=$(cpu_field "$load:oltrace" 1); rec=$(cpu_field "$load:oltrace" 2); late=$(cpu_field "$load:oltrace" 3)
+  h=$(cpu_field "$load:$(peer_of "$load")" 1); o=$(cpu_field "$load:oltrace" 1); rec=$(cpu_field "$load:oltrace" 2); late=$(cpu_field "$load:oltrace" 3)
   hh=$([ "$load" = http ] && cpu_field "$load:haproxy_http" 1 || echo "")
   awk -v l="${label[$load]}" -v h="$h" -v hh="$hh" -v o="$o" -v r="$rec" -v late="$late" \
     'BEGIN {if (hh != "") printf "| `%s` | %.2f (tcp), %.2f (http) | %.2f | %.2f (tcp), %.2f (http) | %.2f | %.1f |\n", l, h, hh, o, o / h, o / hh, r, late;
