@@ -51,15 +51,25 @@ fn count_before(samples: &Samples, kill: Instant) -> u64 {
 }
 
 /// Runs a proxy with one `route` under `load` (started with the proxy's
-/// port), kills it with SIGKILL after a random 0.4-1.5 s, recovers the
-/// trace, and returns (commands in the trace that `is_ours`, the server's
-/// count 100 ms before the kill, the server's count at the end).
+/// port), kills it with SIGKILL a random 0.4-1.5 s after the server first
+/// counted the load, recovers the trace, and returns (commands in the
+/// trace that `is_ours`, the server's count 100 ms before the kill, the
+/// server's count at the end).
 fn kill_and_recover(dir: &Path, round: usize, route: &str, load: impl Fn(&str) -> std::process::Child, is_ours: impl Fn(&[u8]) -> bool, count: impl FnMut() -> u64 + Send + 'static) -> (u64, u64, u64, String) {
     let trace = dir.join(format!("crash{round}.mp"));
     let proxy = Proxy::start(&trace, &[route.to_string()], &[]);
     let mut client = load(&proxy.port(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (samples, sampler) = sample(stop.clone(), count);
+    // The kill comes a random 0.4-1.5 s after the server first counted the
+    // load, not after the client started: on a busy machine a client can
+    // take longer than that to connect, and a round with nothing before
+    // the kill tests nothing.
+    let started = Instant::now();
+    while samples.lock().unwrap().last().is_none_or(|s| s.1 == 0) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the load through the proxy reached the server in 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     std::thread::sleep(Duration::from_millis(fastrand::u64(400..1500)));
     let mut child = proxy.child;
     child.kill().unwrap(); // SIGKILL
