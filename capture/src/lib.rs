@@ -24,4 +24,4 @@ pub mod pcap_export;
 pub mod reassembly;
 
 pub use capture_file::{CaptureFile, CaptureFileError, Frame};
-pub use reassembly::{Counters, Flags, GapCause, Limits, Reassembler, Segment, StreamEvent};
+pub use reassembly::{CloseCause, Counters, Flags, GapCause, Limits, Reassembler, Segment, StreamEvent};

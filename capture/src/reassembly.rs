@@ -27,6 +27,11 @@
 //!   the connection opens at its first segment with payload,
 //!   [`StreamEvent::Open`] with `mid_stream: true`, and the server is the
 //!   side on a well-known port (see [`Reassembler::new`]).
+//! - **Idle** (no segment for [`Limits::idle_ns`]): the connection is taken
+//!   as closed, since its FIN or RST may never be seen (the capture missed
+//!   it, or the hosts went away), and its state would otherwise stay for
+//!   the rest of a long live capture. A later segment on the same 4-tuple
+//!   opens a new connection, mid-stream.
 
 use format::Direction;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -90,19 +95,39 @@ pub enum StreamEvent {
     Eof { conn: u64, dir: Direction, ts: u64 },
     /// `bytes`: per direction (index by [`Direction::index`]), delivered
     /// plus missing.
-    Close { conn: u64, reset: bool, bytes: [u64; 2], ts: u64 },
+    Close { conn: u64, cause: CloseCause, bytes: [u64; 2], ts: u64 },
 }
 
-/// Bounds on buffered out-of-order bytes.
+/// Why a connection was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseCause {
+    /// Both FINs were reached.
+    Fin,
+    /// An RST.
+    Reset,
+    /// A SYN with a new initial sequence number reused the 4-tuple.
+    Reused,
+    /// No segment for [`Limits::idle_ns`].
+    Idle,
+    /// The capture ended ([`Reassembler::finish`]).
+    CaptureEnded,
+}
+
+/// Bounds on what the reassembler holds: buffered out-of-order bytes, and
+/// how long a connection with no segment is kept.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub per_direction: usize,
     pub total: usize,
+    /// A connection with no segment for this long (in the capture's time)
+    /// is closed ([`CloseCause::Idle`]). The default is Zeek's
+    /// `tcp_inactivity_timeout`, 5 minutes.
+    pub idle_ns: u64,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { per_direction: 4 << 20, total: 256 << 20 }
+        Limits { per_direction: 4 << 20, total: 256 << 20, idle_ns: 300_000_000_000 }
     }
 }
 
@@ -117,6 +142,8 @@ pub struct Counters {
     pub missing_bytes: u64,
     pub connections: u64,
     pub mid_stream: u64,
+    /// Connections closed for being idle ([`CloseCause::Idle`]).
+    pub idle_closed: u64,
 }
 
 pub struct Reassembler {
@@ -125,12 +152,16 @@ pub struct Reassembler {
     limits: Limits,
     server_ports: Vec<u16>,
     buffered: usize,
+    /// When idle connections are looked for next (capture time).
+    next_sweep: u64,
     pub counters: Counters,
 }
 
 struct Conn {
     id: u64,
     client: SocketAddr,
+    /// When its last segment was seen.
+    last_ts: u64,
     halves: [Half; 2],
     /// The client's initial sequence number, when its SYN was seen.
     isn: Option<u32>,
@@ -177,7 +208,7 @@ impl Reassembler {
     /// `server_ports`: ports that mark the server of a connection whose SYN
     /// was not seen (else the lower port is taken as the server's).
     pub fn new(limits: Limits, server_ports: Vec<u16>) -> Reassembler {
-        Reassembler { conns: HashMap::default(), next_id: 1, limits, server_ports, buffered: 0, counters: Counters::default() }
+        Reassembler { conns: HashMap::default(), next_id: 1, limits, server_ports, buffered: 0, next_sweep: 0, counters: Counters::default() }
     }
 
     /// Connections open now.
@@ -193,6 +224,7 @@ impl Reassembler {
     /// Takes one segment seen at `ts`; what it completes goes to `out`.
     pub fn push(&mut self, seg: &Segment, ts: u64, out: &mut Vec<StreamEvent>) {
         self.counters.segments += 1;
+        self.expire_idle(ts, out);
         let key = if self.conns.contains_key(&(seg.src, seg.dst)) {
             (seg.src, seg.dst)
         } else if self.conns.contains_key(&(seg.dst, seg.src)) {
@@ -205,13 +237,14 @@ impl Reassembler {
         };
         // A new SYN from the client with another ISN: the 4-tuple is reused.
         if seg.flags.syn && !seg.flags.ack && self.conns[&key].isn != Some(seg.seq) {
-            self.close(key, false, ts, out);
+            self.close(key, CloseCause::Reused, ts, out);
             if !self.open(seg, ts, out) {
                 return;
             }
         }
         let key = if self.conns.contains_key(&(seg.src, seg.dst)) { (seg.src, seg.dst) } else { (seg.dst, seg.src) };
         let Some(conn) = self.conns.get_mut(&key) else { return };
+        conn.last_ts = conn.last_ts.max(ts);
         let dir = if seg.src == conn.client { Direction::ToServer } else { Direction::ToClient };
         let id = conn.id;
         let half = &mut conn.halves[dir.index()];
@@ -269,9 +302,27 @@ impl Reassembler {
         }
         let conn = &self.conns[&key];
         if seg.flags.rst {
-            self.close(key, true, ts, out);
+            self.close(key, CloseCause::Reset, ts, out);
         } else if conn.halves.iter().all(|h| h.ended) {
-            self.close(key, false, ts, out);
+            self.close(key, CloseCause::Fin, ts, out);
+        }
+    }
+
+    /// Closes the connections that saw no segment for [`Limits::idle_ns`]
+    /// before `now`, oldest first. [`Reassembler::push`] calls it; a live
+    /// capture calls it too when no packet comes. It looks at every
+    /// connection at most once per tenth of the idle time (and at least a
+    /// second apart), so the cost per segment stays flat.
+    pub fn expire_idle(&mut self, now: u64, out: &mut Vec<StreamEvent>) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + (self.limits.idle_ns / 10).max(1_000_000_000);
+        let mut idle: Vec<_> = self.conns.iter().filter(|(_, c)| now.saturating_sub(c.last_ts) >= self.limits.idle_ns).map(|(k, c)| (c.id, *k)).collect();
+        idle.sort();
+        for (_, key) in idle {
+            self.counters.idle_closed += 1;
+            self.close(key, CloseCause::Idle, now, out);
         }
     }
 
@@ -281,7 +332,7 @@ impl Reassembler {
         let mut keys: Vec<_> = self.conns.iter().map(|(k, c)| (c.id, *k)).collect();
         keys.sort();
         for (_, key) in keys {
-            self.close(key, false, ts, out);
+            self.close(key, CloseCause::CaptureEnded, ts, out);
         }
     }
 
@@ -311,12 +362,13 @@ impl Reassembler {
         self.counters.connections += 1;
         self.counters.mid_stream += u64::from(mid_stream);
         let isn = (seg.flags.syn && !seg.flags.ack).then_some(seg.seq);
-        self.conns.insert((seg.src, seg.dst), Conn { id, client, halves: [Half::default(), Half::default()], isn });
+        self.conns.insert((seg.src, seg.dst), Conn { id, client, last_ts: ts, halves: [Half::default(), Half::default()], isn });
         out.push(StreamEvent::Open { conn: id, client, server, mid_stream, ts });
         true
     }
 
-    fn close(&mut self, key: (SocketAddr, SocketAddr), reset: bool, ts: u64, out: &mut Vec<StreamEvent>) {
+    fn close(&mut self, key: (SocketAddr, SocketAddr), cause: CloseCause, ts: u64, out: &mut Vec<StreamEvent>) {
+        let reset = cause == CloseCause::Reset;
         let Some(mut conn) = self.conns.remove(&key) else { return };
         let mut bytes = [0; 2];
         for dir in [Direction::ToServer, Direction::ToClient] {
@@ -335,7 +387,7 @@ impl Reassembler {
             }
             bytes[dir.index()] = half.next;
         }
-        out.push(StreamEvent::Close { conn: conn.id, reset, bytes, ts });
+        out.push(StreamEvent::Close { conn: conn.id, cause, bytes, ts });
     }
 }
 

@@ -3,7 +3,7 @@
 //! original stream, except at the dropped ranges, which come out as gaps
 //! of exactly their length.
 
-use capture::{Flags, GapCause, Limits, Reassembler, Segment, StreamEvent};
+use capture::{CloseCause, Flags, GapCause, Limits, Reassembler, Segment, StreamEvent};
 use format::Direction;
 use proptest::prelude::*;
 use std::net::SocketAddr;
@@ -123,7 +123,7 @@ proptest! {
     /// place; every byte none held is in a gap; the ends agree.
     #[test]
     fn streams_equal_the_original_but_for_dropped_ranges((isn, stream, order, covered) in scenario(), fin in any::<bool>()) {
-        let (got, _, r) = replay(isn, &stream, &order, Limits { per_direction: usize::MAX, total: usize::MAX }, fin);
+        let (got, _, r) = replay(isn, &stream, &order, Limits { per_direction: usize::MAX, total: usize::MAX, ..Limits::default() }, fin);
         let last_covered = covered.iter().rposition(|c| *c).map_or(0, |p| p + 1);
         let expected_len = if fin { stream.len() } else { last_covered };
         prop_assert_eq!(got.len(), expected_len);
@@ -145,7 +145,7 @@ proptest! {
     /// holds more than the bound past one segment.
     #[test]
     fn bounded_buffers_only_lose_what_they_report((isn, stream, order, _covered) in scenario()) {
-        let (got, causes, r) = replay(isn, &stream, &order, Limits { per_direction: 300, total: 300 }, true);
+        let (got, causes, r) = replay(isn, &stream, &order, Limits { per_direction: 300, total: 300, ..Limits::default() }, true);
         prop_assert_eq!(got.len(), stream.len());
         for (i, b) in got.iter().enumerate() {
             if let Some(b) = b {
@@ -189,7 +189,7 @@ fn acknowledged_hole_is_a_gap_at_once_and_reuse_of_a_tuple_opens_a_new_connectio
     r.push(&to_server(777, b"", Flags { syn: true, ..Flags::default() }), 5, &mut out);
     let opens: Vec<u64> = out.iter().filter_map(|e| if let StreamEvent::Open { conn, .. } = e { Some(*conn) } else { None }).collect();
     assert_eq!(opens, vec![1, 2]);
-    assert!(out.iter().any(|e| matches!(e, StreamEvent::Close { conn: 1, .. })));
+    assert!(out.iter().any(|e| matches!(e, StreamEvent::Close { conn: 1, cause: CloseCause::Reused, .. })));
 }
 
 #[test]
@@ -207,4 +207,35 @@ fn mid_stream_pickup_takes_the_well_known_port_as_the_server() {
     let other: SocketAddr = "127.0.0.1:2000".parse().unwrap();
     r.push(&Segment { src: other, dst: s, seq: 1, ack: 1, flags: Flags { ack: true, ..Flags::default() }, payload: b"", missing: 0 }, 2, &mut out);
     assert_eq!(r.open_connections(), 1);
+}
+
+#[test]
+fn a_connection_idle_past_the_timeout_is_closed_and_a_later_segment_opens_a_new_one() {
+    const SEC: u64 = 1_000_000_000;
+    let limits = Limits { idle_ns: 60 * SEC, ..Limits::default() };
+    let mut r = Reassembler::new(limits, vec![6379]);
+    let mut out = Vec::new();
+    let c: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+    let s: SocketAddr = "127.0.0.1:6379".parse().unwrap();
+    let other: SocketAddr = "127.0.0.1:50001".parse().unwrap();
+    let to_server = |src, seq, payload: &'static [u8]| Segment { src, dst: s, seq, ack: 0, flags: Flags::default(), payload, missing: 0 };
+    // Two connections picked up mid-stream; no FIN or RST will ever come.
+    r.push(&to_server(c, 1000, b"PING\r\n"), 0, &mut out);
+    r.push(&to_server(other, 5000, b"PING\r\n"), 0, &mut out);
+    // `other` stays busy; `c` goes quiet.
+    for t in 1..=70 {
+        r.push(&to_server(other, 5000 + 6 * t as u32, b"PING\r\n"), t * SEC, &mut out);
+    }
+    let closes: Vec<_> = out.iter().filter_map(|e| if let StreamEvent::Close { conn, cause, .. } = e { Some((*conn, *cause)) } else { None }).collect();
+    assert_eq!(closes, vec![(1, CloseCause::Idle)], "only the quiet connection is closed");
+    assert_eq!((r.open_connections(), r.counters.idle_closed), (1, 1));
+    // Its 4-tuple speaks again: a new connection, mid-stream.
+    r.push(&to_server(c, 1006, b"PING\r\n"), 71 * SEC, &mut out);
+    let last_open = out.iter().rev().find_map(|e| if let StreamEvent::Open { conn, mid_stream, .. } = e { Some((*conn, *mid_stream)) } else { None });
+    assert_eq!(last_open, Some((3, true)));
+    // A quiet stretch with no segments at all: `expire_idle` (what a live
+    // capture calls when no packet comes) closes both.
+    r.expire_idle(200 * SEC, &mut out);
+    assert_eq!(r.open_connections(), 0);
+    assert_eq!(r.counters.idle_closed, 3);
 }

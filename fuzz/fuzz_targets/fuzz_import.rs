@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         input.extend_from_slice(data);
     }
     let Ok(mut file) = CaptureFile::open(std::io::Cursor::new(input)) else { return };
-    let mut r = Reassembler::new(Limits { per_direction: 1 << 16, total: 1 << 18 }, vec![5432, 6379, 80]);
+    let mut r = Reassembler::new(Limits { per_direction: 1 << 16, total: 1 << 18, ..Limits::default() }, vec![5432, 6379, 80]);
     let mut events = Vec::new();
     let mut sessions: HashMap<u64, Session> = HashMap::new();
     let mut decoded = Vec::new();

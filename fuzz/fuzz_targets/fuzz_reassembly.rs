@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let byte = |i: usize| seed[i % 64].wrapping_add((i / 64) as u8);
     let client: SocketAddr = "10.0.0.1:40000".parse().unwrap();
     let server: SocketAddr = "10.0.0.2:6379".parse().unwrap();
-    let limits = Limits { per_direction: 4096, total: 8192 };
+    let limits = Limits { per_direction: 4096, total: 8192, ..Limits::default() };
     let mut r = Reassembler::new(limits, vec![6379]);
     let mut out = Vec::new();
     r.push(&Segment { src: client, dst: server, seq: ISN, ack: 0, flags: Flags { syn: true, ..Flags::default() }, payload: &[], missing: 0 }, 0, &mut out);

@@ -71,9 +71,10 @@ pub fn run(config: &CaptureConfig) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let (tx, rx) = sync_channel::<Batch>(1024);
     let server_ports: Vec<u16> = config.options.ports.0.keys().copied().collect();
+    let limits = config.options.reassembly;
     let (summary, stats) = std::thread::scope(|scope| {
         let capture_stop = stop.clone();
-        scope.spawn(move || capture_thread(handle, link, anchor, server_ports, capture_stop, tx));
+        scope.spawn(move || capture_thread(handle, link, anchor, limits, server_ports, capture_stop, tx));
         record(&mut writer, config.options.clone(), anchor, rx, &stop)
     });
     let report = Report {
@@ -121,8 +122,9 @@ fn watch_signals(stop: Arc<AtomicBool>, duration: Option<Duration>) -> anyhow::R
 
 /// Reads packets and reassembles them until `stop`, then drains what
 /// libpcap still holds.
-fn capture_thread(mut handle: Handle, link: u32, anchor: u64, server_ports: Vec<u16>, stop: Arc<AtomicBool>, tx: SyncSender<Batch>) {
-    let mut reassembler = Reassembler::new(capture::Limits::default(), server_ports);
+#[allow(clippy::too_many_arguments)]
+fn capture_thread(mut handle: Handle, link: u32, anchor: u64, limits: capture::Limits, server_ports: Vec<u16>, stop: Arc<AtomicBool>, tx: SyncSender<Batch>) {
+    let mut reassembler = Reassembler::new(limits, server_ports);
     let mut events = Vec::new();
     let mut skipped: BTreeMap<Skip, u64> = BTreeMap::new();
     let mut frames = 0u64;
@@ -146,8 +148,11 @@ fn capture_thread(mut handle: Handle, link: u32, anchor: u64, server_ports: Vec<
                 }
             }
             Ok(Next::Timeout) => {
-                // Quiet: hand over what is pending. Stopping: libpcap is
-                // drained once a read finds nothing.
+                // Quiet: connections idle past the timeout close now, not
+                // at the next packet; what is pending is handed over.
+                // Stopping: libpcap is drained once a read finds nothing.
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+                reassembler.expire_idle(now.saturating_sub(anchor).max(last_ts), &mut events);
                 if !events.is_empty() && tx.send(Batch::Events(std::mem::take(&mut events))).is_err() {
                     return;
                 }

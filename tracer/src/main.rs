@@ -260,6 +260,10 @@ struct PacketArgs {
     /// HTTP port)
     #[arg(long = "front", value_name = "PORT")]
     fronts: Vec<u16>,
+    /// A connection with no packet for this long is taken as closed (its
+    /// FIN or RST may never come); a later packet starts a new one
+    #[arg(long, value_name = "TIME", default_value = "5m", value_parser = parse_duration)]
+    idle_timeout: u64,
 }
 
 impl PacketArgs {
@@ -270,6 +274,7 @@ impl PacketArgs {
             invocations: self.invocations.and_then(|p| p.0),
             fronts: self.fronts,
             limits: wire::Limits::default(),
+            reassembly: capture::Limits { idle_ns: self.idle_timeout.max(1), ..capture::Limits::default() },
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::proxy::profiles::Profile;
 use crate::proxy::recorder::{Direct, RecorderOptions, Summary};
 use crate::proxy::tap::Note;
 use capture::frame::{self, Skip};
-use capture::{Counters, Frame, Reassembler, StreamEvent};
+use capture::{CloseCause, Counters, Frame, Reassembler, StreamEvent};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +57,8 @@ pub struct PacketOptions {
     /// HTTP port in `ports`.
     pub fronts: Vec<u16>,
     pub limits: wire::Limits,
+    /// Reassembly bounds, the idle timeout among them (`--idle-timeout`).
+    pub reassembly: capture::Limits,
 }
 
 impl PacketOptions {
@@ -131,7 +133,7 @@ impl<'w> PacketRecorder<'w> {
         let server_ports = options.ports.0.keys().copied().collect();
         PacketRecorder {
             direct: Direct::new(writer, options.recorder_options()),
-            reassembler: Reassembler::new(capture::Limits::default(), server_ports),
+            reassembler: Reassembler::new(options.reassembly, server_ports),
             options,
             anchor_unix_ns,
             events: Vec::new(),
@@ -257,13 +259,17 @@ impl<'w> PacketRecorder<'w> {
                 }
                 self.direct.note(Note::Eof { conn, dir, ts })
             }
-            StreamEvent::Close { conn, reset, bytes, ts } => {
+            StreamEvent::Close { conn, cause, bytes, ts } => {
                 if let Some(w) = self.waiting.remove(&conn) {
                     // No byte crossed: still a connection.
                     self.open(conn, w.protocol.unwrap_or(Protocol::Tcp), w.client, w.server, w.mid_stream, w.ts)?;
                 }
                 self.http.remove(&conn);
-                let error = reset.then(|| "reset (RST)".to_string());
+                let error = match cause {
+                    CloseCause::Reset => Some("reset (RST)".to_string()),
+                    CloseCause::Idle => Some(format!("capture: no segment for {} s, taken as closed (--idle-timeout)", self.options.reassembly.idle_ns / 1_000_000_000)),
+                    CloseCause::Fin | CloseCause::Reused | CloseCause::CaptureEnded => None,
+                };
                 self.direct.note(Note::Close { conn, ts, bytes_to_server: bytes[0], bytes_to_client: bytes[1], error })
             }
         }
