@@ -89,7 +89,11 @@ impl GapCause {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamEvent {
     Open { conn: u64, client: SocketAddr, server: SocketAddr, mid_stream: bool, ts: u64 },
-    Data { conn: u64, dir: Direction, data: Vec<u8>, ts: u64 },
+    /// `ts`: when the bytes could be delivered (in order); `captured`:
+    /// when their segment was captured, earlier than `ts` for bytes that
+    /// waited behind a hole. Bytes captured before a gap was found in
+    /// either direction were sent before it, whenever they come out.
+    Data { conn: u64, dir: Direction, data: Vec<u8>, ts: u64, captured: u64 },
     Gap { conn: u64, dir: Direction, bytes: u64, cause: GapCause, ts: u64 },
     /// No more bytes in `dir` (its FIN was reached).
     Eof { conn: u64, dir: Direction, ts: u64 },
@@ -167,14 +171,21 @@ struct Conn {
     isn: Option<u32>,
 }
 
+/// Buffered bytes and the capture time of the segment they came in.
+struct Piece {
+    data: Vec<u8>,
+    captured: u64,
+}
+
 #[derive(Default)]
 struct Half {
     /// The sequence number at stream offset `base_off`, once known.
     base: Option<(u32, u64)>,
     /// Next stream offset to deliver.
     next: u64,
-    /// Out-of-order bytes by stream offset; non-overlapping.
-    pending: BTreeMap<u64, Vec<u8>>,
+    /// Out-of-order bytes by stream offset, and when their segment was
+    /// captured; non-overlapping.
+    pending: BTreeMap<u64, Piece>,
     pending_bytes: usize,
     /// Stream offset of the FIN, once seen.
     fin: Option<u64>,
@@ -247,6 +258,19 @@ impl Reassembler {
         conn.last_ts = conn.last_ts.max(ts);
         let dir = if seg.src == conn.client { Direction::ToServer } else { Direction::ToClient };
         let id = conn.id;
+        // The peer's ACK first: it received everything before it, so what
+        // the peer sent that waits behind a hole was sent before this
+        // segment, and comes out before this segment's bytes.
+        if seg.flags.ack {
+            let peer = &mut conn.halves[dir.reverse().index()];
+            if let Some(acked) = peer.offset_of(seg.ack).filter(|a| *a > 0) {
+                // A FIN takes a sequence number too, carrying no byte.
+                let acked = peer.fin.map_or(acked as u64, |f| f.min(acked as u64));
+                self.buffered -= peer.pending_bytes;
+                give_up_until(id, dir.reverse(), peer, acked, GapCause::Acknowledged, ts, &mut self.counters, out);
+                self.buffered += peer.pending_bytes;
+            }
+        }
         let half = &mut conn.halves[dir.index()];
         if seg.flags.syn {
             // The SYN takes one sequence number: data starts after it.
@@ -270,7 +294,7 @@ impl Reassembler {
         };
         let end = start + held.len() as u64 + u64::from(seg.missing);
         self.buffered -= half.pending_bytes;
-        insert(half, start, held, &mut self.counters);
+        insert(half, start, held, ts, &mut self.counters);
         if seg.missing > 0 {
             // Cut by the snap length: a hole whose gap says so.
             half.cut.insert(start + held.len() as u64);
@@ -280,17 +304,6 @@ impl Reassembler {
         }
         deliver(id, dir, half, ts, out);
         self.buffered += half.pending_bytes;
-        // The peer's ACK: it received everything before it.
-        if seg.flags.ack {
-            let peer = &mut conn.halves[dir.reverse().index()];
-            if let Some(acked) = peer.offset_of(seg.ack).filter(|a| *a > 0) {
-                // A FIN takes a sequence number too, carrying no byte.
-                let acked = peer.fin.map_or(acked as u64, |f| f.min(acked as u64));
-                self.buffered -= peer.pending_bytes;
-                give_up_until(id, dir.reverse(), peer, acked, GapCause::Acknowledged, ts, &mut self.counters, out);
-                self.buffered += peer.pending_bytes;
-            }
-        }
         // Bounds: give up the first hole of this direction.
         let conn = self.conns.get_mut(&key).expect("present");
         let half = &mut conn.halves[dir.index()];
@@ -376,7 +389,7 @@ impl Reassembler {
             self.buffered -= half.pending_bytes;
             if !half.ended {
                 // Whatever is buffered comes after a hole, which is lost.
-                let last = half.pending.iter().next_back().map(|(o, d)| o + d.len() as u64).unwrap_or(half.next);
+                let last = half.pending.iter().next_back().map(|(o, p)| o + p.data.len() as u64).unwrap_or(half.next);
                 let last = half.fin.map_or(last, |f| f.max(last));
                 give_up_until(conn.id, dir, half, last, GapCause::Ended, ts, &mut self.counters, out);
                 deliver(conn.id, dir, half, ts, out);
@@ -391,8 +404,9 @@ impl Reassembler {
     }
 }
 
-/// Buffers `data` at stream offset `start`, first copy winning.
-fn insert(half: &mut Half, start: u64, data: &[u8], counters: &mut Counters) {
+/// Buffers `data`, captured at `captured`, at stream offset `start`, first
+/// copy winning.
+fn insert(half: &mut Half, start: u64, data: &[u8], captured: u64, counters: &mut Counters) {
     let mut start = start;
     let mut data = data;
     // Already delivered: a retransmission.
@@ -413,8 +427,8 @@ fn insert(half: &mut Half, start: u64, data: &[u8], counters: &mut Counters) {
     let overlapping: Vec<(u64, u64)> = half
         .pending
         .range(..end)
-        .filter(|(o, d)| **o + d.len() as u64 > start)
-        .map(|(o, d)| (*o, *o + d.len() as u64))
+        .filter(|(o, p)| **o + p.data.len() as u64 > start)
+        .map(|(o, p)| (*o, *o + p.data.len() as u64))
         .collect();
     for (o, e) in overlapping {
         if o > cursor {
@@ -423,7 +437,7 @@ fn insert(half: &mut Half, start: u64, data: &[u8], counters: &mut Counters) {
         let from = o.max(start);
         let to = e.min(end);
         if from < to {
-            let have = &half.pending[&o][(from - o) as usize..(to - o) as usize];
+            let have = &half.pending[&o].data[(from - o) as usize..(to - o) as usize];
             let got = &data[(from - start) as usize..(to - start) as usize];
             if have != got {
                 conflict = true;
@@ -439,7 +453,7 @@ fn insert(half: &mut Half, start: u64, data: &[u8], counters: &mut Counters) {
     for (from, to) in pieces {
         let piece = data[(from - start) as usize..(to - start) as usize].to_vec();
         half.pending_bytes += piece.len();
-        half.pending.insert(from, piece);
+        half.pending.insert(from, Piece { data: piece, captured });
     }
 }
 
@@ -451,13 +465,13 @@ fn deliver(conn: u64, dir: Direction, half: &mut Half, ts: u64, out: &mut Vec<St
         if off > half.next {
             break;
         }
-        let data = entry.remove();
+        let Piece { data, captured } = entry.remove();
         half.pending_bytes -= data.len();
         let skip = (half.next - off) as usize;
         if skip < data.len() {
             half.next = off + data.len() as u64;
             let data = if skip == 0 { data } else { data[skip..].to_vec() };
-            out.push(StreamEvent::Data { conn, dir, data, ts });
+            out.push(StreamEvent::Data { conn, dir, data, ts, captured });
         }
     }
     half.rebase();

@@ -239,3 +239,27 @@ fn a_connection_idle_past_the_timeout_is_closed_and_a_later_segment_opens_a_new_
     assert_eq!(r.open_connections(), 0);
     assert_eq!(r.counters.idle_closed, 3);
 }
+
+#[test]
+fn bytes_behind_a_hole_come_out_before_the_acknowledging_segment_and_keep_their_capture_time() {
+    let mut r = Reassembler::new(Limits::default(), vec![5432]);
+    let mut out = Vec::new();
+    let c: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let s: SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let ack = Flags { ack: true, ..Flags::default() };
+    let to_server = |seq, payload| Segment { src: c, dst: s, seq, ack: 9000, flags: ack, payload, missing: 0 };
+    r.push(&to_server(100, b"Q1"), 1, &mut out);
+    // "Q2" (102..104) never reaches the capture; "Q3" waits behind it.
+    r.push(&to_server(104, b"Q3"), 3, &mut out);
+    // The server's reply acknowledges all six bytes.
+    r.push(&Segment { src: s, dst: c, seq: 9000, ack: 106, flags: ack, payload: b"R3", missing: 0 }, 4, &mut out);
+    let seen: Vec<String> = out
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Data { dir, data, ts, captured, .. } => Some(format!("{dir:?} {} at {ts} captured {captured}", String::from_utf8_lossy(data))),
+            StreamEvent::Gap { dir, bytes, ts, .. } => Some(format!("{dir:?} gap {bytes} at {ts}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seen, ["ToServer Q1 at 1 captured 1", "ToServer gap 2 at 4", "ToServer Q3 at 4 captured 3", "ToClient R3 at 4 captured 4"]);
+}

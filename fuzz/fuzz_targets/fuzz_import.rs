@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
                     };
                     sessions.insert(conn, Session::mid_stream(protocol, wire::Limits::default(), [0, 0]));
                 }
-                StreamEvent::Data { conn, dir, data, ts } => {
+                StreamEvent::Data { conn, dir, data, ts, .. } => {
                     if let Some(s) = sessions.get_mut(&conn) {
                         s.feed(dir, &data, ts, &mut decoded);
                     }

@@ -101,6 +101,15 @@ pub struct PacketStats {
     pub kernel_drops: u64,
 }
 
+/// What a connection's last gap means for the bytes that follow it.
+#[derive(Clone, Copy, Default)]
+struct AfterGap {
+    found: u64,
+    /// Requests captured before `found` were fed since: their exchanges
+    /// end unanswered before anything else is fed.
+    stale_fed: bool,
+}
+
 /// A connection opened by the reassembler whose protocol (or, for
 /// PostgreSQL, whether it starts at its opening) is not known yet: its
 /// first bytes will tell.
@@ -123,6 +132,9 @@ pub struct PacketRecorder<'w> {
     /// HTTP connections, and the directions of theirs that lost bytes and
     /// have not found their next message start yet (see [`http_resync_at`]).
     http: HashMap<u64, [bool; 2]>,
+    /// Per connection, when its last gap was found, and whether requests
+    /// captured before that have been fed since (see [`PacketRecorder::event`]).
+    after_gap: HashMap<u64, AfterGap>,
     pub stats: PacketStats,
     last_ts: u64,
 }
@@ -139,6 +151,7 @@ impl<'w> PacketRecorder<'w> {
             events: Vec::new(),
             waiting: HashMap::new(),
             http: HashMap::new(),
+            after_gap: HashMap::new(),
             stats: PacketStats::default(),
             last_ts: 0,
         }
@@ -218,7 +231,21 @@ impl<'w> PacketRecorder<'w> {
                     }
                 }
             }
-            StreamEvent::Data { conn, dir, data, ts } => {
+            StreamEvent::Data { conn, dir, data, ts, captured } => {
+                // Bytes that waited behind a hole come out when the hole is
+                // given up, after the other direction's later bytes. A
+                // request captured before a gap was found may have been
+                // answered inside that gap (or already, before it came
+                // out): it must not take a later response as its own. So
+                // its exchange ends unanswered, as if the gap came after
+                // it, before any other byte of the connection is fed.
+                if let Some(after) = self.after_gap.get_mut(&conn) {
+                    let stale = dir == Direction::ToServer && captured < after.found;
+                    if !stale && std::mem::take(&mut after.stale_fed) {
+                        self.direct.restart(conn, [0, 0], ts)?;
+                    }
+                    after.stale_fed |= stale;
+                }
                 if let Some(w) = self.waiting.remove(&conn) {
                     let protocol = w.protocol.unwrap_or_else(|| guess_protocol(dir, &data));
                     let mid_stream = w.mid_stream || protocol == Protocol::Postgres && !(dir == Direction::ToServer && is_pg_opening(&data));
@@ -251,6 +278,7 @@ impl<'w> PacketRecorder<'w> {
                 if let Some(lost) = self.http.get_mut(&conn) {
                     lost[dir.index()] = true;
                 }
+                self.after_gap.insert(conn, AfterGap { found: ts, stale_fed: false });
                 self.direct.gap(conn, dir, bytes, format!("capture: {}", cause.describe()), ts)
             }
             StreamEvent::Eof { conn, dir, ts } => {
@@ -265,6 +293,7 @@ impl<'w> PacketRecorder<'w> {
                     self.open(conn, w.protocol.unwrap_or(Protocol::Tcp), w.client, w.server, w.mid_stream, w.ts)?;
                 }
                 self.http.remove(&conn);
+                self.after_gap.remove(&conn);
                 let error = match cause {
                     CloseCause::Reset => Some("reset (RST)".to_string()),
                     CloseCause::Idle => Some(format!("capture: no segment for {} s, taken as closed (--idle-timeout)", self.options.reassembly.idle_ns / 1_000_000_000)),

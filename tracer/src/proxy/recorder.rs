@@ -190,31 +190,39 @@ impl<'w> Direct<'w> {
     /// mid-stream after them. A protocol whose framing resynchronises
     /// decodes on; otherwise the decoder falls back to opaque, saying why.
     pub fn gap(&mut self, conn: u64, dir: Direction, bytes: u64, reason: String, ts: u64) -> Result<(), String> {
+        self.r.last_ts = self.r.last_ts.max(ts);
+        self.r.summary.gaps += 1;
+        let mut skip = [0; 2];
+        skip[dir.index()] = bytes;
+        self.restart(conn, skip, ts)?;
+        let body = Body::Gap(Gap { conn: Some(conn), dir: Some(dir), bytes, records: 0, reason });
+        self.r.write(&Record { ts, src: 0, body })
+    }
+
+    /// The exchanges under way on `conn` end here, unanswered, as at the
+    /// connection's end, and its decoder starts again mid-stream `skip`
+    /// bytes further on (per direction): after a gap (requests whose
+    /// responses the gap took), or after requests whose responses may
+    /// have been in one (see `PacketRecorder`). What the decoders held of
+    /// unfinished messages is lost.
+    pub fn restart(&mut self, conn: u64, skip: [u64; 2], ts: u64) -> Result<(), String> {
         let r = &mut self.r;
-        r.last_ts = r.last_ts.max(ts);
-        r.summary.gaps += 1;
-        if let Some(c) = r.conns.get(&conn) {
-            let protocol = if c.session.is_opaque() { Protocol::Tcp } else { c.protocol };
-            let mut offsets = c.session.offsets();
-            offsets[dir.index()] += bytes;
-            // The exchanges under way end here, as at the connection's
-            // end (requests whose responses the gap took are unanswered);
-            // what the decoders held of unfinished messages is lost.
-            if let Some(c) = r.conns.get_mut(&conn) {
-                c.session.eof(Direction::ToServer, ts, &mut r.events);
-                c.session.eof(Direction::ToClient, ts, &mut r.events);
-            }
-            r.drain(conn)?;
-            r.lose_place(conn, ts);
-            if let Some(c) = r.conns.get_mut(&conn) {
-                c.session = Session::mid_stream(protocol, r.opts.limits, offsets);
-                if let Role::Invocations { decoding, .. } = &mut c.role {
-                    *decoding = true;
-                }
+        let Some(c) = r.conns.get_mut(&conn) else { return Ok(()) };
+        let protocol = if c.session.is_opaque() { Protocol::Tcp } else { c.protocol };
+        let mut offsets = c.session.offsets();
+        offsets[0] += skip[0];
+        offsets[1] += skip[1];
+        c.session.eof(Direction::ToServer, ts, &mut r.events);
+        c.session.eof(Direction::ToClient, ts, &mut r.events);
+        r.drain(conn)?;
+        r.lose_place(conn, ts);
+        if let Some(c) = r.conns.get_mut(&conn) {
+            c.session = Session::mid_stream(protocol, r.opts.limits, offsets);
+            if let Role::Invocations { decoding, .. } = &mut c.role {
+                *decoding = true;
             }
         }
-        let body = Body::Gap(Gap { conn: Some(conn), dir: Some(dir), bytes, records: 0, reason });
-        r.write(&Record { ts, src: 0, body })
+        Ok(())
     }
 
     /// A gap not tied to one connection's stream (the kernel dropped
