@@ -184,8 +184,7 @@ fn upstream_tls(header: &format::Header) -> Vec<(String, tls::Verify)> {
 /// plan.
 pub fn load(path: &Path, filter: &Filter, read_only: bool) -> anyhow::Result<Plan> {
     let reader = format::Reader::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut plan = Plan::default();
-    plan.upstream_tls = upstream_tls(reader.header());
+    let mut plan = Plan { upstream_tls: upstream_tls(reader.header()), ..Plan::default() };
     let mut conns: HashMap<(u16, u64), ConnRecords> = HashMap::new();
     let mut order: Vec<(u16, u64)> = Vec::new();
     // Every invocation, for the lambda of each exchange (the trace view's
