@@ -83,6 +83,23 @@ pub struct Source {
     pub anchor_unix_ns: u64,
 }
 
+/// One route of a recording, as [`Header::routes`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRoute {
+    pub name: String,
+    /// `host:port`.
+    pub upstream: String,
+    /// `tls=`, `upstream-tls=` when not the defaults.
+    pub options: Vec<(String, String)>,
+}
+
+impl RecordedRoute {
+    /// The value of an option, if the route had it.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
 impl Header {
     /// A header for a new single-source recording anchored now.
     pub fn new(tool: &str, source_name: &str) -> Header {
@@ -100,6 +117,24 @@ impl Header {
             meta: BTreeMap::new(),
             redaction: None,
         }
+    }
+
+    /// The routes an `oltrace proxy` recording went through, from
+    /// `meta["routes"]`: space-separated `NAME=UPSTREAM[,OPTION=VALUE...]`
+    /// (options as on `--route`, file paths left out, e.g.
+    /// `postgres:15432=db:5432,upstream-tls=verify-full`). Empty for traces
+    /// without it (merged, imported, generated, older).
+    pub fn routes(&self) -> Vec<RecordedRoute> {
+        let Some(all) = self.meta.get("routes") else { return Vec::new() };
+        all.split_whitespace()
+            .filter_map(|r| {
+                let (name, rest) = r.split_once('=')?;
+                let mut parts = rest.split(',');
+                let upstream = parts.next()?.to_string();
+                let options = parts.filter_map(|o| o.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                Some(RecordedRoute { name: name.to_string(), upstream, options })
+            })
+            .collect()
     }
 
     /// Writes the file prefix.
@@ -166,4 +201,22 @@ fn hostname() -> String {
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_as_the_proxy_writes_them() {
+        let mut h = Header::new("oltrace test", "");
+        assert!(h.routes().is_empty());
+        h.meta.insert("routes".into(), "postgres:15432=db:5432,tls=terminate,upstream-tls=verify-full rediss:0=[::1]:6380 http:8080=10.0.0.1:80".into());
+        let r = h.routes();
+        assert_eq!(r.len(), 3);
+        assert_eq!((r[0].name.as_str(), r[0].upstream.as_str()), ("postgres:15432", "db:5432"));
+        assert_eq!((r[0].option("tls"), r[0].option("upstream-tls")), (Some("terminate"), Some("verify-full")));
+        assert_eq!((r[1].upstream.as_str(), r[1].option("upstream-tls")), ("[::1]:6380", None));
+        assert_eq!(r[2].name, "http:8080");
+    }
 }

@@ -48,7 +48,7 @@ pub use bytes::{BStr, Payload};
 pub use codec::DecodeError;
 pub use decoded::*;
 pub use error::FormatError;
-pub use header::{Header, Redaction, Source, FORMAT_MAJOR, FORMAT_MINOR};
+pub use header::{Header, RecordedRoute, Redaction, Source, FORMAT_MAJOR, FORMAT_MINOR};
 pub use reader::{Damage, DamageKind, Reader};
 pub use record::*;
 pub use writer::{Writer, WriterOptions};

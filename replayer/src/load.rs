@@ -116,6 +116,10 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Every route name in the trace.
     pub routes: Vec<String>,
+    /// Routes whose upstream the proxy met in TLS when recording (the
+    /// header's `routes`, `upstream-tls=require|verify-full`), and how it
+    /// checked the certificate; not known in merged traces.
+    pub upstream_tls: Vec<(String, tls::Verify)>,
     /// Exchanges left out by the filters.
     pub filtered: u64,
 }
@@ -156,6 +160,23 @@ pub fn add_routes(filter: &mut Filter, routes: &[String]) {
     }
 }
 
+/// The routes recorded with `upstream-tls=` in `header`.
+fn upstream_tls(header: &format::Header) -> Vec<(String, tls::Verify)> {
+    header
+        .routes()
+        .into_iter()
+        .filter_map(|r| {
+            let verify = match r.option("upstream-tls")? {
+                "require" => tls::Verify::Nothing,
+                "verify-ca" => tls::Verify::Chain,
+                "verify-full" => tls::Verify::Full,
+                _ => return None,
+            };
+            Some((r.name, verify))
+        })
+        .collect()
+}
+
 /// Reads `path` and builds the plan of what `filter` keeps (its routes,
 /// protocols, lambdas and time window; see the `script` module for how each
 /// applies), leaving out writes when `read_only`. Fails only when the file
@@ -163,7 +184,7 @@ pub fn add_routes(filter: &mut Filter, routes: &[String]) {
 /// plan.
 pub fn load(path: &Path, filter: &Filter, read_only: bool) -> anyhow::Result<Plan> {
     let reader = format::Reader::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut plan = Plan::default();
+    let mut plan = Plan { upstream_tls: upstream_tls(reader.header()), ..Plan::default() };
     let mut conns: HashMap<(u16, u64), ConnRecords> = HashMap::new();
     let mut order: Vec<(u16, u64)> = Vec::new();
     // Every invocation, for the lambda of each exchange (the trace view's

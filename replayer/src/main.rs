@@ -8,7 +8,7 @@ use clap::Parser;
 use format::view::{parse_duration, Filter};
 use replayer::noise::NoiseRules;
 use replayer::run::{self, Config, Timing};
-use replayer::target::Targets;
+use replayer::target::{Targets, TlsOptions};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,10 +31,19 @@ Targets: KEY=URL, KEY a protocol (http, postgres, redis, tcp) or a route name fr
 credentials (PostgreSQL: trust, password, MD5, SCRAM-SHA-256; also PGPASSWORD); recorded passwords
 are redacted and never re-sent. HTTP requests get the target's Host.
 
+TLS: https:// and rediss:// targets check the certificate and the host name against the system's
+CAs; postgres:// URLs take libpq's sslmode=require|verify-ca|verify-full. In any TLS URL,
+sslrootcert=FILE (else --cacert FILE) gives the CAs to check against; --insecure checks nothing.
+Recorded upstreams that were TLS (upstream-tls= on the route) are met in TLS again.
+  olreplay trace.mp --target http=https://api.local:8443 --cacert ca.pem
+  olreplay trace.mp --target redis=rediss://:secret@cache.local:6380
+  olreplay trace.mp --target pg='postgres://app@db.local/app?sslmode=verify-full&sslrootcert=ca.pem'
+
 Exit codes:
   0  every exchange matched (after noise rules)
   1  differences, failed exchanges, or a damaged trace (what was intact was replayed)
-  2  error: bad arguments, unreadable trace, unreachable target, refused credentials";
+  2  error: bad arguments, unreadable trace, unreachable target, refused credentials,
+     a target's TLS certificate refused";
 
 #[derive(Parser, Debug)]
 #[command(name = "olreplay", version, about = "Replay a recorded trace against a backend and compare every response", after_help = AFTER_HELP)]
@@ -46,6 +55,18 @@ struct Args {
     /// recorded upstream (repeatable)
     #[arg(long = "target", value_name = "PROTO=URL")]
     targets: Vec<String>,
+
+    /// Don't check TLS certificates (curl's -k): https://, rediss:// and
+    /// sslmode=require targets, and recorded upstreams that were TLS, are
+    /// still encrypted
+    #[arg(short = 'k', long)]
+    insecure: bool,
+
+    /// CA certificates (PEM) to check TLS targets against instead of the
+    /// system's, for targets whose URL has no sslrootcert= (and recorded
+    /// upstreams that were TLS)
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
 
     /// Replay only these routes or protocols (repeatable); the worker under
     /// test issues the rest (its downstream calls) itself
@@ -153,7 +174,7 @@ fn main() -> ExitCode {
 }
 
 fn real_main(args: Args) -> anyhow::Result<u8> {
-    let targets = Targets::parse(&args.targets)?;
+    let targets = Targets::parse(&args.targets, TlsOptions::new(args.insecure, args.cacert.clone())?)?;
     let timing = Timing::from_flags(args.max, args.rate, args.speed)?;
     if args.concurrency == Some(0) {
         anyhow::bail!("--concurrency 0: give at least 1");

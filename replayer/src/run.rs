@@ -110,8 +110,11 @@ impl std::fmt::Display for Fatal {
 }
 impl std::error::Error for Fatal {}
 
-pub async fn run(cfg: Config) -> Result<Outcome, Fatal> {
+pub async fn run(mut cfg: Config) -> Result<Outcome, Fatal> {
     let plan = load::load(&cfg.trace, &cfg.filter, cfg.read_only).map_err(|e| Fatal(format!("{e:#}")))?;
+    // Recorded upstreams that were TLS, among the routes replayed.
+    let tls_routes: Vec<_> = plan.upstream_tls.iter().filter(|(r, _)| plan.conns.iter().any(|c| c.route == *r)).cloned().collect();
+    cfg.targets.set_recorded_tls(&tls_routes).map_err(|e| Fatal(format!("{e:#}")))?;
     let unknown = cfg.targets.unknown_keys(&plan.routes);
     if !unknown.is_empty() {
         return Err(Fatal(format!(

@@ -5,8 +5,11 @@
 //! declined TLS on the loopback hop, re-encrypted to the server, and every
 //! statement is recorded; through a name the certificate does not carry,
 //! the client gets a PostgreSQL error saying why, at once. The recording
-//! replays clean against the same server with `sslmode=require` in the
-//! target URL (plaintext is refused there).
+//! replays clean against the same server with `sslmode=require`,
+//! `verify-full` or `verify-ca` in the target URL, or with no target (the
+//! recorded upstream, in TLS again) and `--cacert`; a name the certificate
+//! lacks, or a CA not given, is a clear error (exit 2); plaintext is
+//! refused by that server.
 //!
 //! Needs the PostgreSQL server binaries, psql and the built `oltrace` (see
 //! tests/support and support/pg_instance.rs).
@@ -21,20 +24,11 @@ use support::*;
 /// A server that takes TLS connections only, its certificate for
 /// `localhost` signed by a test CA; and the CA's PEM.
 fn tls_only_instance() -> (Instance, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "oltrace test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
-    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let ca = TestCa::localhost();
     let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n";
     let conf = "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
-    let inst = Instance::start(hba, conf, &[("server.crt", &cert.pem()), ("server.key", &key.serialize_pem())]);
-    (inst, ca_cert.pem())
+    let inst = Instance::start(hba, conf, &[("server.crt", &ca.cert_pem), ("server.key", &ca.key_pem)]);
+    (inst, ca.ca_pem)
 }
 
 #[test]
@@ -67,6 +61,35 @@ fn verify_full_upstream_records_default_clients_and_a_wrong_name_is_a_clear_erro
     let (code, v, err) = olreplay_json(&[t, "--target", &tls_target]);
     assert_eq!(code, 0, "{v}\n{err}");
     assert!(v["replayed"].as_u64().unwrap() >= 2 && v["matched"] == v["replayed"], "{v}");
+    // libpq's verify-full and verify-ca, against the test CA: the name
+    // the certificate carries passes; another name fails verify-full at
+    // once, naming the cause and the fix (exit 2), and passes verify-ca,
+    // which checks the chain only.
+    let verified = |host: &str, mode: &str| {
+        format!("postgres=postgres://postgres@{host}:{}/postgres?sslmode={mode}&sslrootcert={}", inst.port, ca_file.display())
+    };
+    let (code, v, err) = olreplay_json(&[t, "--target", &verified("localhost", "verify-full")]);
+    assert_eq!(code, 0, "{v}\n{err}");
+    assert!(v["matched"] == v["replayed"], "{v}");
+    let (code, out, err) = olreplay(&[t, "--target", &verified("127.0.0.1", "verify-full")]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("127.0.0.1") && err.contains("not valid for the name '127.0.0.1'") && err.contains("--insecure"),
+        "the target, the cause and the fix: {err}"
+    );
+    let (code, v, err) = olreplay_json(&[t, "--target", &verified("127.0.0.1", "verify-ca")]);
+    assert_eq!(code, 0, "verify-ca checks the chain only: {v}\n{err}");
+    // Without --target, back to the recorded upstream, which the route
+    // met in TLS (upstream-tls=verify-full, in the trace's header): TLS
+    // again, checked against --cacert; without it, against the system's
+    // CAs, which do not know the test CA.
+    let ca_arg = ca_file.to_str().unwrap();
+    let (code, v, err) = olreplay_json(&[t, "--cacert", ca_arg]);
+    assert_eq!(code, 0, "{v}\n{err}");
+    assert!(v["replayed"].as_u64().unwrap() >= 2 && v["matched"] == v["replayed"], "{v}");
+    let (code, out, err) = olreplay(&[t]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("recorded upstream localhost:") && err.contains("not signed by a trusted CA") && err.contains("--cacert FILE"), "{err}");
     let plain_target = format!("postgres=postgres://postgres@localhost:{}/postgres", inst.port);
     let (code, out, err) = olreplay(&[t, "--target", &plain_target]);
     assert_ne!(code, 0, "plaintext is refused by this server: {out}\n{err}");

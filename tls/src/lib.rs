@@ -2,32 +2,25 @@
 //! on the `ring` provider (no system OpenSSL, nothing to build with cmake).
 //!
 //! - [`provider`]: the crypto provider every configuration uses.
-//! - [`unverified_client`]: a client configuration that encrypts without
-//!   checking the server's certificate, as libpq's `sslmode=require` does
-//!   (the handshake's signatures are still checked).
+//! - [`client`]: client configurations by how much of the server's
+//!   certificate they check ([`Verify`]: nothing, as libpq's
+//!   `sslmode=require`; the chain, `verify-ca`; the chain and the name,
+//!   `verify-full`), against a CA file or the system's roots; and
+//!   certificate errors explained with their fix.
 //! - [`pg_request_tls`]: PostgreSQL's SSLRequest and the server's one-byte
 //!   answer, before the handshake.
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+pub mod client;
+
+pub use client::{client_config, explain_certificate_error, read_certs, unverified_client, Verify};
+
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// TLS without checking the server's certificate (libpq's `require`).
-pub fn unverified_client() -> Result<Arc<ClientConfig>, rustls::Error> {
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Unverified(provider())))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// Asks a PostgreSQL server for TLS on `stream`: Ok once it answered `S`
@@ -43,44 +36,5 @@ pub async fn pg_request_tls(stream: &mut TcpStream) -> Result<(), String> {
         b'S' => Ok(()),
         b'N' => Err("does not accept TLS (it answered N to SSLRequest: is ssl = on?)".into()),
         other => Err(format!("answered {other:#04x} to SSLRequest (not PostgreSQL?)")),
-    }
-}
-
-/// Takes any certificate; checks the handshake's signatures.
-#[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -2,6 +2,8 @@
 //! certificate and records the commands; with `upstream-tls=verify-full`
 //! it speaks TLS to a Redis server whose certificate a test CA signed.
 //! Real `redis-cli --tls` and `redis-server` (with its `--tls-port`).
+//! When the upstream cannot be reached, or its certificate is refused,
+//! redis-cli prints the proxy's error reply saying so.
 //!
 //! Needs Redis on 127.0.0.1:6379, redis-cli and redis-server built with
 //! TLS (Debian's are): `.ci/run` provides them.
@@ -93,8 +95,16 @@ fn rediss_route_verifies_a_tls_upstream() {
     // A name the certificate lacks: the connection is refused, and the
     // trace says why.
     let proxy = Proxy::start(&dir.path().join("wrong.mp"), &[route("127.0.0.1")], &[]);
+    let started = std::time::Instant::now();
     let out = Command::new("redis-cli").args(["--tls", "--insecure", "-h", "127.0.0.1", "-p", &proxy.port(0), "ping"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("PONG"), "{out:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "no hang");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!said.contains("PONG"), "{out:?}");
+    // redis-cli prints the proxy's error reply: the upstream and why.
+    assert!(
+        said.contains(&format!("ERR oltrace proxy: upstream 127.0.0.1:{}: TLS handshake failed", server.1)) && said.contains("'127.0.0.1'"),
+        "{said}"
+    );
     let (code, summary, records) = proxy.stop();
     assert_eq!(code, 0, "{summary}");
     let errors: Vec<String> = records
@@ -105,4 +115,26 @@ fn rediss_route_verifies_a_tls_upstream() {
         })
         .collect();
     assert!(errors.iter().any(|e| e.contains("TLS handshake failed") && e.contains("127.0.0.1")), "{errors:?}");
+}
+
+#[test]
+fn redis_clients_are_told_why_the_upstream_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let proxy = Proxy::start(&dir.path().join("dead.mp"), &[format!("redis:0={dead}"), format!("rediss:0={dead}")], &[]);
+    let expected = format!("ERR oltrace proxy: upstream {dead} unreachable: ");
+    for (port, tls) in [(proxy.port(0), false), (proxy.port(1), true)] {
+        let mut cmd = Command::new("redis-cli");
+        if tls {
+            cmd.args(["--tls", "--insecure"]);
+        }
+        let out = cmd.args(["-h", "127.0.0.1", "-p", &port, "set", "k", "v"]).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(said.contains(&expected) && said.contains("refused"), "tls {tls}: {said}");
+    }
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    let closes = records.iter().filter(|r| matches!(&r.body, format::Body::ConnClose(c) if c.error.as_deref().is_some_and(|e| e.contains("unreachable")))).count();
+    assert_eq!(closes, 2, "the trace says why too");
 }

@@ -20,18 +20,17 @@ pub struct Conn {
 
 impl Conn {
     /// Connects to `target`, in TLS when it asks (for PostgreSQL, after
-    /// an SSLRequest the server must answer `S`).
+    /// an SSLRequest the server must answer `S`; others from the first
+    /// byte, as `https://` and a Redis `--tls-port` expect).
     pub async fn connect(target: &Target, protocol: wire::Protocol, clock: Instant, timeout: Duration) -> Result<Conn, String> {
         let addr = &target.addr;
         let opened = async {
             let tcp = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
             let _ = tcp.set_nodelay(true);
-            if !target.tls {
-                return Ok(Transport::plain(tcp));
-            }
+            let Some(tls) = &target.tls else { return Ok(Transport::plain(tcp)) };
             let tcp = if protocol == wire::Protocol::Postgres { pg::ask_for_tls(tcp, addr).await? } else { tcp };
             let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
-            Transport::tls(tcp, host).await.map_err(|e| format!("{addr}: {e}"))
+            Transport::tls(tcp, host, tls).await.map_err(|e| format!("{addr}: {e}"))
         };
         let stream = match tokio::time::timeout(timeout, opened).await {
             Ok(Ok(s)) => s,

@@ -49,7 +49,7 @@ pub fn params(recorded: &StartupParams, target: &Target) -> Vec<(String, String)
 /// Asks the server for TLS (SSLRequest) before the startup, for a target
 /// with `sslmode=require`; the handshake follows on the returned socket.
 pub async fn ask_for_tls(mut tcp: tokio::net::TcpStream, addr: &str) -> Result<tokio::net::TcpStream, String> {
-    tls::pg_request_tls(&mut tcp).await.map_err(|e| format!("{addr} {e}; drop sslmode=require from the target"))?;
+    tls::pg_request_tls(&mut tcp).await.map_err(|e| format!("{addr} {e}; drop sslmode= from the target URL, or give a target that takes TLS"))?;
     Ok(tcp)
 }
 

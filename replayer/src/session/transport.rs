@@ -1,6 +1,7 @@
 //! The socket a replayed connection runs on: plain TCP, or TLS (rustls on
-//! the `ring` provider) over it when the target's URL asks
-//! (`sslmode=require` in a postgres URL).
+//! the `ring` provider) over it when the target asks (`https://`,
+//! `rediss://`, `sslmode=` in a postgres URL, a recorded upstream that was
+//! TLS).
 //!
 //! The replay loop works by readiness (it waits for the socket to be
 //! readable or writable, then reads or writes without blocking), so TLS is
@@ -9,10 +10,11 @@
 //! and sends what the socket takes, and what it did not take yet is
 //! [`Transport::wants_write`].
 //!
-//! `sslmode=require` means what it means to libpq: encrypted, the server's
-//! certificate not checked (its handshake signatures still are; see
-//! [`tls::unverified_client`]).
+//! How much of the server's certificate is checked is the target's
+//! ([`crate::target::TargetTls`]); a refused certificate is reported with
+//! what was wrong and how to fix it ([`tls::explain_certificate_error`]).
 
+use crate::target::TargetTls;
 use rustls::pki_types::ServerName;
 use rustls::ClientConnection;
 use std::io::{ErrorKind, Read, Write};
@@ -49,25 +51,33 @@ impl Transport {
     }
 
     /// Makes the TLS handshake on `tcp` (the protocol's own negotiation,
-    /// if any, done), for server name `host`.
-    pub async fn tls(tcp: TcpStream, host: &str) -> Result<Transport, String> {
-        let config = tls::unverified_client().map_err(|e| format!("TLS: {e}"))?;
+    /// if any, done), for server name `host`, checked as `tls` says.
+    pub async fn tls(tcp: TcpStream, host: &str, checks: &TargetTls) -> Result<Transport, String> {
         let name = ServerName::try_from(host.to_string()).map_err(|e| format!("TLS: server name {host:?}: {e}"))?;
-        let tls = ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
-        let mut t = Transport { tcp, tls: Some(Box::new(tls)) };
+        let conn = ClientConnection::new(checks.config.clone(), name).map_err(|e| format!("TLS: {e}"))?;
+        let mut t = Transport { tcp, tls: Some(Box::new(conn)) };
+        let failed = |e: &dyn std::fmt::Display| format!("TLS handshake failed ({}): {e}", checks.describe());
         while t.tls.as_ref().is_some_and(|c| c.is_handshaking()) {
-            t.flush().await.map_err(|e| format!("TLS handshake: {e}"))?;
+            t.flush().await.map_err(|e| failed(&e))?;
             if t.tls.as_ref().is_some_and(|c| c.is_handshaking() && c.wants_read()) {
-                t.tcp.readable().await.map_err(|e| format!("TLS handshake: {e}"))?;
-                match t.read_tls() {
-                    Ok(0) => return Err("TLS handshake: the server closed the connection".into()),
+                t.tcp.readable().await.map_err(|e| failed(&e))?;
+                let Some(conn) = &mut t.tls else { break };
+                match conn.read_tls(&mut NonBlocking(&t.tcp)) {
+                    Ok(0) => return Err(failed(&"the server closed the connection")),
                     Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(format!("TLS handshake: {e}")),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(failed(&e)),
+                }
+                if let Err(e) = conn.process_new_packets() {
+                    // Tell the server why (the alert rustls queued), then the user.
+                    let _ = t.flush().await;
+                    let skip = "--insecure (or sslmode=require) to skip the check";
+                    let why = tls::explain_certificate_error(&e, host, "sslrootcert=FILE in the target URL or --cacert FILE", skip);
+                    return Err(failed(&why.unwrap_or_else(|| e.to_string())));
                 }
             }
         }
-        t.flush().await.map_err(|e| format!("TLS handshake: {e}"))?;
+        t.flush().await.map_err(|e| failed(&e))?;
         Ok(t)
     }
 

@@ -156,6 +156,15 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Upstream {
+        Upstream::start_with(None)
+    }
+
+    /// The same upstream in HTTPS, with `tls`'s certificate.
+    pub fn start_tls(tls: Arc<rustls::ServerConfig>) -> Upstream {
+        Upstream::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let version = Arc::new(Mutex::new("v1".to_string()));
@@ -163,16 +172,66 @@ impl Upstream {
         let (v, h) = (version.clone(), hosts.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (v, h) = (v.clone(), h.clone());
-                std::thread::spawn(move || serve(stream, v, h));
+                let (v, h, tls) = (v.clone(), h.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    None => serve(stream, v, h),
+                    Some(config) => {
+                        // A client that refuses the certificate ends here.
+                        let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                        serve(rustls::StreamOwned::new(conn, stream), v, h)
+                    }
+                });
             }
         });
         Upstream { addr, version, hosts }
     }
 }
 
-fn serve(stream: std::net::TcpStream, version: Arc<Mutex<String>>, hosts: Arc<Mutex<Vec<String>>>) {
-    let mut w = stream.try_clone().unwrap();
+/// A test CA and a certificate for `localhost` it signed, in PEM.
+pub struct TestCa {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn localhost() -> TestCa {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        ca.distinguished_name.push(rcgen::DnType::CommonName, "olreplay test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        leaf.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+        let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        TestCa { ca_pem: ca_cert.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    }
+
+    /// The CA's certificate written to `dir/ca.pem`.
+    pub fn ca_file(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, &self.ca_pem).unwrap();
+        path
+    }
+
+    /// A server presenting the `localhost` certificate.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let cert = rustls::pki_types::CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+        Arc::new(config)
+    }
+}
+
+fn serve<S: Read + Write>(stream: S, version: Arc<Mutex<String>>, hosts: Arc<Mutex<Vec<String>>>) {
     let mut r = BufReader::new(stream);
     loop {
         let mut line = String::new();
@@ -205,7 +264,7 @@ fn serve(stream: std::net::TcpStream, version: Arc<Mutex<String>>, hosts: Arc<Mu
         }
         if path == "/early" {
             // Refuses the upload before reading it, and closes.
-            let _ = w.write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo much");
+            let _ = r.get_mut().write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo much");
             return;
         }
         let mut body = vec![0u8; len];
@@ -220,7 +279,8 @@ fn serve(stream: std::net::TcpStream, version: Arc<Mutex<String>>, hosts: Arc<Mu
             ("404 Not Found", b"no such thing".to_vec())
         };
         let head = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n", text.len());
-        if w.write_all(head.as_bytes()).and_then(|_| w.write_all(&text)).is_err() || close {
+        let w = r.get_mut();
+        if w.write_all(head.as_bytes()).and_then(|_| w.write_all(&text)).and_then(|_| w.flush()).is_err() || close {
             return;
         }
     }

@@ -10,7 +10,8 @@
 //! an [`Injector`] on their way, and what is recorded is what was forwarded.
 
 use super::inject::Injector;
-use super::pg_opening::{read_opening, refusal, upstream_tls};
+use super::pg_opening::{read_opening, upstream_tls};
+use super::refusal::refusal;
 use super::tls::{tls_failed, RouteTls};
 use super::profiles::Profile;
 use super::tap::{Note, Tap};
@@ -25,6 +26,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use wire::Direction;
+
+/// How long a refused client's connection is kept to read what it still
+/// sends (see [`End::drain`]).
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 
 /// Read buffer per direction. 16 KiB keeps 1,000 open connections near
 /// 32 MiB of buffers while still moving large bodies in few reads.
@@ -168,11 +173,14 @@ async fn proxy_conn(conn: u64, route: Arc<Route>, tls: RouteTls, front: Option<F
     let mut upstream = match connect_upstream(&route, &tls, connect_timeout).await {
         Ok(upstream) => upstream,
         Err(e) => {
-            // A PostgreSQL client in plaintext or terminated TLS is told
-            // why, rather than left with a bare disconnect.
-            if opening.as_ref().is_some_and(|o| o.tls != format::TlsMode::Passthrough) {
-                let _ = client.write_all(&refusal(&e)).await;
+            // A PostgreSQL or Redis client the proxy speaks to (not
+            // through passed-through TLS) is told why, in its protocol,
+            // rather than left with a bare disconnect.
+            let passthrough = opening.as_ref().is_some_and(|o| o.tls == format::TlsMode::Passthrough);
+            if let Some(message) = refusal(route.protocol, &e).filter(|_| !passthrough) {
+                let _ = client.write_all(&message).await;
                 let _ = client.shutdown().await;
+                client.drain(REFUSAL_LINGER).await;
             }
             return closed(e);
         }
@@ -220,6 +228,26 @@ impl End {
             End::Plain(s) => s.shutdown().await,
             End::Tls(s) => s.shutdown().await,
         }
+    }
+
+    /// Reads and drops what the client sends until it closes, for at most
+    /// `within`: closing a socket with unread bytes resets it, and a reset
+    /// can discard the refusal just sent before the client reads it (a
+    /// Redis client sends its command without waiting for anything).
+    async fn drain(&mut self, within: Duration) {
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(within, async {
+            loop {
+                let n = match self {
+                    End::Plain(s) => s.read(&mut buf).await,
+                    End::Tls(s) => s.read(&mut buf).await,
+                };
+                if !matches!(n, Ok(n) if n > 0) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 

@@ -7,6 +7,8 @@
 //!   declines, accepts or passes on the client's request for TLS (`tls=`)
 //!   and asks the server for its own (`upstream-tls=`).
 //! - [`tls`]: the rustls configurations those use, built per route.
+//! - [`refusal`]: what a PostgreSQL or Redis client is told, in its
+//!   protocol, when its upstream cannot be reached or its TLS fails.
 //! - [`tap`]: what forwarders hand the recorder, through a queue that
 //!   never blocks them (unless `--block` asks it to).
 //! - [`workers`]: the forwarding threads, one single-threaded runtime
@@ -43,6 +45,7 @@ pub mod pg_opening;
 pub mod profiles;
 pub mod progress;
 pub mod recorder;
+pub mod refusal;
 pub mod route;
 pub mod spool;
 pub mod spool_file;

@@ -1,8 +1,8 @@
 //! The opening of a PostgreSQL connection at the proxy: where a client's
 //! request for encryption is answered (`tls=decline`, `tls=terminate`) or
 //! passed on (`tls=passthrough`), before the upstream is connected; the
-//! proxy's own request to the server (`upstream-tls=`); and the
-//! ErrorResponse a client gets when the proxy cannot reach the server.
+//! proxy's own request to the server (`upstream-tls=`). (The ErrorResponse
+//! a client gets when the proxy cannot reach the server is in `refusal`.)
 //!
 //! A PostgreSQL client that may encrypt (libpq's default `sslmode=prefer`,
 //! asyncpg, psycopg) first sends an 8-byte SSLRequest, and perhaps a
@@ -79,14 +79,6 @@ pub async fn upstream_tls(
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
     tls::pg_request_tls(&mut stream).await.map_err(|e| format!("upstream {upstream} {e}; or use upstream-tls=disable"))?;
     connector.connect(name.clone(), stream).await.map_err(|e| super::tls::tls_failed(upstream, name, e))
-}
-
-/// The ErrorResponse that tells a client why the proxy could not connect
-/// it (so that it does not wait, or report a bare disconnect).
-pub fn refusal(reason: &str) -> Vec<u8> {
-    let mut buf = bytes::BytesMut::new();
-    wire::pg::encode::error_response(&mut buf, "FATAL", "08006", &format!("oltrace proxy: {reason}"));
-    buf.to_vec()
 }
 
 /// An SSLRequest or GSSENCRequest: length 8, then the request code.

@@ -12,9 +12,9 @@
 use super::route::{Route, UpstreamTls};
 use anyhow::Context;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use tls::provider;
+use rustls::pki_types::{PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ServerConfig};
+use tls::{provider, read_certs};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -83,34 +83,12 @@ fn server_config(route: &Route) -> anyhow::Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// `upstream-tls=require`: [`tls::unverified_client`]; `verify-full`: the
-/// chain against `ca` (else the system's roots) and the host name.
+/// `upstream-tls=require`: encrypted, not checked; `verify-full`: the
+/// chain against `ca` (else the system's roots) and the host name. Built by
+/// [`tls::client_config`], which olreplay's TLS targets use too.
 fn client_config(mode: UpstreamTls, ca: Option<&Path>) -> anyhow::Result<Arc<ClientConfig>> {
-    if mode == UpstreamTls::Require {
-        return Ok(tls::unverified_client()?);
-    }
-    let mut roots = RootCertStore::empty();
-    match ca {
-        Some(file) => {
-            for cert in read_certs(file)? {
-                roots.add(cert).with_context(|| format!("{}: not a CA certificate", file.display()))?;
-            }
-        }
-        None => {
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            anyhow::ensure!(!roots.is_empty(), "no system CA certificates found; give upstream-ca=FILE");
-        }
-    }
-    let config = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?.with_root_certificates(roots).with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| anyhow::anyhow!("cannot read certificates from {}: {e}", path.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "{}: no PEM certificate in it", path.display());
-    Ok(certs)
+    let verify = if mode == UpstreamTls::Require { tls::Verify::Nothing } else { tls::Verify::Full };
+    tls::client_config(verify, ca, "upstream-ca=FILE")
 }
 
 fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
