@@ -43,7 +43,50 @@ pub fn merged_header(tool: &str, headers: &[&Header]) -> (Header, Vec<(u64, u16)
     header.anchor_unix_ns = anchor;
     header.sources = sources;
     header.meta.insert("merged_from".into(), headers.len().to_string());
+    if let Some(routes) = merged_routes(headers) {
+        header.meta.insert("routes".into(), routes);
+    }
+    header.redaction = merged_redaction(headers);
     (header, plan)
+}
+
+/// The inputs' `routes` (see [`Header::routes`]), each once, where no two
+/// inputs give one route name different upstreams or options: olreplay
+/// meets a recorded TLS upstream in TLS again by them. Where two do, the
+/// route names no longer say which was meant, and none is kept.
+fn merged_routes(headers: &[&Header]) -> Option<String> {
+    let mut by_name: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for h in headers {
+        for route in h.meta.get("routes").map(|r| r.split_whitespace()).into_iter().flatten() {
+            let name = route.split_once('=').map_or(route, |(n, _)| n);
+            if *by_name.entry(name).or_insert(route) != route {
+                return None;
+            }
+        }
+    }
+    (!by_name.is_empty()).then(|| by_name.into_values().collect::<Vec<_>>().join(" "))
+}
+
+/// What the merged records can be said to have blanked: what every input
+/// blanked. `None` (not known) where an input does not say.
+fn merged_redaction(headers: &[&Header]) -> Option<crate::Redaction> {
+    let all: Vec<&crate::Redaction> = headers.iter().map(|h| h.redaction.as_ref()).collect::<Option<_>>()?;
+    let (first, rest) = all.split_first()?;
+    let mut merged = (*first).clone();
+    for r in rest {
+        merged.enabled &= r.enabled;
+        merged.rules_version = merged.rules_version.min(r.rules_version);
+        merged.fields.retain(|f| r.fields.contains(f));
+        merged.headers.retain(|f| r.headers.contains(f));
+        for (mine, theirs) in [(&mut merged.kept, &r.kept), (&mut merged.by, &r.by)] {
+            for x in theirs {
+                if !mine.contains(x) {
+                    mine.push(x.clone());
+                }
+            }
+        }
+    }
+    Some(merged)
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -208,6 +251,36 @@ pub fn merge<R: Read, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_and_redaction_of_merged_inputs() {
+        let mut a = Header::new("oltrace", "w1");
+        let mut b = Header::new("oltrace", "w2");
+        a.meta.insert("routes".into(), "redis:0=127.0.0.1:6379 rediss:16380=db:6380,upstream-tls=verify-full".into());
+        b.meta.insert("routes".into(), "rediss:16380=db:6380,upstream-tls=verify-full postgres:15432=db:5432".into());
+        let (merged, _) = merged_header("oltrace merge", &[&a, &b]);
+        let names: Vec<String> = merged.routes().into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["postgres:15432", "redis:0", "rediss:16380"]);
+        // One name, two upstreams: which one a connection went to is lost.
+        b.meta.insert("routes".into(), "redis:0=10.0.0.9:6379".into());
+        assert!(merged_header("oltrace merge", &[&a, &b]).0.routes().is_empty());
+
+        assert_eq!(merged.redaction, None, "an input that does not say");
+        let rules = |fields: &[&str], by: &str| crate::Redaction {
+            enabled: true,
+            rules_version: 2,
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            headers: vec!["authorization".into()],
+            kept: vec![],
+            by: vec![by.into()],
+        };
+        a.redaction = Some(rules(&["password", "token"], "oltrace proxy"));
+        b.redaction = Some(rules(&["password", "ssn"], "oltrace redact"));
+        let r = merged_header("oltrace merge", &[&a, &b]).0.redaction.unwrap();
+        assert_eq!((r.enabled, r.fields, r.by), (true, vec!["password".to_string()], vec!["oltrace proxy".to_string(), "oltrace redact".to_string()]));
+        b.redaction = Some(crate::Redaction { enabled: false, ..crate::Redaction::default() });
+        assert!(!merged_header("oltrace merge", &[&a, &b]).0.redaction.unwrap().enabled);
+    }
     use crate::record::{Body, Exchange, ExchangeStatus};
     use crate::{ExchangeSummary, HttpExchange, WriterOptions};
 
