@@ -7,6 +7,10 @@
 //!   (the handshake's signatures are still checked).
 //! - [`pg_request_tls`]: PostgreSQL's SSLRequest and the server's one-byte
 //!   answer, before the handshake.
+//! - [`ca`]: the interception CA (`oltrace ca init`, `--tls-intercept`):
+//!   its files, and the per-host certificates it signs, cached.
+
+pub mod ca;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;

@@ -89,20 +89,28 @@ fn client_config(mode: UpstreamTls, ca: Option<&Path>) -> anyhow::Result<Arc<Cli
     if mode == UpstreamTls::Require {
         return Ok(tls::unverified_client()?);
     }
-    let mut roots = RootCertStore::empty();
-    match ca {
-        Some(file) => {
-            for cert in read_certs(file)? {
-                roots.add(cert).with_context(|| format!("{}: not a CA certificate", file.display()))?;
-            }
-        }
-        None => {
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            anyhow::ensure!(!roots.is_empty(), "no system CA certificates found; give upstream-ca=FILE");
-        }
-    }
+    let roots = match ca {
+        Some(file) => roots(&[file], false)?,
+        None => roots(&[], true).context("give upstream-ca=FILE")?,
+    };
     let config = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?.with_root_certificates(roots).with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// The CA certificates in `files` (PEM), and with `system` the system's
+/// (as OpenSSL finds them: `SSL_CERT_FILE`, `/etc/ssl/certs`...).
+pub(super) fn roots(files: &[&Path], system: bool) -> anyhow::Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    if system {
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        anyhow::ensure!(!roots.is_empty(), "no system CA certificates found (Debian: install ca-certificates)");
+    }
+    for file in files {
+        for cert in read_certs(file)? {
+            roots.add(cert).with_context(|| format!("{}: not a CA certificate", file.display()))?;
+        }
+    }
+    Ok(roots)
 }
 
 fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
