@@ -735,7 +735,7 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         None => (wrap && has_http_route).then_some(tracer::proxy::profiles::Profile::Auto),
     };
     config.forward_proxy = i.forward_proxy;
-    config.intercept = i.tls_intercept.then(|| tracer::proxy::intercept::InterceptOptions {
+    config.intercept = i.tls_intercept.then_some(tracer::proxy::intercept::InterceptOptions {
         ca_dir: i.ca_dir,
         passthrough: i.tls_passthrough,
         upstream_ca: i.upstream_ca,

@@ -24,7 +24,7 @@
 
 use super::forward::{relay, send_first};
 use super::inject::Injector;
-use super::intercept::Intercept;
+use super::intercept::{Intercept, Tunnel};
 use super::tap::{Note, Tap};
 use super::workers::{adopt, Workers};
 use std::net::SocketAddr;
@@ -182,7 +182,8 @@ async fn serve(
                 return;
             }
             if let Some(intercept) = &intercept {
-                return intercept.serve(conn, open, client, buf[head_len..].to_vec(), upstream, &server, &tap).await;
+                let tunnel = Tunnel { conn, client, early: buf[head_len..].to_vec(), upstream, server: server.clone() };
+                return intercept.serve(tunnel, open, &tap).await;
             }
             &buf[head_len..]
         }

@@ -120,11 +120,11 @@ impl Intercept {
         })
     }
 
-    /// Serves a CONNECT tunnel the client was told is established: `early`
-    /// holds what the client sent after its CONNECT head, `upstream` is the
-    /// server's connection. `open` records the connection once it is known
-    /// what it is.
-    pub(super) async fn serve(&self, conn: u64, open: impl FnOnce(Protocol, Option<format::TlsMode>), client: TcpStream, early: Vec<u8>, mut upstream: TcpStream, server: &str, tap: &Tap) {
+    /// Serves a CONNECT tunnel the client was told is established. `open`
+    /// records the connection once it is known what it is.
+    pub(super) async fn serve(&self, tunnel: Tunnel, open: impl FnOnce(Protocol, Option<format::TlsMode>), tap: &Tap) {
+        let Tunnel { conn, client, early, mut upstream, server } = tunnel;
+        let server = server.as_str();
         let closed = |error: String| tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: 0, bytes_to_client: 0, error: Some(error) });
         if !starts_with_tls(&client, &early, &upstream).await {
             // Not TLS from the client: an opaque tunnel, as without
@@ -148,7 +148,7 @@ impl Intercept {
         };
         // The name the client will check the certificate against.
         let name = start.client_hello().server_name().unwrap_or(host_of(server)).to_string();
-        let config = match self.ca.host_cert(&name).map_err(|e| anyhow::anyhow!(e)).and_then(|cert| server_config(cert)) {
+        let config = match self.ca.host_cert(&name).map_err(|e| anyhow::anyhow!(e)).and_then(server_config) {
             Ok(config) => config,
             Err(e) => return closed(format!("client TLS: {e:#}")),
         };
@@ -178,6 +178,18 @@ impl Intercept {
         };
         relay(conn, Box::new(tokio_rustls::TlsStream::from(client)), Box::new(tokio_rustls::TlsStream::from(upstream)), None, false, 0, tap).await;
     }
+}
+
+/// A CONNECT tunnel, answered `200 Connection Established`.
+pub(super) struct Tunnel {
+    pub conn: u64,
+    pub client: TcpStream,
+    /// What the client sent after its CONNECT head.
+    pub early: Vec<u8>,
+    /// The server's connection.
+    pub upstream: TcpStream,
+    /// The CONNECT target, `host:port`.
+    pub server: String,
 }
 
 /// Whether the client starts with TLS: the first byte it sent (with its

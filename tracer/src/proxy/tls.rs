@@ -98,18 +98,19 @@ fn client_config(mode: UpstreamTls, ca: Option<&Path>) -> anyhow::Result<Arc<Cli
 }
 
 /// The CA certificates in `files` (PEM), and with `system` the system's
-/// (as OpenSSL finds them: `SSL_CERT_FILE`, `/etc/ssl/certs`...).
+/// (as OpenSSL finds them: `SSL_CERT_FILE`, `/etc/ssl/certs`...); an error
+/// when that makes none.
 pub(super) fn roots(files: &[&Path], system: bool) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     if system {
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        anyhow::ensure!(!roots.is_empty(), "no system CA certificates found (Debian: install ca-certificates)");
     }
     for file in files {
         for cert in read_certs(file)? {
             roots.add(cert).with_context(|| format!("{}: not a CA certificate", file.display()))?;
         }
     }
+    anyhow::ensure!(!roots.is_empty(), "no system CA certificates found (Debian: install ca-certificates)");
     Ok(roots)
 }
 
