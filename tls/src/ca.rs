@@ -68,13 +68,42 @@ pub fn exists(dir: &Path) -> bool {
 /// clients may trust it already, and a new one makes them distrust every
 /// certificate the old one signed.
 pub fn init(dir: &Path, force: bool) -> Result<(), String> {
-    if exists(dir) && !force {
-        return Err(format!(
-            "a CA already exists in {} ({CERT_FILE}, {KEY_FILE}); clients may trust it already. Give --force to replace it (clients must then be told to trust the new {CERT_FILE})",
-            dir.display()
-        ));
-    }
+    locked(dir, || {
+        if exists(dir) && !force {
+            return Err(format!(
+                "a CA already exists in {} ({CERT_FILE}, {KEY_FILE}); clients may trust it already. Give --force to replace it (clients must then be told to trust the new {CERT_FILE})",
+                dir.display()
+            ));
+        }
+        make(dir)
+    })
+}
+
+/// Makes a CA in `dir` unless there is one; true when it made one. Two
+/// processes starting at once make one CA between them, not a key from one
+/// and a certificate from the other.
+pub fn init_if_missing(dir: &Path) -> Result<bool, String> {
+    locked(dir, || if exists(dir) { Ok(false) } else { make(dir).map(|_| true) })
+}
+
+/// Runs `f` holding an exclusive lock on `dir` (a `flock` on `dir/.lock`,
+/// released when the process ends however it ends), creating `dir` with
+/// mode 0700 first if it is missing.
+fn locked<T>(dir: &Path, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    use std::os::fd::AsRawFd;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(".lock");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; it is released when
+    // `lock` is closed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!("cannot lock {}: {}", path.display(), std::io::Error::last_os_error()));
+    }
+    f()
+}
+
+/// Writes a new CA's key and certificate into `dir` (the caller holds the lock).
+fn make(dir: &Path) -> Result<(), String> {
     let key = KeyPair::generate().map_err(|e| format!("cannot make a key: {e}"))?;
     let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
@@ -99,7 +128,9 @@ pub fn init(dir: &Path, force: bool) -> Result<(), String> {
 /// over it, so a reader never sees half a file and the mode is right from
 /// the first byte.
 fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let _ = std::fs::remove_file(&tmp);
     let written = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
@@ -293,5 +324,18 @@ mod tests {
         std::fs::set_permissions(other.join(KEY_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(Ca::load(&other).unwrap_err().contains("chmod 600"));
         assert!(Ca::load(&tmp.path().join("none")).unwrap_err().contains("oltrace ca init"));
+    }
+
+    #[test]
+    fn processes_starting_at_once_make_one_ca() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        let made: Vec<bool> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..4).map(|_| s.spawn(|| init_if_missing(&dir).unwrap())).collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(made.iter().filter(|m| **m).count(), 1, "{made:?}");
+        Ca::load(&dir).unwrap();
+        assert_eq!(std::fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

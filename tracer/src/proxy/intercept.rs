@@ -79,8 +79,7 @@ impl Intercept {
             Some(dir) => dir.clone(),
             None => tls::ca::default_dir().map_err(|e| anyhow::anyhow!("--tls-intercept: {e}"))?,
         };
-        if !tls::ca::exists(&dir) {
-            tls::ca::init(&dir, false).map_err(|e| anyhow::anyhow!("--tls-intercept: {e}"))?;
+        if tls::ca::init_if_missing(&dir).map_err(|e| anyhow::anyhow!("--tls-intercept: {e}"))? {
             eprintln!(
                 "oltrace: made a CA for --tls-intercept in {} (as `oltrace ca init` would): clients must trust {} (oltrace wrap points its command at it)",
                 dir.display(),
