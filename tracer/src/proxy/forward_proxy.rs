@@ -177,6 +177,9 @@ async fn serve(
         }
         Target::Tunnel(_) => {
             if let Err(e) = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await {
+                if intercept.is_some() {
+                    open(Protocol::Tcp, None);
+                }
                 let error = Some(format!("client write: {e}"));
                 tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: 0, bytes_to_client: 0, error });
                 return;
