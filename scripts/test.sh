@@ -20,7 +20,9 @@ need=()
 # python3 also runs the demo application (traces/demo/, tracer/tests/demo_app.rs);
 # chromium: olanalyze's HTML report is checked in a real headless browser.
 # tcpdump, tshark: oltrace import is checked against real captures and tshark's counts.
-for pkg in libpcap-dev pkg-config postgresql postgresql-client redis-tools redis-server curl wrk openssl python3 chromium tcpdump tshark; do
+# ca-certificates: --tls-intercept verifies upstreams against the system's CAs
+# (tracer/tests/tls_intercept.rs; its Node client uses undici, from conformance/).
+for pkg in libpcap-dev pkg-config postgresql postgresql-client redis-tools redis-server curl wrk openssl python3 chromium tcpdump tshark ca-certificates; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # The PostgreSQL drivers the tests run with their default settings.

@@ -19,8 +19,8 @@ pub const MAGIC: &[u8; 8] = b"OLTRACE\n";
 /// Readers refuse a file whose major version is newer than this.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Bumped for additions older readers can skip (new record kinds, fields).
-/// 1.2 added [`Header::redaction`].
-pub const FORMAT_MINOR: u16 = 2;
+/// 1.2 added [`Header::redaction`]; 1.3 the `intercepted` TLS mode.
+pub const FORMAT_MINOR: u16 = 3;
 const MAX_HEADER: usize = 1 << 20;
 
 /// Who wrote a trace, where and when.

@@ -110,6 +110,11 @@ small_enum! {
         /// The proxy accepted the client's TLS with its own certificate and
         /// recorded the plaintext.
         Terminated = 3 => "terminated",
+        /// A forward proxy's CONNECT tunnel, intercepted (`--tls-intercept`):
+        /// the client's TLS accepted with a certificate for its host that
+        /// the proxy's own CA signed, the server met with the proxy's own
+        /// TLS, and the HTTP between them recorded as plaintext.
+        Intercepted = 4 => "intercepted",
     }
 }
 

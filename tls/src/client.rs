@@ -49,7 +49,10 @@ pub fn client_config(verify: Verify, ca: Option<&Path>, ca_hint: &str) -> anyhow
     if verify == Verify::Nothing {
         return Ok(unverified_client()?);
     }
-    let roots = Arc::new(roots(ca, ca_hint)?);
+    let roots = Arc::new(match ca {
+        Some(file) => root_store(&[file], false, ca_hint)?,
+        None => root_store(&[], true, ca_hint)?,
+    });
     let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let config = match verify {
         Verify::Full => builder.with_root_certificates(roots).with_no_client_auth(),
@@ -68,20 +71,21 @@ pub fn unverified_client() -> Result<Arc<ClientConfig>, rustls::Error> {
     Ok(Arc::new(config))
 }
 
-/// The CA certificates of `ca`, or the system's.
-fn roots(ca: Option<&Path>, ca_hint: &str) -> anyhow::Result<RootCertStore> {
+/// The CA certificates in the PEM `files`, and with `system` the
+/// system's (as OpenSSL finds them: `SSL_CERT_FILE`, `/etc/ssl/certs`...);
+/// an error when that makes none, with `ca_hint`, how a CA file is given
+/// where this is used.
+pub fn root_store(files: &[&Path], system: bool, ca_hint: &str) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
-    match ca {
-        Some(file) => {
-            for cert in read_certs(file)? {
-                roots.add(cert).with_context(|| format!("{}: not a CA certificate", file.display()))?;
-            }
-        }
-        None => {
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            anyhow::ensure!(!roots.is_empty(), "no system CA certificates found; give {ca_hint}");
+    if system {
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    }
+    for file in files {
+        for cert in read_certs(file)? {
+            roots.add(cert).with_context(|| format!("{}: not a CA certificate", file.display()))?;
         }
     }
+    anyhow::ensure!(!roots.is_empty(), "no system CA certificates found (Debian: install ca-certificates); give {ca_hint}");
     Ok(roots)
 }
 

@@ -9,10 +9,14 @@
 //!   certificate errors explained with their fix.
 //! - [`pg_request_tls`]: PostgreSQL's SSLRequest and the server's one-byte
 //!   answer, before the handshake.
+//! - [`ca`]: the interception CA (`oltrace ca init`, `--tls-intercept`):
+//!   its files, and the per-host certificates it signs, cached.
+
+pub mod ca;
 
 pub mod client;
 
-pub use client::{client_config, explain_certificate_error, read_certs, unverified_client, Verify};
+pub use client::{client_config, explain_certificate_error, read_certs, root_store, unverified_client, Verify};
 
 use rustls::crypto::CryptoProvider;
 use std::sync::Arc;

@@ -209,6 +209,7 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         allow_plaintext_listen: flags.allow_plaintext_listen || file.allow_plaintext_listen.unwrap_or(false),
         // Set from their own flags by the caller (not in the file yet).
         forward_proxy: None,
+        intercept: None,
         invocations: None,
         fronts: Vec::new(),
         inject_traceparent: false,

@@ -17,6 +17,8 @@
 //! - [`config`]: `--config FILE`, the recording options as TOML.
 //! - [`proxy`]: `oltrace proxy`, recording proxies (routes, forwarding
 //!   threads, the spool and the recorder).
+//! - [`ca_cmd`]: `oltrace ca`, the CA that `--tls-intercept` signs its
+//!   per-host certificates with.
 //! - [`recover`]: `oltrace recover`, decoding the spool a killed
 //!   recording left (`TRACE.spool`) into its trace.
 //! - [`redact_cmd`]: `oltrace redact`, a trace rewritten with secrets
@@ -35,6 +37,7 @@
 //!   tagged with their invocation ([`log_join`] decides which).
 //! - [`progress`]: the records-read progress bar of `export` and `logs`.
 
+pub mod ca_cmd;
 pub mod cat;
 pub mod config;
 pub mod export;

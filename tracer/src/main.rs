@@ -63,6 +63,46 @@ enum Command {
     /// stream, lambda and invocation
     #[command(after_help = LOGS_HELP)]
     Logs(LogsArgs),
+    /// The CA that `--tls-intercept` signs per-host certificates with:
+    /// make it, or find it
+    #[command(subcommand)]
+    Ca(CaArgs),
+}
+
+const CA_HELP: &str = "\
+DIR defaults to $OLTRACE_CA_DIR, else $XDG_CONFIG_HOME/oltrace/ca, else ~/.config/oltrace/ca
+(what --tls-intercept uses without --ca-dir). See docs/recording.md, \"Intercepting HTTPS\".
+
+Exit codes:
+  0  done
+  2  error: a CA exists already (init without --force), no CA (path, show), unreadable or
+     unwritable files, a key others can read";
+
+#[derive(Subcommand)]
+enum CaArgs {
+    /// Make a CA: DIR/ca.pem (the certificate clients trust) and DIR/ca.key
+    /// (mode 0600, in a directory made 0700); prints how to trust it
+    #[command(after_help = CA_HELP)]
+    Init {
+        /// Where to put it
+        dir: Option<PathBuf>,
+        /// Replace a CA that exists (clients that trusted it must be told
+        /// to trust the new one)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the path of the CA certificate (e.g. curl --cacert \"$(oltrace ca path)\")
+    #[command(after_help = CA_HELP)]
+    Path {
+        /// Where the CA is
+        dir: Option<PathBuf>,
+    },
+    /// Print the CA certificate (PEM)
+    #[command(after_help = CA_HELP)]
+    Show {
+        /// Where the CA is
+        dir: Option<PathBuf>,
+    },
 }
 
 const REDACT_HELP: &str = "\
@@ -352,7 +392,10 @@ With an http route (the gateway's way in), each request the platform profile nam
 (--invocations, default auto: /run/NAME, OpenWhisk, AWS, Azure paths) is an invocation, and
 the worker's queries and calls are attributed to it (traceparent, sqlcommenter, or the only
 invocation in flight). --forward-proxy 0 also records outbound HTTP: HTTP_PROXY and
-HTTPS_PROXY (and lower-case) point at it. See docs/recording.md.
+HTTPS_PROXY (and lower-case) point at it. With --tls-intercept, HTTPS through it is decrypted
+and recorded too: SSL_CERT_FILE, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE name a bundle of what
+each named before (else the system's CAs) plus oltrace's CA, NODE_EXTRA_CA_CERTS the CA (plus
+the file it named). See docs/recording.md.
 
 Exit codes: the command's own (128+N if signal N ended it); 2 if oltrace itself failed.";
 
@@ -362,6 +405,8 @@ Examples:
   psql -h 127.0.0.1 -p 15432 ...   # then Ctrl-C the proxy: it drains, flushes and prints a summary
   oltrace proxy -o trace.mp --route http:18080=127.0.0.1:8080 --invocations openlambda --inject-traceparent
   oltrace proxy -o trace.mp --forward-proxy 3128   # curl -x http://127.0.0.1:3128 http://...
+  oltrace proxy -o trace.mp --forward-proxy 3128 --tls-intercept --tls-passthrough pinned.example
+  curl --cacert \"$(oltrace ca path)\" -x http://127.0.0.1:3128 https://api.example/   # decrypted, recorded as HTTP
 
 LISTEN is a port (bound on 127.0.0.1) or ip:port; port 0 picks a free one (printed on stderr).
 Route options follow the upstream, comma separated (postgres routes):
@@ -599,6 +644,29 @@ struct InvocationArgs {
     /// HTTPS_PROXY (and lower-case) for the command
     #[arg(long, value_name = "LISTEN", value_parser = parse_listen)]
     forward_proxy: Option<std::net::SocketAddr>,
+    /// Decrypt the forward proxy's CONNECT tunnels (HTTPS) with per-host
+    /// certificates from oltrace's CA, and record the HTTP inside (the CA
+    /// is made at first use, see `oltrace ca init`). `wrap` points
+    /// SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and
+    /// NODE_EXTRA_CA_CERTS at it for the command
+    #[arg(long, requires = "forward_proxy")]
+    tls_intercept: bool,
+    /// The CA's directory [default: $OLTRACE_CA_DIR, else
+    /// $XDG_CONFIG_HOME/oltrace/ca, else ~/.config/oltrace/ca]
+    #[arg(long, value_name = "DIR", requires = "tls_intercept")]
+    ca_dir: Option<PathBuf>,
+    /// Leave tunnels to HOST opaque, e.g. hosts whose clients pin their
+    /// certificates (repeatable; *.example.com: every name under it)
+    #[arg(long = "tls-passthrough", value_name = "HOST", requires = "tls_intercept")]
+    tls_passthrough: Vec<String>,
+    /// Also trust the CA certificates in FILE (PEM) when verifying
+    /// intercepted upstreams, besides the system's (repeatable)
+    #[arg(long = "upstream-ca", value_name = "FILE", requires = "tls_intercept")]
+    upstream_ca: Vec<PathBuf>,
+    /// Do not verify intercepted upstreams' certificates at all (anyone on
+    /// the path can then read and change the traffic; for tests only)
+    #[arg(long, requires = "tls_intercept", conflicts_with = "upstream_ca")]
+    upstream_insecure: bool,
     /// The http routes front a worker: record each request as an invocation
     /// named by this platform profile: openlambda (/run/NAME), openwhisk,
     /// aws, azure, auto (the first that matches), NAME=REGEX (a capture
@@ -672,6 +740,12 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         None => (wrap && has_http_route).then_some(tracer::proxy::profiles::Profile::Auto),
     };
     config.forward_proxy = i.forward_proxy;
+    config.intercept = i.tls_intercept.then_some(tracer::proxy::intercept::InterceptOptions {
+        ca_dir: i.ca_dir,
+        passthrough: i.tls_passthrough,
+        upstream_ca: i.upstream_ca,
+        upstream_insecure: i.upstream_insecure,
+    });
     config.fronts = i.fronts;
     config.inject_traceparent = i.inject_traceparent;
     Ok(config)
@@ -732,6 +806,14 @@ fn main() -> ExitCode {
                 color: !a.json && tracer::logs::LogsConfig::color_default(),
             };
             tracer::logs::run(&config, &mut std::io::BufWriter::new(std::io::stdout().lock()))
+        }
+        Command::Ca(a) => {
+            let command = match a {
+                CaArgs::Init { dir, force } => tracer::ca_cmd::CaCommand::Init { dir, force },
+                CaArgs::Path { dir } => tracer::ca_cmd::CaCommand::Path { dir },
+                CaArgs::Show { dir } => tracer::ca_cmd::CaCommand::Show { dir },
+            };
+            tracer::ca_cmd::run(&command, &mut std::io::stdout())
         }
         Command::Recover(a) => tracer::recover::run(&tracer::recover::RecoverConfig { trace: a.trace }),
         Command::Redact(a) => tracer::redact_cmd::run(&tracer::redact_cmd::RedactConfig {

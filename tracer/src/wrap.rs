@@ -11,6 +11,7 @@ use crate::proxy::tap::{Note, Tap};
 use crate::proxy::{start_recording, start_routes, ProxyConfig};
 use crate::Outcome;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 pub struct WrapConfig {
@@ -64,6 +65,60 @@ pub fn forward_proxy_environment(addr: SocketAddr) -> Vec<(String, String)> {
     ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"].iter().map(|k| (k.to_string(), url.clone())).collect()
 }
 
+/// The variables that name the CA certificates TLS clients trust: OpenSSL
+/// and Go (`SSL_CERT_FILE`), Python requests (`REQUESTS_CA_BUNDLE`), curl
+/// (`CURL_CA_BUNDLE`). Each replaces its client's trust store, so each gets
+/// a bundle: what it named before (the user's value, else the system's
+/// bundle) followed by the proxy's CA, so that hosts left alone
+/// (`--tls-passthrough`) still verify with their real certificates.
+pub const CA_BUNDLE_VARS: [&str; 3] = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];
+
+/// With `--tls-intercept`: the worker's TLS clients trust the proxy's CA
+/// (`ca_pem`) as well as everything they trusted before. A variable the
+/// user set is extended, never dropped: its bundle is its file plus the
+/// CA. `NODE_EXTRA_CA_CERTS` adds to Node's own roots, so it names the CA
+/// alone (or the user's file plus the CA). Bundles are written in `dir`;
+/// `system` is the system's bundle, if there is one.
+pub fn ca_environment(ca_pem: &Path, dir: &Path, system: Option<&Path>, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Vec<(String, String)>> {
+    let ca = std::fs::read(ca_pem).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", ca_pem.display()))?;
+    // One bundle per distinct base file.
+    let mut bundles: Vec<(Option<PathBuf>, PathBuf)> = Vec::new();
+    let mut bundle_of = |base: Option<PathBuf>| -> anyhow::Result<PathBuf> {
+        if let Some((_, made)) = bundles.iter().find(|(b, _)| *b == base) {
+            return Ok(made.clone());
+        }
+        let mut text = match &base {
+            Some(file) => std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {} to add the CA to it: {e}", file.display()))?,
+            None => Vec::new(),
+        };
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(&ca);
+        let made = dir.join(format!("ca-bundle-{}.pem", bundles.len()));
+        std::fs::write(&made, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", made.display()))?;
+        bundles.push((base, made.clone()));
+        Ok(made)
+    };
+    let mut env = Vec::new();
+    for var in CA_BUNDLE_VARS {
+        let base = get(var).map(PathBuf::from).or_else(|| system.map(Path::to_path_buf));
+        env.push((var.to_string(), bundle_of(base)?.display().to_string()));
+    }
+    let node = match get("NODE_EXTRA_CA_CERTS") {
+        Some(file) => bundle_of(Some(PathBuf::from(file)))?,
+        None => ca_pem.to_path_buf(),
+    };
+    env.push(("NODE_EXTRA_CA_CERTS".into(), node.display().to_string()));
+    Ok(env)
+}
+
+/// The system's CA bundle, as OpenSSL finds it (`/etc/ssl/certs/ca-certificates.crt`
+/// on Debian).
+pub fn system_ca_bundle() -> Option<PathBuf> {
+    openssl_probe::probe().cert_file.filter(|f| f.is_file())
+}
+
 /// `scheme://[user[:pass]@]host[:port][/rest]` with `host[:port]` replaced
 /// by `hostport`; `None` when `url` has no `scheme://`.
 fn replace_authority(url: &str, hostport: &str) -> Option<String> {
@@ -82,11 +137,20 @@ pub fn run(config: &WrapConfig) -> anyhow::Result<Outcome> {
     // forwarding threads.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = runtime.block_on(async {
-        let routes = start_routes(&config.proxy, &recording.tap).await?;
+        let routes = start_routes(&config.proxy, &recording).await?;
         let logs = crate::logfollow::LogFiles::start(&config.proxy.logs, &recording.tap);
         let named: Vec<_> = config.proxy.routes.iter().zip(&routes.addrs).map(|(r, a)| (r.protocol, r.name.clone(), *a)).collect();
         let mut env = route_environment(&named, |k| std::env::var(k).ok());
         env.extend(routes.forward_proxy.map(forward_proxy_environment).unwrap_or_default());
+        // Kept until the command ends: the CA bundles it reads.
+        let bundles = tempfile::Builder::new().prefix("oltrace-ca-").tempdir()?;
+        if let Some(intercept) = &recording.intercept {
+            let system = system_ca_bundle();
+            if system.is_none() {
+                eprintln!("oltrace: warning: no system CA bundle found: the command trusts only oltrace's CA, so --tls-passthrough hosts will fail to verify");
+            }
+            env.extend(ca_environment(&intercept.ca_cert(), bundles.path(), system.as_deref(), |k| std::env::var(k).ok().filter(|v| !v.is_empty()))?);
+        }
         // Before the command starts: a signal that came between its start
         // and these handlers would end oltrace and leave it running.
         let signals = Signals::new()?;
@@ -105,6 +169,7 @@ pub fn run(config: &WrapConfig) -> anyhow::Result<Outcome> {
         let _ = err.await;
         logs.stop().await;
         routes.stop().await;
+        drop(bundles);
         anyhow::Ok(status)
     });
     drop(runtime);
@@ -177,6 +242,32 @@ mod tests {
         assert_eq!(replace_authority("redis://cache:6379", "127.0.0.1:40002").unwrap(), "redis://127.0.0.1:40002");
         assert_eq!(replace_authority("redis://:secret@cache/2", "127.0.0.1:1").unwrap(), "redis://:secret@127.0.0.1:1/2");
         assert_eq!(replace_authority("not a url", "x:1"), None);
+    }
+
+    #[test]
+    fn ca_variables_extend_what_was_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let (ca, system, mine) = (file("ca.pem", "CA\n"), file("system.pem", "SYSTEM"), file("mine.pem", "MINE\n"));
+        let out = tempfile::tempdir().unwrap();
+        let mine_text = mine.display().to_string();
+        let env = ca_environment(&ca, out.path(), Some(&system), |k| (k == "REQUESTS_CA_BUNDLE").then(|| mine_text.clone())).unwrap();
+        let read = |k: &str| read_of(&env, k);
+        assert_eq!(read("SSL_CERT_FILE"), "SYSTEM\nCA\n");
+        assert_eq!(read("CURL_CA_BUNDLE"), "SYSTEM\nCA\n");
+        assert_eq!(read("REQUESTS_CA_BUNDLE"), "MINE\nCA\n", "the user's own bundle is kept, the CA added");
+        assert_eq!(env.iter().find(|(n, _)| n == "NODE_EXTRA_CA_CERTS").unwrap().1, ca.display().to_string(), "additive: the CA alone");
+        assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 2, "one bundle per distinct base");
+        let env = ca_environment(&ca, out.path(), None, |_| None).unwrap();
+        assert_eq!(read_of(&env, "SSL_CERT_FILE"), "CA\n", "no system bundle: the CA alone");
+    }
+
+    fn read_of(env: &[(String, String)], k: &str) -> String {
+        std::fs::read_to_string(&env.iter().find(|(n, _)| n == k).unwrap().1).unwrap()
     }
 
     #[test]

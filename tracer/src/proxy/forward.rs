@@ -111,7 +111,7 @@ fn fd_advice(e: &std::io::Error) -> &'static str {
 
 /// Prints `line` on stderr, at most once a second (a condition that
 /// repeats, such as running out of descriptors, is said, not streamed).
-fn log_now_and_then(line: &str) {
+pub(super) fn log_now_and_then(line: &str) {
     static LAST: AtomicU64 = AtomicU64::new(0);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if LAST.swap(now, Ordering::Relaxed) != now {
@@ -433,7 +433,7 @@ impl Halves for TcpStream {
     }
 }
 
-impl Halves for Box<tokio_rustls::TlsStream<TcpStream>> {
+impl<T: AsyncRead + AsyncWrite + Unpin> Halves for Box<tokio_rustls::TlsStream<T>> {
     type Read = tokio::io::ReadHalf<Self>;
     type Write = tokio::io::WriteHalf<Self>;
     fn halves(self) -> (Self::Read, Self::Write) {

@@ -16,20 +16,23 @@
 //!   connection, as HTTP clients do when a reused connection closes.
 //! - `CONNECT host:port`: the proxy connects, answers `200 Connection
 //!   Established`, and relays the tunnel, recorded as an opaque `tcp`
-//!   connection whose server is the target (what is inside is usually TLS).
+//!   connection whose server is the target (what is inside is usually TLS);
+//!   with `--tls-intercept`, [`super::intercept`] decrypts it instead, but
+//!   for `--tls-passthrough` hosts.
 //! - anything else gets a `400` naming what is accepted; an unreachable
 //!   target gets a `502`, and the trace a `conn_close` saying why.
 
 use super::forward::{relay, send_first};
 use super::inject::Injector;
+use super::intercept::{Intercept, Tunnel};
 use super::tap::{Note, Tap};
 use super::workers::{adopt, Workers};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use wire::Protocol;
 
@@ -88,15 +91,25 @@ pub async fn accept_loop(
     tasks: &mut JoinSet<()>,
     stop: tokio::sync::watch::Receiver<bool>,
     connect_timeout: Duration,
+    intercept: Option<Arc<Intercept>>,
 ) {
     let label = name.to_string();
     super::forward::accept_until_stopped(&label, listener, workers, tasks, stop, |client, peer| {
-        serve(name.clone(), client, peer, tap.clone(), next_conn.clone(), connect_timeout)
+        serve(name.clone(), client, peer, tap.clone(), next_conn.clone(), connect_timeout, intercept.clone())
     })
     .await;
 }
 
-async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr, tap: Tap, next_conn: Arc<AtomicU64>, connect_timeout: Duration) {
+async fn serve(
+    name: Arc<String>,
+    client: std::net::TcpStream,
+    peer: SocketAddr,
+    tap: Tap,
+    next_conn: Arc<AtomicU64>,
+    connect_timeout: Duration,
+    intercept: Option<Arc<Intercept>>,
+) {
+    let accepted = tap.now();
     let Ok(mut client) = adopt(client) else { return };
     // Read until the first head is complete.
     let mut buf = Vec::with_capacity(4096);
@@ -121,15 +134,30 @@ async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr,
             return;
         }
     };
-    let (protocol, server) = match &target {
-        Target::Http(s) => (Protocol::Http, s.clone()),
-        Target::Tunnel(s) => (Protocol::Tcp, s.clone()),
+    let server = match &target {
+        Target::Http(s) | Target::Tunnel(s) => s.clone(),
     };
+    // A tunnel to intercept: what it is gets recorded once its first bytes
+    // say (see `Intercept::serve`).
+    let intercept = intercept.filter(|_| matches!(target, Target::Tunnel(_)));
+    // A --tls-passthrough host: an opaque tunnel, and the trace says why.
+    let passthrough = intercept.as_ref().is_some_and(|i| i.passes_through(&server)).then_some(format::TlsMode::Passthrough);
+    let intercept = intercept.filter(|_| passthrough.is_none());
     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-    tap.send_control(Note::Open { conn, protocol, client: peer.to_string(), server: server.clone(), route: name.to_string(), tls: None, ts: tap.now() });
+    let open = |protocol: Protocol, tls: Option<format::TlsMode>| {
+        tap.send_control(Note::Open { conn, protocol, client: peer.to_string(), server: server.clone(), route: name.to_string(), tls, ts: accepted })
+    };
+    match (&target, intercept.is_some()) {
+        (Target::Http(_), _) => open(Protocol::Http, None),
+        (Target::Tunnel(_), false) => open(Protocol::Tcp, passthrough),
+        (Target::Tunnel(_), true) => {}
+    }
     let mut upstream = match super::forward::connect_tcp(&server, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
+            if intercept.is_some() {
+                open(Protocol::Tcp, None);
+            }
             let _ = reply(&mut client, "502 Bad Gateway", &format!("oltrace forward proxy: {server} unreachable: {e}")).await;
             let error = Some(format!("upstream {server} unreachable: {e}"));
             tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: 0, bytes_to_client: 0, error });
@@ -149,9 +177,16 @@ async fn serve(name: Arc<String>, client: std::net::TcpStream, peer: SocketAddr,
         }
         Target::Tunnel(_) => {
             if let Err(e) = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await {
+                if intercept.is_some() {
+                    open(Protocol::Tcp, None);
+                }
                 let error = Some(format!("client write: {e}"));
                 tap.send_control(Note::Close { conn, ts: tap.now(), bytes_to_server: 0, bytes_to_client: 0, error });
                 return;
+            }
+            if let Some(intercept) = &intercept {
+                let tunnel = Tunnel { conn, client, early: buf[head_len..].to_vec(), upstream, server: server.clone() };
+                return intercept.serve(tunnel, open, &tap).await;
             }
             &buf[head_len..]
         }
@@ -178,7 +213,8 @@ fn head_len(buf: &[u8]) -> Option<usize> {
     }
 }
 
-async fn reply(client: &mut TcpStream, status: &str, text: &str) -> std::io::Result<()> {
+/// Answers `status` with `text` and closes the client's side.
+pub(super) async fn reply(client: &mut (impl AsyncWrite + Unpin), status: &str, text: &str) -> std::io::Result<()> {
     let body = format!("{text}\n");
     let response = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     client.write_all(response.as_bytes()).await?;

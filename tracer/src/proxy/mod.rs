@@ -28,6 +28,8 @@
 //!   write the trace.
 //! - [`forward_proxy`]: `--forward-proxy`: an HTTP forward proxy for the
 //!   lambdas' outbound calls (absolute-form requests and CONNECT tunnels).
+//! - [`intercept`]: `--tls-intercept`: CONNECT tunnels decrypted with
+//!   per-host certificates from the proxy's CA, recorded as HTTP.
 //! - [`profiles`]: platform profiles naming invocations (`/run/<name>`...).
 //! - [`inject`]: `--inject-traceparent`, adding `traceparent` to
 //!   invocation requests as they are forwarded.
@@ -40,6 +42,7 @@ pub mod attribution;
 pub mod forward;
 pub mod forward_proxy;
 pub mod inject;
+pub mod intercept;
 pub mod pacer;
 pub mod pg_opening;
 pub mod profiles;

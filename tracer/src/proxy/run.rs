@@ -3,6 +3,7 @@
 //! and finish with a summary.
 
 use super::forward::{accept_loop, Front};
+use super::intercept::{Intercept, InterceptOptions};
 use super::profiles::Profile;
 use super::recorder::{self, RecorderOptions, Summary};
 use super::tap::Tap;
@@ -37,6 +38,9 @@ pub struct ProxyConfig {
     pub source_name: String,
     /// `--forward-proxy`: where the HTTP forward proxy listens, if at all.
     pub forward_proxy: Option<SocketAddr>,
+    /// `--tls-intercept` (with its options): decrypt the forward proxy's
+    /// CONNECT tunnels.
+    pub intercept: Option<InterceptOptions>,
     /// `--invocations`: the `http` routes that front a worker (all of them,
     /// or those `fronts` names), and this profile names their invocations.
     pub invocations: Option<Profile>,
@@ -108,6 +112,8 @@ impl ProxyConfig {
 /// A trace being written by the recorder thread.
 pub struct Recording {
     pub tap: Tap,
+    /// `--tls-intercept`: the CA and upstream TLS the forward proxy uses.
+    pub intercept: Option<Arc<Intercept>>,
     recorder: std::thread::JoinHandle<Summary>,
     /// Set to stop decoding at once (a second SIGINT), leaving the rest in
     /// the spool.
@@ -124,6 +130,11 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     for route in &config.routes {
         RouteTls::for_route(route)?;
     }
+    anyhow::ensure!(
+        config.intercept.is_none() || config.forward_proxy.is_some(),
+        "--tls-intercept needs --forward-proxy LISTEN: it decrypts that proxy's CONNECT tunnels"
+    );
+    let intercept = config.intercept.as_ref().map(Intercept::start).transpose()?.map(Arc::new);
     let spool_path = spool_file::path_for(&config.output);
     anyhow::ensure!(
         !spool_file::in_use(&spool_path),
@@ -149,6 +160,11 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     }
     if let Some(addr) = config.forward_proxy {
         header.meta.insert("forward_proxy".into(), addr.to_string());
+    }
+    if let Some(i) = &config.intercept {
+        // The mode and the hosts left alone; never key material.
+        let passthrough = if i.passthrough.is_empty() { String::new() } else { format!(", passthrough {}", i.passthrough.join(" ")) };
+        header.meta.insert("tls_intercept".into(), format!("on{passthrough}"));
     }
     for (k, v) in meta {
         header.meta.insert(k.to_string(), v.clone());
@@ -177,7 +193,7 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
     let (tap, recorder) = recorder::start(writer, clock, opts, spool)
         .map_err(|e| anyhow::anyhow!("cannot create the spool {}: {e} (it goes beside the trace: is that directory writable?)", spool_path.display()))?;
     let tap = tap.blocking(config.block);
-    Ok(Recording { tap, recorder, stop_decoding })
+    Ok(Recording { tap, intercept, recorder, stop_decoding })
 }
 
 impl Recording {
@@ -207,7 +223,8 @@ pub struct Routes {
 }
 
 /// Binds every route and starts accepting.
-pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Routes> {
+pub async fn start_routes(config: &ProxyConfig, recording: &Recording) -> anyhow::Result<Routes> {
+    let tap = &recording.tap;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let (workers, threads) = Workers::start(config.threads)?;
     let next_conn = Arc::new(AtomicU64::new(0));
@@ -256,10 +273,13 @@ pub async fn start_routes(config: &ProxyConfig, tap: &Tap) -> anyhow::Result<Rou
         forward_proxy = Some(addr);
         let name = Arc::new(format!("forward-proxy:{listen}"));
         let (tap, next_conn, stop, drain, workers) = (tap.clone(), next_conn.clone(), stop_rx.clone(), config.drain_timeout, workers.clone());
-        let connect_timeout = config.connect_timeout;
+        let (connect_timeout, intercept) = (config.connect_timeout, recording.intercept.clone());
+        if intercept.is_some() {
+            eprintln!("oltrace: forward proxy: intercepting TLS of CONNECT tunnels; clients must trust {}", recording.intercept.as_ref().map(|i| i.ca_cert().display().to_string()).unwrap_or_default());
+        }
         loops.spawn(async move {
             let mut conns = JoinSet::new();
-            super::forward_proxy::accept_loop(name, listener, tap, next_conn, &workers, &mut conns, stop, connect_timeout).await;
+            super::forward_proxy::accept_loop(name, listener, tap, next_conn, &workers, &mut conns, stop, connect_timeout, intercept).await;
             let _ = tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
             conns.shutdown().await;
         });
@@ -294,7 +314,7 @@ pub fn run(config: &ProxyConfig) -> anyhow::Result<Outcome> {
         // not find the default action (death) still in place.
         let signalled = wait_for_signal()?;
         stop_decoding_on_second_sigint(&recording.stop_decoding)?;
-        let routes = start_routes(config, &recording.tap).await?;
+        let routes = start_routes(config, &recording).await?;
         let logs = crate::logfollow::LogFiles::start(&config.logs, &recording.tap);
         signalled.await;
         logs.stop().await;
