@@ -11,6 +11,8 @@
 //! classes and capped locality sets (see docs/analysis.md).
 //!
 //! - [`call`]: one downstream call: its class key, identity and objects.
+//! - [`statement`]: SQL statements' classes, cached by text and by
+//!   fingerprint.
 //! - [`report`]: the one result type, [`Analysis`]; [`text`] renders it
 //!   for a terminal, `--json` is its serde form.
 //! - [`stats`]: histograms, sampled sets, invocations in flight.
@@ -26,6 +28,7 @@ pub mod html;
 pub mod patterns;
 pub mod report;
 pub mod session;
+pub mod statement;
 pub mod stats;
 pub mod text;
 pub mod timeline;
