@@ -70,6 +70,9 @@ struct ClassAcc {
     lambdas: BTreeSet<String>,
 }
 
+/// One object's reads, writes and lambdas (some).
+type MixAcc = (u64, u64, BTreeSet<String>);
+
 #[derive(Default)]
 struct PatternAcc {
     invocations: u64,
@@ -84,8 +87,8 @@ pub struct Analyzer {
     lambdas: BTreeMap<String, LambdaAcc>,
     classes: HashMap<Arc<str>, ClassAcc>,
     patterns: BTreeMap<(String, &'static str), PatternAcc>,
-    /// Kind, then object name: reads, writes, lambdas.
-    mix: BTreeMap<&'static str, BTreeMap<String, (u64, u64, BTreeSet<String>)>>,
+    /// Kind, then object name.
+    mix: BTreeMap<&'static str, BTreeMap<String, MixAcc>>,
     mix_rows: usize,
     /// Items each source (worker) has seen, for the same-worker hit rate.
     by_source: HashMap<u16, SampledSet>,
