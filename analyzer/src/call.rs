@@ -103,7 +103,8 @@ impl Call {
             end,
             protocol,
             conn: e.conn,
-            key: if pg { Arc::from("") } else { call_key(&e.summary).into() },
+            // PostgreSQL's key comes from the statement cache, below.
+            key: if pg { statements.session.clone() } else { call_key(&e.summary).into() },
             identity: String::new(),
             rows: 0,
             bytes_out: e.request_bytes,
