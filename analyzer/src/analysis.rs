@@ -10,6 +10,7 @@ use crate::session::{SessionAcc, SessionKey};
 use crate::stats::{Concurrency, Hist, SampledSet};
 use crate::timeline::{breakdown, calls_per_protocol, PARTS};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Call classes shown; the rest fold into one row.
 pub const TOP_CLASSES: usize = 20;
@@ -69,6 +70,9 @@ struct ClassAcc {
     lambdas: BTreeSet<String>,
 }
 
+/// One object's reads, writes and lambdas (some).
+type MixAcc = (u64, u64, BTreeSet<String>);
+
 #[derive(Default)]
 struct PatternAcc {
     invocations: u64,
@@ -81,9 +85,11 @@ struct PatternAcc {
 pub struct Analyzer {
     pub analysis: Analysis,
     lambdas: BTreeMap<String, LambdaAcc>,
-    classes: HashMap<String, ClassAcc>,
+    classes: HashMap<Arc<str>, ClassAcc>,
     patterns: BTreeMap<(String, &'static str), PatternAcc>,
-    mix: BTreeMap<(&'static str, String), (u64, u64, BTreeSet<String>)>,
+    /// Kind, then object name.
+    mix: BTreeMap<&'static str, BTreeMap<String, MixAcc>>,
+    mix_rows: usize,
     /// Items each source (worker) has seen, for the same-worker hit rate.
     by_source: HashMap<u16, SampledSet>,
     concurrency: Concurrency,
@@ -144,7 +150,7 @@ impl Analyzer {
         // Locality: this invocation's items against what its worker saw.
         let items = acc.items.get_or_insert_with(|| SampledSet::new(MAX_ITEMS));
         let seen = self.by_source.entry(inv.src).or_insert_with(|| SampledSet::new(MAX_ITEMS * 16));
-        let mut mine: Vec<u64> = inv.calls.iter().flat_map(|c| c.items.iter()).map(|i| SampledSet::hash(i)).collect();
+        let mut mine: Vec<u64> = inv.calls.iter().flat_map(|c| c.items.iter().copied()).collect();
         mine.sort_unstable();
         mine.dedup();
         let admitted: Vec<u64> = mine.iter().copied().filter(|h| seen.admits(*h, 0)).collect();
@@ -190,7 +196,14 @@ impl Analyzer {
         self.calls += 1;
         let o = &mut self.analysis.overview;
         let method = call.method.map_or("none", |m| m.name());
-        *o.attribution.entry(method.to_owned()).or_default() += 1;
+        // Looked up before inserting: most calls find their entries, and
+        // an owned key per call was a tenth of the analysis.
+        match o.attribution.get_mut(method) {
+            Some(n) => *n += 1,
+            None => {
+                o.attribution.insert(method.to_owned(), 1);
+            }
+        }
         if let Some(e) = &call.error {
             match e.split_once(' ') {
                 Some(("SQLSTATE", code)) => *o.errors.sql.entry(code.to_owned()).or_default() += 1,
@@ -199,8 +212,10 @@ impl Analyzer {
             }
         }
         if let Some(acc) = self.lambdas.get_mut(lambda) {
-            if acc.by_class.len() < MAX_CLASSES_PER_LAMBDA || acc.by_class.contains_key(&call.key) {
-                *acc.by_class.entry(call.key.clone()).or_default() += 1;
+            if let Some(n) = acc.by_class.get_mut(&*call.key) {
+                *n += 1;
+            } else if acc.by_class.len() < MAX_CLASSES_PER_LAMBDA {
+                acc.by_class.insert(call.key.to_string(), 1);
             }
             acc.bytes_out += call.bytes_out;
             acc.bytes_in += call.bytes_in;
@@ -211,7 +226,7 @@ impl Analyzer {
                     CallProtocol::Redis => &mut acc.prefixes,
                     CallProtocol::Http => &mut acc.hosts,
                 };
-                if set.len() < MAX_OBJECTS {
+                if set.len() < MAX_OBJECTS && !set.contains(o) {
                     set.insert(o.clone());
                 }
             }
@@ -222,23 +237,28 @@ impl Analyzer {
             CallProtocol::Http => "host",
         };
         for o in &call.objects {
-            let key = (kind, o.clone());
-            if self.mix.len() < MAX_OBJECTS || self.mix.contains_key(&key) {
-                let m = self.mix.entry(key).or_default();
-                if call.write {
-                    m.1 += 1;
-                } else {
-                    m.0 += 1;
+            let rows = self.mix.entry(kind).or_default();
+            let m = match rows.get_mut(o) {
+                Some(m) => m,
+                None if self.mix_rows < MAX_OBJECTS => {
+                    self.mix_rows += 1;
+                    rows.entry(o.clone()).or_default()
                 }
-                if m.2.len() < 16 {
-                    m.2.insert(lambda.to_owned());
-                }
+                None => continue,
+            };
+            if call.write {
+                m.1 += 1;
+            } else {
+                m.0 += 1;
+            }
+            if m.2.len() < 16 && !m.2.contains(lambda) {
+                m.2.insert(lambda.to_owned());
             }
         }
         let key = if self.classes.len() < MAX_CLASSES || self.classes.contains_key(&call.key) {
             call.key.clone()
         } else {
-            "(other)".to_owned()
+            "(other)".into()
         };
         let c = self.classes.entry(key).or_insert_with(|| ClassAcc {
             protocol: call.protocol,
@@ -261,7 +281,7 @@ impl Analyzer {
         c.rows += call.rows;
         c.bytes += call.bytes_in;
         c.errors += call.error.is_some() as u64;
-        if c.lambdas.len() < 16 {
+        if c.lambdas.len() < 16 && !c.lambdas.contains(lambda) {
             c.lambdas.insert(lambda.to_owned());
         }
     }
@@ -338,7 +358,8 @@ impl Analyzer {
         a.mix = self
             .mix
             .iter()
-            .map(|((kind, name), (r, w, l))| MixRow { kind: kind.to_string(), name: name.clone(), reads: *r, writes: *w, lambdas: l.iter().cloned().collect() })
+            .flat_map(|(kind, rows)| rows.iter().map(move |(name, m)| (kind, name, m)))
+            .map(|(kind, name, (r, w, l))| MixRow { kind: kind.to_string(), name: name.clone(), reads: *r, writes: *w, lambdas: l.iter().cloned().collect() })
             .collect();
         a.mix.sort_by(|x, y| (y.reads + y.writes).cmp(&(x.reads + x.writes)).then(x.name.cmp(&y.name)));
         a.locality = self.locality();
@@ -354,7 +375,7 @@ impl Analyzer {
                 let mean_s = c.total_ns as f64 / 1e9 / c.count as f64;
                 let variance = (c.sum_sq_s / c.count as f64 - mean_s * mean_s).max(0.0);
                 ClassRow {
-                    key: key.clone(),
+                    key: key.to_string(),
                     protocol: c.protocol.name().into(),
                     count: c.count,
                     total_ms: c.total_ns as f64 / 1e6,
@@ -434,7 +455,7 @@ fn waterfall(inv: &Closed) -> Waterfall {
                 at_ms: c.start.saturating_sub(inv.start) as f64 / 1e6,
                 ms: c.duration() as f64 / 1e6,
                 protocol: c.protocol.name().into(),
-                key: c.key.clone(),
+                key: c.key.to_string(),
                 attribution: c.method.map_or("none", |m| m.name()).into(),
                 error: c.error.clone(),
             })

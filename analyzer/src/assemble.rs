@@ -13,6 +13,7 @@
 
 use crate::call::{Call, CallProtocol};
 use crate::session::SessionKey;
+use crate::statement::Statements;
 use format::view::{Filter, View};
 use format::{Body, Decoded, Direction, Record};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -74,6 +75,8 @@ pub struct Assembler {
     session_key: Option<SessionKey>,
     /// Invocations whose request has not come yet: (src, conn) -> id.
     requests: HashMap<(u16, u64), u64>,
+    /// SQL statements' classes, by text.
+    statements: Statements,
 }
 
 impl Assembler {
@@ -156,7 +159,7 @@ impl Assembler {
                 }
                 let Some(protocol) = conn.as_ref().and_then(|c| CallProtocol::of(c.protocol)) else { return };
                 let params = self.take_binds(record.src, e);
-                let call = Call::new(record.ts, e, protocol, &params, conn.as_ref().map_or("", |c| &c.server));
+                let call = Call::new(record.ts, e, protocol, &params, conn.as_ref().map_or("", |c| &c.server), &mut self.statements);
                 match joined {
                     // Named an invocation that has closed (and was forgotten),
                     // or one the trace does not hold.

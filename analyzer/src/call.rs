@@ -2,10 +2,13 @@
 //! PostgreSQL, Redis or outbound HTTP connection, with its class key, its
 //! exact identity, what it touched and whether it failed.
 
+use crate::statement::Statements;
+use crate::stats::SampledSet;
 use convert::call_key::{call_key, key_template, path_of, redis_key};
 use convert::classify::{is_write, strip_comments};
 use format::{AttributionMethod, Exchange, ExchangeSummary, Protocol};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// The protocols of downstream calls, in report order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -58,11 +61,15 @@ pub struct Call {
     pub end: u64,
     pub protocol: CallProtocol,
     pub conn: u64,
-    /// The class ([`convert::call_key::call_key`]).
-    pub key: String,
+    /// The class ([`convert::call_key::call_key`]), shared by the calls of
+    /// a class.
+    pub key: Arc<str>,
     /// The call exactly: SQL without comments plus its parameters, the
     /// Redis command and arguments, the HTTP method and URL. Two calls with
-    /// the same identity ask the same question.
+    /// the same identity ask the same question. Only reads that touch an
+    /// object have one (empty otherwise): its one user, the repeated-call
+    /// pattern, looks at no other call, and building it for every call
+    /// cost a tenth of the analysis.
     pub identity: String,
     pub rows: u64,
     pub bytes_out: u64,
@@ -73,9 +80,10 @@ pub struct Call {
     pub write: bool,
     /// Tables (SQL), the key prefix (Redis) or the host (HTTP).
     pub objects: Vec<String>,
-    /// Exact items touched, for locality: Redis keys, `table` rows named by
-    /// parameters, HTTP URLs.
-    pub items: Vec<String>,
+    /// Exact items touched, for locality, as [`SampledSet::hash`]es (the
+    /// locality sets hold nothing else): Redis keys, `table[params]` rows
+    /// named by parameters, HTTP `host/path`s.
+    pub items: Vec<u64>,
     pub txn: Txn,
 }
 
@@ -85,31 +93,48 @@ impl Call {
     }
 
     /// A call from exchange `e` (started at `ts`) on a connection speaking
-    /// `protocol`; `params` are the PostgreSQL Bind parameters it sent.
-    pub fn new(ts: u64, e: &Exchange, protocol: CallProtocol, params: &[Option<String>], host: &str) -> Call {
+    /// `protocol`; `params` are the PostgreSQL Bind parameters it sent;
+    /// `statements` caches SQL statements' classes.
+    pub fn new(ts: u64, e: &Exchange, protocol: CallProtocol, params: &[Option<String>], host: &str, statements: &mut Statements) -> Call {
         let end = e.response_last.unwrap_or(e.request_last).max(ts);
+        let pg = matches!(e.summary, ExchangeSummary::Pg(_));
         let mut call = Call {
             start: ts,
             end,
             protocol,
             conn: e.conn,
-            key: call_key(&e.summary),
+            // PostgreSQL's key comes from the statement cache, below.
+            key: if pg { statements.session.clone() } else { call_key(&e.summary).into() },
             identity: String::new(),
             rows: 0,
             bytes_out: e.request_bytes,
             bytes_in: e.response_bytes,
             error: None,
             method: e.attribution.as_ref().map(|a| a.method),
-            write: is_write(&e.summary),
+            write: !pg && is_write(&e.summary),
             objects: Vec::new(),
             items: Vec::new(),
             txn: Txn::Unknown,
         };
         match &e.summary {
             ExchangeSummary::Pg(p) => {
-                let text: Vec<std::borrow::Cow<str>> = p.statements.iter().map(|s| trim_cow(strip_comments(s))).collect();
+                let classes: Vec<_> = p.statements.iter().map(|s| statements.get(s)).collect();
+                call.key = match classes.as_slice() {
+                    [] => statements.session.clone(),
+                    [one] => one.key.clone(),
+                    all => all.iter().map(|c| &*c.key).collect::<Vec<_>>().join("; ").into(),
+                };
+                call.write = classes.iter().any(|c| c.write);
+                for t in classes.iter().flat_map(|c| c.tables.iter()) {
+                    if !call.objects.contains(t) {
+                        call.objects.push(t.clone());
+                    }
+                }
                 let params: Vec<&str> = params.iter().map(|p| p.as_deref().unwrap_or("NULL")).collect();
-                call.identity = format!("{} [{}]", text.join("; "), params.join(", "));
+                if !call.write && !call.objects.is_empty() {
+                    let text: Vec<std::borrow::Cow<str>> = p.statements.iter().map(|s| trim_cow(strip_comments(s))).collect();
+                    call.identity = format!("{} [{}]", text.join("; "), params.join(", "));
+                }
                 call.rows = p.rows;
                 call.error = p.error.as_ref().map(|e| format!("SQLSTATE {}", e.code));
                 call.txn = match p.txn.as_deref() {
@@ -117,15 +142,14 @@ impl Call {
                     Some("I") => Txn::Idle,
                     _ => Txn::Unknown,
                 };
-                for s in &text {
-                    for t in tables(s) {
-                        if !call.objects.contains(&t) {
-                            call.objects.push(t);
-                        }
-                    }
-                }
-                let row = params.join(",");
-                call.items = call.objects.iter().map(|t| format!("{t}[{row}]")).collect();
+                call.items = call
+                    .objects
+                    .iter()
+                    .map(|t| {
+                        let row = params.iter().enumerate().flat_map(|(i, p)| [if i == 0 { "" } else { "," }, *p]);
+                        SampledSet::hash_joined([t.as_str(), "["].into_iter().chain(row).chain(["]"]))
+                    })
+                    .collect();
             }
             ExchangeSummary::Redis(r) => {
                 let args: Vec<String> = r.args.iter().map(|a| String::from_utf8_lossy(&a.0).into_owned()).collect();
@@ -137,7 +161,7 @@ impl Call {
                 if let Some(key) = redis_key(&r.command, &r.args) {
                     let key = String::from_utf8_lossy(key).into_owned();
                     call.objects.push(key_prefix(&key));
-                    call.items.push(key);
+                    call.items.push(SampledSet::hash(&key));
                 }
             }
             ExchangeSummary::Http(h) => {
@@ -147,7 +171,7 @@ impl Call {
                     call.error = Some(format!("http {}", h.status.unwrap_or(0)));
                 }
                 call.objects.push(host.clone());
-                call.items.push(format!("{host}{}", path_of(&h.target)));
+                call.items.push(SampledSet::hash_joined([host.as_str(), path_of(&h.target)]));
             }
         }
         call
@@ -211,5 +235,12 @@ mod tests {
         assert_eq!(tables("SELECT x FROM demo_comments, pg_sleep($1)"), ["demo_comments"]);
         assert_eq!(key_prefix("demo:user:7:name"), "demo:user");
         assert_eq!(key_prefix("demo:geo"), "demo:geo");
+    }
+
+    #[test]
+    fn items_hash_as_their_text() {
+        assert_eq!(SampledSet::hash_joined(["t", "[", "1", ",", "x", "]"]), SampledSet::hash("t[1,x]"));
+        assert_eq!(SampledSet::hash_joined(["api", "/v1"]), SampledSet::hash("api/v1"));
+        assert_eq!(SampledSet::hash_joined([]), SampledSet::hash(""));
     }
 }

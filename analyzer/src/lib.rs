@@ -11,6 +11,8 @@
 //! classes and capped locality sets (see docs/analysis.md).
 //!
 //! - [`call`]: one downstream call: its class key, identity and objects.
+//! - [`statement`]: SQL statements' classes, cached by text and by
+//!   fingerprint.
 //! - [`report`]: the one result type, [`Analysis`]; [`text`] renders it
 //!   for a terminal, `--json` is its serde form.
 //! - [`stats`]: histograms, sampled sets, invocations in flight.
@@ -26,6 +28,7 @@ pub mod html;
 pub mod patterns;
 pub mod report;
 pub mod session;
+pub mod statement;
 pub mod stats;
 pub mod text;
 pub mod timeline;
@@ -70,7 +73,10 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
     }
     let mut readers = Vec::new();
     for path in &config.traces {
-        let reader = Reader::open(path).map_err(|source| AnalyzeError::Open { path: path.display().to_string(), source })?;
+        let mut reader = Reader::open(path).map_err(|source| AnalyzeError::Open { path: path.display().to_string(), source })?;
+        // Server messages are only counted: their bytes and decoded form
+        // are skipped unread (half the records, most of the decoding).
+        reader.lean_messages(format::Direction::ToClient);
         readers.push(reader);
     }
     let headers: Vec<format::Header> = readers.iter().map(|r| r.header().clone()).collect();
@@ -81,7 +87,7 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
     // after its end), and sorting each input would cost a heap of every
     // record in the window.
     let merged = format::merge::Merged::new(readers, &plan, 0);
-    let merged = read_ahead(merged);
+    let batches = read_ahead(merged);
     let progress = progress_bar(config.progress);
     let mut assembler = Assembler::new(config.filter.clone(), config.session_key.clone());
     let mut analyzer = analysis::Analyzer::default();
@@ -89,37 +95,39 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
     analyzer.waterfall_of = config.invocation;
     analyzer.analysis.inputs = config.traces.iter().map(|p| p.display().to_string()).collect();
     let mut out = Vec::new();
-    for item in merged {
-        let record = match item {
-            Ok(r) => r,
-            Err((i, damage)) => {
-                analyzer.analysis.overview.damage.push(format!("{}: {damage}", config.traces[i].display()));
-                continue;
-            }
-        };
-        let o = &mut analyzer.analysis.overview;
-        o.records += 1;
-        if o.records % 65_536 == 0 {
-            progress.set_position(o.records);
-        }
-        o.first_ns = if o.records == 1 { record.ts } else { o.first_ns.min(record.ts) };
-        o.last_ns = o.last_ns.max(record.ts);
-        assembler.push(&record, &mut out);
-        match &record.body {
-            Body::Exchange(_) => {
-                if let Some(p) = assembler.view().conns.protocol_of(&record) {
-                    *o.exchanges.entry(p.name().to_owned()).or_default() += 1;
+    while let Some(batch) = batches.recv() {
+        for item in batch.iter() {
+            let record = match item {
+                Ok(r) => r,
+                Err((i, damage)) => {
+                    analyzer.analysis.overview.damage.push(format!("{}: {damage}", config.traces[*i].display()));
+                    continue;
                 }
+            };
+            let o = &mut analyzer.analysis.overview;
+            o.records += 1;
+            if o.records % 65_536 == 0 {
+                progress.set_position(o.records);
             }
-            Body::Gap(g) => {
-                o.gaps += 1;
-                o.gap_bytes += g.bytes;
+            o.first_ns = if o.records == 1 { record.ts } else { o.first_ns.min(record.ts) };
+            o.last_ns = o.last_ns.max(record.ts);
+            assembler.push(record, &mut out);
+            match &record.body {
+                Body::Exchange(_) => {
+                    if let Some(p) = assembler.view().conns.protocol_of(record) {
+                        *o.exchanges.entry(p.name().to_owned()).or_default() += 1;
+                    }
+                }
+                Body::Gap(g) => {
+                    o.gaps += 1;
+                    o.gap_bytes += g.bytes;
+                }
+                Body::Fallback(_) => o.fallbacks += 1,
+                _ => {}
             }
-            Body::Fallback(_) => o.fallbacks += 1,
-            _ => {}
+            drain(&mut analyzer, &mut out);
+            analyzer.settle(assembler.horizon(record.ts));
         }
-        drain(&mut analyzer, &mut out);
-        analyzer.settle(assembler.horizon(record.ts));
     }
     assembler.finish(&mut out);
     drain(&mut analyzer, &mut out);
@@ -141,17 +149,23 @@ const BATCHES_AHEAD: usize = 4;
 /// Reads and decodes `merged` on a thread of its own, a few batches ahead
 /// of the analysis: reading is about half of the work, so the two halves
 /// run side by side on two cores. Memory stays bounded (at most
-/// `BATCHES_AHEAD` batches in flight).
-fn read_ahead<I>(merged: I) -> impl Iterator<Item = I::Item>
+/// `BATCHES_AHEAD` batches in flight, and those handed back).
+fn read_ahead<I>(merged: I) -> Batches<I::Item>
 where
     I: Iterator + Send + 'static,
     I::Item: Send + 'static,
 {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<I::Item>>(BATCHES_AHEAD);
+    let (back, done) = std::sync::mpsc::channel::<Vec<I::Item>>();
     std::thread::spawn(move || {
         let mut merged = merged;
         loop {
-            let batch: Vec<I::Item> = merged.by_ref().take(BATCH).collect();
+            // A batch the analysis is done with: its records are freed here,
+            // on the thread that allocated them (freeing them on the
+            // analysis thread was a sixth of its work), and its room reused.
+            let mut batch = done.try_recv().unwrap_or_default();
+            batch.clear();
+            batch.extend(merged.by_ref().take(BATCH));
             let last = batch.len() < BATCH;
             // The receiver gone (the analysis stopped early) ends reading.
             if tx.send(batch).is_err() || last {
@@ -159,7 +173,41 @@ where
             }
         }
     });
-    rx.into_iter().flatten()
+    Batches { rx, back }
+}
+
+/// The batches [`read_ahead`] decodes, each handed back once used.
+struct Batches<T> {
+    rx: std::sync::mpsc::Receiver<Vec<T>>,
+    back: std::sync::mpsc::Sender<Vec<T>>,
+}
+
+impl<T> Batches<T> {
+    /// The next batch, lent until dropped.
+    fn recv(&self) -> Option<Lent<'_, T>> {
+        self.rx.recv().ok().map(|batch| Lent { batch, back: &self.back })
+    }
+}
+
+/// A batch lent to the analysis; dropped, it goes back to the reader.
+struct Lent<'a, T> {
+    batch: Vec<T>,
+    back: &'a std::sync::mpsc::Sender<Vec<T>>,
+}
+
+impl<T> std::ops::Deref for Lent<'_, T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        &self.batch
+    }
+}
+
+impl<T> Drop for Lent<'_, T> {
+    fn drop(&mut self) {
+        // The reader gone (it read everything), the batch is freed here.
+        let _ = self.back.send(std::mem::take(&mut self.batch));
+    }
 }
 
 fn drain(analyzer: &mut analysis::Analyzer, out: &mut Vec<Out>) {

@@ -83,7 +83,7 @@ pub fn n_plus_one(inv: &Closed) -> Option<Hit> {
                 best = Some(Hit {
                     pattern: "n_plus_one",
                     cost_ns: saving,
-                    example: run[0].key.clone(),
+                    example: run[0].key.to_string(),
                     detail: format!("{} calls after `{}`, {:.1} ms", run.len(), short(&calls[i - 1].key), ms(total)),
                 });
             }
@@ -136,7 +136,7 @@ pub fn serial_calls(inv: &Closed) -> Option<Hit> {
             best = Some(Hit {
                 pattern: "serial_calls",
                 cost_ns: saving,
-                example: run[0].key.clone(),
+                example: run[0].key.to_string(),
                 detail: format!("{} calls in series, {:.1} ms", run.len(), ms(total)),
             });
         }
@@ -155,7 +155,7 @@ pub fn fan_out(inv: &Closed, b: &Breakdown) -> Option<Hit> {
     Some(Hit {
         pattern: "fan_out",
         cost_ns: busy,
-        example: example.map_or_else(String::new, |c| c.key.clone()),
+        example: example.map_or_else(String::new, |c| c.key.to_string()),
         detail: format!("{} calls outstanding at most, {:.1} on average", b.max_outstanding, b.mean_outstanding),
     })
 }
@@ -177,7 +177,7 @@ pub fn chatty(inv: &Closed, b: &Breakdown) -> Option<Hit> {
     let longest = inv.calls.iter().map(Call::duration).max().unwrap_or(0) as f64;
     let mut by_key: HashMap<&str, usize> = HashMap::new();
     for c in &inv.calls {
-        *by_key.entry(&c.key).or_default() += 1;
+        *by_key.entry(&*c.key).or_default() += 1;
     }
     let example = by_key.into_iter().max_by_key(|(k, n)| (*n, *k)).map(|(k, _)| k.to_owned()).unwrap_or_default();
     Some(Hit {
@@ -218,7 +218,7 @@ pub fn txn_across_wait(inv: &Closed) -> Option<Hit> {
             best = Some(Hit {
                 pattern: "txn_across_wait",
                 cost_ns: waited,
-                example: first.key.clone(),
+                example: first.key.to_string(),
                 detail: format!("transaction open {:.1} ms, {:.1} ms of it waiting on other services", ms(to - from), ms(waited)),
             });
         }

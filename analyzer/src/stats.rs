@@ -72,6 +72,17 @@ impl SampledSet {
         h.finish()
     }
 
+    /// [`SampledSet::hash`] of the parts joined, without joining them
+    /// (the hasher takes bytes as a stream; a `str` ends with `0xff`).
+    pub fn hash_joined<'a>(parts: impl IntoIterator<Item = &'a str>) -> u64 {
+        let mut h = DefaultHasher::new();
+        for p in parts {
+            h.write(p.as_bytes());
+        }
+        h.write_u8(0xff);
+        h.finish()
+    }
+
     pub fn sampled(&self) -> bool {
         self.level > 0
     }

@@ -103,12 +103,10 @@ impl Out {
 
     fn word(&mut self, w: &str, lower: bool) {
         self.sep();
+        let at = self.s.len();
+        self.s.push_str(w);
         if lower {
-            for ch in w.chars() {
-                self.s.push(ch.to_ascii_lowercase());
-            }
-        } else {
-            self.s.push_str(w);
+            self.s[at..].make_ascii_lowercase();
         }
         self.last = Last::Word;
     }
@@ -193,9 +191,12 @@ fn fold_lists(s: &str) -> String {
                 continue;
             }
         }
-        let ch = rest.chars().next().unwrap_or(' ');
-        out.push(ch);
-        rest = &rest[ch.len_utf8()..];
+        // On to the next place either keyword could start (`i`, `v`),
+        // copying what is before it as it is.
+        let first = rest.chars().next().map_or(1, char::len_utf8);
+        let skip = rest[first..].find(['i', 'v']).map_or(rest.len(), |i| i + first);
+        out.push_str(&rest[..skip]);
+        rest = &rest[skip..];
     }
     out
 }
@@ -275,6 +276,7 @@ mod tests {
         // Not a literal list: kept.
         assert_eq!(fp("select * from t where (a, b) in ((1, 2))"), "select * from t where (a, b) in ((?, ?))");
         assert_eq!(fp("select coalesce(1, 2)"), "select coalesce(?, ?)");
+        assert_eq!(fp("select é, ü from tívó where x in (1, 2) or y IN(3,4)"), "select é, ü from tívó where x in (?) or y in(?)");
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! does not produce what a trace holds; use [`encode_record`].
 
 use crate::bytes::BStr;
-use crate::record::Record;
+use crate::record::{Direction, Record};
 
 /// Why a record's bytes do not decode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +81,14 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
 /// Decodes one record from exactly `bytes` over `record` (whose contents
 /// are replaced, or left unspecified on an error).
 pub fn decode_record_into(bytes: &[u8], record: &mut Record) -> Result<()> {
-    let mut r = Rd::new(bytes);
+    decode_record_lean(bytes, record, None)
+}
+
+/// As [`decode_record_into`], but a message in direction `lean` comes
+/// without its bytes and decoded form (`data` empty, `decoded` `None`):
+/// they are skipped, not decoded (see [`crate::Reader::lean_messages`]).
+pub fn decode_record_lean(bytes: &[u8], record: &mut Record, lean: Option<Direction>) -> Result<()> {
+    let mut r = Rd { buf: bytes, pos: 0, lean };
     record.decode_into(&mut r)?;
     match r.remaining() {
         0 => Ok(()),
@@ -263,11 +270,13 @@ pub fn put_map_len(out: &mut Vec<u8>, n: usize) {
 pub struct Rd<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Messages in this direction skip their bytes and decoded form.
+    pub(crate) lean: Option<Direction>,
 }
 
 impl<'a> Rd<'a> {
     pub fn new(buf: &'a [u8]) -> Rd<'a> {
-        Rd { buf, pos: 0 }
+        Rd { buf, pos: 0, lean: None }
     }
 
     /// Bytes not read yet.
@@ -758,8 +767,12 @@ impl<A: Codec, B: Codec> Codec for (A, B) {
 /// `codec_struct!(Name { field = 0, other = 1, ... })`. Every field must
 /// be listed (the decoder builds the struct), indices are positive
 /// fixints (< 128), and a field's index never changes.
+///
+/// `codec_struct!(Name { ... } skip_if PREDICATE)`: fields for which
+/// `PREDICATE(&self_so_far, index, &rd)` holds are skipped, not decoded,
+/// and left empty (lean reading, [`crate::Reader::lean_messages`]).
 macro_rules! codec_struct {
-    ($ty:ident { $($field:ident = $idx:literal),+ $(,)? }) => {
+    ($ty:ident { $($field:ident = $idx:literal),+ $(,)? } $(skip_if $skip:path)?) => {
         impl $crate::codec::Codec for $ty {
             fn encode(&self, out: &mut Vec<u8>) {
                 $(const _: () = assert!($idx < 128, "field indices are positive fixints");)+
@@ -788,11 +801,27 @@ macro_rules! codec_struct {
 
             fn decode_into(&mut self, r: &mut $crate::codec::Rd<'_>) -> Result<(), $crate::codec::DecodeError> {
                 use $crate::codec::Codec;
+                #[allow(unused_variables)] // shadowed under skip_if
+                let skip = |_: &$ty, _: u64, _: &$crate::codec::Rd<'_>| false;
+                $(
+                    let skip = $skip;
+                    if r.lean.is_some() {
+                        // The predicate reads fields decoded before the
+                        // skipped ones: they must be this value's, not
+                        // those of a value decoded over.
+                        *self = Codec::empty();
+                    }
+                )?
                 let mut seen = 0u128;
                 for _ in 0..r.map_len()? {
                     match r.key()? {
                         $(Some($idx) => {
-                            self.$field.decode_into(r)?;
+                            if skip(self, $idx, r) {
+                                r.skip()?;
+                                self.$field = Codec::empty();
+                            } else {
+                                self.$field.decode_into(r)?;
+                            }
                             seen |= 1 << $idx;
                         })+
                         _ => r.skip()?,

@@ -9,10 +9,10 @@
 //! are skipped and counted.
 
 use crate::block::{get_varint, BlockHeader, BLOCK_HEADER_LEN, BLOCK_MAGIC, CODEC_ZSTD};
-use crate::codec::DecodeError;
+use crate::codec::{Codec, DecodeError};
 use crate::error::FormatError;
 use crate::header::Header;
-use crate::record::Record;
+use crate::record::{Direction, Record};
 use std::io::Read;
 use std::path::Path;
 
@@ -96,6 +96,8 @@ pub struct Reader<R: Read> {
     stats: ReadStats,
     /// Blocks wholly outside [from, to) are skipped unread.
     window: (u64, u64),
+    /// Messages this way come without their bytes and decoded form.
+    lean: Option<Direction>,
 }
 
 impl Reader<std::fs::File> {
@@ -127,6 +129,7 @@ impl<R: Read> Reader<R> {
             decompressor: zstd::bulk::Decompressor::new().map_err(FormatError::Stream)?,
             stats: ReadStats { bytes: prefix_len, ..ReadStats::default() },
             window: (0, u64::MAX),
+            lean: None,
         })
     }
 
@@ -148,6 +151,15 @@ impl<R: Read> Reader<R> {
     /// read still need filtering: a block holds a range of times.
     pub fn skip_blocks_outside(&mut self, from: Option<u64>, to: Option<u64>) {
         self.window = (from.unwrap_or(0), to.unwrap_or(u64::MAX));
+    }
+
+    /// Messages in direction `dir` come without their bytes and decoded
+    /// form (`data` empty, `decoded` `None`), which are skipped rather
+    /// than decoded: for readers that use only such messages' time and
+    /// connection, as `olanalyze` does with server messages
+    /// (half the records of a database trace, most of the decoding).
+    pub fn lean_messages(&mut self, dir: Direction) {
+        self.lean = Some(dir);
     }
 
     /// Ensures `n` bytes are buffered, unless the input ends first.
@@ -299,8 +311,9 @@ impl<R: Read> Reader<R> {
             };
             let bytes = &rest[used..used + len as usize];
             self.block_pos += used + len as usize;
-            match crate::codec::decode_record(bytes) {
-                Ok(record) => {
+            let mut record = Record::empty();
+            match crate::codec::decode_record_lean(bytes, &mut record, self.lean) {
+                Ok(()) => {
                     self.stats.records += 1;
                     return Some(Ok(record));
                 }

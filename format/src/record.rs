@@ -269,7 +269,13 @@ pub struct Message {
     pub redacted: bool,
 }
 
-codec_struct!(Message { conn = 0, dir = 1, last_ts = 2, offset = 3, data = 4, decoded = 5, redacted = 6 });
+codec_struct!(Message { conn = 0, dir = 1, last_ts = 2, offset = 3, data = 4, decoded = 5, redacted = 6 } skip_if lean_part);
+
+/// In lean reading, a message's bytes (4) and decoded form (5) are skipped
+/// when it goes the lean way (its direction, 1, comes first as written).
+fn lean_part(m: &Message, index: u64, r: &crate::codec::Rd<'_>) -> bool {
+    matches!(index, 4 | 5) && r.lean == Some(m.dir)
+}
 
 /// A request paired with its response. `ts` is the request's first byte.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
