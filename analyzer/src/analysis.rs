@@ -9,7 +9,9 @@ use crate::report::*;
 use crate::session::{SessionAcc, SessionKey};
 use crate::stats::{Concurrency, Hist, SampledSet};
 use crate::timeline::{breakdown, calls_per_protocol, PARTS};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+// foldhash, not SipHash, for the per-call maps (see docs/analysis.md).
+use foldhash::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Call classes shown; the rest fold into one row.

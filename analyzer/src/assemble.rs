@@ -16,7 +16,9 @@ use crate::session::SessionKey;
 use crate::statement::Statements;
 use format::view::{Filter, View};
 use format::{Body, Decoded, Direction, Record};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+// foldhash, not SipHash, for the per-record maps (see docs/analysis.md).
+use foldhash::HashMap;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// How far past an invocation's end the stream must be before it closes.

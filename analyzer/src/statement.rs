@@ -19,7 +19,8 @@
 use crate::call::tables;
 use convert::classify::sql_writes;
 use convert::fingerprint::fingerprint;
-use std::collections::HashMap;
+// foldhash, not SipHash: a lookup per call (see docs/analysis.md).
+use foldhash::HashMap;
 use std::sync::Arc;
 
 /// Entries kept per cache before it is emptied.
@@ -47,7 +48,7 @@ pub struct Statements {
 
 impl Default for Statements {
     fn default() -> Statements {
-        Statements { by_text: HashMap::new(), by_fingerprint: HashMap::new(), session: "(session)".into() }
+        Statements { by_text: HashMap::default(), by_fingerprint: HashMap::default(), session: "(session)".into() }
     }
 }
 

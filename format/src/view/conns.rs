@@ -1,7 +1,9 @@
 //! Each connection's protocol and route, learnt from its `conn_open`.
 
 use crate::record::{Body, Protocol, Record};
-use std::collections::HashMap;
+// foldhash, not SipHash: one lookup per record, keyed by numbers from
+// the trace file the user chose (no hash flooding to defend against).
+use foldhash::HashMap;
 use std::sync::Arc;
 
 /// What a connection is.

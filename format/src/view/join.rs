@@ -8,7 +8,10 @@
 //! connection that starts at the invocation's `ts`.
 
 use crate::record::{AttributionMethod, Body, Exchange, Invocation, Record};
-use std::collections::{HashMap, VecDeque};
+// foldhash, not SipHash: up to two lookups per record, keyed by numbers
+// from the trace file the user chose (no hash flooding to defend against).
+use foldhash::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// How long a streaming tool keeps an invocation for its calls to find:
