@@ -77,6 +77,11 @@ pub fn run(config: &Config) -> Result<Analysis, AnalyzeError> {
         // Server messages are only counted: their bytes and decoded form
         // are skipped unread (half the records, most of the decoding).
         reader.lean_messages(format::Direction::ToClient);
+        // Client messages' bytes are read only for session keys (their
+        // decoded form gives Bind's parameters).
+        if config.session_key.is_none() {
+            reader.lean_message_bytes(format::Direction::ToServer);
+        }
         readers.push(reader);
     }
     let headers: Vec<format::Header> = readers.iter().map(|r| r.header().clone()).collect();

@@ -81,13 +81,31 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
 /// Decodes one record from exactly `bytes` over `record` (whose contents
 /// are replaced, or left unspecified on an error).
 pub fn decode_record_into(bytes: &[u8], record: &mut Record) -> Result<()> {
-    decode_record_lean(bytes, record, None)
+    decode_record_lean(bytes, record, Lean::default())
 }
 
-/// As [`decode_record_into`], but a message in direction `lean` comes
-/// without its bytes and decoded form (`data` empty, `decoded` `None`):
-/// they are skipped, not decoded (see [`crate::Reader::lean_messages`]).
-pub fn decode_record_lean(bytes: &[u8], record: &mut Record, lean: Option<Direction>) -> Result<()> {
+/// Which parts of messages a reader skips rather than decodes (see
+/// [`crate::Reader::lean_messages`] and
+/// [`crate::Reader::lean_message_bytes`]); skipped parts are left empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lean {
+    /// Messages this way come without their bytes and decoded form.
+    pub messages: Option<Direction>,
+    /// Messages this way come without their bytes (decoded form kept).
+    pub bytes: Option<Direction>,
+}
+
+impl Lean {
+    /// Whether anything is skipped.
+    #[inline]
+    pub fn any(&self) -> bool {
+        self.messages.is_some() || self.bytes.is_some()
+    }
+}
+
+/// As [`decode_record_into`], but the message parts `lean` names are
+/// skipped, not decoded, and left empty.
+pub fn decode_record_lean(bytes: &[u8], record: &mut Record, lean: Lean) -> Result<()> {
     let mut r = Rd { buf: bytes, pos: 0, lean };
     record.decode_into(&mut r)?;
     match r.remaining() {
@@ -270,13 +288,13 @@ pub fn put_map_len(out: &mut Vec<u8>, n: usize) {
 pub struct Rd<'a> {
     buf: &'a [u8],
     pos: usize,
-    /// Messages in this direction skip their bytes and decoded form.
-    pub(crate) lean: Option<Direction>,
+    /// The message parts skipped.
+    pub(crate) lean: Lean,
 }
 
 impl<'a> Rd<'a> {
     pub fn new(buf: &'a [u8]) -> Rd<'a> {
-        Rd { buf, pos: 0, lean: None }
+        Rd { buf, pos: 0, lean: Lean::default() }
     }
 
     /// Bytes not read yet.
@@ -805,7 +823,7 @@ macro_rules! codec_struct {
                 let skip = |_: &$ty, _: u64, _: &$crate::codec::Rd<'_>| false;
                 $(
                     let skip = $skip;
-                    if r.lean.is_some() {
+                    if r.lean.any() {
                         // The predicate reads fields decoded before the
                         // skipped ones: they must be this value's, not
                         // those of a value decoded over.

@@ -9,7 +9,7 @@
 //! are skipped and counted.
 
 use crate::block::{get_varint, BlockHeader, BLOCK_HEADER_LEN, BLOCK_MAGIC, CODEC_ZSTD};
-use crate::codec::{Codec, DecodeError};
+use crate::codec::{Codec, DecodeError, Lean};
 use crate::error::FormatError;
 use crate::header::Header;
 use crate::record::{Direction, Record};
@@ -96,8 +96,8 @@ pub struct Reader<R: Read> {
     stats: ReadStats,
     /// Blocks wholly outside [from, to) are skipped unread.
     window: (u64, u64),
-    /// Messages this way come without their bytes and decoded form.
-    lean: Option<Direction>,
+    /// Message parts skipped, not decoded.
+    lean: Lean,
 }
 
 impl Reader<std::fs::File> {
@@ -129,7 +129,7 @@ impl<R: Read> Reader<R> {
             decompressor: zstd::bulk::Decompressor::new().map_err(FormatError::Stream)?,
             stats: ReadStats { bytes: prefix_len, ..ReadStats::default() },
             window: (0, u64::MAX),
-            lean: None,
+            lean: Lean::default(),
         })
     }
 
@@ -159,7 +159,16 @@ impl<R: Read> Reader<R> {
     /// connection, as `olanalyze` does with server messages
     /// (half the records of a database trace, most of the decoding).
     pub fn lean_messages(&mut self, dir: Direction) {
-        self.lean = Some(dir);
+        self.lean.messages = Some(dir);
+    }
+
+    /// Messages in direction `dir` come without their bytes (`data`
+    /// empty), which are skipped; their decoded form is kept: for readers
+    /// that use the decoded form alone, as `olanalyze` does with client
+    /// messages (a PostgreSQL Bind's parameters) unless it reads session
+    /// keys from requests.
+    pub fn lean_message_bytes(&mut self, dir: Direction) {
+        self.lean.bytes = Some(dir);
     }
 
     /// Ensures `n` bytes are buffered, unless the input ends first.

@@ -272,9 +272,15 @@ pub struct Message {
 codec_struct!(Message { conn = 0, dir = 1, last_ts = 2, offset = 3, data = 4, decoded = 5, redacted = 6 } skip_if lean_part);
 
 /// In lean reading, a message's bytes (4) and decoded form (5) are skipped
-/// when it goes the lean way (its direction, 1, comes first as written).
+/// when it goes the lean way (its direction, 1, comes first as written),
+/// or its bytes alone when its direction's bytes are lean.
 fn lean_part(m: &Message, index: u64, r: &crate::codec::Rd<'_>) -> bool {
-    matches!(index, 4 | 5) && r.lean == Some(m.dir)
+    let dir = Some(m.dir);
+    match index {
+        4 => r.lean.messages == dir || r.lean.bytes == dir,
+        5 => r.lean.messages == dir,
+        _ => false,
+    }
 }
 
 /// A request paired with its response. `ts` is the request's first byte.
