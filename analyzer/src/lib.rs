@@ -151,27 +151,25 @@ const BATCH: usize = 4096;
 /// Batches decoded ahead of the analysis.
 const BATCHES_AHEAD: usize = 4;
 
+/// One record read, or a damaged stretch of input `usize`.
+type Item = Result<format::Record, (usize, format::Damage)>;
+
 /// Reads and decodes `merged` on a thread of its own, a few batches ahead
 /// of the analysis: reading is about half of the work, so the two halves
 /// run side by side on two cores. Memory stays bounded (at most
 /// `BATCHES_AHEAD` batches in flight, and those handed back).
-fn read_ahead<I>(merged: I) -> Batches<I::Item>
-where
-    I: Iterator + Send + 'static,
-    I::Item: Send + 'static,
-{
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<I::Item>>(BATCHES_AHEAD);
-    let (back, done) = std::sync::mpsc::channel::<Vec<I::Item>>();
+fn read_ahead<R: std::io::Read + Send + 'static>(merged: format::merge::Merged<R>) -> Batches<Item> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(BATCHES_AHEAD);
+    let (back, done) = std::sync::mpsc::channel::<Vec<Item>>();
     std::thread::spawn(move || {
         let mut merged = merged;
         loop {
-            // A batch the analysis is done with: its records are freed here,
+            // A batch the analysis is done with: its records are decoded
+            // over (their allocations reused, none moved) and freed here,
             // on the thread that allocated them (freeing them on the
-            // analysis thread was a sixth of its work), and its room reused.
+            // analysis thread was a sixth of its work).
             let mut batch = done.try_recv().unwrap_or_default();
-            batch.clear();
-            batch.extend(merged.by_ref().take(BATCH));
-            let last = batch.len() < BATCH;
+            let last = !fill(&mut merged, &mut batch);
             // The receiver gone (the analysis stopped early) ends reading.
             if tx.send(batch).is_err() || last {
                 return;
@@ -179,6 +177,31 @@ where
         }
     });
     Batches { rx, back }
+}
+
+/// Decodes up to `BATCH` records of `merged` over the items of `batch`
+/// (adding or dropping items to fit). False once the input has ended.
+fn fill<R: std::io::Read>(merged: &mut format::merge::Merged<R>, batch: &mut Vec<Item>) -> bool {
+    for n in 0..BATCH {
+        if n == batch.len() {
+            batch.push(Ok(<format::Record as format::codec::Codec>::empty()));
+        }
+        let slot = &mut batch[n];
+        if slot.is_err() {
+            *slot = Ok(<format::Record as format::codec::Codec>::empty());
+        }
+        let Ok(record) = slot else { unreachable!("set just above") };
+        match merged.next_into(record) {
+            Some(Ok(())) => {}
+            Some(Err(damage)) => *slot = Err(damage),
+            None => {
+                batch.truncate(n);
+                return false;
+            }
+        }
+    }
+    batch.truncate(BATCH);
+    true
 }
 
 /// The batches [`read_ahead`] decodes, each handed back once used.

@@ -175,6 +175,42 @@ impl<R: Read> Merged<R> {
     }
 }
 
+impl<R: Read> Merged<R> {
+    /// The next record (as [`Iterator::next`]) over `record`: with one
+    /// input and no reorder window it is decoded in place, reusing
+    /// `record`'s allocations (see [`Reader::next_into`]); otherwise the
+    /// merged record is moved in. On damage or at the end `record` holds
+    /// unspecified contents.
+    pub fn next_into(&mut self, record: &mut Record) -> Option<Result<(), (usize, Damage)>> {
+        let one = self.window_ns == 0 && self.heap.is_empty() && self.inputs.len() == 1;
+        let Some(reader) = self.inputs.first_mut().and_then(|r| r.as_mut()).filter(|_| one) else {
+            return Some(self.next()?.map(|r| *record = r));
+        };
+        match reader.next_into(record) {
+            None => {
+                self.inputs[0] = None;
+                None
+            }
+            Some(Err(d)) => {
+                self.stats.damaged += 1;
+                Some(Err((0, d)))
+            }
+            Some(Ok(())) => {
+                let (shift, src_offset) = self.plan[0];
+                record.shift(shift);
+                record.src += src_offset;
+                self.watermark[0] = self.watermark[0].max(record.ts);
+                if record.ts < self.last_out {
+                    self.stats.late += 1;
+                }
+                self.last_out = self.last_out.max(record.ts);
+                self.stats.records += 1;
+                Some(Ok(()))
+            }
+        }
+    }
+}
+
 impl<R: Read> Iterator for Merged<R> {
     type Item = Result<Record, (usize, Damage)>;
 

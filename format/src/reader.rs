@@ -303,8 +303,8 @@ impl<R: Read> Reader<R> {
         Ok(Some(Ok(())))
     }
 
-    /// The next record of the open block.
-    fn next_record(&mut self) -> Option<Result<Record, Damage>> {
+    /// The next record of the open block, decoded over `record`.
+    fn next_record(&mut self, record: &mut Record) -> Option<Result<(), Damage>> {
         while self.block_left > 0 {
             self.block_left -= 1;
             let rest = &self.block[self.block_pos..];
@@ -320,11 +320,10 @@ impl<R: Read> Reader<R> {
             };
             let bytes = &rest[used..used + len as usize];
             self.block_pos += used + len as usize;
-            let mut record = Record::empty();
-            match crate::codec::decode_record_lean(bytes, &mut record, self.lean) {
+            match crate::codec::decode_record_lean(bytes, record, self.lean) {
                 Ok(()) => {
                     self.stats.records += 1;
-                    return Some(Ok(record));
+                    return Some(Ok(()));
                 }
                 Err(DecodeError::UnknownVariant { .. }) => {
                     // A kind, decoded form or enum value from a newer minor
@@ -342,12 +341,13 @@ impl<R: Read> Reader<R> {
     }
 }
 
-impl<R: Read> Iterator for Reader<R> {
-    type Item = Result<Record, Damage>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<R: Read> Reader<R> {
+    /// The next record (as [`Iterator::next`]), decoded over `record`, whose
+    /// allocations are reused: no record is built and moved per call. On
+    /// damage or at the end `record` holds unspecified contents.
+    pub fn next_into(&mut self, record: &mut Record) -> Option<Result<(), Damage>> {
         loop {
-            if let Some(item) = self.next_record() {
+            if let Some(item) = self.next_record(record) {
                 return Some(item);
             }
             if self.stopped {
@@ -364,5 +364,14 @@ impl<R: Read> Iterator for Reader<R> {
                 }
             }
         }
+    }
+}
+
+impl<R: Read> Iterator for Reader<R> {
+    type Item = Result<Record, Damage>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut record = Record::empty();
+        Some(self.next_into(&mut record)?.map(|()| record))
     }
 }
