@@ -786,11 +786,13 @@ impl<A: Codec, B: Codec> Codec for (A, B) {
 /// be listed (the decoder builds the struct), indices are positive
 /// fixints (< 128), and a field's index never changes.
 ///
-/// `codec_struct!(Name { ... } skip_if PREDICATE)`: fields for which
-/// `PREDICATE(&self_so_far, index, &rd)` holds are skipped, not decoded,
-/// and left empty (lean reading, [`crate::Reader::lean_messages`]).
+/// `codec_struct!(Name { ... } skip_if PREDICATE, reading FIELD, ...)`:
+/// fields for which `PREDICATE(&self_so_far, index, &rd)` holds are
+/// skipped, not decoded, and left empty (lean reading,
+/// [`crate::Reader::lean_messages`]); the predicate reads only the FIELDs
+/// named, which come before the skipped ones.
 macro_rules! codec_struct {
-    ($ty:ident { $($field:ident = $idx:literal),+ $(,)? } $(skip_if $skip:path)?) => {
+    ($ty:ident { $($field:ident = $idx:literal),+ $(,)? } $(skip_if $skip:path, reading $($read:ident),+)?) => {
         impl $crate::codec::Codec for $ty {
             fn encode(&self, out: &mut Vec<u8>) {
                 $(const _: () = assert!($idx < 128, "field indices are positive fixints");)+
@@ -826,8 +828,10 @@ macro_rules! codec_struct {
                     if r.lean.any() {
                         // The predicate reads fields decoded before the
                         // skipped ones: they must be this value's, not
-                        // those of a value decoded over.
-                        *self = Codec::empty();
+                        // those of a value decoded over (an absent field
+                        // is its default). Only those are reset: the
+                        // others keep their room for reuse.
+                        $(self.$read = Codec::empty();)+
                     }
                 )?
                 let mut seen = 0u128;

@@ -269,7 +269,7 @@ pub struct Message {
     pub redacted: bool,
 }
 
-codec_struct!(Message { conn = 0, dir = 1, last_ts = 2, offset = 3, data = 4, decoded = 5, redacted = 6 } skip_if lean_part);
+codec_struct!(Message { conn = 0, dir = 1, last_ts = 2, offset = 3, data = 4, decoded = 5, redacted = 6 } skip_if lean_part, reading dir);
 
 /// In lean reading, a message's bytes (4) and decoded form (5) are skipped
 /// when it goes the lean way (its direction, 1, comes first as written),
