@@ -9,10 +9,11 @@
 //! - the operand of a secret field (a word or quoted identifier that is
 //!   one of the [`Rules`]' field names, qualified or not) assigned or
 //!   compared: `password = $1`, `SET token=$2`, `u.api_key <> $1`,
-//!   `key IN ($1, $2)`, `secret LIKE $1`, `password = crypt($1, ...)` (every
-//!   placeholder inside a function call or parentheses there), or the
-//!   other way round, `$1 = password`; or a secret field directly followed
-//!   by one (`PASSWORD $1`);
+//!   `key IN ($1, $2)`, `secret LIKE $1`, `password = crypt($1, ...) ||
+//!   $2` (every placeholder of the expression, up to a `,`, a `)` or a
+//!   keyword such as `AND` or `WHERE` outside parentheses), or the other
+//!   way round, `$1 = password`; or a secret field directly followed by
+//!   one (`PASSWORD $1`);
 //! - in the value of a secret column of a column list: `INSERT INTO t
 //!   (name, password) VALUES ($1, $2), ($3, $4)`, `... (name, token)
 //!   SELECT $1, $2`, `UPDATE t SET (name, token) = ($1, $2)` (a value that
@@ -20,10 +21,9 @@
 //! - among the arguments of the crypto functions the literal rules know
 //!   (`crypt($1, ...)`, `pgp_sym_encrypt(data, $2)`, ...).
 //!
-//! Not found (documented in docs/recording.md): placeholders passed
-//! through other functions or expressions to a column (`jsonb_build_object
-//! ('password', $1)`, `SET password = lower($1) || $2` finds both, but
-//! `SET data = $1` whose JSON holds a password does not), a statement
+//! Not found (documented in docs/recording.md): placeholders whose secret
+//! column is not named beside them (`jsonb_build_object('password', $1)`,
+//! `SET data = $1` whose JSON holds a password), a statement
 //! prepared with SQL `PREPARE` or before the recording began, and SQL cut
 //! by the recording cap where the placeholder falls after the cut.
 
@@ -31,6 +31,12 @@ use super::Rules;
 use crate::sql_scan::{tokens, Kind, Token};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Words that end an operand's expression.
+const OPERAND_ENDS: &[&str] = &[
+    "and", "or", "where", "from", "returning", "then", "else", "when", "end", "group", "order", "limit", "offset", "on", "using",
+    "union", "except", "intersect", "having", "for", "is", "not", "between",
+];
 
 /// The 0-based indices of the parameters of `sql` that hold secrets (see
 /// the module documentation), sorted. Cheap when `sql` has no `$` or
@@ -55,17 +61,29 @@ pub fn secret_params(rules: &Rules, sql: &[u8]) -> Vec<usize> {
             (t.kind == Kind::Punct && matches!(text(t), b"=" | b"<>" | b"!=")) || ["like", "ilike", "in"].iter().any(|w| word(i, w))
         })
     };
-    // The placeholders of the operand starting at token `i`: a
-    // placeholder (and its cast), or every one inside the parentheses of
-    // `(...)` or `f(...)`.
+    // The placeholders of the expression starting at token `i`: up to a
+    // `,`, `;` or unmatched `)` outside parentheses, or a keyword that ends
+    // an operand (`AND`, `WHERE`, ...).
     let mut out = Vec::new();
     let operand = |i: usize, out: &mut Vec<usize>| {
-        let open = if punct(i, "(") { i } else if punct(i + 1, "(") && toks.get(i).is_some_and(|t| t.kind == Kind::Word) { i + 1 } else { usize::MAX };
-        if open != usize::MAX {
-            placeholders(sql, &toks[open..closing(&toks, sql, open)], out);
-        } else if let Some(t) = toks.get(i).filter(|t| t.kind == Kind::Placeholder) {
-            placeholders(sql, std::slice::from_ref(t), out);
+        let mut depth = 0usize;
+        let mut end = i;
+        while let Some(t) = toks.get(end) {
+            let b = text(t);
+            if t.kind == Kind::Punct {
+                match b {
+                    b"(" => depth += 1,
+                    b")" if depth == 0 => break,
+                    b")" => depth -= 1,
+                    b"," | b";" if depth == 0 => break,
+                    _ => {}
+                }
+            } else if depth == 0 && t.kind == Kind::Word && OPERAND_ENDS.iter().any(|w| b.eq_ignore_ascii_case(w.as_bytes())) {
+                break;
+            }
+            end += 1;
         }
+        placeholders(sql, &toks[i.min(end)..end], out);
     };
     for i in 0..toks.len() {
         if is_field(i) {
@@ -75,7 +93,7 @@ pub fn secret_params(rules: &Rules, sql: &[u8]) -> Vec<usize> {
                 operand(i + 1, &mut out);
             }
         } else if toks[i].kind == Kind::Placeholder && is_op(i + 1) && is_field(i + 2) && !punct(i + 3, "(") {
-            operand(i, &mut out);
+            placeholders(sql, &toks[i..=i], &mut out);
         } else if punct(i, "(") {
             column_list(rules, sql, &toks, i, &mut out);
         } else if toks[i].kind == Kind::Word && punct(i + 1, "(") && super::sql::is_crypto_function(text(&toks[i])) {
@@ -211,9 +229,12 @@ fn column_list(rules: &Rules, sql: &[u8], toks: &[Token], open: usize, out: &mut
 /// it.
 #[derive(Debug, Default)]
 pub struct BindSecrets {
-    /// Connection key → statement name → secret parameter indices.
-    conns: HashMap<(u64, u64), HashMap<Box<[u8]>, Arc<[usize]>>>,
+    /// Connection key → its statements.
+    conns: HashMap<(u64, u64), Statements>,
 }
+
+/// Statement name → secret parameter indices.
+type Statements = HashMap<Box<[u8]>, Arc<[usize]>>;
 
 impl BindSecrets {
     /// Statement `name` of connection `conn` was prepared as `sql`.
@@ -284,6 +305,7 @@ mod tests {
         assert_eq!(secret("select * from t where $2 = \"Password\" and id = $1"), [1]);
         assert_eq!(secret("select 1 from t where key in ($1, $2) and a = $3"), [0, 1]);
         assert_eq!(secret("update t set password = crypt($1, gen_salt('bf')), n = $2"), [0]);
+        assert_eq!(secret("update t set password = a || lower($1) || $2 where id = $3 and token = $4 limit $5"), [0, 1, 3]);
         assert_eq!(secret("select pgp_sym_decrypt(c, $1) from t where id = $2"), [0]);
         assert_eq!(secret("INSERT INTO t (user, password) VALUES ($1, $2), ($3, lower($4))"), [1, 3]);
         assert_eq!(secret("insert into t (id, t.token, n) select $1, $2, $3 from x where y = $4"), [1]);
