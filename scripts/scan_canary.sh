@@ -15,7 +15,7 @@ dir=${1:?usage: scripts/scan_canary.sh DIR [OLTRACE]}
 oltrace=${2:-target/debug/oltrace}
 CANARY=Canary7d1eOltraceSecret
 # Tests that record with --no-redact on purpose (their traces hold the canary).
-NO_REDACT_TESTS=(redaction)
+NO_REDACT_TESTS=(redaction redaction_params)
 
 scanned=0 skipped=0 bad=0
 for f in "$dir"/*.mp; do

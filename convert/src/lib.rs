@@ -33,7 +33,11 @@
 //! bytes and in the decoded summaries alike (see [`crate::redact`]):
 //! PostgreSQL password/SASL/GSS messages and SQL password literals
 //! (`PASSWORD '...'`, `IDENTIFIED BY '...'`, pgcrypto arguments) in
-//! Query and Parse messages and exchange statements; HTTP URL userinfo
+//! Query and Parse messages and exchange statements; Bind parameters that
+//! a statement assigns to or compares with a secret column
+//! (`password = $1`, `INSERT ... (name, password) VALUES ($1, $2)`; the
+//! [`Converter`] keeps, per connection, the prepared statements that have
+//! some); HTTP URL userinfo
 //! passwords, secret query parameters (in the request line, the decoded
 //! target and the exchange's target), secret header values, and secret
 //! fields of form and JSON bodies; and the Redis arguments
@@ -146,6 +150,9 @@ pub struct Converter {
     pg_message: format::Record,
     pg_exchange: format::Record,
     pg_spare: pg::Spare,
+    /// Each connection's prepared statements whose Bind parameters are
+    /// secret.
+    binds: redact::BindSecrets,
 }
 
 impl Converter {
@@ -170,6 +177,7 @@ impl Converter {
             pg_message: empty(),
             pg_exchange: empty(),
             pg_spare: pg::Spare::default(),
+            binds: redact::BindSecrets::default(),
         }
     }
 
@@ -191,7 +199,7 @@ impl Converter {
                     return sink(record);
                 }
                 wire::MessageKind::Pg(p) => {
-                    pg::fill_message(&mut self.pg_message, conn, &m, p, rules, &mut self.pg_spare);
+                    pg::fill_message(&mut self.pg_message, conn, &m, p, rules, &mut self.binds, &mut self.pg_spare);
                     return sink(&mut self.pg_message);
                 }
                 wire::MessageKind::Opaque => {
@@ -251,6 +259,12 @@ impl Converter {
                 }
             }
         }
+    }
+
+    /// Connection `conn` ended: what was kept of its prepared statements
+    /// is dropped.
+    pub fn conn_closed(&mut self, conn: u64) {
+        self.binds.conn_closed((0, conn));
     }
 
     /// The rules this converter blanks by.

@@ -183,8 +183,19 @@ impl Spare {
 /// blanked after its header in the recorded bytes, and summarised as
 /// [`PgMessage::redacted`] (the secret as `***`); the password literals of
 /// a Query's or Parse's SQL ([`redact::sql_spans`]) are blanked in the
-/// bytes and in the decoded `sql`.
-pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Message, p: &PgMessage, rules: &redact::Rules, spare: &mut Spare) {
+/// bytes and in the decoded `sql`; the parameters of a Bind to a statement
+/// whose placeholders stand for secrets (`binds`, fed here with the
+/// connection's Parse and Close messages) in the bytes and in the decoded
+/// `params`.
+pub(crate) fn fill_message(
+    record: &mut format::Record,
+    conn: u64,
+    m: &wire::Message,
+    p: &PgMessage,
+    rules: &redact::Rules,
+    binds: &mut redact::BindSecrets,
+    spare: &mut Spare,
+) {
     let redact = rules.enabled();
     let (data, decoded, redacted) = fill::message_fields(record, conn, &Placement::of(m), &m.raw.prefix);
     if !matches!(decoded, Some(Decoded::Pg(_))) {
@@ -197,6 +208,18 @@ pub(crate) fn fill_message(record: &mut format::Record, conn: u64, m: &wire::Mes
         fill_decoded(d, &p.redacted(), spare);
     } else {
         fill_decoded(d, p, spare);
+        if redact && m.dir == wire::Direction::ToServer {
+            match p {
+                PgMessage::Parse { name, sql, .. } => binds.parse(rules, (0, conn), name, sql),
+                PgMessage::Close { target: pg::Target::Statement, name } => binds.close((0, conn), name),
+                PgMessage::Bind(b) => {
+                    if let Some(secret) = binds.of((0, conn), &b.statement) {
+                        *redacted |= redact::bind_message(&mut data.0, &mut d.params, &secret);
+                    }
+                }
+                _ => {}
+            }
+        }
         if let (true, PgMessage::Query { sql } | PgMessage::Parse { sql, .. }) = (redact, p) {
             if let Some(text) = d.sql.as_mut() {
                 if redact::sql_in_string(text) {

@@ -364,9 +364,12 @@ pub struct LogLine {
     pub stream: LogStream,
     /// The line, without its line ending.
     pub text: String,
+    /// True when secrets in `text` were blanked.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub redacted: bool,
 }
 
-codec_struct!(LogLine { origin = 0, stream = 1, text = 2 });
+codec_struct!(LogLine { origin = 0, stream = 1, text = 2, redacted = 3 });
 
 /// Data the recorder lost, and why (`ts`: when the loss was noticed).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -223,6 +223,7 @@ impl Synth {
                 origin: lambda.into(),
                 stream: LogStream::Stdout,
                 text: format!("{lambda}: served user {user} in {}us", (t - t0) / 1000),
+                redacted: false,
             }),
         );
 

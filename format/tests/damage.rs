@@ -175,9 +175,9 @@ fn newer_minor_version_records_are_tolerated() {
         out.push(3); // unknown field
         put_uint(out, 77);
     }
-    // A log line (Body variant 5: origin 0, stream 1, text 2) with an
-    // unknown field 3 ("severity", a nested map even) and an unknown
-    // string key.
+    // A log line (Body variant 5: origin 0, stream 1, text 2, redacted 3)
+    // with an unknown field 9 ("severity", a nested map even) and an
+    // unknown string key.
     fn log(out: &mut Vec<u8>, stream: u64) {
         put_map_len(out, 1);
         out.push(5);
@@ -188,7 +188,7 @@ fn newer_minor_version_records_are_tolerated() {
         put_uint(out, stream);
         out.push(2);
         put_str(out, "hi");
-        out.push(3);
+        out.push(9);
         put_map_len(out, 1);
         put_str(out, "level");
         put_str(out, "info");

@@ -423,9 +423,10 @@ rediss:LISTEN=UPSTREAM routes take TLS from the first byte (redis-cli --tls), te
 cert=/key= or a self-signed certificate; upstream-tls= and upstream-ca= as above.
 Secrets are blanked in the trace, never in the traffic, keeping their length: PostgreSQL passwords
 and SASL, SQL password literals (PASSWORD '...', IDENTIFIED BY '...', crypt/pgp_sym_* arguments),
-HTTP Authorization/Cookie/Set-Cookie/X-Api-Key/X-Auth-Token, URL userinfo, query, form and JSON
+Bind parameters of secret columns (SET password = $1, INSERT ... (name, token) VALUES ($1, $2)), HTTP Authorization/Cookie/Set-Cookie/X-Api-Key/X-Auth-Token, URL userinfo, query, form and JSON
 fields named password, token, key, secret... (--redact-field/--redact-header add names,
---keep-field exempts one), Redis AUTH, CONFIG SET requirepass, ACL SETUSER >pw; --no-redact keeps
+--keep-field exempts one), Redis AUTH, CONFIG SET requirepass, ACL SETUSER >pw, and in log lines
+password=..., JSON token fields, Authorization: ..., Bearer ..., URL passwords; --no-redact keeps
 them all. `oltrace redact` blanks a trace already written. The trace is readable by its
 owner only. If the recorder falls behind, forwarding goes on and the lost data is recorded as gaps
 (with --block, forwarding waits for the recorder instead). --config FILE reads the options from

@@ -101,6 +101,7 @@ pub fn recover(trace: &Path) -> anyhow::Result<Recovered> {
             "the recording stopped before decoding everything (killed?); what follows was recovered from its spool by `oltrace recover`, from spool position {}, with {resumed_connections} connections resumed mid-stream (a message cut by the checkpoint may be missing or opaque)",
             header.checkpoint
         ),
+        redacted: false,
     };
     writer.write(&format::Record { ts: last_ts, src: 0, body: format::Body::Log(mark) })?;
     let mut input = std::fs::File::open(&spool_path)?;

@@ -7,14 +7,15 @@
 //! `--keep-field` ones. Records stream from the input to a temporary file
 //! beside the output (renamed into place at the end, so a failed run leaves
 //! no half-written output); each is blanked by
-//! [`convert::redact::record::record`], which parses its bytes again with
-//! `wire`'s at-rest parsers. Every record is kept: the counts say how many
+//! a [`convert::redact::record::Redactor`], which parses its bytes again
+//! with `wire`'s at-rest parsers and remembers each connection's prepared
+//! statements whose Bind parameters are secret. Every record is kept: the counts say how many
 //! were blanked, how many messages no longer parsed (blanked whole) and how
 //! many were opaque (left as they are). The output's header records the
 //! rules, with `oltrace redact` added to who applied them.
 
 use crate::{open_trace, Outcome};
-use convert::redact::record::{record, Rewrite};
+use convert::redact::record::{Redactor, Rewrite};
 use convert::redact::Rules;
 use format::{Body, Writer, WriterOptions};
 use std::collections::HashMap;
@@ -61,12 +62,17 @@ pub fn run(config: &RedactConfig) -> anyhow::Result<Outcome> {
     by.push(format!("oltrace redact {}", env!("CARGO_PKG_VERSION")));
     header.redaction = Some(format::Redaction { by, ..rules.record("") });
     header.meta.insert("redact".into(), "true".into());
+    // The wrapped command's line (`command`), as the recorder blanks it.
+    for v in header.meta.values_mut() {
+        convert::redact::log_line(&rules, v);
+    }
 
     let tmp = config.output.with_extension("mp.partial");
     let mut writer = Writer::create(&tmp, &header, WriterOptions::default()).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", tmp.display()))?;
     let total = std::fs::metadata(&config.input).map(|m| m.len()).unwrap_or(0);
     let bar = progress_bar(total);
     let mut protocols = HashMap::new();
+    let mut redactor = Redactor::new(rules);
     let mut done = Redacted::default();
     let mut result = Ok(());
     while let Some(item) = reader.next() {
@@ -87,7 +93,7 @@ pub fn run(config: &RedactConfig) -> anyhow::Result<Outcome> {
             _ => None,
         };
         let protocol = conn.and_then(|c| protocols.get(&(r.src, c)).copied());
-        match record(&rules, protocol, &mut r) {
+        match redactor.record(protocol, &mut r) {
             Rewrite::Unchanged => {}
             Rewrite::Blanked => done.blanked += 1,
             Rewrite::Unparsed => {

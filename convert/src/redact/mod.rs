@@ -18,16 +18,25 @@
 //! PostgreSQL and Redis blanking; `http` blanks request targets (URL
 //! userinfo, query parameters), header values and form and JSON bodies;
 //! `json` finds the values of secret keys in a JSON body (walked with
-//! serde_json); `sql` finds password literals in SQL text; [`record`]
+//! serde_json); `sql` finds password literals in SQL text; `params` finds
+//! the Bind parameters that stand for secrets (placeholders assigned to or
+//! compared with secret columns) and keeps, per connection, the prepared
+//! statements that have some; `log` blanks `name=value`, `name: value`,
+//! JSON fields, credential headers, `Bearer` tokens and URL passwords in
+//! log lines; [`record`]
 //! redacts a record already written (`oltrace redact`), parsing its bytes
 //! again.
 
 mod http;
 mod json;
+mod log;
+mod params;
 pub mod record;
 mod sql;
 
 pub use http::{body_kind, http_body, http_head_with, target_password, target_spans, target_text, target_text_with, BodyKind};
+pub use log::{log_line, log_spans};
+pub use params::{bind_message, secret_params, BindSecrets};
 pub use sql::{sql_in_place, sql_in_string, sql_spans};
 
 use aho_corasick::AhoCorasick;
@@ -70,8 +79,9 @@ pub const HTTP_SECRET_HEADERS: &[&str] = DEFAULT_HEADERS;
 /// `Set-Cookie`; URL userinfo passwords; Redis `AUTH`, `HELLO AUTH`,
 /// `MIGRATE AUTH|AUTH2`, `CONFIG SET requirepass|masterauth`, `ACL SETUSER`
 /// passwords); 2 adds query, form and JSON fields, `X-Api-Key`,
-/// `X-Auth-Token`, and SQL password literals.
-pub const RULES_VERSION: u32 = 2;
+/// `X-Auth-Token`, and SQL password literals; 3 adds Bind parameters of
+/// secret columns and log lines.
+pub const RULES_VERSION: u32 = 3;
 
 /// What is blanked: on or off, and the field and header names. Built once
 /// from the options (`--redact-field`, `--redact-header`, `--keep-field`,
@@ -89,6 +99,11 @@ pub struct Rules {
     /// `"name"` of every field, quoted as a JSON key: a body that has none
     /// of them (and no `\u` escape that could spell one) is not walked.
     json_keys: Option<AhoCorasick>,
+    /// Every field name, bare: SQL naming none has no secret parameter.
+    field_words: Option<AhoCorasick>,
+    /// Every field and header name, `bearer` and `://`, longest first: a
+    /// log line naming none is not looked at further.
+    log_words: Option<AhoCorasick>,
 }
 
 impl Default for Rules {
@@ -119,7 +134,7 @@ impl Rules {
 
     /// Nothing blanked (`--no-redact`).
     pub fn off() -> Rules {
-        Rules { enabled: false, fields: Arc::new([]), headers: Arc::new([]), kept: Arc::new([]), json_keys: None }
+        Rules { enabled: false, fields: Arc::new([]), headers: Arc::new([]), kept: Arc::new([]), json_keys: None, field_words: None, log_words: None }
     }
 
     fn from_lists(enabled: bool, mut fields: Vec<String>, mut headers: Vec<String>, kept: Vec<String>) -> Rules {
@@ -129,7 +144,13 @@ impl Rules {
             .ascii_case_insensitive(true)
             .build(fields.iter().map(|f| format!("\"{f}\"")))
             .ok();
-        Rules { enabled, fields: fields.into(), headers: headers.into(), kept: kept.into(), json_keys }
+        let field_words = AhoCorasick::builder().ascii_case_insensitive(true).build(&fields).ok();
+        let log_words = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(fields.iter().chain(headers.iter()).map(String::as_str).chain(["bearer", "://"]))
+            .ok();
+        Rules { enabled, fields: fields.into(), headers: headers.into(), kept: kept.into(), json_keys, field_words, log_words }
     }
 
     /// The rules a trace header records ([`Rules::record`]).
@@ -194,6 +215,12 @@ impl Rules {
     pub fn is_secret_header(&self, name: &[u8]) -> bool {
         let name = trim_ows(name);
         self.enabled && self.headers.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+    }
+
+    /// `text` holds one of the field names somewhere (ASCII
+    /// case-insensitively; a cheap search before a closer look).
+    pub fn mentions_field(&self, text: &[u8]) -> bool {
+        self.field_words.as_ref().is_some_and(|a| a.is_match(text))
     }
 
     /// `body` may hold a secret JSON key: one quoted as a key, or a `\u`

@@ -3,10 +3,13 @@
 //! functions the recorder uses, and its decoded summary and exchange
 //! summary blanked alike. A message of a decoded protocol whose bytes no
 //! longer parse is blanked whole (after a PostgreSQL message's 5-byte
-//! header, so the framing stays); opaque bytes (TLS, a plain tcp route, a
+//! header, so the framing stays); a Bind's parameters are blanked by the
+//! statement its connection's Parse prepared ([`Redactor`] keeps them, as
+//! the recorder's converter does); log lines by the same rules as when
+//! recording; opaque bytes (TLS, a plain tcp route, a
 //! connection whose decoder gave up) are left as they are and counted.
 
-use super::{Rules, STAR};
+use super::{BindSecrets, Rules, STAR};
 use bytes::Bytes;
 use format::{Body, Decoded, Direction, ExchangeSummary, Protocol, Record};
 
@@ -27,25 +30,59 @@ pub enum Rewrite {
 const PG_SECRET_KINDS: &[&str] = &["PasswordMessage", "SASLInitialResponse", "SASLResponse", "GSSResponse"];
 
 /// Blanks what `rules` say is secret in `r`, a record of a connection of
-/// `protocol` (from its `conn_open`; `None` when unknown).
+/// `protocol` (from its `conn_open`; `None` when unknown), on its own: a
+/// Bind's parameters need the connection's earlier Parse messages, which
+/// only a [`Redactor`] fed every record in order knows.
 pub fn record(rules: &Rules, protocol: Option<Protocol>, r: &mut Record) -> Rewrite {
-    if !rules.enabled() {
-        return Rewrite::Unchanged;
+    Redactor::new(rules.clone()).record(protocol, r)
+}
+
+/// Redacts the records of a trace, in order, with what they teach about
+/// their connections: the prepared statements whose Bind parameters are
+/// secret (from each connection's Parse and Close messages, forgotten at
+/// its `conn_close`), as the recorder's converter keeps them.
+pub struct Redactor {
+    rules: Rules,
+    binds: BindSecrets,
+}
+
+impl Redactor {
+    pub fn new(rules: Rules) -> Redactor {
+        Redactor { rules, binds: BindSecrets::default() }
     }
+
+    /// Blanks what the rules say is secret in `r`, as [`record`] does, and
+    /// Bind parameters by the statements seen before.
+    pub fn record(&mut self, protocol: Option<Protocol>, r: &mut Record) -> Rewrite {
+        if !self.rules.enabled() {
+            return Rewrite::Unchanged;
+        }
+        if let Body::ConnClose(c) = &r.body {
+            self.binds.conn_closed((r.src.into(), c.conn));
+        }
+        let rules = &self.rules;
     // The functions below say what they blanked, stars over stars
     // included: whether anything changed is told by comparing (a trace
     // redacted again counts nothing new).
-    let before = matches!(r.body, Body::Message(_) | Body::Exchange(_)).then(|| r.body.clone());
-    let outcome = blank(rules, protocol, r);
-    match (outcome, before) {
-        (Rewrite::Blanked, Some(b)) if b == r.body => Rewrite::Unchanged,
-        (o, _) => o,
+        let before = matches!(r.body, Body::Message(_) | Body::Exchange(_) | Body::Log(_)).then(|| r.body.clone());
+        let conn = (u64::from(r.src), 0);
+        let outcome = blank(rules, &mut self.binds, conn, protocol, r);
+        match (outcome, before) {
+            (Rewrite::Blanked, Some(b)) if b == r.body => Rewrite::Unchanged,
+            (o, _) => o,
+        }
     }
 }
 
-fn blank(rules: &Rules, protocol: Option<Protocol>, r: &mut Record) -> Rewrite {
+/// `conn`: the record's source and 0 (the connection id is the message's).
+fn blank(rules: &Rules, binds: &mut BindSecrets, conn: (u64, u64), protocol: Option<Protocol>, r: &mut Record) -> Rewrite {
     let changed = match &mut r.body {
-        Body::Message(m) => return message(rules, protocol, m),
+        Body::Message(m) => return message(rules, binds, (conn.0, m.conn), protocol, m),
+        Body::Log(l) => {
+            let changed = super::log_line(rules, &mut l.text);
+            l.redacted |= changed;
+            changed
+        }
         Body::Exchange(x) => match &mut x.summary {
             ExchangeSummary::Http(h) => blank_target(rules, &mut h.target),
             ExchangeSummary::Pg(p) => p.statements.iter_mut().fold(false, |any, s| super::sql_in_string(s) | any),
@@ -78,13 +115,13 @@ fn blank_target(rules: &Rules, dst: &mut String) -> bool {
     changed
 }
 
-fn message(rules: &Rules, protocol: Option<Protocol>, m: &mut format::Message) -> Rewrite {
+fn message(rules: &Rules, binds: &mut BindSecrets, conn: (u64, u64), protocol: Option<Protocol>, m: &mut format::Message) -> Rewrite {
     let Some(decoded) = m.decoded.as_mut() else { return Rewrite::Opaque };
     let raw = &mut m.data.bytes.0;
     let to_server = m.dir == Direction::ToServer;
     let outcome = match (protocol, decoded) {
         (Some(Protocol::Http), d @ (Decoded::HttpRequest(_) | Decoded::HttpResponse(_))) => http(rules, raw, to_server, d),
-        (Some(Protocol::Postgres), Decoded::Pg(d)) if to_server => pg(raw, d),
+        (Some(Protocol::Postgres), Decoded::Pg(d)) if to_server => pg(rules, binds, conn, raw, d),
         (Some(Protocol::Redis), Decoded::Redis(d)) if to_server && d.typed_kind() == Some(format::RedisKind::Command) => redis(raw, d),
         _ => Rewrite::Unchanged,
     };
@@ -118,7 +155,7 @@ fn http(rules: &Rules, raw: &mut [u8], request: bool, decoded: &mut Decoded) -> 
     }
 }
 
-fn pg(raw: &mut [u8], d: &mut format::PgMessage) -> Rewrite {
+fn pg(rules: &Rules, binds: &mut BindSecrets, conn: (u64, u64), raw: &mut [u8], d: &mut format::PgMessage) -> Rewrite {
     if PG_SECRET_KINDS.contains(&d.kind.as_str()) {
         let changed = raw.get(5..).is_some_and(|b| b.iter().any(|&c| c != STAR));
         super::pg_secret_message(raw);
@@ -130,6 +167,20 @@ fn pg(raw: &mut [u8], d: &mut format::PgMessage) -> Rewrite {
     if d.typed_kind() == Some(format::PgKind::Malformed) {
         super::pg_secret_message(raw);
         return Rewrite::Unparsed;
+    }
+    // The statement of a Parse, and its name, from the decoded summary:
+    // its `sql` was taken from the whole message, even when the bytes
+    // kept were cut by the cap.
+    let statement = d.statement.as_deref().unwrap_or_default().as_bytes();
+    match d.kind.as_str() {
+        "Parse" => binds.parse(rules, conn, statement, d.sql.as_deref().unwrap_or_default().as_bytes()),
+        "Close" if d.fields.iter().any(|(k, v)| k == "target" && v == "S") => binds.close(conn, statement),
+        "Bind" => {
+            let secret = binds.of(conn, statement);
+            let changed = secret.is_some_and(|s| super::bind_message(raw, &mut d.params, &s));
+            return if changed { Rewrite::Blanked } else { Rewrite::Unchanged };
+        }
+        _ => {}
     }
     if !matches!(d.kind.as_str(), "Query" | "Parse") {
         return Rewrite::Unchanged;

@@ -52,6 +52,17 @@ static TRIGGERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
         .expect("fixed patterns build")
 });
 
+/// `sql` names one of the words that start a rule (a cheap search: the
+/// scanner runs only when it does).
+pub(super) fn mentions_trigger(sql: &[u8]) -> bool {
+    TRIGGERS.is_match(sql)
+}
+
+/// `word` is one of the crypto functions whose arguments are secret.
+pub(super) fn is_crypto_function(word: &[u8]) -> bool {
+    CRYPTO_FUNCTIONS.iter().any(|f| word.eq_ignore_ascii_case(f.as_bytes()))
+}
+
 /// The spans of `sql` holding password literals (see the module
 /// documentation): string literals' contents.
 pub fn sql_spans(sql: &[u8]) -> Vec<Range<usize>> {
@@ -93,7 +104,7 @@ pub fn sql_spans(sql: &[u8]) -> Vec<Range<usize>> {
             if let Some(s) = after_by.find(|s| s.kind == Kind::String) {
                 blank(s);
             }
-        } else if t.kind == Kind::Word && CRYPTO_FUNCTIONS.iter().any(|f| text(t).eq_ignore_ascii_case(f.as_bytes())) {
+        } else if t.kind == Kind::Word && is_crypto_function(text(t)) {
             if !toks.get(i + 1).is_some_and(|p| punct(p, "(")) {
                 continue;
             }

@@ -160,7 +160,7 @@ pub fn body() -> impl Strategy<Value = Body> {
             })
         ),
         (text(), proptest::sample::select(LogStream::ALL), text())
-            .prop_map(|(origin, stream, text)| Body::Log(LogLine { origin, stream, text })),
+            .prop_map(|(origin, stream, text)| Body::Log(LogLine { origin, stream, text, redacted: false })),
         (option::of(any::<u64>()), option::of(direction()), any::<u64>(), any::<u64>(), text())
             .prop_map(|(conn, dir, bytes, records, reason)| Body::Gap(Gap { conn, dir, bytes, records, reason })),
         (any::<u64>(), direction(), any::<u64>(), text())

@@ -601,9 +601,12 @@ impl<'w> Recorder<'w> {
                 let body = Body::Gap(Gap { conn: Some(conn), dir: Some(dir), bytes, records: 0, reason });
                 self.write(&Record { ts, src: 0, body })
             }
-            Note::Log { origin, stream, text, ts } => {
+            Note::Log { origin, stream, mut text, ts } => {
                 self.summary.log_lines += 1;
-                self.write(&Record { ts, src: 0, body: Body::Log(format::LogLine { origin, stream, text }) })
+                // Blanked in the record only: the wrapped command's output
+                // was already passed on as it wrote it.
+                let redacted = convert::redact::log_line(self.converter.rules(), &mut text);
+                self.write(&Record { ts, src: 0, body: Body::Log(format::LogLine { origin, stream, text, redacted }) })
             }
             Note::Close { conn, ts, bytes_to_server, bytes_to_client, error } => {
                 self.finish_conn(conn, ts)?;
@@ -619,6 +622,7 @@ impl<'w> Recorder<'w> {
             c.session.eof(Direction::ToClient, ts, &mut self.events);
         }
         let result = self.drain(conn);
+        self.converter.conn_closed(conn);
         if let Some(Conn { role: Role::Invocations { unanswered, .. }, .. }) = self.conns.remove(&conn) {
             for id in unanswered.into_iter().flatten() {
                 self.attributor.end(id, ts);

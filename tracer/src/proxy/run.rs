@@ -167,7 +167,11 @@ pub fn start_recording(config: &ProxyConfig, meta: &[(&str, String)]) -> anyhow:
         header.meta.insert("tls_intercept".into(), format!("on{passthrough}"));
     }
     for (k, v) in meta {
-        header.meta.insert(k.to_string(), v.clone());
+        // A wrapped command's line may carry a secret (`curl -H
+        // 'Authorization: ...'`, `password=...`): blanked as log lines are.
+        let mut v = v.clone();
+        convert::redact::log_line(&config.redact, &mut v);
+        header.meta.insert(k.to_string(), v);
     }
     let writer = format::Writer::create(&config.output, &header, format::WriterOptions::default())
         .map_err(|e| anyhow::anyhow!("cannot create the trace: {e}"))?;

@@ -126,6 +126,41 @@ pub fn data_rows(raw: &Bytes) -> impl Iterator<Item = DataRow> + '_ {
     })
 }
 
+/// Where a stored Bind message's parameter values are in its bytes `raw`
+/// (tag and length first, possibly cut short by the recorder's cap): one
+/// entry per parameter the bytes reach, in order, `None` for a NULL, the
+/// span clipped to `raw` for a value cut short. Empty when `raw` is not a
+/// Bind or its header fields are cut or malformed. Redaction blanks the
+/// secret ones in place, so the framing stays.
+pub fn bind_param_spans(raw: &[u8]) -> Vec<Option<std::ops::Range<usize>>> {
+    let mut out = Vec::new();
+    if raw.first() != Some(&f::BIND) {
+        return out;
+    }
+    let cstr_end = |at: usize| raw.get(at..).and_then(|s| s.iter().position(|&b| b == 0)).map(|i| at + i + 1);
+    let u16_at = |at: usize| raw.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize);
+    let Some(after_names) = cstr_end(5).and_then(cstr_end) else { return out };
+    let Some(formats) = u16_at(after_names) else { return out };
+    let count_at = after_names + 2 + 2 * formats;
+    let Some(count) = u16_at(count_at) else { return out };
+    let mut at = count_at + 2;
+    for _ in 0..count {
+        let Some(len) = raw.get(at..at + 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])) else { break };
+        at += 4;
+        if len < 0 {
+            out.push(None);
+            continue;
+        }
+        let end = at.saturating_add(len as usize);
+        out.push(Some(at.min(raw.len())..end.min(raw.len())));
+        if end >= raw.len() {
+            break;
+        }
+        at = end;
+    }
+    out
+}
+
 /// One DataRow, its values unread until asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataRow {

@@ -11,8 +11,8 @@
 //! - `parse` (private): message bodies to [`PgMessage`], every read checked.
 //! - `at_rest` (private): stored messages parsed at once
 //!   ([`parse_backend`], [`parse_frontend`], [`parse_startup`], and
-//!   [`data_rows`] with lazy [`DataRow`] views), with the decoder's frame
-//!   checks and body parsers.
+//!   [`data_rows`] with lazy [`DataRow`] views, [`bind_param_spans`] for
+//!   redaction), with the decoder's frame checks and body parsers.
 //! - `tracker` (private): pairs answers with requests; tracks prepared
 //!   statements and portals.
 //! - [`decoder`]: [`PgDecoder`], framing and the startup/SSL phase.
@@ -45,7 +45,7 @@ pub mod tags;
 mod tracker;
 pub mod values;
 
-pub use at_rest::{data_rows, parse_backend, parse_frontend, parse_startup, DataRow};
+pub use at_rest::{bind_param_spans, data_rows, parse_backend, parse_frontend, parse_startup, DataRow};
 pub use decoder::PgDecoder;
 pub use exchange::*;
 pub use message::*;
