@@ -365,7 +365,7 @@ the trace (redacted as the recording was), marks the trace with a log record fro
 `oltrace recover`, reports damaged parts of the spool as gaps, and removes the spool.
 
 Exit codes:
-  0  recovered
+  0  recovered (a frame cut short at the spool's end, being written at the kill, is a gap too)
   1  recovered, but damaged parts of the spool were lost (recorded as gaps)
   2  error: no spool, a spool of another trace, unreadable or unwritable files";
 

@@ -33,6 +33,9 @@ pub struct Recovered {
     pub notes: u64,
     pub spool_bytes: u64,
     pub damaged_bytes: u64,
+    /// Of the damaged bytes, those at the spool's end (see
+    /// `Scan::torn_tail`): expected after a kill, not damage.
+    pub torn_tail: u64,
     pub records: u64,
     pub resumed_connections: usize,
     pub seconds: f64,
@@ -50,8 +53,15 @@ pub fn run(config: &RecoverConfig) -> anyhow::Result<Outcome> {
         r.seconds,
         r.spool_bytes as f64 / 1e6 / r.seconds.max(1e-9)
     );
-    if r.damaged_bytes > 0 {
-        eprintln!("oltrace recover: {} bytes of the spool were damaged and are lost (recorded as gaps: `oltrace cat --kind gap`)", r.damaged_bytes);
+    if r.torn_tail > 0 {
+        eprintln!(
+            "oltrace recover: the spool's last {} bytes hold a frame cut short, being written when the proxy died: lost (a gap record says so)",
+            r.torn_tail
+        );
+    }
+    let damaged = r.damaged_bytes - r.torn_tail;
+    if damaged > 0 {
+        eprintln!("oltrace recover: {damaged} bytes of the spool were damaged and are lost (recorded as gaps: `oltrace cat --kind gap`)");
         return Ok(Outcome::Damaged);
     }
     Ok(Outcome::Clean)
@@ -146,6 +156,7 @@ pub fn recover(trace: &Path) -> anyhow::Result<Recovered> {
         notes: scan.notes,
         spool_bytes: scan.note_bytes + scan.damaged_bytes,
         damaged_bytes: scan.damaged_bytes,
+        torn_tail: scan.torn_tail,
         records: summary.records + 1,
         resumed_connections,
         seconds: started.elapsed().as_secs_f64(),

@@ -202,6 +202,10 @@ pub struct Scan<R> {
     pub note_bytes: u64,
     /// Damaged bytes skipped.
     pub damaged_bytes: u64,
+    /// Of those, the bytes at the very end that hold no whole frame: after
+    /// a kill, the frame being written when the process died (a SIGKILL
+    /// can cut a `pwrite` short).
+    pub torn_tail: u64,
 }
 
 /// How much a scan reads at a time.
@@ -210,7 +214,7 @@ const SCAN_READ: usize = 4 << 20;
 impl<R: std::io::Read> Scan<R> {
     /// Scans `input`, whose first byte is at logical position `pos`.
     pub fn new(input: R, pos: u64) -> Scan<R> {
-        Scan { input, buf: Bytes::new(), pos, eof: false, notes: 0, note_bytes: 0, damaged_bytes: 0 }
+        Scan { input, buf: Bytes::new(), pos, eof: false, notes: 0, note_bytes: 0, damaged_bytes: 0, torn_tail: 0 }
     }
 
     /// Reads more into `buf`; false at the end of the input.
@@ -291,6 +295,7 @@ impl<R: std::io::Read> Scan<R> {
                         skipped += self.buf.len();
                         let rest = self.buf.len();
                         self.skip(rest);
+                        self.torn_tail = skipped as u64;
                         return Ok(self.damage(skipped, what));
                     }
                 }
@@ -589,6 +594,25 @@ mod tests {
             }
         }
         (notes, damaged)
+    }
+
+    /// A spool whose last frame was cut short (a kill during its `pwrite`)
+    /// has a torn tail of exactly the cut frame's bytes; damage before the
+    /// end is not a torn tail.
+    #[test]
+    fn a_frame_cut_at_the_end_is_a_torn_tail() {
+        let notes = many();
+        let whole = frames(&notes);
+        let last = frames(std::slice::from_ref(notes.last().unwrap())).len();
+        let mut scan = Scan::new(std::io::Cursor::new(whole[..whole.len() - last / 2].to_vec()), 0);
+        let found = scan.by_ref().filter(|i| matches!(i, Ok(Scanned::Note(_)))).count();
+        assert_eq!((found, scan.damaged_bytes, scan.torn_tail), (notes.len() - 1, (last - last / 2) as u64, (last - last / 2) as u64));
+        let mut middle = whole.clone();
+        middle[last] ^= 0xff;
+        let mut scan = Scan::new(std::io::Cursor::new(middle), 0);
+        scan.by_ref().for_each(drop);
+        assert!(scan.damaged_bytes > 0);
+        assert_eq!(scan.torn_tail, 0);
     }
 
     fn many() -> Vec<Note> {
