@@ -9,8 +9,10 @@
 //! `oltrace proxy` (see tests/support), a small HTTPS upstream on rustls.
 
 mod support;
+#[path = "../../tracer/tests/common/tls_redis.rs"]
+mod tls_redis;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use support::*;
 
 #[test]
@@ -66,52 +68,12 @@ fn https_target_checked_against_a_test_ca() {
     assert!(err.contains("--insecure and --cacert contradict"), "{err}");
 }
 
-/// A Redis server that takes TLS only, its certificate for `localhost`
-/// signed by the test CA; stopped when dropped.
-struct TlsRedis {
-    child: Child,
-    port: String,
-}
-
-impl Drop for TlsRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tls_redis(dir: &std::path::Path, ca: &TestCa) -> TlsRedis {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let (crt, key) = (dir.join("redis.pem"), dir.join("redis.key"));
-    std::fs::write(&crt, &ca.cert_pem).unwrap();
-    std::fs::write(&key, &ca.key_pem).unwrap();
-    let child = Command::new("redis-server")
-        .args(["--port", "0", "--tls-port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--tls-auth-clients", "no"])
-        .arg("--tls-cert-file")
-        .arg(&crt)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .arg("--tls-ca-cert-file")
-        .arg(ca.ca_file(dir))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (is it installed? scripts/test.sh installs it)");
-    let server = TlsRedis { child, port };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(format!("127.0.0.1:{}", server.port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("redis-server did not listen on {}", server.port);
-}
-
 #[test]
 fn rediss_target_and_a_recorded_tls_upstream() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::localhost();
     let ca_arg = ca.ca_file(dir.path()).to_str().unwrap().to_owned();
-    let server = tls_redis(dir.path(), &ca);
+    let server = tls_redis::start(dir.path(), &ca.ca_pem, &ca.cert_pem, &ca.key_pem);
     let key = unique("olreplay_rediss");
 
     // Recorded in plaintext against the shared Redis, replayed to the TLS

@@ -9,10 +9,12 @@
 //! TLS (Debian's are): `.ci/run` provides them.
 
 mod common;
+#[path = "common/tls_redis.rs"]
+mod tls_redis;
 
 use common::{localhost_cert, redis_exchanges, run, test_ca, tls_modes, Proxy};
 use format::TlsMode;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 fn redis_cli_tls(port: &str, args: &[&str]) -> String {
     run(Command::new("redis-cli").args(["--tls", "--insecure", "-h", "127.0.0.1", "-p", port]).args(args))
@@ -40,51 +42,14 @@ fn rediss_route_terminates_tls_and_records_the_commands() {
     }
 }
 
-/// A Redis server that takes TLS only, on a free port, its certificate
-/// for `localhost` signed by the test CA; stopped when dropped.
-struct TlsRedis(Child, String);
-
-impl Drop for TlsRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tls_redis(dir: &std::path::Path, ca_pem: &str, cert: &(String, String)) -> TlsRedis {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let (ca, crt, key) = (dir.join("ca.pem"), dir.join("redis.pem"), dir.join("redis.key"));
-    std::fs::write(&ca, ca_pem).unwrap();
-    std::fs::write(&crt, &cert.0).unwrap();
-    std::fs::write(&key, &cert.1).unwrap();
-    let child = Command::new("redis-server")
-        .args(["--port", "0", "--tls-port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--tls-auth-clients", "no"])
-        .arg("--tls-cert-file")
-        .arg(&crt)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .arg("--tls-ca-cert-file")
-        .arg(&ca)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (is it installed? .ci/run installs it)");
-    let server = TlsRedis(child, port);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(format!("127.0.0.1:{}", server.1)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("redis-server did not listen on {}", server.1);
-}
-
 #[test]
 fn rediss_route_verifies_a_tls_upstream() {
     let dir = tempfile::tempdir().unwrap();
     let ca = test_ca();
-    let server = tls_redis(dir.path(), &ca.0.pem(), &localhost_cert(&ca));
+    let cert = localhost_cert(&ca);
+    let server = tls_redis::start(dir.path(), &ca.0.pem(), &cert.0, &cert.1);
     let ca_file = dir.path().join("ca.pem");
-    let route = |host: &str| format!("rediss:0={host}:{},upstream-tls=verify-full,upstream-ca={}", server.1, ca_file.display());
+    let route = |host: &str| format!("rediss:0={host}:{},upstream-tls=verify-full,upstream-ca={}", server.port, ca_file.display());
 
     let proxy = Proxy::start(&dir.path().join("up.mp"), &[route("localhost")], &[]);
     assert_eq!(redis_cli_tls(&proxy.port(0), &["ping"]), "PONG\n");
@@ -102,7 +67,7 @@ fn rediss_route_verifies_a_tls_upstream() {
     assert!(!said.contains("PONG"), "{out:?}");
     // redis-cli prints the proxy's error reply: the upstream and why.
     assert!(
-        said.contains(&format!("ERR oltrace proxy: upstream 127.0.0.1:{}: TLS handshake failed", server.1)) && said.contains("'127.0.0.1'"),
+        said.contains(&format!("ERR oltrace proxy: upstream 127.0.0.1:{}: TLS handshake failed", server.port)) && said.contains("'127.0.0.1'"),
         "{said}"
     );
     let (code, summary, records) = proxy.stop();
