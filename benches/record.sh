@@ -192,10 +192,10 @@ psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where 
 pgbench -h 127.0.0.1 -p 5432 -U postgres -i -s 10 -q "$PGBENCH_DB" >/dev/null 2>&1
 
 # --- one measurement: prints "THROUGHPUT MEDIAN_LATENCY_MS" -------------------------
-pg_run() { # port [sslmode]
+pg_run() { # port [sslmode: only the pgtls load sets one; the others run with pgbench's default]
   rm -f "$tmp"/pglog*
   local out
-  out=$(PGSSLMODE=${2:-prefer} pgbench -h 127.0.0.1 -p "$1" -U postgres -n -S -c 8 -j 2 -T "$DURATION" -l --log-prefix="$tmp/pglog" "$PGBENCH_DB" 2>&1)
+  out=$(env ${2:+PGSSLMODE=$2} pgbench -h 127.0.0.1 -p "$1" -U postgres -n -S -c 8 -j 2 -T "$DURATION" -l --log-prefix="$tmp/pglog" "$PGBENCH_DB" 2>&1)
   local tps
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
   # Per-transaction log: the third field is the latency in microseconds.

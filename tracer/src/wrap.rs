@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn urls_point_at_the_route() {
-        assert_eq!(replace_authority("postgres://u:p@db.example:5432/app?sslmode=disable", "127.0.0.1:40001").unwrap(), "postgres://u:p@127.0.0.1:40001/app?sslmode=disable");
+        assert_eq!(replace_authority("postgres://u:p@db.example:5432/app?application_name=w", "127.0.0.1:40001").unwrap(), "postgres://u:p@127.0.0.1:40001/app?application_name=w");
         assert_eq!(replace_authority("redis://cache:6379", "127.0.0.1:40002").unwrap(), "redis://127.0.0.1:40002");
         assert_eq!(replace_authority("redis://:secret@cache/2", "127.0.0.1:1").unwrap(), "redis://:secret@127.0.0.1:1/2");
         assert_eq!(replace_authority("not a url", "x:1"), None);
