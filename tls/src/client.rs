@@ -107,7 +107,7 @@ pub fn explain_certificate_error(e: &rustls::Error, host: &str, ca_hint: &str, s
     let rustls::Error::InvalidCertificate(c) = e else { return None };
     Some(match c {
         C::NotValidForName | C::NotValidForNameContext { .. } => format!(
-            "the server's certificate is not valid for the name '{host}': connect by a name the certificate carries (verify-ca checks the chain only), or {skip_hint}"
+            "the server's certificate is not valid for the name '{host}': connect by a name the certificate carries, or {skip_hint}"
         ),
         C::UnknownIssuer => format!("the server's certificate is not signed by a trusted CA: give its CA with {ca_hint}, or {skip_hint}"),
         C::Expired | C::ExpiredContext { .. } => format!("the server's certificate has expired: renew it, or {skip_hint}"),

@@ -24,16 +24,31 @@
 //! drain_timeout = "5s"           # --drain-timeout
 //! source = "worker-1"            # --source
 //! max_request = "64MiB"          # --max-request (bytes, or KiB/MiB/GiB)
+//! invocations = "openlambda"     # --invocations (a profile, NAME=REGEX or "none")
+//! fronts = ["18080"]             # --front (port or ip:port)
+//! inject_traceparent = false     # --inject-traceparent
+//! forward_proxy = "3128"         # --forward-proxy (port or ip:port)
+//! tls_intercept = false          # --tls-intercept
+//! ca_dir = "ca"                  # --ca-dir
+//! tls_passthrough = ["pinned.example"] # --tls-passthrough
+//! upstream_ca = ["corp-ca.pem"]  # --upstream-ca
+//! upstream_insecure = false      # --upstream-insecure
 //! ```
 //!
 //! Unknown keys are errors (a misspelt key must not be silently ignored).
+//! The options' dependencies (`--tls-intercept` needs `--forward-proxy`, and
+//! so on) are checked here, once, on the merged values: a flag may complete
+//! what the file began.
 
 use format::view::parse_ns as parse_duration;
 use crate::proxy::pacer::{DEFAULT_DEFER, MAX_DEFER};
 use crate::proxy::route::Route;
+use crate::proxy::intercept::InterceptOptions;
+use crate::proxy::profiles::Profile;
 use crate::proxy::ProxyConfig;
 use anyhow::Context;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -71,14 +86,31 @@ pub struct FileConfig {
     pub source: Option<String>,
     pub allow_plaintext_listen: Option<bool>,
     pub max_request: Option<String>,
+    pub invocations: Option<String>,
+    #[serde(default)]
+    pub fronts: Vec<String>,
+    pub inject_traceparent: Option<bool>,
+    pub forward_proxy: Option<String>,
+    pub tls_intercept: Option<bool>,
+    pub ca_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_passthrough: Vec<String>,
+    #[serde(default)]
+    pub upstream_ca: Vec<PathBuf>,
+    pub upstream_insecure: Option<bool>,
 }
+
+/// The file's keys, named in the error for a key it does not know.
+const KEYS: &str = "output, routes, logs, queue, threads, block, defer, redact, redact_fields, redact_headers, \
+keep_fields, spool, connect_timeout, drain_timeout, source, allow_plaintext_listen, max_request, invocations, fronts, \
+inject_traceparent, forward_proxy, tls_intercept, ca_dir, tls_passthrough, upstream_ca, upstream_insecure";
 
 impl FileConfig {
     /// Parses TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<FileConfig> {
         toml::from_str(text).map_err(|e| {
             anyhow::anyhow!(
-                "config {}: {}(keys: output, routes, logs, queue, threads, block, defer, redact, redact_fields, redact_headers, keep_fields, spool, connect_timeout, drain_timeout, source, allow_plaintext_listen, max_request; see docs/recording.md)",
+                "config {}: {}(keys: {KEYS}; see docs/recording.md)",
                 origin.display(),
                 e
             )
@@ -92,6 +124,8 @@ impl FileConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.output = config.output.map(|p| base.join(p));
         config.logs = config.logs.into_iter().map(|p| base.join(p)).collect();
+        config.ca_dir = config.ca_dir.map(|p| base.join(p));
+        config.upstream_ca = config.upstream_ca.into_iter().map(|p| base.join(p)).collect();
         Ok(config)
     }
 }
@@ -124,6 +158,37 @@ pub struct Flags {
     pub allow_plaintext_listen: bool,
     /// Bytes.
     pub max_request: Option<usize>,
+    /// `oltrace wrap` rather than `proxy`: invocations default to the
+    /// `auto` profile when there is an http route.
+    pub wrap: bool,
+    /// `--invocations`: `Some(None)` is `--invocations none`.
+    pub invocations: Option<Option<Profile>>,
+    /// `--front`, `--tls-passthrough`, `--upstream-ca`: when given, they
+    /// replace the file's list, as `--route` does.
+    pub fronts: Vec<SocketAddr>,
+    pub inject_traceparent: bool,
+    pub forward_proxy: Option<SocketAddr>,
+    pub tls_intercept: bool,
+    pub ca_dir: Option<PathBuf>,
+    pub tls_passthrough: Vec<String>,
+    pub upstream_ca: Vec<PathBuf>,
+    pub upstream_insecure: bool,
+}
+
+/// A listen address: a port (bound on 127.0.0.1) or `ip:port`.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    match text.parse::<u16>() {
+        Ok(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) => text.parse().map_err(|_| format!("'{text}' is not a port or ip:port")),
+    }
+}
+
+/// An invocation profile, or `none` (`Ok(None)`).
+pub fn parse_profile(text: &str) -> Result<Option<Profile>, String> {
+    if text == "none" {
+        return Ok(None);
+    }
+    text.parse().map(Some)
 }
 
 /// A size: bytes, or a number with `KiB`, `MiB` or `GiB` (`64MiB`, `100 KiB`).
@@ -192,6 +257,33 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
     } else {
         convert::redact::Rules::off()
     };
+    let invocations = match flags.invocations {
+        Some(profile) => profile,
+        None => match &file.invocations {
+            Some(text) => parse_profile(text).map_err(|e| anyhow::anyhow!("config {origin}: invocations: {e}"))?,
+            None => (flags.wrap && routes.iter().any(|r| r.protocol == wire::Protocol::Http)).then_some(Profile::Auto),
+        },
+    };
+    let fronts = if !flags.fronts.is_empty() {
+        flags.fronts
+    } else {
+        file.fronts.iter().map(|f| parse_listen(f).map_err(|e| anyhow::anyhow!("config {origin}: fronts: {e}"))).collect::<anyhow::Result<_>>()?
+    };
+    let forward_proxy = match (flags.forward_proxy, &file.forward_proxy) {
+        (Some(addr), _) => Some(addr),
+        (None, Some(text)) => Some(parse_listen(text).map_err(|e| anyhow::anyhow!("config {origin}: forward_proxy: {e}"))?),
+        (None, None) => None,
+    };
+    let intercept = intercept_options(
+        forward_proxy.is_some(),
+        flags.tls_intercept || file.tls_intercept.unwrap_or(false),
+        InterceptOptions {
+            ca_dir: flags.ca_dir.or(file.ca_dir),
+            passthrough: if flags.tls_passthrough.is_empty() { file.tls_passthrough } else { flags.tls_passthrough },
+            upstream_ca: if flags.upstream_ca.is_empty() { file.upstream_ca } else { flags.upstream_ca },
+            upstream_insecure: flags.upstream_insecure || file.upstream_insecure.unwrap_or(false),
+        },
+    )?;
     Ok(ProxyConfig {
         routes,
         output,
@@ -207,13 +299,36 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         source_name: flags.source.or(file.source).unwrap_or_default(),
         logs: if flags.logs.is_empty() { file.logs } else { flags.logs },
         allow_plaintext_listen: flags.allow_plaintext_listen || file.allow_plaintext_listen.unwrap_or(false),
-        // Set from their own flags by the caller (not in the file yet).
-        forward_proxy: None,
-        intercept: None,
-        invocations: None,
-        fronts: Vec::new(),
-        inject_traceparent: false,
+        forward_proxy,
+        intercept,
+        invocations,
+        fronts,
+        inject_traceparent: flags.inject_traceparent || file.inject_traceparent.unwrap_or(false),
     })
+}
+
+/// `--tls-intercept` and its options, checked on the merged flags and file:
+/// interception needs the forward proxy, and its options need interception.
+fn intercept_options(forward_proxy: bool, tls_intercept: bool, options: InterceptOptions) -> anyhow::Result<Option<InterceptOptions>> {
+    if tls_intercept && !forward_proxy {
+        anyhow::bail!("--tls-intercept (tls_intercept) decrypts the forward proxy's tunnels: give --forward-proxy LISTEN too");
+    }
+    if !tls_intercept {
+        let given = [
+            ("--ca-dir (ca_dir)", options.ca_dir.is_some()),
+            ("--tls-passthrough (tls_passthrough)", !options.passthrough.is_empty()),
+            ("--upstream-ca (upstream_ca)", !options.upstream_ca.is_empty()),
+            ("--upstream-insecure (upstream_insecure)", options.upstream_insecure),
+        ];
+        if let Some((name, _)) = given.iter().find(|(_, set)| *set) {
+            anyhow::bail!("{name} is an option of --tls-intercept: give --tls-intercept too, or leave it out");
+        }
+        return Ok(None);
+    }
+    if options.upstream_insecure && !options.upstream_ca.is_empty() {
+        anyhow::bail!("--upstream-insecure verifies nothing, so --upstream-ca would be ignored: give one or the other");
+    }
+    Ok(Some(options))
 }
 
 #[cfg(test)]
@@ -338,6 +453,87 @@ source = "worker-1"
         assert!(parse_size("0").is_err() && parse_size("MiB").is_err());
         let bad = write(dir.path(), "output = \"t.mp\"\nmax_request = \"lots\"\n");
         assert!(error_of(Flags { config: Some(bad), ..Flags::default() }).contains("max_request"));
+    }
+
+    #[test]
+    fn invocation_and_forward_proxy_options_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            r#"
+output = "t.mp"
+routes = ["http:18080=127.0.0.1:8080", "http:18081=127.0.0.1:8081"]
+invocations = "openlambda"
+fronts = ["18080"]
+inject_traceparent = true
+forward_proxy = "0"
+tls_intercept = true
+ca_dir = "ca"
+tls_passthrough = ["pinned.example"]
+upstream_ca = ["corp.pem"]
+"#,
+        );
+        let c = resolve(Flags { config: Some(path.clone()), ..Flags::default() }).unwrap();
+        assert!(matches!(c.invocations, Some(Profile::OpenLambda)));
+        assert_eq!(c.fronts, [SocketAddr::from(([127, 0, 0, 1], 18080))]);
+        assert!(c.inject_traceparent);
+        assert_eq!(c.forward_proxy, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
+        let i = c.intercept.expect("tls_intercept = true");
+        assert_eq!(i.ca_dir, Some(dir.path().join("ca")), "relative to the file");
+        assert_eq!(i.passthrough, ["pinned.example"]);
+        assert_eq!(i.upstream_ca, [dir.path().join("corp.pem")]);
+
+        // Flags override, and their lists replace the file's.
+        let c = resolve(Flags {
+            config: Some(path),
+            invocations: Some(None),
+            fronts: vec!["127.0.0.1:18081".parse().unwrap()],
+            tls_passthrough: vec!["*.internal".into()],
+            ..Flags::default()
+        })
+        .unwrap();
+        assert!(c.invocations.is_none(), "--invocations none");
+        assert_eq!(c.fronts, [SocketAddr::from(([127, 0, 0, 1], 18081))]);
+        assert_eq!(c.intercept.unwrap().passthrough, ["*.internal"]);
+
+        // A flag completes what the file began: the file names passthrough
+        // hosts, the command line turns interception on.
+        let path = write(dir.path(), "output = \"t.mp\"\ntls_passthrough = [\"pinned.example\"]\n");
+        let c = resolve(Flags { config: Some(path), forward_proxy: Some("127.0.0.1:0".parse().unwrap()), tls_intercept: true, ..Flags::default() }).unwrap();
+        assert_eq!(c.intercept.unwrap().passthrough, ["pinned.example"]);
+    }
+
+    #[test]
+    fn wrap_defaults_to_the_auto_profile_with_an_http_route() {
+        let http: Route = "http:0=127.0.0.1:8080".parse().unwrap();
+        let redis: Route = "redis:0=127.0.0.1:6379".parse().unwrap();
+        let base = || Flags { output: Some("t.mp".into()), wrap: true, ..Flags::default() };
+        assert!(matches!(resolve(Flags { routes: vec![http.clone()], ..base() }).unwrap().invocations, Some(Profile::Auto)));
+        assert!(resolve(Flags { routes: vec![redis], ..base() }).unwrap().invocations.is_none(), "no http route, no invocations");
+        let proxy = Flags { routes: vec![http.clone()], wrap: false, ..base() };
+        assert!(resolve(proxy).unwrap().invocations.is_none(), "proxy: none unless asked");
+        assert!(resolve(Flags { routes: vec![http], invocations: Some(None), ..base() }).unwrap().invocations.is_none());
+    }
+
+    #[test]
+    fn interception_options_are_checked_on_the_merged_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("tls_intercept = true\n", "give --forward-proxy"),
+            ("forward_proxy = \"0\"\nupstream_insecure = true\n", "--upstream-insecure (upstream_insecure) is an option of --tls-intercept"),
+            ("forward_proxy = \"0\"\ntls_passthrough = [\"a\"]\n", "--tls-passthrough (tls_passthrough) is an option"),
+            ("forward_proxy = \"0\"\ntls_intercept = true\nupstream_insecure = true\nupstream_ca = [\"c.pem\"]\n", "give one or the other"),
+            ("forward_proxy = \"everywhere\"\n", "forward_proxy: 'everywhere' is not a port"),
+            ("invocations = \"lambdaland\"\n", "invocations:"),
+            ("fronts = [\"x\"]\n", "fronts: 'x' is not a port"),
+        ];
+        for (text, expect) in cases {
+            let path = write(dir.path(), &format!("output = \"t.mp\"\n{text}"));
+            let e = error_of(Flags { config: Some(path), ..Flags::default() });
+            assert!(e.contains(expect), "{text:?}: {e}");
+        }
+        let e = error_of(Flags { output: Some("t.mp".into()), ca_dir: Some("ca".into()), ..Flags::default() });
+        assert!(e.contains("--ca-dir (ca_dir) is an option of --tls-intercept"), "{e}");
     }
 
     #[test]

@@ -643,30 +643,30 @@ struct InvocationArgs {
     /// one) for outbound calls: absolute-form requests are recorded as HTTP
     /// exchanges, CONNECT tunnels as opaque. `wrap` sets HTTP_PROXY and
     /// HTTPS_PROXY (and lower-case) for the command
-    #[arg(long, value_name = "LISTEN", value_parser = parse_listen)]
+    #[arg(long, value_name = "LISTEN", value_parser = tracer::config::parse_listen)]
     forward_proxy: Option<std::net::SocketAddr>,
     /// Decrypt the forward proxy's CONNECT tunnels (HTTPS) with per-host
     /// certificates from oltrace's CA, and record the HTTP inside (the CA
     /// is made at first use, see `oltrace ca init`). `wrap` points
     /// SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and
     /// NODE_EXTRA_CA_CERTS at it for the command
-    #[arg(long, requires = "forward_proxy")]
+    #[arg(long)]
     tls_intercept: bool,
     /// The CA's directory [default: $OLTRACE_CA_DIR, else
     /// $XDG_CONFIG_HOME/oltrace/ca, else ~/.config/oltrace/ca]
-    #[arg(long, value_name = "DIR", requires = "tls_intercept")]
+    #[arg(long, value_name = "DIR")]
     ca_dir: Option<PathBuf>,
     /// Leave tunnels to HOST opaque, e.g. hosts whose clients pin their
     /// certificates (repeatable; *.example.com: every name under it)
-    #[arg(long = "tls-passthrough", value_name = "HOST", requires = "tls_intercept")]
+    #[arg(long = "tls-passthrough", value_name = "HOST")]
     tls_passthrough: Vec<String>,
     /// Also trust the CA certificates in FILE (PEM) when verifying
     /// intercepted upstreams, besides the system's (repeatable)
-    #[arg(long = "upstream-ca", value_name = "FILE", requires = "tls_intercept")]
+    #[arg(long = "upstream-ca", value_name = "FILE")]
     upstream_ca: Vec<PathBuf>,
     /// Do not verify intercepted upstreams' certificates at all (anyone on
     /// the path can then read and change the traffic; for tests only)
-    #[arg(long, requires = "tls_intercept", conflicts_with = "upstream_ca")]
+    #[arg(long)]
     upstream_insecure: bool,
     /// The http routes front a worker: record each request as an invocation
     /// named by this platform profile: openlambda (/run/NAME), openwhisk,
@@ -678,7 +678,7 @@ struct InvocationArgs {
     /// Only the http route listening on LISTEN (a port, or ip:port, as in
     /// its --route) fronts the worker (repeatable); the other http routes
     /// are downstream calls. Default: every http route fronts the worker
-    #[arg(long = "front", value_name = "LISTEN", value_parser = parse_listen)]
+    #[arg(long = "front", value_name = "LISTEN", value_parser = tracer::config::parse_listen)]
     fronts: Vec<std::net::SocketAddr>,
     /// Add a W3C traceparent header to invocation requests that have none,
     /// as they are forwarded (this changes the traffic; off by default), so
@@ -691,17 +691,7 @@ struct InvocationArgs {
 struct OptionalProfile(Option<tracer::proxy::profiles::Profile>);
 
 fn parse_profile(text: &str) -> Result<OptionalProfile, String> {
-    if text == "none" {
-        return Ok(OptionalProfile(None));
-    }
-    text.parse().map(|p| OptionalProfile(Some(p)))
-}
-
-fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
-    match text.parse::<u16>() {
-        Ok(port) => Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
-        Err(_) => text.parse().map_err(|_| format!("'{text}' is not a port or ip:port")),
-    }
+    tracer::config::parse_profile(text).map(OptionalProfile)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -710,12 +700,11 @@ enum MixArg {
     SmallHttp,
 }
 
-/// Flags over `--config` over defaults (see `tracer::config`); the
-/// invocation flags on top. `wrap` defaults to the `auto` profile when it
-/// has an http route: that route is how a wrapped worker's invocations
-/// arrive.
+/// Flags over `--config` over defaults, merged and checked in
+/// `tracer::config`. `wrap` defaults to the `auto` profile when it has an
+/// http route: that route is how a wrapped worker's invocations arrive.
 fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: InvocationArgs, wrap: bool) -> anyhow::Result<tracer::proxy::ProxyConfig> {
-    let mut config = tracer::config::resolve(tracer::config::Flags {
+    tracer::config::resolve(tracer::config::Flags {
         config: r.config,
         routes,
         output: r.output,
@@ -734,22 +723,17 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         logs: r.logs,
         allow_plaintext_listen: r.allow_plaintext_listen,
         max_request: r.max_request,
-    })?;
-    let has_http_route = config.routes.iter().any(|r| r.protocol == wire::Protocol::Http);
-    config.invocations = match i.invocations {
-        Some(OptionalProfile(p)) => p,
-        None => (wrap && has_http_route).then_some(tracer::proxy::profiles::Profile::Auto),
-    };
-    config.forward_proxy = i.forward_proxy;
-    config.intercept = i.tls_intercept.then_some(tracer::proxy::intercept::InterceptOptions {
+        wrap,
+        invocations: i.invocations.map(|p| p.0),
+        fronts: i.fronts,
+        inject_traceparent: i.inject_traceparent,
+        forward_proxy: i.forward_proxy,
+        tls_intercept: i.tls_intercept,
         ca_dir: i.ca_dir,
-        passthrough: i.tls_passthrough,
+        tls_passthrough: i.tls_passthrough,
         upstream_ca: i.upstream_ca,
         upstream_insecure: i.upstream_insecure,
-    });
-    config.fronts = i.fronts;
-    config.inject_traceparent = i.inject_traceparent;
-    Ok(config)
+    })
 }
 
 fn main() -> ExitCode {

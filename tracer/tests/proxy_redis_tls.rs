@@ -67,7 +67,9 @@ fn rediss_route_verifies_a_tls_upstream() {
     assert!(!said.contains("PONG"), "{out:?}");
     // redis-cli prints the proxy's error reply: the upstream and why.
     assert!(
-        said.contains(&format!("ERR oltrace proxy: upstream 127.0.0.1:{}: TLS handshake failed", server.port)) && said.contains("'127.0.0.1'"),
+        said.contains(&format!("ERR oltrace proxy: upstream 127.0.0.1:{}: TLS handshake failed", server.port))
+            && said.contains("not valid for the name '127.0.0.1'")
+            && said.contains("upstream-tls=require"),
         "{said}"
     );
     let (code, summary, records) = proxy.stop();

@@ -134,3 +134,38 @@ fn a_bad_config_file_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.toml") && stderr.contains("unknown field `routs`"), "{stderr}");
 }
+
+#[test]
+fn invocation_options_come_from_a_config_file_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, _served) = common::http_upstream();
+    let (worker, other) = (common::worker::free_port(), common::worker::free_port());
+    let config = dir.path().join("oltrace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "output = \"inv.mp\"\nroutes = [\"http:{worker}={upstream}\", \"http:{other}={upstream}\"]\n\
+             invocations = \"openlambda\"\nfronts = [\"{worker}\"]\nforward_proxy = \"0\"\n"
+        ),
+    )
+    .unwrap();
+    let trace = dir.path().join("inv.mp");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oltrace"));
+    cmd.arg("proxy").arg("--config").arg(&config);
+    // Two routes and the forward proxy: three "listening on" lines.
+    let proxy = Proxy::spawn(cmd, &trace, 3);
+    assert!(proxy.early.contains("forward proxy listening on"), "{}", proxy.early);
+    run(Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{worker}/run/from_file")]));
+    run(Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{other}/run/not_a_front")]));
+    let (code, summary, records) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    let lambdas: Vec<&str> = records.iter().filter_map(|r| if let Body::Invocation(i) = &r.body { Some(i.lambda.as_str()) } else { None }).collect();
+    assert_eq!(lambdas, ["from_file"], "invocations and fronts from the file");
+
+    // The file's tls_intercept without a forward proxy is refused, naming both.
+    std::fs::write(&config, "output = \"x.mp\"\ntls_intercept = true\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("proxy").arg("--config").arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tls_intercept") && stderr.contains("--forward-proxy"), "{stderr}");
+}

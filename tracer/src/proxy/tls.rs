@@ -49,12 +49,19 @@ impl RouteTls {
     }
 }
 
-/// Why the TLS handshake with the upstream failed, and what is checked.
+/// Why the TLS handshake with the upstream failed, in words when it was
+/// the certificate (what was wrong and how to fix it), else as rustls says.
 pub fn tls_failed(upstream: &str, name: &ServerName<'_>, e: std::io::Error) -> String {
-    format!(
-        "upstream {upstream}: TLS handshake failed: {e} (upstream-tls=verify-full checks the certificate against upstream-ca= and the host name '{}')",
-        name.to_str()
-    )
+    let host = name.to_str();
+    let explained = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).and_then(|tls| {
+        tls::explain_certificate_error(tls, &host, "upstream-ca=FILE on the route", "use upstream-tls=require, which encrypts without checking the certificate")
+    });
+    match explained {
+        Some(why) => format!("upstream {upstream}: TLS handshake failed: {why}"),
+        None => format!(
+            "upstream {upstream}: TLS handshake failed: {e} (upstream-tls=verify-full checks the certificate against upstream-ca= and the host name '{host}')"
+        ),
+    }
 }
 
 /// The certificate and key of `cert=`/`key=`, or, without them, a

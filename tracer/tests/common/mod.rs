@@ -83,7 +83,18 @@ impl Proxy {
         keep_for_scan(&self.trace, self.no_redact);
         let mut rest = String::new();
         self.stderr.read_to_string(&mut rest).unwrap();
-        (status.code().unwrap_or(-1), self.early + &rest)
+        (status.code().unwrap_or(-1), std::mem::take(&mut self.early) + &rest)
+    }
+}
+
+/// A test that fails before stopping its proxy must not leave it running
+/// (and holding its ports) until the machine ends.
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
