@@ -125,7 +125,10 @@ print(base64.b64encode(hashlib.sha256(ck).digest()).decode() == stored)
 fn scenarios(proxy: &Proxy, redis_port: &str, tag: &str) {
     let c = CANARY;
     // --- PostgreSQL ---
-    psql_direct("create extension if not exists pgcrypto");
+    // Concurrent CREATE EXTENSION IF NOT EXISTS can still fail on the
+    // catalog's unique index (other tests and test runs share the server):
+    // a transaction-level advisory lock makes them take turns.
+    psql_direct("select pg_advisory_xact_lock(7406); create extension if not exists pgcrypto");
     let role = format!("oltrace_canary_{tag}_{}", std::process::id());
     psql_direct(&format!("drop role if exists {role}"));
     let pg = proxy.port(0);
