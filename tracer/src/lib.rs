@@ -14,7 +14,9 @@
 //! - [`merge_cmd`]: `oltrace merge`, several traces into one.
 //! - [`wrap`]: `oltrace wrap`, a worker run behind recording proxies.
 //! - [`logfollow`]: `--log FILE`, log files folded into a trace as they grow.
-//! - [`config`]: `--config FILE`, the recording options as TOML.
+//! - [`config`]: the recording options of `proxy` and `wrap` in one place:
+//!   flags over the `--config FILE` TOML over defaults, merged and checked
+//!   once into a `proxy::ProxyConfig`.
 //! - [`proxy`]: `oltrace proxy`, recording proxies (routes, forwarding
 //!   threads, the spool and the recorder).
 //! - [`ca_cmd`]: `oltrace ca`, the CA that `--tls-intercept` signs its
