@@ -18,7 +18,7 @@ fn peak_kib(dir: &Path, records: usize) -> (u64, u64) {
     let trace = dir.join(format!("{records}.mp"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_olanalyze"));
     cmd.args(["--no-progress", "--json"]).arg(&trace);
-    let (peak, code, out) = peak::peak_kib(&mut cmd, &trace, records);
+    let (peak, code, out) = peak::peak_kib(&mut cmd, &trace, records, peak::SynthOptions::default());
     assert_eq!(code, Some(0), "{out}");
     let analysis: serde_json::Value = serde_json::from_str(&out).unwrap();
     (peak, analysis["overview"]["records"].as_u64().unwrap())

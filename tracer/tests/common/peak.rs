@@ -11,22 +11,24 @@
 //! Used by tracer's `export_memory` test and olanalyze's `bounded_memory`
 //! test (included by path there).
 
-use format::synth::{Synth, SynthOptions};
+pub use format::synth::SynthOptions;
+use format::synth::Synth;
 use format::{Header, Writer, WriterOptions};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Makes a named pipe at `path` and starts a thread that writes a trace of
-/// `records` synthetic records into it once a reader opens it.
-pub fn piped_trace(path: &Path, records: usize) -> std::thread::JoinHandle<()> {
+/// `records` synthetic records (made with `options`) into it once a reader
+/// opens it.
+pub fn piped_trace(path: &Path, records: usize, options: SynthOptions) -> std::thread::JoinHandle<()> {
     let made = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(made.success(), "mkfifo {}", path.display());
     let path = path.to_path_buf();
     std::thread::spawn(move || {
         let header = Header::new("bounded memory test", "synth");
         let mut writer = Writer::create(&path, &header, WriterOptions::default()).unwrap();
-        for record in Synth::new(SynthOptions::default()).take(records) {
+        for record in Synth::new(options).take(records) {
             writer.write(&record).unwrap();
         }
         writer.flush().unwrap();
@@ -36,8 +38,8 @@ pub fn piped_trace(path: &Path, records: usize) -> std::thread::JoinHandle<()> {
 /// Runs `cmd`, whose trace argument is a [`piped_trace`] of `records`
 /// records at `trace`, to its end. Returns its peak resident set in KiB,
 /// its exit code and its stdout.
-pub fn peak_kib(cmd: &mut Command, trace: &Path, records: usize) -> (u64, Option<i32>, String) {
-    let writer = piped_trace(trace, records);
+pub fn peak_kib(cmd: &mut Command, trace: &Path, records: usize, options: SynthOptions) -> (u64, Option<i32>, String) {
+    let writer = piped_trace(trace, records, options);
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0;
