@@ -147,6 +147,108 @@ fn contains_word(text: &str, word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use format::view::View;
+    use format::{Exchange, ExchangeStatus, ExchangeSummary, HttpExchange, Invocation, LogStream};
+
+    /// Feeds records to a view and a join, as `oltrace logs` does, and
+    /// says where each log line goes: `(invocation id, method)`.
+    struct Feed {
+        view: View,
+        join: LogJoin,
+    }
+
+    impl Feed {
+        fn new(regex: Option<&str>) -> Feed {
+            Feed { view: View::default(), join: LogJoin::new(regex.map(|r| Regex::new(r).unwrap())) }
+        }
+
+        fn push(&mut self, src: u16, ts: u64, body: Body) {
+            let record = Record { ts, src, body };
+            let seen = self.view.observe(&record);
+            self.join.observe(&record, &seen);
+        }
+
+        /// Invocation `id` (request id `rid`) of source `src` starts at `ts`
+        /// on connection `id`.
+        fn start(&mut self, src: u16, ts: u64, id: u64, rid: &str) {
+            let i = Invocation { id, conn: id, lambda: "blog".into(), platform: "openlambda".into(), request_id: Some(rid.into()), trace_id: None };
+            self.push(src, ts, Body::Invocation(i));
+        }
+
+        /// Its exchange (seen when it ends; stamped with its start).
+        fn end(&mut self, src: u16, start: u64, id: u64, end: u64) {
+            let e = Exchange {
+                conn: id,
+                request_last: start,
+                response_first: Some(end),
+                response_last: Some(end),
+                request_bytes: 1,
+                response_bytes: 1,
+                status: ExchangeStatus::Complete,
+                summary: ExchangeSummary::Http(HttpExchange::default()),
+                attribution: None,
+            };
+            self.push(src, start, Body::Exchange(e));
+        }
+
+        fn line(&mut self, src: u16, ts: u64, text: &str) -> Option<(u64, LogMethod)> {
+            let line = LogLine { origin: "worker".into(), stream: LogStream::Stdout, text: text.into(), redacted: false };
+            self.push(src, ts, Body::Log(line.clone()));
+            let record = Record { ts, src, body: Body::Log(line.clone()) };
+            self.join.attribute(&record, &line).map(|a| (a.invocation.id, a.method))
+        }
+    }
+
+    #[test]
+    fn window_attribution() {
+        let mut f = Feed::new(None);
+        assert_eq!(f.line(0, 5, "before anything"), None);
+        // #1 on source 0 from 10 to 100, alone at first.
+        f.start(0, 10, 1, "r-1");
+        assert_eq!(f.line(0, 20, "no id here"), Some((1, LogMethod::Window)));
+        // Another worker's line is not #1's, whatever the time.
+        assert_eq!(f.line(1, 20, "no id here"), None);
+        // #2 starts at 50: two in flight, and no guessing.
+        f.start(0, 50, 2, "r-2");
+        assert_eq!(f.line(0, 60, "no id here"), None);
+        // #1 ends at 100 (its exchange, stamped 10, comes at its end): from
+        // then on #2 is alone.
+        f.end(0, 10, 1, 100);
+        assert_eq!(f.line(0, 100, "no id here"), None, "#1 is in flight up to its last byte");
+        assert_eq!(f.line(0, 120, "no id here"), Some((2, LogMethod::Window)));
+        // An id in the line wins over the window, even for an ended one.
+        assert_eq!(f.line(0, 130, "done r-1"), Some((1, LogMethod::RequestId)));
+        f.end(0, 50, 2, 150);
+        // None in flight.
+        assert_eq!(f.line(0, 200, "no id here"), None);
+        // Long after its end, an id claims nothing.
+        assert_eq!(f.line(0, 150 + AFTER_END_NS + 1, "late r-2"), None);
+    }
+
+    #[test]
+    fn request_id_regex() {
+        // Two in flight; the line names #1 as its request and #2 (started
+        // later) as something else.
+        let text = "req[r-1] parent=r-2";
+        let run = |regex: Option<&str>, text: &str| {
+            let mut f = Feed::new(regex);
+            f.start(0, 10, 1, "r-1");
+            f.start(0, 20, 2, "r-2");
+            f.line(0, 30, text)
+        };
+        // By default any live id as a word counts, and the latest wins.
+        assert_eq!(run(None, text), Some((2, LogMethod::RequestId)));
+        // The regex's group 1 says which is the request id.
+        assert_eq!(run(Some(r"req\[([\w-]+)\]"), text), Some((1, LogMethod::RequestId)));
+        assert_eq!(run(Some(r"parent=(\S+)"), text), Some((2, LogMethod::RequestId)));
+        // Without a group, the whole match is the id.
+        assert_eq!(run(Some(r"r-\d"), text), Some((1, LogMethod::RequestId)));
+        // Only where the regex says: an id elsewhere in the line is not
+        // taken, and with two in flight the line is no one's.
+        assert_eq!(run(Some(r"req\[([\w-]+)\]"), "parent=r-2 only"), None);
+        // A match that is no live invocation's id is no one's either.
+        assert_eq!(run(Some(r"req\[([\w-]+)\]"), "req[r-9] parent=r-2"), None);
+    }
 
     #[test]
     fn words() {

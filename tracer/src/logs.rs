@@ -6,7 +6,8 @@
 //! reorder window. With `--invocation` it shows one invocation whole: its
 //! request and response, every downstream call and every log line tied to
 //! it, in order. `--follow` tails one trace that is still being recorded.
-//! Colour by source on a terminal, unless `NO_COLOR` is set.
+//! Colour by source on a terminal, unless `NO_COLOR` is set (`--color`
+//! always or never overrides).
 
 use crate::export::facts::{Facts, Role};
 use crate::log_join::{LogAttribution, LogJoin};
@@ -66,11 +67,34 @@ pub struct LogsConfig {
     pub color: bool,
 }
 
-impl LogsConfig {
-    /// Colour when stdout is a terminal and `NO_COLOR` is unset (or empty).
-    pub fn color_default() -> bool {
+/// `--color`: as `ls`, `grep` and cargo take it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when stdout is a terminal and `NO_COLOR` is unset or empty
+    #[default]
+    Auto,
+    /// Always colour (even into a pipe, and despite `NO_COLOR`: asked for
+    /// by name on the command line, per no-color.org)
+    Always,
+    /// Never colour
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour, given whether stdout is a terminal and the value
+    /// of `NO_COLOR`.
+    pub fn resolve(self, terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    /// [`ColorWhen::resolve`] for this process's stdout and environment.
+    pub fn for_stdout(self) -> bool {
         use std::io::IsTerminal;
-        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+        self.resolve(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref())
     }
 }
 
@@ -312,6 +336,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_choice() {
+        use std::ffi::OsStr;
+        let set = Some(OsStr::new("1"));
+        assert!(ColorWhen::Auto.resolve(true, None));
+        assert!(ColorWhen::Auto.resolve(true, Some(OsStr::new(""))), "an empty NO_COLOR is unset");
+        assert!(!ColorWhen::Auto.resolve(true, set));
+        assert!(!ColorWhen::Auto.resolve(false, None));
+        assert!(ColorWhen::Always.resolve(false, set));
+        assert!(!ColorWhen::Never.resolve(true, None));
+    }
 
     #[test]
     fn selections() {

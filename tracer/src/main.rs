@@ -158,12 +158,25 @@ Examples:
 Each line: time (UTC), source, stream, LAMBDA#INVOCATION (or -) | text. A line belongs to an
 invocation when it holds the invocation's request id (as a word, or where --request-id-regex
 says), else when it was written while that invocation was the only one in flight on its worker;
-otherwise to none (never a guess). Colour by source on a terminal; NO_COLOR turns it off.
+otherwise to none (never a guess). Colour by source on a terminal; NO_COLOR turns it off
+(--color always|never overrides both).
 
 Exit codes:
   0  done
   1  done, but damaged parts of an input trace were skipped (reported on stderr)
   2  error: bad arguments, unreadable trace";
+
+// How log lines are tied to invocations (`oltrace logs`, and the `logs`
+// table of `oltrace export`): one option, shared. (A plain comment: a doc
+// comment on a flattened struct would become the command's about text.)
+#[derive(Args)]
+struct LogJoinArgs {
+    /// Where a log line holds its request id: capture group 1 of this regex,
+    /// else its whole match (default: any in-flight invocation's request id,
+    /// as a word)
+    #[arg(long, value_name = "RE")]
+    request_id_regex: Option<regex::Regex>,
+}
 
 #[derive(Args)]
 struct LogsArgs {
@@ -183,10 +196,12 @@ struct LogsArgs {
     /// Only lines matching this regular expression
     #[arg(long, value_name = "RE")]
     grep: Option<regex::Regex>,
-    /// Where a line holds its request id: capture group 1 of this regex
-    /// (default: any in-flight invocation's request id, as a word)
-    #[arg(long, value_name = "RE")]
-    request_id_regex: Option<regex::Regex>,
+    #[command(flatten)]
+    log_join: LogJoinArgs,
+    /// Colour by source: auto (on a terminal, unless NO_COLOR is set),
+    /// always, never
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t)]
+    color: tracer::logs::ColorWhen,
     /// Keep reading a trace that is still being recorded (Ctrl-C stops)
     #[arg(long)]
     follow: bool,
@@ -353,6 +368,8 @@ struct ExportArgs {
     /// otlp), e.g. http://127.0.0.1:4318 (the path /v1/traces is added)
     #[arg(long, value_name = "URL")]
     otlp_endpoint: Option<String>,
+    #[command(flatten)]
+    log_join: LogJoinArgs,
 }
 
 const RECOVER_HELP: &str = "\
@@ -776,6 +793,7 @@ fn main() -> ExitCode {
             traces: a.traces,
             output: a.output,
             otlp_endpoint: a.otlp_endpoint,
+            request_id: a.log_join.request_id_regex,
             progress: true,
         }),
         Command::Logs(a) => {
@@ -785,10 +803,10 @@ fn main() -> ExitCode {
                 invocation: a.invocation,
                 sources: a.sources,
                 grep: a.grep,
-                request_id: a.request_id_regex,
+                request_id: a.log_join.request_id_regex,
                 follow: a.follow,
                 json: a.json,
-                color: !a.json && tracer::logs::LogsConfig::color_default(),
+                color: !a.json && a.color.for_stdout(),
             };
             tracer::logs::run(&config, &mut std::io::BufWriter::new(std::io::stdout().lock()))
         }

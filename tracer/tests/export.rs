@@ -1,7 +1,12 @@
 //! `oltrace export`, each format checked by a real reader of it:
 //!
 //! - perfetto: a Trace Event checker written here (slices nest per thread,
-//!   flows and async slices have both ends, times in microseconds);
+//!   async slices have both ends, each flow arrow goes from its
+//!   invocation's slice to its call's slice as Perfetto's JSON importer
+//!   binds them, times in microseconds). Perfetto's own trace processor is
+//!   not run: the `perfetto` Python package fetches the
+//!   `trace_processor_shell` binary from Google's servers at run time, and
+//!   tests here run offline;
 //! - otlp: the official protobuf definitions (`opentelemetry-proto`'s
 //!   `ExportTraceServiceRequest` through `json_format.Parse`), parents and
 //!   recorded trace ids; `--otlp-endpoint` against a collector stub;
@@ -114,28 +119,71 @@ fn perfetto_slices_nest_flows_close_and_times_are_microseconds() {
             stack.push(ts + dur);
         }
     }
-    assert_eq!(slices, 8, "one slice per invocation");
+    let invocations: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X" && e["cat"] == "invocation").collect();
+    assert_eq!(invocations.len(), 8, "one slice per invocation");
+    assert!(slices > 8, "and the arrows' zero-length sources: {slices}");
 
-    // Every flow and every async slice has both ends.
-    let ends = |open: &str, close: &str| {
-        let ids = |ph: &str| -> Vec<String> { events.iter().filter(|e| e["ph"] == ph).map(|e| e["id"].to_string()).collect() };
-        let (mut a, mut b) = (ids(open), ids(close));
-        a.sort();
-        b.sort();
-        assert_eq!(a, b, "{open}/{close} pairs");
-        a.len()
+    // Every async slice has both ends.
+    let ids = |ph: &str| -> Vec<String> {
+        let mut v: Vec<String> = events.iter().filter(|e| e["ph"] == ph).map(|e| e["id"].to_string()).collect();
+        v.sort();
+        v
     };
-    let flows = ends("s", "f");
-    let asyncs = ends("b", "e");
+    assert_eq!(ids("b"), ids("e"), "b/e pairs");
+    let asyncs = ids("b").len();
+
+    // Every flow goes from its invocation to its call, as Perfetto's JSON
+    // importer binds v2 flows: the `flow_out` end to the `X` slice that
+    // carries it (on a thread track), the `flow_in` end to the async slice
+    // its `b` opens. So the two ends are different slices: the source sits
+    // on the invocation's thread within the invocation's slice, and the
+    // destination is a call of that invocation. v1 `s`/`f` events would
+    // both bind to the invocation's slice (thread tracks only): none.
+    assert!(!events.iter().any(|e| e["ph"] == "s" || e["ph"] == "f" || e["ph"] == "t"), "no v1 flow events");
+    let mut sources: HashMap<u64, usize> = HashMap::new();
+    let mut sinks: HashMap<u64, usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let Some(bind) = e["bind_id"].as_u64() else { continue };
+        let (out, inn) = (e["flow_out"] == true, e["flow_in"] == true);
+        assert!(out != inn, "a flow end is either out or in: {e}");
+        if out {
+            assert_eq!(e["ph"], "X", "a flow leaves from a complete slice: {e}");
+            assert!(sources.insert(bind, i).is_none(), "flow {bind} leaves twice");
+        } else {
+            assert_eq!(e["ph"], "b", "a flow arrives at a call's async slice: {e}");
+            assert!(sinks.insert(bind, i).is_none(), "flow {bind} arrives twice");
+        }
+    }
+    let mut keys: Vec<u64> = sources.keys().copied().collect();
+    keys.sort();
+    let mut sink_keys: Vec<u64> = sinks.keys().copied().collect();
+    sink_keys.sort();
+    assert_eq!(keys, sink_keys, "every flow has both ends");
+    let flows = keys.len();
+    for bind in keys {
+        let (from, to) = (&events[sources[&bind]], &events[sinks[&bind]]);
+        assert_ne!(sources[&bind], sinks[&bind]);
+        let invocation = to["args"]["invocation"].as_u64().expect("the call names its invocation");
+        let owner = invocations
+            .iter()
+            .find(|x| x["args"]["invocation"] == invocation && x["pid"] == from["pid"])
+            .unwrap_or_else(|| panic!("flow {bind}: no slice of invocation {invocation}"));
+        assert_eq!(owner["tid"], from["tid"], "flow {bind} leaves from its invocation's thread");
+        let (ts, start, dur) = (from["ts"].as_f64().unwrap(), owner["ts"].as_f64().unwrap(), owner["dur"].as_f64().unwrap());
+        assert!(start <= ts && ts <= start + dur, "flow {bind} leaves from within invocation {invocation}'s slice: {ts} not in {start}+{dur}");
+        assert_eq!(from["dur"].as_f64(), Some(0.0), "the source is a zero-length slice, so it nests anywhere");
+        // The importer sorts by time, keeping file order at equal times: the
+        // source must come first, or the arrow's end finds no start.
+        let to_ts = to["ts"].as_f64().unwrap();
+        assert!(ts < to_ts || (ts == to_ts && sources[&bind] < sinks[&bind]), "flow {bind}: source after destination");
+    }
     assert!(flows >= 8 * 3, "each invocation has flows to its calls (2 queries and an INCR at least): {flows}");
     assert!(asyncs >= flows, "{asyncs} calls, {flows} flows");
-    // Each flow's end binds to the enclosing slice (bp e).
-    assert!(events.iter().filter(|e| e["ph"] == "f").all(|e| e["bp"] == "e"));
 
     // Times are microseconds: each invocation's slice lasts its exchange's
     // latency in ns / 1000.
     let latencies = invocation_latencies(&records(&trace));
-    for e in events.iter().filter(|e| e["ph"] == "X") {
+    for e in &invocations {
         let id = e["args"]["invocation"].as_u64().unwrap();
         let want = latencies[&id] as f64 / 1000.0;
         let got = e["dur"].as_f64().unwrap();

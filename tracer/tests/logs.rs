@@ -5,6 +5,10 @@
 //! (even for the two that overlap), its request and calls, and nothing of
 //! any other invocation or worker.
 //!
+//! `--request-id-regex` is checked on the same recording, for `logs` and
+//! for the Parquet export's `logs` table; colour and `NO_COLOR` on a real
+//! pseudo-terminal.
+//!
 //! Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379.
 
 mod common;
@@ -114,6 +118,138 @@ fn one_timeline_and_one_invocation_whole() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
     // A bad regex is a usage error.
     let o = oltrace(&["logs", m, "--grep", "("]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = oltrace(&["logs", m, "--request-id-regex", "("]);
+    assert_eq!(o.status.code(), Some(2));
+
+    request_id_regex(&merged, &lines, &ids);
+}
+
+/// `--request-id-regex` decides where a line's request id is, for `logs`
+/// and for the `logs` table of `export --format parquet` alike. `lines`:
+/// the default's `logs --json`; `ids`: invocation ids by request id, per
+/// worker.
+fn request_id_regex(merged: &Path, default: &[Value], ids: &[HashMap<String, u64>; 2]) {
+    let m = merged.to_str().unwrap();
+    let handler_line = |l: &&Value| l["text"].as_str().unwrap().starts_with("invocation ");
+    // Where the worker really writes it: the same as the default.
+    let o = oltrace(&["logs", m, "--json", "--request-id-regex", r"request=(\S+)"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json_lines(&o.stdout), default);
+    // Somewhere else (the lambda's name is no request id): no line is tied
+    // by request id any more, only by its window: then to its own
+    // invocation, never another (a line of an overlapping pair, read while
+    // both ran, is no one's). So the regex is what decides.
+    let bogus = r"invocation (\S+)";
+    let o = oltrace(&["logs", m, "--json", "--request-id-regex", bogus]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = json_lines(&o.stdout);
+    assert!(lines.iter().all(|l| l["attribution"] != "request_id"), "{lines:?}");
+    let mut by_window = 0;
+    for (i, prefix) in ["w1-", "w2-"].iter().enumerate() {
+        for (_, rid) in worker::requests(prefix) {
+            let l = lines.iter().filter(handler_line).find(|l| l["text"].as_str().unwrap().contains(&format!("request={rid} "))).unwrap();
+            if l["attribution"] == "window" {
+                assert_eq!(l["invocation"], ids[i][&rid], "{l}");
+                if !rid.contains("-pair-") {
+                    by_window += 1;
+                }
+            } else {
+                assert_eq!(l["invocation"], Value::Null, "{l}");
+            }
+        }
+    }
+    // (A line is stamped when wrap reads it, so one read after its
+    // invocation ended is no one's: most, not all, of the eight.)
+    assert!(by_window >= 4, "lines of invocations that ran alone are tied by their window: {lines:?}");
+
+    // The Parquet export's logs table, with the same option, says the same.
+    let dir = merged.parent().unwrap().join("pq");
+    let o = oltrace(&["export", "--format", "parquet", m, "-o", dir.to_str().unwrap(), "--request-id-regex", bogus]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = "import duckdb, json, sys\n\
+        rows = duckdb.sql(f\"SELECT text, invocation, attribution FROM '{sys.argv[1]}/logs.parquet' WHERE text LIKE 'invocation %'\").fetchall()\n\
+        print(json.dumps(rows))";
+    let o = Command::new("python3").arg("-c").arg(script).arg(&dir).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<(String, Option<u64>, Option<String>)> = serde_json::from_slice(&o.stdout).unwrap();
+    let shown: Vec<&Value> = lines.iter().filter(handler_line).collect();
+    assert_eq!(rows.len(), shown.len(), "{rows:?}");
+    for l in shown {
+        let row = rows.iter().find(|r| r.0 == l["text"].as_str().unwrap()).unwrap();
+        assert_eq!((row.1, row.2.as_deref()), (l["invocation"].as_u64(), l["attribution"].as_str()), "{l}");
+    }
+}
+
+/// Runs `oltrace ARGS` with stdout on a pseudo-terminal (a real one: the
+/// colour decision asks isatty) and `NO_COLOR` as given; returns what it
+/// printed.
+fn on_terminal(args: &[&str], no_color: Option<&str>) -> String {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    let made = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(made, 0, "openpty: {}", std::io::Error::last_os_error());
+    // Not inherited by the other tests' children (tests run in threads):
+    // the master reads its end only once every copy of the slave is closed.
+    for fd in [master, slave] {
+        assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }, 0);
+    }
+    let mut master = unsafe { std::fs::File::from_raw_fd(master) };
+    let slave = unsafe { std::fs::File::from_raw_fd(slave) };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oltrace"));
+    cmd.args(args).stdout(slave);
+    match no_color {
+        Some(v) => cmd.env("NO_COLOR", v),
+        None => cmd.env_remove("NO_COLOR"),
+    };
+    let mut child = cmd.spawn().unwrap();
+    // Our copy of the terminal's slave end goes with the Command, so the
+    // master reads end (EIO) once the child has exited.
+    drop(cmd);
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut master, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        out
+    });
+    assert!(child.wait().unwrap().success());
+    String::from_utf8(reader.join().unwrap()).unwrap()
+}
+
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.mp");
+    let o = oltrace(&["generate", "-o", trace.to_str().unwrap(), "--records", "300"]);
+    assert!(o.status.success());
+    let t = trace.to_str().unwrap();
+    let esc = |s: &str| s.contains("\x1b[");
+    // On a terminal: colour, which NO_COLOR turns off (empty NO_COLOR is
+    // unset, per no-color.org).
+    let plain = on_terminal(&["logs", t], Some("1"));
+    assert!(plain.lines().count() > 10 && !esc(&plain), "{plain:?}");
+    let coloured = on_terminal(&["logs", t], None);
+    assert!(esc(&coloured), "{coloured:?}");
+    assert!(esc(&on_terminal(&["logs", t], Some(""))));
+    // The same text, but for the escapes.
+    let strip = |s: &str| regex::Regex::new("\x1b\\[[0-9;]*m").unwrap().replace_all(s, "").into_owned();
+    assert_eq!(strip(&coloured), plain);
+    // --color overrides: never on a terminal, always into a pipe and over
+    // NO_COLOR (asked for by name).
+    assert!(!esc(&on_terminal(&["logs", t, "--color", "never"], None)));
+    assert!(esc(&on_terminal(&["logs", t, "--color", "always"], Some("1"))));
+    let piped = oltrace(&["logs", t, "--color", "always"]);
+    assert!(esc(&String::from_utf8_lossy(&piped.stdout)));
+    let piped = Command::new(env!("CARGO_BIN_EXE_oltrace")).args(["logs", t]).env_remove("NO_COLOR").output().unwrap();
+    assert!(!esc(&String::from_utf8_lossy(&piped.stdout)), "auto: no colour into a pipe");
+    // JSON is never coloured.
+    assert!(!esc(&on_terminal(&["logs", t, "--json", "--color", "always"], None)));
+    let o = oltrace(&["logs", t, "--color", "sometimes"]);
     assert_eq!(o.status.code(), Some(2));
 }
 

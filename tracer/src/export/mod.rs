@@ -72,6 +72,9 @@ pub struct ExportConfig {
     /// Push OTLP/HTTP JSON to this collector (`http://host:port`; the path
     /// `/v1/traces` is added when absent).
     pub otlp_endpoint: Option<String>,
+    /// Where a log line holds its request id (as `oltrace logs
+    /// --request-id-regex`), for the invocation of each exported log line.
+    pub request_id: Option<regex::Regex>,
     /// Show a progress bar on stderr (hidden when not a terminal).
     pub progress: bool,
 }
@@ -152,7 +155,7 @@ pub fn run(config: &ExportConfig) -> anyhow::Result<Outcome> {
     // order), and sorting would hold every record in the window.
     let merged = format::merge::Merged::new(readers, &plan, 0);
     let mut view = View::with_retention(STREAM_RETENTION_NS);
-    let mut logs = LogJoin::new(None);
+    let mut logs = LogJoin::new(config.request_id.clone());
     let mut outcome = Outcome::Clean;
     let mut n = 0u64;
     for item in merged {

@@ -8,10 +8,20 @@
 //!   (`X`) slices on a thread always nest;
 //! - each invocation is an `X` slice from its request's first byte to its
 //!   response's last;
-//! - each downstream call is an async slice (`b`/`e` with its own id) on
-//!   its invocation's thread, so calls running at once do not break
-//!   nesting, with a flow (`s` to `f`) from the invocation to the call;
-//!   calls tied to no invocation go to a "calls without invocation" thread;
+//! - each downstream call is an async slice (`b`/`e` with its own id) in
+//!   its process, so calls running at once do not break nesting; calls
+//!   tied to no invocation go to a "calls without invocation" thread;
+//! - a flow arrow goes from each invocation to each of its calls. The
+//!   arrows are "v2" flows (`bind_id` with `flow_out` / `flow_in` on the
+//!   slices themselves), because Perfetto's JSON importer binds the v1
+//!   `s`/`f` events to the slice open on a *thread* track: both ends would
+//!   land on the invocation's `X` slice, never on the call's async slice.
+//!   An `X` slice holds one `bind_id`, and an invocation has many calls, so
+//!   each arrow leaves from a zero-length `X` slice ("call") on the
+//!   invocation's thread at the call's start (within the invocation's
+//!   slice), and arrives at the call's `b` event (`flow_in`). The source is
+//!   written before the call's `b`: at equal times the importer keeps file
+//!   order between them, so the arrow's start is seen before its end;
 //! - log lines are instant (`i`) events on their invocation's thread, or
 //!   on the source's "logs" thread.
 //!
@@ -193,12 +203,16 @@ impl Sink for Perfetto {
                         let args = json!({"statement": f.statement, "status": f.http_status, "error": f.error, "rows": f.rows,
                             "server": f.server, "attribution": f.attribution(), "invocation": f.invocation.map(|j| j.invocation.id)});
                         let hex = format!("0x{id:x}");
-                        self.emit(&json!({"ph": "b", "cat": cat, "name": name, "id": hex, "pid": pid(src), "tid": tid, "ts": us(f.start), "args": args}))?;
-                        self.emit(&json!({"ph": "e", "cat": cat, "name": name, "id": hex, "pid": pid(src), "tid": tid, "ts": us(f.end)}))?;
+                        let mut begin = json!({"ph": "b", "cat": cat, "name": name, "id": hex, "pid": pid(src), "tid": tid, "ts": us(f.start), "args": args});
                         if inv_tid.is_some() {
-                            self.emit(&json!({"ph": "s", "cat": "call", "name": "call", "id": id, "pid": pid(src), "tid": tid, "ts": us(f.start)}))?;
-                            self.emit(&json!({"ph": "f", "bp": "e", "cat": "call", "name": "call", "id": id, "pid": pid(src), "tid": tid, "ts": us(f.start)}))?;
+                            // The arrow's source: see the module's doc.
+                            self.emit(&json!({"ph": "X", "cat": "call", "name": "call", "pid": pid(src), "tid": tid, "ts": us(f.start), "dur": 0,
+                                "bind_id": id, "flow_out": true, "args": {"call": name}}))?;
+                            begin["bind_id"] = json!(id);
+                            begin["flow_in"] = json!(true);
                         }
+                        self.emit(&begin)?;
+                        self.emit(&json!({"ph": "e", "cat": cat, "name": name, "id": hex, "pid": pid(src), "tid": tid, "ts": us(f.end)}))?;
                     }
                 }
             }
