@@ -201,6 +201,7 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
             })
             .collect::<anyhow::Result<_>>()?
     };
+    let redact = flags.redact.rules(&file)?;
     let output = flags
         .output
         .or(file.output)
@@ -219,7 +220,6 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         (None, Some(text)) => parse_size(text).map_err(|e| anyhow::anyhow!("config {origin}: max_request: {e}"))?,
         (None, None) => wire::DEFAULT_REQUEST_CAP,
     };
-    let redact = flags.redact.rules(&file)?;
     Ok(ProxyConfig {
         routes,
         output,
