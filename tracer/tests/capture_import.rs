@@ -576,3 +576,40 @@ fn protocols_on_unknown_ports_are_guessed_from_their_first_bytes() {
     assert!(said.iter().any(|s| s.starts_with("http GET /guessed?x=1")), "{said:?}");
     assert_eq!(exchange_counts(&records)["http"], 1);
 }
+
+/// `oltrace import` takes the proxy's redaction flags and records the
+/// rules in the header: `--redact-field`, `--redact-header` and
+/// `--keep-field` on a captured curl request.
+#[test]
+fn import_takes_the_redaction_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (up, _) = http_upstream();
+    let up_port = port(&up).to_string();
+    let pcap = dir.path().join("named.pcap");
+    let dump = Tcpdump::start(&pcap, &format!("tcp port {up_port}"), 0);
+    let secret = "ImportSecret9";
+    run(Command::new("curl").args(["-sS", "-o", "/dev/null", "--noproxy", "*", "-H", &format!("X-Tenant-Key: {secret}")]).arg(format!("http://{up}/x?session_id={secret}&key=KeepMe42&token={secret}")));
+    dump.stop();
+    let port_arg = format!("http={up_port}");
+    let import = |name: &str, flags: &[&str]| {
+        let trace = dir.path().join(name);
+        let mut args = vec!["import", pcap.to_str().unwrap(), "-o", trace.to_str().unwrap(), "--port", &port_arg];
+        args.extend_from_slice(flags);
+        let (code, _, stderr) = oltrace(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let text = run(Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("cat").arg(&trace));
+        (text, format::Reader::open(&trace).unwrap().header().redaction.clone().unwrap())
+    };
+    let stars = "*".repeat(secret.len());
+    let (text, rules) = import("named.mp", &["--redact-field", "session_id", "--redact-header", "X-Tenant-Key", "--keep-field", "key"]);
+    assert!(!text.contains(secret), "{text}");
+    assert!(text.contains(&format!("/x?session_id={stars}&key=KeepMe42&token={stars}")) && text.contains(&format!("X-Tenant-Key: {stars}")), "{text}");
+    assert!(rules.by == ["oltrace import"] && rules.fields.contains(&"session_id".to_string()) && rules.kept == ["key"], "{rules:?}");
+    // The defaults alone leave session_id and the header, blank key.
+    let (text, _) = import("default.mp", &[]);
+    assert!(text.contains(&format!("/x?session_id={secret}&key=********&token={stars}")) && text.contains(&format!("X-Tenant-Key: {secret}")), "{text}");
+    // A bad name: exit 2, no trace.
+    let (code, _, stderr) = oltrace(&["import", pcap.to_str().unwrap(), "-o", dir.path().join("bad.mp").to_str().unwrap(), "--redact-field", "a=b"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--redact-field \"a=b\""), "{stderr}");
+}
