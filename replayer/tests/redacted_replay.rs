@@ -6,8 +6,11 @@
 //! Needs curl; `oltrace` built (see `support`).
 
 mod support;
+#[path = "../../tracer/tests/common/scram.rs"]
+mod scram;
 
 use std::process::Command;
+use scram::scram_matches;
 use support::*;
 
 #[test]
@@ -33,22 +36,6 @@ fn blanked_values_are_re_sent_as_recorded_with_a_warning() {
     assert!(notes.contains("warning: 1 requests on http:") && notes.contains("re-send values blanked at recording"), "{notes}");
     let text = olreplay(&[t]).1;
     assert!(text.contains("note: warning: 1 requests"), "{text}");
-}
-
-/// A SCRAM-SHA-256 verifier (pg_authid.rolpassword) is of `password`.
-fn scram_matches(verifier: &str, password: &str) -> bool {
-    let check = r#"
-import base64, hashlib, hmac, sys
-v, pw = sys.argv[1], sys.argv[2].encode()
-_, rest = v.split('$', 1)
-it_salt, keys = rest.split('$')
-it, salt = it_salt.split(':')
-stored = keys.split(':')[0]
-salted = hashlib.pbkdf2_hmac('sha256', pw, base64.b64decode(salt), int(it))
-ck = hmac.new(salted, b'Client Key', 'sha256').digest()
-print(base64.b64encode(hashlib.sha256(ck).digest()).decode() == stored)
-"#;
-    String::from_utf8_lossy(&run(Command::new("python3").args(["-c", check, verifier, password])).stdout).trim() == "True"
 }
 
 /// PostgreSQL: a `create role ... password '...'` recorded with its

@@ -17,8 +17,11 @@
 //! redis-cli, psql, curl and python3 (`.ci/run` provides them).
 
 mod common;
+#[path = "common/scram.rs"]
+mod scram;
 
 use common::{run, Proxy, CANARY};
+use scram::scram_matches;
 use format::{Body, ExchangeSummary, Record};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -101,22 +104,6 @@ fn echo_upstream() -> (Owned, String) {
 
 fn psql_direct(sql: &str) -> String {
     run(Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-XtAq", "-v", "ON_ERROR_STOP=1", "-c", sql])).trim().to_string()
-}
-
-/// A SCRAM-SHA-256 verifier (pg_authid.rolpassword) matches `password`.
-fn scram_matches(verifier: &str, password: &str) -> bool {
-    let check = r#"
-import base64, hashlib, hmac, sys
-v, pw = sys.argv[1], sys.argv[2].encode()
-_, rest = v.split('$', 1)
-it_salt, keys = rest.split('$')
-it, salt = it_salt.split(':')
-stored = keys.split(':')[0]
-salted = hashlib.pbkdf2_hmac('sha256', pw, base64.b64decode(salt), int(it))
-ck = hmac.new(salted, b'Client Key', 'sha256').digest()
-print(base64.b64encode(hashlib.sha256(ck).digest()).decode() == stored)
-"#;
-    run(Command::new("python3").args(["-c", check, verifier, password])).trim() == "True"
 }
 
 /// Sends the canary every way, through `proxy` (routes: postgres, redis
