@@ -19,10 +19,12 @@ need=()
 # python3: the 10,000-connection test's upstream runs in a process of its own;
 # python3 also runs the demo application (traces/demo/, tracer/tests/demo_app.rs);
 # chromium: olanalyze's HTML report is checked in a real headless browser.
-# tcpdump, tshark: oltrace import is checked against real captures and tshark's counts.
+# tcpdump, tshark: oltrace import is checked against real captures and tshark's counts;
+# tcpdump's libpcap0.8 is also the library `oltrace capture` loads at run time (no
+# build needs libpcap-dev or pkg-config: libpcap is never linked).
 # ca-certificates: --tls-intercept verifies upstreams against the system's CAs
 # (tracer/tests/tls_intercept.rs; its Node client uses undici, from conformance/).
-for pkg in libpcap-dev pkg-config postgresql postgresql-client redis-tools redis-server curl wrk openssl python3 chromium tcpdump tshark ca-certificates; do
+for pkg in postgresql postgresql-client redis-tools redis-server curl wrk openssl python3 chromium tcpdump tshark ca-certificates; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # The PostgreSQL drivers the tests run with their default settings.

@@ -6,8 +6,11 @@
 //! Needs curl; `oltrace` built (see `support`).
 
 mod support;
+#[path = "../../tracer/tests/common/scram.rs"]
+mod scram;
 
 use std::process::Command;
+use scram::scram_matches;
 use support::*;
 
 #[test]
@@ -33,4 +36,35 @@ fn blanked_values_are_re_sent_as_recorded_with_a_warning() {
     assert!(notes.contains("warning: 1 requests on http:") && notes.contains("re-send values blanked at recording"), "{notes}");
     let text = olreplay(&[t]).1;
     assert!(text.contains("note: warning: 1 requests"), "{text}");
+}
+
+/// PostgreSQL: a `create role ... password '...'` recorded with its
+/// literal blanked is replayed with the stars, as recorded. olreplay warns,
+/// and the server got the stars: the replayed role's SCRAM verifier is of
+/// the stars, not of the password. Needs PostgreSQL on 127.0.0.1:5432 and
+/// python3.
+#[test]
+fn a_blanked_sql_password_literal_is_re_sent_as_stars_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("pg_redacted.mp");
+    let role = unique("oltrace_replay_pw");
+    let secret = "Hunter2ReplaySecret";
+    let proxy = Proxy::start(&trace, &["postgres:0=127.0.0.1:5432".to_string()]);
+    psql_via(&proxy.port(0), &format!("create role {role} login password '{secret}'"));
+    proxy.stop();
+    let verifier = |role: &str| psql_direct(&format!("select rolpassword from pg_authid where rolname = '{role}'")).trim().to_string();
+    assert!(scram_matches(&verifier(&role), secret), "recording forwarded the password itself");
+    psql_direct(&format!("drop role {role}"));
+    let raw = std::fs::read(&trace).unwrap();
+    assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()), "the trace holds no password");
+
+    let (code, v, err) = olreplay_json(&[trace.to_str().unwrap()]);
+    let stars = "*".repeat(secret.len());
+    let replayed = verifier(&role);
+    psql_direct(&format!("drop role if exists {role}"));
+    assert_eq!(code, 0, "the replies match (CREATE ROLE): {v}\n{err}");
+    let notes = v["notes"].to_string();
+    assert!(notes.contains("warning: 1 requests on postgres") && notes.contains("re-send values blanked at recording"), "{notes}");
+    assert!(scram_matches(&replayed, &stars), "the server received the stars as the password: {replayed}");
+    assert!(!scram_matches(&replayed, secret));
 }

@@ -4,14 +4,16 @@
 //! the queue or the spool, on captured and synthetic conversations
 //! replayed over many connections.
 //!
-//! For each load it prints two lines: the whole recorder
+//! For each load it prints three lines: the whole recorder
 //! (`tracer::proxy::recorder::record_notes`, writing a real trace file),
-//! and decoding alone (`wire::Session::feed_runs`, as the recorder feeds), each as MB of traffic per
-//! CPU-second and as CPU microseconds per exchange.
+//! the same with redaction off (`Rules::off()`, as `--no-redact`), and
+//! decoding alone (`wire::Session::feed_runs`, as the recorder feeds),
+//! each as MB of traffic per CPU-second and as CPU microseconds per
+//! exchange; then what redaction costs (the first two side by side).
 //!
 //! `RECORD_BENCH=name` runs only the loads whose name contains `name`;
-//! `RECORD_BENCH_PART=recorder` (or `decode`) only that half, for
-//! profiling one of them. With `RECORD_BENCH_ITERS=n`, each half runs
+//! `RECORD_BENCH_PART=recorder` (or `noredact`, or `decode`) only that
+//! part, for profiling one of them. With `RECORD_BENCH_ITERS=n`, each half runs
 //! exactly n times and prints nothing but a count (for `perf stat` or
 //! `valgrind --tool=callgrind`, whose counts a busy machine does not skew).
 
@@ -75,10 +77,10 @@ impl Load {
     }
 }
 
-fn options() -> RecorderOptions {
+fn options(redact: convert::redact::Rules) -> RecorderOptions {
     RecorderOptions {
         queue: 1 << 16,
-        redact: convert::redact::Rules::default(),
+        redact,
         limits: Limits::default(),
         flush_interval: Duration::from_millis(100),
         defer: 0,
@@ -89,12 +91,12 @@ fn options() -> RecorderOptions {
 }
 
 /// Small keep-alive HTTP exchanges, one read per message (as
-/// `wire/benches/decode_http.rs`).
-fn http_keepalive(n: usize) -> Vec<Chunk> {
+/// `wire/benches/decode_http.rs`); `query` follows the path.
+fn http_keepalive(n: usize, query: &str) -> Vec<Chunk> {
     let mut chunks = Vec::new();
     for i in 0..n {
         let req = format!(
-            "GET /api/v1/items/{i:06}?fields=all HTTP/1.1\r\nHost: api.internal:8080\r\nUser-Agent: oltrace-bench/1\r\nAccept: */*\r\n\r\n"
+            "GET /api/v1/items/{i:06}?{query} HTTP/1.1\r\nHost: api.internal:8080\r\nUser-Agent: oltrace-bench/1\r\nAccept: */*\r\n\r\n"
         );
         let body = format!("{{\"id\":{i:06},\"name\":\"widget\",\"ok\":true}}");
         let resp = format!(
@@ -128,7 +130,8 @@ fn measure(name: &str, bytes: usize, mut f: impl FnMut()) -> f64 {
 fn main() {
     let only = std::env::var("RECORD_BENCH").ok();
     let part = std::env::var("RECORD_BENCH_PART").unwrap_or_default();
-    let (run_recorder, run_decode) = (part != "decode", part != "recorder");
+    let runs = |name: &str| part.is_empty() || part == name;
+    let (run_recorder, run_plain, run_decode) = (runs("recorder"), runs("noredact"), runs("decode"));
     let loads = [
         Load {
             name: "redis GET/SET -P 16 (redis-benchmark)",
@@ -149,7 +152,14 @@ fn main() {
             conns: 200,
         },
         Load { name: "pgbench TPC-B -M simple", protocol: Protocol::Postgres, conversation: load_fixture("pg/pgbench_simple.fx"), conns: 200 },
-        Load { name: "http keep-alive, small", protocol: Protocol::Http, conversation: http_keepalive(200), conns: 50 },
+        Load { name: "http keep-alive, small", protocol: Protocol::Http, conversation: http_keepalive(200, "fields=all"), conns: 50 },
+        // Every request has a secret to blank: what blanking itself costs.
+        Load {
+            name: "http keep-alive, small, token in the query",
+            protocol: Protocol::Http,
+            conversation: http_keepalive(200, "fields=all&access_token=eyJhbGciOiJIUzI1NiJ9.e30.ZRrHA1JJJW8opsbCGfG_HACGpVUMN_a9IV7pAx_Zmeo"),
+            conns: 50,
+        },
     ];
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("bench.mp");
@@ -161,15 +171,19 @@ fn main() {
         let per_exchange = |mbs: f64| bytes as f64 / (mbs * 1e6) / exchanges as f64 * 1e6;
 
         let mut records = 0;
-        let whole = if !run_recorder { f64::NAN } else { measure("  recorder (decode, convert, write)", bytes, || {
+        let mut record = |rules: &convert::redact::Rules| {
             let header = format::Header::new("record_cpu bench", "bench");
             let mut writer = format::Writer::create(&path, &header, format::WriterOptions::default()).expect("trace");
-            let summary = record_notes(&mut writer, options(), notes.iter().cloned());
+            let summary = record_notes(&mut writer, options(rules.clone()), notes.iter().cloned());
             assert!(summary.error.is_none(), "{:?}", summary.error);
             assert_eq!(summary.exchanges.values().sum::<u64>(), exchanges);
             records = summary.records;
             black_box(writer.finish().expect("finish"));
-        }) };
+        };
+        let on = convert::redact::Rules::default();
+        let whole = if !run_recorder { f64::NAN } else { measure("  recorder (decode, convert, write)", bytes, || record(&on)) };
+        let off = convert::redact::Rules::off();
+        let plain = if !run_plain { f64::NAN } else { measure("  recorder, redaction off (--no-redact)", bytes, || record(&off)) };
         let decode = if !run_decode { f64::NAN } else { measure("  decode only (Session::feed_runs)", bytes, || {
             let mut out = Vec::with_capacity(64);
             for conn in 0..load.conns {
@@ -185,8 +199,10 @@ fn main() {
             }
         }) };
         println!(
-            "  per exchange: recorder {:.2} us, decoding {:.2} us; {:.2} records per exchange, trace {} bytes per exchange",
+            "  per exchange: recorder {:.2} us ({:.2} us without redaction: redaction {:+.1}% of the recorder's CPU), decoding {:.2} us; {:.2} records per exchange, trace {} bytes per exchange",
             per_exchange(whole),
+            per_exchange(plain),
+            (per_exchange(whole) / per_exchange(plain) - 1.0) * 100.0,
             per_exchange(decode),
             records as f64 / exchanges as f64,
             std::fs::metadata(&path).map(|m| m.len() / exchanges).unwrap_or(0),

@@ -137,12 +137,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub routes: Vec<Route>,
     pub output: Option<PathBuf>,
-    pub no_redact: bool,
-    /// `--redact-field`, `--redact-header`, `--keep-field`: added to the
-    /// file's lists (a name is never dropped by giving another).
-    pub redact_fields: Vec<String>,
-    pub redact_headers: Vec<String>,
-    pub keep_fields: Vec<String>,
+    /// `--no-redact`, `--redact-field`, `--redact-header`, `--keep-field`.
+    pub redact: RedactFlags,
     pub no_spool: bool,
     /// Nanoseconds.
     pub connect_timeout: Option<u64>,
@@ -191,6 +187,48 @@ pub fn parse_profile(text: &str) -> Result<Option<Profile>, String> {
     text.parse().map(Some)
 }
 
+/// The redaction flags of every recording command (proxy, wrap, import,
+/// capture): one set of flags, turned into [`convert::redact::Rules`] here
+/// only, so every command blanks the same way and records it alike.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct RedactFlags {
+    /// Record secrets as they are instead of blanking them
+    #[arg(long)]
+    pub no_redact: bool,
+    /// Also blank the value of this query, form or JSON field (repeatable;
+    /// case-insensitive; added to the defaults: password, token, key, ...;
+    /// see docs/recording.md, "Redaction")
+    #[arg(long = "redact-field", value_name = "NAME")]
+    pub redact_fields: Vec<String>,
+    /// Also blank the value of this HTTP header (repeatable; added to
+    /// Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
+    /// X-Auth-Token)
+    #[arg(long = "redact-header", value_name = "NAME")]
+    pub redact_headers: Vec<String>,
+    /// Do not blank this default field name (repeatable), e.g. a `key`
+    /// parameter that is an ordinary key
+    #[arg(long = "keep-field", value_name = "NAME")]
+    pub keep_fields: Vec<String>,
+}
+
+impl RedactFlags {
+    /// The rules: off with `--no-redact` (or `redact = false` in the
+    /// file), else the defaults plus the flags' and the file's names (a
+    /// name is never dropped by giving another).
+    pub fn rules(self, file: &FileConfig) -> anyhow::Result<convert::redact::Rules> {
+        if self.no_redact || !file.redact.unwrap_or(true) {
+            return Ok(convert::redact::Rules::off());
+        }
+        let both = |a: Vec<String>, b: &[String]| a.into_iter().chain(b.iter().cloned()).collect::<Vec<_>>();
+        convert::redact::Rules::new(
+            &both(self.redact_fields, &file.redact_fields),
+            &both(self.redact_headers, &file.redact_headers),
+            &both(self.keep_fields, &file.keep_fields),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
 /// A size: bytes, or a number with `KiB`, `MiB` or `GiB` (`64MiB`, `100 KiB`).
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let t = text.trim();
@@ -228,6 +266,7 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
             })
             .collect::<anyhow::Result<_>>()?
     };
+    let redact = flags.redact.rules(&file)?;
     let output = flags
         .output
         .or(file.output)
@@ -245,17 +284,6 @@ pub fn resolve(flags: Flags) -> anyhow::Result<ProxyConfig> {
         (Some(n), _) => n,
         (None, Some(text)) => parse_size(text).map_err(|e| anyhow::anyhow!("config {origin}: max_request: {e}"))?,
         (None, None) => wire::DEFAULT_REQUEST_CAP,
-    };
-    let redact = if !flags.no_redact && file.redact.unwrap_or(true) {
-        let both = |a: Vec<String>, b: &[String]| a.into_iter().chain(b.iter().cloned()).collect::<Vec<_>>();
-        convert::redact::Rules::new(
-            &both(flags.redact_fields, &file.redact_fields),
-            &both(flags.redact_headers, &file.redact_headers),
-            &both(flags.keep_fields, &file.keep_fields),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-    } else {
-        convert::redact::Rules::off()
     };
     let invocations = match flags.invocations {
         Some(profile) => profile,
@@ -423,14 +451,14 @@ source = "worker-1"
     fn redaction_names_from_flags_and_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "output = \"t.mp\"\nredact_fields = [\"session_id\"]\nredact_headers = [\"X-Tenant-Key\"]\nkeep_fields = [\"key\"]\n");
-        let c = resolve(Flags { config: Some(path.clone()), redact_fields: vec!["otp".into()], ..Flags::default() }).unwrap();
+        let c = resolve(Flags { config: Some(path.clone()), redact: RedactFlags { redact_fields: vec!["otp".into()], ..RedactFlags::default() }, ..Flags::default() }).unwrap();
         let r = &c.redact;
         assert!(r.is_secret_field(b"Session_ID") && r.is_secret_field(b"otp") && r.is_secret_field(b"password"));
         assert!(!r.is_secret_field(b"key"), "kept by the file");
         assert!(r.is_secret_header(b"x-tenant-key") && r.is_secret_header(b"X-Api-Key"));
-        let off = resolve(Flags { config: Some(path), no_redact: true, ..Flags::default() }).unwrap();
+        let off = resolve(Flags { config: Some(path), redact: RedactFlags { no_redact: true, ..RedactFlags::default() }, ..Flags::default() }).unwrap();
         assert!(!off.redact.enabled() && !off.redact.is_secret_field(b"password"));
-        let e = error_of(Flags { output: Some("t.mp".into()), redact_fields: vec!["a b".into()], ..Flags::default() });
+        let e = error_of(Flags { output: Some("t.mp".into()), redact: RedactFlags { redact_fields: vec!["a b".into()], ..RedactFlags::default() }, ..Flags::default() });
         assert!(e.contains("--redact-field \"a b\""), "{e}");
     }
 

@@ -224,8 +224,9 @@ capture v1 and v2 (tcpdump -i any), loopback, raw IP; IPv4 and IPv6. TCP is reas
 out-of-order and retransmitted segments are put right; segments the capture missed, and bytes
 its snap length cut, become gap records with their byte counts, and decoding picks up again
 where the protocol allows. Connections already open when the capture started are picked up
-mid-stream. Secrets are redacted as the proxy redacts them (--no-redact keeps them). Reading
-is pure Rust: no libpcap needed. See docs/capture.md.
+mid-stream. Secrets are redacted as the proxy redacts them (--redact-field, --redact-header
+and --keep-field adjust the names, --no-redact keeps them all). Reading is pure Rust: no
+libpcap needed. See docs/capture.md.
 
 Exit codes:
   0  imported, nothing missing
@@ -304,9 +305,8 @@ struct PacketArgs {
     /// besides the well-known ports (repeatable)
     #[arg(long = "port", value_name = "PROTO=PORT", value_parser = tracer::packets::parse_port)]
     ports: Vec<(wire::Protocol, u16)>,
-    /// Keep secrets (passwords, Authorization, Cookie, Redis AUTH) in the trace
-    #[arg(long)]
-    no_redact: bool,
+    #[command(flatten)]
+    redact: tracer::config::RedactFlags,
     /// Requests to HTTP servers are invocations named by this platform
     /// profile: openlambda, openwhisk, aws, azure, auto, NAME=REGEX
     #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
@@ -322,15 +322,15 @@ struct PacketArgs {
 }
 
 impl PacketArgs {
-    fn options(self) -> tracer::packets::PacketOptions {
-        tracer::packets::PacketOptions {
+    fn options(self) -> anyhow::Result<tracer::packets::PacketOptions> {
+        Ok(tracer::packets::PacketOptions {
             ports: tracer::packets::PortMap::well_known(&self.ports),
-            redact: if self.no_redact { convert::redact::Rules::off() } else { convert::redact::Rules::default() },
+            redact: self.redact.rules(&tracer::config::FileConfig::default())?,
             invocations: self.invocations.and_then(|p| p.0),
             fronts: self.fronts,
             limits: wire::Limits::default(),
             reassembly: capture::Limits { idle_ns: self.idle_timeout.max(1), ..capture::Limits::default() },
-        }
+        })
     }
 }
 
@@ -582,23 +582,8 @@ struct RecordArgs {
     /// it, and --route/--log given here replace its lists
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Record secrets as they are instead of blanking them
-    #[arg(long)]
-    no_redact: bool,
-    /// Also blank the value of this query, form or JSON field (repeatable;
-    /// case-insensitive; added to the defaults: password, token, key, ...;
-    /// see docs/recording.md, "Redaction")
-    #[arg(long = "redact-field", value_name = "NAME")]
-    redact_fields: Vec<String>,
-    /// Also blank the value of this HTTP header (repeatable; added to
-    /// Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
-    /// X-Auth-Token)
-    #[arg(long = "redact-header", value_name = "NAME")]
-    redact_headers: Vec<String>,
-    /// Do not blank this default field name (repeatable), e.g. a `key`
-    /// parameter that is an ordinary key
-    #[arg(long = "keep-field", value_name = "NAME")]
-    keep_fields: Vec<String>,
+    #[command(flatten)]
+    redact: tracer::config::RedactFlags,
     /// Keep what is not decoded yet in an unnamed file instead of
     /// TRACE.spool. The spool holds the traffic unredacted (mode 0600); without
     /// it nothing unredacted is left on disk, but a proxy killed (SIGKILL,
@@ -725,10 +710,7 @@ fn proxy_config(routes: Vec<tracer::proxy::route::Route>, r: RecordArgs, i: Invo
         config: r.config,
         routes,
         output: r.output,
-        no_redact: r.no_redact,
-        redact_fields: r.redact_fields,
-        redact_headers: r.redact_headers,
-        keep_fields: r.keep_fields,
+        redact: r.redact,
         no_spool: r.no_spool,
         connect_timeout: r.connect_timeout,
         queue: r.queue,
@@ -827,22 +809,20 @@ fn main() -> ExitCode {
             keep_fields: a.keep_fields,
             json: a.json,
         }),
-        Command::Import(a) => tracer::import::run(&tracer::import::ImportConfig {
-            input: a.capture,
-            output: a.output,
-            options: a.packets.options(),
-            source_name: a.source,
-            json: a.json,
+        Command::Import(a) => a.packets.options().and_then(|options| {
+            tracer::import::run(&tracer::import::ImportConfig { input: a.capture, output: a.output, options, source_name: a.source, json: a.json })
         }),
-        Command::Capture(a) => tracer::live::run(&tracer::live::CaptureConfig {
-            interface: a.interface,
-            filter: a.filter.join(" "),
-            output: a.output,
-            options: a.packets.options(),
-            libpcap: a.libpcap,
-            duration: a.duration.map(std::time::Duration::from_nanos),
-            source_name: a.source,
-            json: a.json,
+        Command::Capture(a) => a.packets.options().and_then(|options| {
+            tracer::live::run(&tracer::live::CaptureConfig {
+                interface: a.interface,
+                filter: a.filter.join(" "),
+                output: a.output,
+                options,
+                libpcap: a.libpcap,
+                duration: a.duration.map(std::time::Duration::from_nanos),
+                source_name: a.source,
+                json: a.json,
+            })
         }),
         Command::Proxy(a) => proxy_config(a.routes, a.record, a.invocations, false).and_then(|c| tracer::proxy::run(&c)),
         Command::Wrap(a) => proxy_config(a.routes, a.record, a.invocations, true)

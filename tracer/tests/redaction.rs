@@ -17,8 +17,11 @@
 //! redis-cli, psql, curl and python3 (`.ci/run` provides them).
 
 mod common;
+#[path = "common/scram.rs"]
+mod scram;
 
 use common::{run, Proxy, CANARY};
+use scram::scram_matches;
 use format::{Body, ExchangeSummary, Record};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -101,22 +104,6 @@ fn echo_upstream() -> (Owned, String) {
 
 fn psql_direct(sql: &str) -> String {
     run(Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-XtAq", "-v", "ON_ERROR_STOP=1", "-c", sql])).trim().to_string()
-}
-
-/// A SCRAM-SHA-256 verifier (pg_authid.rolpassword) matches `password`.
-fn scram_matches(verifier: &str, password: &str) -> bool {
-    let check = r#"
-import base64, hashlib, hmac, sys
-v, pw = sys.argv[1], sys.argv[2].encode()
-_, rest = v.split('$', 1)
-it_salt, keys = rest.split('$')
-it, salt = it_salt.split(':')
-stored = keys.split(':')[0]
-salted = hashlib.pbkdf2_hmac('sha256', pw, base64.b64decode(salt), int(it))
-ck = hmac.new(salted, b'Client Key', 'sha256').digest()
-print(base64.b64encode(hashlib.sha256(ck).digest()).decode() == stored)
-"#;
-    run(Command::new("python3").args(["-c", check, verifier, password])).trim() == "True"
 }
 
 /// Sends the canary every way, through `proxy` (routes: postgres, redis
@@ -333,4 +320,128 @@ fn oltrace_redact_blanks_a_no_redact_trace_and_keeps_every_record() {
     let same = Command::new(env!("CARGO_BIN_EXE_oltrace")).args(["redact"]).arg(&shared).arg("-o").arg(&shared).output().unwrap();
     assert_eq!(same.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&same.stderr).contains("is the input trace"));
+}
+
+/// `oltrace redact FLAGS... -o OUTPUT INPUT`: exit code, stdout, stderr.
+fn redact(flags: &[&str], input: &Path, output: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_oltrace")).arg("redact").args(flags).arg("-o").arg(output).arg(input).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// One curl request through an http route of `proxy` carrying `secret` in
+/// a field `session_id` and a header `X-Tenant-Key`, the canary in a
+/// default-secret field `token`, and an ordinary `key` parameter
+/// `KeepMe42`. The upstream saw the canary.
+fn named_secrets_request(proxy: &Proxy, secret: &str) {
+    let c = CANARY;
+    let url = format!("http://127.0.0.1:{}/run/x?session_id={secret}&key=KeepMe42&token={c}&page=2", proxy.port(0));
+    let out = run(Command::new("curl").args(["-sS", "--noproxy", "*", "-H", &format!("X-Tenant-Key: {secret}"), &url]));
+    let seen = if secret == c { 3 } else { 1 };
+    assert!(out.contains(&format!("\"seen\": {seen}")), "the upstream saw the canary {seen} times: {out}");
+}
+
+/// The request of [`named_secrets_request`] (with the canary) as `cat`
+/// shows it: the target and the header, blanked (stars) where the names
+/// say.
+fn check_named_blanked(trace: &Path) {
+    let stars = "*".repeat(CANARY.len());
+    let text = cat(trace);
+    assert!(!text.contains(CANARY), "{text}");
+    assert!(text.contains(&format!("/run/x?session_id={stars}&key=KeepMe42&token={stars}&page=2")), "session_id and token blanked, key kept: {text}");
+    assert!(text.contains(&format!("X-Tenant-Key: {stars}")), "the header blanked: {text}");
+}
+
+#[test]
+fn proxy_flags_name_fields_and_headers_to_blank_and_to_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_echo, http) = echo_upstream();
+    let trace = dir.path().join("named.mp");
+    let flags = ["--redact-field", "session_id", "--redact-header", "X-Tenant-Key", "--keep-field", "key"];
+    let proxy = Proxy::start(&trace, &[format!("http:0={http}")], &flags);
+    named_secrets_request(&proxy, CANARY);
+    let (code, summary, _) = proxy.stop();
+    assert_eq!(code, 0, "{summary}");
+    check_named_blanked(&trace);
+    let rules = format::Reader::open(&trace).unwrap().header().redaction.clone().unwrap();
+    assert!(rules.fields.contains(&"session_id".to_string()) && !rules.fields.contains(&"key".to_string()), "{rules:?}");
+    assert!(rules.headers.contains(&"x-tenant-key".to_string()) && rules.kept == ["key"], "{rules:?}");
+
+    // Without the flags, only the default `token` and `key` are blanked
+    // (another value than the canary: this trace holds it, on purpose).
+    let plain = dir.path().join("plain.mp");
+    let proxy = Proxy::start(&plain, &[format!("http:0={http}")], &[]);
+    named_secrets_request(&proxy, "NotSecretByDefault");
+    assert_eq!(proxy.stop().0, 0);
+    let text = cat(&plain);
+    assert!(text.contains("session_id=NotSecretByDefault&key=********&token=") && text.contains("X-Tenant-Key: NotSecretByDefault"), "the test can fail: {text}");
+}
+
+#[test]
+fn oltrace_redact_takes_field_header_and_keep_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_echo, http) = echo_upstream();
+    let raw = dir.path().join("raw_named.mp");
+    let proxy = Proxy::start(&raw, &[format!("http:0={http}")], &["--no-redact"]);
+    named_secrets_request(&proxy, CANARY);
+    assert_eq!(proxy.stop().0, 0);
+    assert!(cat(&raw).contains(CANARY));
+    let shared = dir.path().join("shared_named.mp");
+    let (code, _, stderr) = redact(&["--field", "session_id", "--header", "X-Tenant-Key", "--keep-field", "key"], &raw, &shared);
+    assert_eq!(code, 0, "{stderr}");
+    common::keep_for_scan(&shared, false);
+    check_named_blanked(&shared);
+    let rules = format::Reader::open(&shared).unwrap().header().redaction.clone().unwrap();
+    assert!(rules.fields.contains(&"session_id".to_string()) && rules.kept == ["key"] && rules.headers.contains(&"x-tenant-key".to_string()), "{rules:?}");
+    // A bad name: exit 2, the flag named as given here.
+    let (code, _, stderr) = redact(&["--field", "a b"], &raw, &shared);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--field \"a b\""), "{stderr}");
+}
+
+/// A message whose bytes no longer parse as what it says it is (here: an
+/// HTTP request that is not one) is blanked whole by `oltrace redact`,
+/// and counted as such on stderr and in --json; the other records are
+/// redacted as usual and all are kept.
+#[test]
+fn oltrace_redact_blanks_a_message_it_cannot_parse_whole_and_counts_it() {
+    use format::{BStr, ConnOpen, Decoded, Direction, Message, Payload, Protocol};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("odd.mp");
+    let mut w = format::Writer::create(&input, &format::Header::new("test", "test"), format::WriterOptions::default()).unwrap();
+    let open = ConnOpen { conn: 1, protocol: Protocol::Http, client: "127.0.0.1:40000".into(), server: "127.0.0.1:8080".into(), route: "http:8080".into(), tls: None };
+    w.write(&Record { ts: 1, src: 0, body: Body::ConnOpen(open) }).unwrap();
+    let message = |ts: u64, raw: String, target: &str| {
+        let raw = raw.into_bytes();
+        let request = format::HttpRequest { method: "GET".into(), target: target.into(), ..Default::default() };
+        let body = Body::Message(Message {
+            conn: 1,
+            dir: Direction::ToServer,
+            last_ts: ts,
+            offset: 0,
+            data: Payload { len: raw.len() as u64, bytes: BStr(raw), hash: None },
+            decoded: Some(Decoded::HttpRequest(request)),
+            redacted: false,
+        });
+        Record { ts, src: 0, body }
+    };
+    // Not a request line (bytes damaged, or a recorder's bug): the canary
+    // in it cannot be found by parsing.
+    let bad = format!("\u{16}\u{3}\u{1} GARBLED {CANARY} no request line\r\n\r\n");
+    w.write(&message(2, bad.clone(), "/")).unwrap();
+    let good = format!("GET /a?password={CANARY} HTTP/1.1\r\nHost: x\r\n\r\n");
+    w.write(&message(3, good, &format!("/a?password={CANARY}"))).unwrap();
+    w.finish().unwrap();
+    common::keep_for_scan(&input, true);
+
+    let output = dir.path().join("odd_redacted.mp");
+    let (code, stdout, stderr) = redact(&["--json"], &input, &output);
+    assert_eq!(code, 0, "{stderr}");
+    common::keep_for_scan(&output, false);
+    let counts: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!((counts["records"].as_u64(), counts["unparsed"].as_u64(), counts["blanked"].as_u64()), (Some(3), Some(1), Some(2)), "{counts}");
+    assert!(stderr.contains("3 records into") && stderr.contains("1 messages that no longer parse blanked whole"), "{stderr}");
+    let after = common::read_trace(&output);
+    assert_eq!(canaries(&after), Vec::<String>::new());
+    let Body::Message(m) = &after[1].body else { panic!("{:?}", after[1]) };
+    assert!(m.redacted && m.data.bytes.0.len() == bad.len() && m.data.bytes.0.iter().all(|&b| b == b'*'), "blanked whole, its length kept: {m:?}");
 }

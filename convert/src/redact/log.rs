@@ -12,7 +12,14 @@
 //!   x`, `Cookie: a=b; c=d`): the rest of the line (a quoted value: its
 //!   content);
 //! - `Bearer TOKEN` anywhere: the token;
-//! - URL userinfo `scheme://user:password@host`: the password.
+//! - URL userinfo `scheme://user:password@host`: the password;
+//! - SQL password literals (`statement: create role r password 'x'` in a
+//!   PostgreSQL server log, `Query  CREATE USER ... IDENTIFIED BY 'x'` in
+//!   MySQL's general log): the statement's literals as
+//!   [`super::sql::sql_spans`] finds them, with the SQL scanner, from the
+//!   statement's start (after `statement: `, `execute NAME: ` or `Query`)
+//!   when the line has one, so an apostrophe in the log prefix does not
+//!   open a string.
 //!
 //! Bytes are overwritten with `*`, the line keeps its length. One
 //! Aho-Corasick search for any of the names (and `bearer`, `://`) comes
@@ -35,7 +42,14 @@ fn ends_authority(b: u8) -> bool {
 /// documentation).
 pub fn log_spans(rules: &Rules, line: &[u8]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    let Some(words) = rules.log_words.as_ref().filter(|_| rules.enabled()) else { return out };
+    if !rules.enabled() {
+        return out;
+    }
+    if super::sql::mentions_trigger(line) {
+        let from = sql_start(line);
+        out.extend(super::sql::sql_spans(&line[from..]).into_iter().map(|r| r.start + from..r.end + from));
+    }
+    let Some(words) = rules.log_words.as_ref() else { return out };
     for m in words.find_iter(line) {
         let (s, e) = (m.start(), m.end());
         let word = &line[s..e];
@@ -61,6 +75,23 @@ pub fn log_spans(rules: &Rules, line: &[u8]) -> Vec<Range<usize>> {
         }
     }
     out
+}
+
+/// Where the SQL of a database server's log line starts: after
+/// PostgreSQL's `statement: ` (log_statement, and `STATEMENT:  ` after an
+/// error) or `execute NAME: ` (extended protocol), or MySQL general log's
+/// `Query` column; else the line's start.
+fn sql_start(line: &[u8]) -> usize {
+    let find = |what: &[u8]| memchr::memmem::find(line, what).map(|i| i + what.len());
+    if let Some(i) = find(b"statement: ").or_else(|| find(b"STATEMENT:  ")).or_else(|| find(b"Query\t")) {
+        return i;
+    }
+    if let Some(i) = find(b"execute ") {
+        if let Some(colon) = memchr::memmem::find(&line[i..], b": ") {
+            return i + colon + 2;
+        }
+    }
+    0
 }
 
 fn push(out: &mut Vec<Range<usize>>, r: Range<usize>) {
@@ -157,6 +188,30 @@ mod tests {
         assert_eq!(blanked("connect postgres://app:pw@db:5432/x?sslmode=require"), "connect postgres://app:**@db:5432/x?sslmode=require");
         assert_eq!(blanked("GET /cb?code=1&access_token=zz&x=2"), "GET /cb?code=1&access_token=**&x=2");
         assert_eq!(blanked("naïve password=é€ done"), "naïve password=***** done");
+    }
+
+    #[test]
+    fn sql_password_literals_in_server_logs() {
+        // PostgreSQL with log_statement = 'all' or 'ddl'.
+        assert_eq!(
+            blanked("2026-12-04 16:00:00.123 UTC [4242] postgres@postgres LOG:  statement: create role r password 'x'"),
+            "2026-12-04 16:00:00.123 UTC [4242] postgres@postgres LOG:  statement: create role r password '*'"
+        );
+        // An apostrophe before the statement does not open a string.
+        assert_eq!(
+            blanked("[app's pool] LOG:  execute <unnamed>: ALTER USER u WITH ENCRYPTED PASSWORD 'hunter2' VALID UNTIL 'infinity'"),
+            "[app's pool] LOG:  execute <unnamed>: ALTER USER u WITH ENCRYPTED PASSWORD '*******' VALID UNTIL 'infinity'"
+        );
+        // MySQL's general log, and pgcrypto arguments.
+        assert_eq!(
+            blanked("2026-12-04T16:00:00.000000Z\t   12 Query\tCREATE USER 'u'@'%' IDENTIFIED BY 'pw'"),
+            "2026-12-04T16:00:00.000000Z\t   12 Query\tCREATE USER 'u'@'%' IDENTIFIED BY '**'"
+        );
+        assert_eq!(blanked("LOG:  statement: select crypt('pw', gen_salt('bf'))"), "LOG:  statement: select crypt('**', gen_salt('**'))");
+        // A word that only looks like a rule's is left (the scanner, not a pattern).
+        assert_eq!(blanked("LOG:  statement: select 'password' from t"), "LOG:  statement: select 'password' from t");
+        let mut s = "LOG:  statement: create role r password 'x'".to_string();
+        assert!(!log_line(&Rules::off(), &mut s));
     }
 
     #[test]

@@ -137,9 +137,10 @@ impl Rules {
         Rules { enabled: false, fields: Arc::new([]), headers: Arc::new([]), kept: Arc::new([]), json_keys: None, field_words: None, log_words: None }
     }
 
-    fn from_lists(enabled: bool, mut fields: Vec<String>, mut headers: Vec<String>, kept: Vec<String>) -> Rules {
+    fn from_lists(enabled: bool, mut fields: Vec<String>, mut headers: Vec<String>, mut kept: Vec<String>) -> Rules {
         dedup(&mut fields);
         dedup(&mut headers);
+        dedup(&mut kept);
         let json_keys = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .build(fields.iter().map(|f| format!("\"{f}\"")))
@@ -370,6 +371,49 @@ mod tests {
         let mut unbalanced = b"AUTH \"oops pw\r\n".to_vec();
         assert!(redis_command(&mut unbalanced, &[1, 2]));
         assert_eq!(&unbalanced[..], &b"AUTH ***** **\r\n"[..]);
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `oltrace redact`: the rules a trace's header records, with the
+    /// command's own flags over them.
+    #[test]
+    fn union_of_recorded_rules_and_redact_flags() {
+        let recorded = Rules::new(&names(&["Session_ID"]), &names(&["X-Tenant-Key"]), &names(&["key"])).unwrap();
+        let recorded = Rules::from_record(&recorded.record("oltrace proxy"));
+        assert!(recorded.is_secret_field(b"session_id") && !recorded.is_secret_field(b"key"));
+
+        // `--field otp --header X-Other`: every name of both blanks; the
+        // recording's exemption of `key` is not the command's (its
+        // defaults hold `key`), so `key` blanks again.
+        let more = Rules::new(&names(&["otp"]), &names(&["X-Other"]), &[]).unwrap();
+        let u = recorded.union(&more);
+        assert!(u.enabled());
+        for f in ["session_id", "otp", "password", "key"] {
+            assert!(u.is_secret_field(f.as_bytes()), "{f}");
+        }
+        assert!(u.is_secret_header(b"x-tenant-key") && u.is_secret_header(b"X-Other") && u.is_secret_header(b"Authorization"));
+        assert!(!u.is_secret_field(b"page"));
+        let rec = u.record("oltrace redact");
+        assert!(rec.kept.is_empty(), "{rec:?}");
+        assert_eq!(rec.fields.iter().filter(|f| *f == "password").count(), 1, "no name twice: {:?}", rec.fields);
+
+        // `--keep-field key` (or a name the recording added): exempted,
+        // and said so in the header.
+        let keep = Rules::new(&[], &[], &names(&["key", "session_id"])).unwrap();
+        let u = recorded.union(&keep);
+        assert!(!u.is_secret_field(b"key") && !u.is_secret_field(b"session_id") && u.is_secret_field(b"token"));
+        assert_eq!(u.record("oltrace redact").kept, names(&["key", "session_id"]));
+        // The header round trip keeps the same rules.
+        let back = Rules::from_record(&u.record("x"));
+        assert_eq!((back.fields(), back.headers()), (u.fields(), u.headers()));
+
+        // A trace recorded with --no-redact: the command's rules alone.
+        let u = Rules::off().union(&more);
+        assert!(u.is_secret_field(b"otp") && !u.is_secret_field(b"session_id") && u.is_secret_header(b"x-other"));
+        assert!(!Rules::off().union(&Rules::off()).enabled());
     }
 
     #[test]
