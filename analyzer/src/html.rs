@@ -25,7 +25,7 @@ pub fn render(a: &Analysis) -> String {
         "<!doctype html><html><head><meta charset=utf-8><title>olanalyze: {}</title><style>\
 body{{font:14px system-ui,sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse;margin:.5em 0}}\
 td,th{{border-bottom:1px solid #ddd;padding:2px 8px;text-align:left}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}\
-th{{cursor:pointer;background:#f4f4f4}}code{{font-size:12px}}h2{{margin-top:1.5em}}</style></head><body>",
+th{{cursor:pointer;background:#f4f4f4}}code{{font-size:12px}}h2{{margin-top:1.5em}}div.hist{{display:inline-block;vertical-align:top;margin-right:1.5em}}</style></head><body>",
         esc(&a.inputs.join(", "))
     );
     let _ = write!(s, "<h1>olanalyze</h1><p>{}</p><h2>Overview</h2><table id=overview>", esc(&a.inputs.join(", ")));
@@ -200,12 +200,12 @@ rows.forEach(r=>t.appendChild(r))}))}document.body.dataset.ready='1';</script></
 
 /// One lambda's latency histogram as SVG bars.
 fn histogram(s: &mut String, l: &LambdaReport) {
-    const BAR: usize = 24;
+    const BAR: usize = 14;
     const HEIGHT: f64 = 80.0;
     let buckets = &l.latency_histogram;
     let tallest = buckets.iter().map(|b| b.count).max().unwrap_or(0).max(1) as f64;
     let width = BAR * buckets.len().max(1);
-    let _ = write!(s, "<div class=hist data-lambda=\"{}\"><p><b>{}</b> ({} invocations)</p><svg width={} height={}>", esc(&l.lambda), esc(&l.lambda), l.invocations, width + 40, HEIGHT as usize + 30);
+    let _ = write!(s, "<div class=hist data-lambda=\"{}\"><p><b>{}</b> ({} invocations)</p><svg width={} height={}>", esc(&l.lambda), esc(&l.lambda), l.invocations, (width + 40).max(200), HEIGHT as usize + 30);
     for (i, b) in buckets.iter().enumerate() {
         let h = HEIGHT * b.count as f64 / tallest;
         let _ = write!(
@@ -222,18 +222,21 @@ fn histogram(s: &mut String, l: &LambdaReport) {
             b.to,
             b.count
         );
-        // Every other bound labelled, so the labels do not collide.
-        if i % 2 == 0 {
+        // Every third bound labelled, so the labels do not collide.
+        if i % 3 == 0 {
             let _ = write!(s, "<text x={} y={} font-size=10>{}</text>", BAR * i, HEIGHT as usize + 12, b.from);
         }
     }
+    if let Some(b) = buckets.last() {
+        let _ = write!(s, "<text x={} y={} font-size=10>{}</text>", width, HEIGHT as usize + 12, b.to);
+    }
     // p50 and p99 as lines, placed within their bucket on a log scale.
-    for (name, v) in [("p50", l.latency_ms.p50), ("p99", l.latency_ms.p99)] {
+    for (name, v, y) in [("p50", l.latency_ms.p50, HEIGHT as usize + 24), ("p99", l.latency_ms.p99, 10)] {
         let Some(i) = buckets.iter().position(|b| v >= b.from && v < b.to).or_else(|| buckets.len().checked_sub(1)) else { continue };
         let b = &buckets[i];
         let within = ((v.max(b.from) / b.from).ln() / (b.to / b.from).ln()).clamp(0.0, 1.0);
         let x = BAR as f64 * (i as f64 + within);
-        let _ = write!(s, "<line x1={x:.1} x2={x:.1} y1=0 y2={HEIGHT} stroke=\"#e15759\"/><text x={:.1} y={} font-size=10 fill=\"#e15759\">{name}</text>", x + 2.0, HEIGHT as usize + 24);
+        let _ = write!(s, "<line x1={x:.1} x2={x:.1} y1=0 y2={HEIGHT} stroke=\"#e15759\"/><text x={:.1} y={y} font-size=10 fill=\"#e15759\">{name}</text>", x + 2.0);
     }
     let _ = write!(s, "</svg></div>");
 }
