@@ -227,7 +227,8 @@ fn histogram(s: &mut String, l: &LambdaReport) {
             let _ = write!(s, "<text x={} y={} font-size=10>{}</text>", BAR * i, HEIGHT as usize + 12, b.from);
         }
     }
-    if let Some(b) = buckets.last() {
+    // The top bound, unless the last label is too near.
+    if let Some(b) = buckets.last().filter(|_| buckets.len() - (buckets.len() - 1) / 3 * 3 >= 2) {
         let _ = write!(s, "<text x={} y={} font-size=10>{}</text>", width, HEIGHT as usize + 12, b.to);
     }
     // p50 and p99 as lines, placed within their bucket on a log scale.
