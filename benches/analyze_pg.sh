@@ -25,14 +25,18 @@
 # pt-query-digest (percona-toolkit) and pgbadger; the server's log in
 # /var/log/postgresql (Debian's layout, log_destination = stderr).
 # Usage: benches/analyze_pg.sh [TRANSACTIONS] [ROUNDS]
+# (PROFILE=dev uses the dev build, for a check of the script when no
+# release build is at hand: its figures understate olanalyze.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 transactions=${1:-150000}
 rounds=${2:-3}
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p oltrace-tracer -p oltrace-analyzer
-oltrace=$PWD/$target/release/oltrace
-olanalyze=$PWD/$target/release/olanalyze
+profile=${PROFILE:-release}
+dir=$profile; [ "$profile" = dev ] && dir=debug
+cargo build --profile "$profile" -q -p oltrace-tracer -p oltrace-analyzer
+oltrace=$PWD/$target/$dir/oltrace
+olanalyze=$PWD/$target/$dir/olanalyze
 tmp=$(mktemp -d /tmp/olanalyze-pg-bench.XXXXXX)
 db=olanalyze_bench
 port=25432
