@@ -128,9 +128,10 @@ impl Analyzer {
             acc.failed += 1;
         }
         acc.latency_us.record(inv.wall() / 1000);
-        let wall = b.wall().max(1.0);
-        let parts = [b.waiting[0], b.waiting[1], b.waiting[2], b.own];
-        for (i, part) in parts.iter().enumerate() {
+        // Shares of the wall time (end less start), not of the parts' sum,
+        // so a breakdown that lost or doubled time shows in the shares.
+        let wall = inv.wall().max(1) as f64;
+        for (i, part) in b.parts().iter().enumerate() {
             acc.shares[i].record((10_000.0 * part / wall).round() as u64);
             acc.totals_ns[i] += part;
             acc.share_sum[i] += 100.0 * part / wall;
@@ -307,6 +308,7 @@ impl Analyzer {
                 invocations: acc.invocations,
                 failed: acc.failed,
                 latency_ms: acc.latency_us.percentiles(1e3),
+                latency_histogram: acc.latency_us.buckets(1e3),
                 time: PARTS
                     .iter()
                     .enumerate()
@@ -443,6 +445,7 @@ impl Analyzer {
 }
 
 fn waterfall(inv: &Closed) -> Waterfall {
+    let [postgres, redis, http, own] = breakdown(inv).parts().map(|ns| ns / 1e6);
     Waterfall {
         src: inv.src,
         invocation: inv.id,
@@ -450,11 +453,13 @@ fn waterfall(inv: &Closed) -> Waterfall {
         start_ns: inv.start,
         wall_ms: inv.wall() as f64 / 1e6,
         status: inv.status,
+        time_ms: TimeSplit { postgres, redis, http, own },
         steps: inv
             .calls
             .iter()
             .map(|c| Step {
-                at_ms: c.start.saturating_sub(inv.start) as f64 / 1e6,
+                // Negative for a call that began before the invocation did.
+                at_ms: (c.start as f64 - inv.start as f64) / 1e6,
                 ms: c.duration() as f64 / 1e6,
                 protocol: c.protocol.name().into(),
                 key: c.key.to_string(),

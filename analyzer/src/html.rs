@@ -25,7 +25,7 @@ pub fn render(a: &Analysis) -> String {
         "<!doctype html><html><head><meta charset=utf-8><title>olanalyze: {}</title><style>\
 body{{font:14px system-ui,sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse;margin:.5em 0}}\
 td,th{{border-bottom:1px solid #ddd;padding:2px 8px;text-align:left}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}\
-th{{cursor:pointer;background:#f4f4f4}}code{{font-size:12px}}h2{{margin-top:1.5em}}</style></head><body>",
+th{{cursor:pointer;background:#f4f4f4}}code{{font-size:12px}}h2{{margin-top:1.5em}}div.hist{{display:inline-block;vertical-align:top;margin-right:1.5em}}</style></head><body>",
         esc(&a.inputs.join(", "))
     );
     let _ = write!(s, "<h1>olanalyze</h1><p>{}</p><h2>Overview</h2><table id=overview>", esc(&a.inputs.join(", ")));
@@ -75,17 +75,13 @@ th{{cursor:pointer;background:#f4f4f4}}code{{font-size:12px}}h2{{margin-top:1.5e
     }
     let _ = write!(s, "</table>");
 
-    // Latency: p50/p90/p99/max per lambda as bars on one scale.
-    let top = a.lambdas.iter().map(|l| l.latency_ms.max).fold(0.0f64, f64::max).max(1e-9);
-    let _ = write!(s, "<h2>Latency</h2><svg id=latency width=640 height={}>", 20 * a.lambdas.len() + 10);
-    for (i, l) in a.lambdas.iter().enumerate() {
-        let y = 20 * i;
-        let _ = write!(s, "<text x=0 y={} font-size=12>{}</text>", y + 13, esc(&l.lambda));
-        for (j, v) in [l.latency_ms.max, l.latency_ms.p99, l.latency_ms.p90, l.latency_ms.p50].iter().enumerate() {
-            let _ = write!(s, "<rect x=140 y={y} width={:.1} height=14 fill=\"{}\" opacity=\"{}\"/>", 480.0 * v / top, COLOURS[0], 0.25 + 0.25 * j as f64);
-        }
+    // Latency histograms: each lambda's invocations in log-spaced buckets
+    // (from the hdrhistogram), bars scaled to its own tallest; p50 and p99
+    // marked. Each bar carries its bucket and count.
+    let _ = write!(s, "<h2>Latency histograms</h2><p>Invocations per latency bucket (ms, log-spaced); lines mark p50 and p99.</p>");
+    for l in &a.lambdas {
+        histogram(&mut s, l);
     }
-    let _ = write!(s, "</svg>");
 
     // Call classes, sortable.
     let _ = write!(s, "<h2>Call classes</h2><table id=classes class=sortable><tr><th>class</th><th>protocol</th><th>count</th><th>total ms</th><th>%</th><th>mean</th><th>p95</th><th>max</th><th>V/M</th><th>rows</th><th>lambdas</th></tr>");
@@ -151,6 +147,20 @@ th{{cursor:pointer;background:#f4f4f4}}code{{font-size:12px}}h2{{margin-top:1.5e
         let _ = write!(s, "<tr><td>{}</td>{}{}</tr>", esc(&l.lambda), num(100.0 * l.same_worker_hit_rate, 1, "hit_rate_pct"), num(l.items as f64, 0, "items"));
     }
     let _ = write!(s, "</table>");
+    if let Some(x) = &a.locality.sessions {
+        let _ = write!(s, "<h3>Sessions</h3><p>How many workers each session (key <code>{}</code>) ran on{}.</p><table id=sessions>", esc(&x.key), if x.sampled { " (sampled: the first sessions)" } else { "" });
+        for (k, v, d) in [
+            ("sessions", x.sessions as f64, 0),
+            ("invocations_with_key", x.invocations_with_key as f64, 0),
+            ("invocations_without_key", x.invocations_without_key as f64, 0),
+            ("workers_mean", x.workers_mean, 2),
+            ("workers_max", x.workers_max as f64, 0),
+            ("on_one_worker_pct", 100.0 * x.on_one_worker, 1),
+        ] {
+            let _ = write!(s, "<tr><th>{k}</th>{}</tr>", num(v, d, k));
+        }
+        let _ = write!(s, "</table>");
+    }
 
     // Waterfalls of each lambda's slowest invocation.
     let _ = write!(s, "<h2>Slowest invocations</h2>");
@@ -166,7 +176,7 @@ th{{cursor:pointer;background:#f4f4f4}}code{{font-size:12px}}h2{{margin-top:1.5e
             let _ = write!(
                 s,
                 "<rect x={:.1} y={} width={:.1} height=12 fill=\"{colour}\"><title>{} {:.2} ms ({})</title></rect>",
-                st.at_ms * scale,
+                st.at_ms.max(0.0) * scale,
                 16 * i,
                 (st.ms * scale).max(1.0),
                 esc(&st.key),
@@ -186,4 +196,48 @@ const d=th.dataset.d=th.dataset.d==='a'?'d':'a';rows.sort((x,y)=>{const a=v(x),b
 rows.forEach(r=>t.appendChild(r))}))}document.body.dataset.ready='1';</script></body></html>\n",
     );
     s
+}
+
+/// One lambda's latency histogram as SVG bars.
+fn histogram(s: &mut String, l: &LambdaReport) {
+    const BAR: usize = 14;
+    const HEIGHT: f64 = 80.0;
+    let buckets = &l.latency_histogram;
+    let tallest = buckets.iter().map(|b| b.count).max().unwrap_or(0).max(1) as f64;
+    let width = BAR * buckets.len().max(1);
+    let _ = write!(s, "<div class=hist data-lambda=\"{}\"><p><b>{}</b> ({} invocations)</p><svg width={} height={}>", esc(&l.lambda), esc(&l.lambda), l.invocations, (width + 40).max(200), HEIGHT as usize + 30);
+    for (i, b) in buckets.iter().enumerate() {
+        let h = HEIGHT * b.count as f64 / tallest;
+        let _ = write!(
+            s,
+            "<rect x={} y={:.1} width={} height={h:.1} fill=\"{}\" stroke=\"#fff\" data-from=\"{}\" data-to=\"{}\" data-v=\"{}\"><title>{} to {} ms: {}</title></rect>",
+            BAR * i,
+            HEIGHT - h,
+            BAR,
+            COLOURS[0],
+            b.from,
+            b.to,
+            b.count,
+            b.from,
+            b.to,
+            b.count
+        );
+        // Every third bound labelled, so the labels do not collide.
+        if i % 3 == 0 {
+            let _ = write!(s, "<text x={} y={} font-size=10>{}</text>", BAR * i, HEIGHT as usize + 12, b.from);
+        }
+    }
+    // The top bound, unless the last label is too near.
+    if let Some(b) = buckets.last().filter(|_| buckets.len() - (buckets.len() - 1) / 3 * 3 >= 2) {
+        let _ = write!(s, "<text x={} y={} font-size=10>{}</text>", width, HEIGHT as usize + 12, b.to);
+    }
+    // p50 and p99 as lines, placed within their bucket on a log scale.
+    for (name, v, y) in [("p50", l.latency_ms.p50, HEIGHT as usize + 24), ("p99", l.latency_ms.p99, 10)] {
+        let Some(i) = buckets.iter().position(|b| v >= b.from && v < b.to).or_else(|| buckets.len().checked_sub(1)) else { continue };
+        let b = &buckets[i];
+        let within = ((v.max(b.from) / b.from).ln() / (b.to / b.from).ln()).clamp(0.0, 1.0);
+        let x = BAR as f64 * (i as f64 + within);
+        let _ = write!(s, "<line x1={x:.1} x2={x:.1} y1=0 y2={HEIGHT} stroke=\"#e15759\"/><text x={:.1} y={y} font-size=10 fill=\"#e15759\">{name}</text>", x + 2.0);
+    }
+    let _ = write!(s, "</svg></div>");
 }

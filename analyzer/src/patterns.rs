@@ -170,7 +170,7 @@ pub fn chatty(inv: &Closed, b: &Breakdown) -> Option<Hit> {
         return None;
     }
     let bytes: u64 = inv.calls.iter().map(|c| c.bytes_in + c.bytes_out).sum();
-    let waiting_pct = 100.0 * b.waiting_total() / b.wall().max(1.0);
+    let waiting_pct = 100.0 * b.waiting_total() / inv.wall().max(1) as f64;
     if bytes / n as u64 > CHATTY_MAX_BYTES_PER_TRIP || waiting_pct < CHATTY_MIN_WAITING_PCT {
         return None;
     }

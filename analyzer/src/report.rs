@@ -79,6 +79,8 @@ pub struct LambdaReport {
     /// Invocations answered 5xx or not at all.
     pub failed: u64,
     pub latency_ms: Percentiles,
+    /// The latency histogram, log-spaced buckets in ms.
+    pub latency_histogram: Vec<Bucket>,
     /// Where the time goes: `postgres`, `redis`, `http`, `own`.
     pub time: Vec<Share>,
     /// Calls per invocation, per protocol.
@@ -93,6 +95,14 @@ pub struct LambdaReport {
     pub slowest: Vec<Slow>,
     /// Calls per class (at most 200 classes), for `olanalyze diff`.
     pub calls_by_class: BTreeMap<String, u64>,
+}
+
+/// Values from `from` up to (not including) `to`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Bucket {
+    pub from: f64,
+    pub to: f64,
+    pub count: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -244,12 +254,24 @@ pub struct Waterfall {
     pub start_ns: u64,
     pub wall_ms: f64,
     pub status: Option<u16>,
+    /// Where its time went; the parts add up to `wall_ms`.
+    pub time_ms: TimeSplit,
     pub steps: Vec<Step>,
+}
+
+/// One invocation's wall time split, in ms (see `timeline::breakdown`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TimeSplit {
+    pub postgres: f64,
+    pub redis: f64,
+    pub http: f64,
+    pub own: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Step {
-    /// Offset from the invocation's start.
+    /// Offset from the invocation's start (negative: the call began
+    /// before it).
     pub at_ms: f64,
     pub ms: f64,
     pub protocol: String,

@@ -1,7 +1,7 @@
 //! Small accumulators: latency histograms, a sampled set, the count of
 //! invocations in flight.
 
-use crate::report::Percentiles;
+use crate::report::{Bucket, Percentiles};
 use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -35,8 +35,34 @@ impl Hist {
         }
     }
 
-
-
+    /// The histogram in log-spaced buckets, twelve a decade at the E12
+    /// series (1, 1.2, 1.5, 1.8, 2.2, 2.7, 3.3, 3.9, 4.7, 5.6, 6.8, 8.2
+    /// times a power of ten: round bounds that read well, each about 21%
+    /// above the one before), from the first bucket with a count to the
+    /// last, bounds divided by `scale`. Counts add up to the values
+    /// recorded.
+    pub fn buckets(&self, scale: f64) -> Vec<Bucket> {
+        let mut counts: BTreeMap<(u32, usize), u64> = BTreeMap::new();
+        for v in self.h.iter_recorded() {
+            let at = e12_bucket(self.h.median_equivalent(v.value_iterated_to()));
+            *counts.entry(at).or_default() += u64::from(v.count_at_value());
+        }
+        let (Some(&first), Some(&last)) = (counts.keys().next(), counts.keys().next_back()) else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut at = first;
+        loop {
+            let next = if at.1 + 1 == E12.len() { (at.0 + 1, 0) } else { (at.0, at.1 + 1) };
+            out.push(Bucket {
+                from: e12_bound(at) / scale,
+                to: e12_bound(next) / scale,
+                count: counts.get(&at).copied().unwrap_or(0),
+            });
+            if at == last {
+                return out;
+            }
+            at = next;
+        }
+    }
     /// Percentiles, each value divided by `scale`.
     pub fn percentiles(&self, scale: f64) -> Percentiles {
         Percentiles {
@@ -47,6 +73,26 @@ impl Hist {
             max: self.max as f64 / scale,
         }
     }
+}
+
+/// The E12 series, times ten.
+const E12: [u64; 12] = [10, 12, 15, 18, 22, 27, 33, 39, 47, 56, 68, 82];
+
+/// The E12 bucket of `v` (at least 1): (power of ten, index in [`E12`]).
+fn e12_bucket(v: u64) -> (u32, usize) {
+    let v = v.max(1) as u128;
+    let mut decade = 0;
+    while 10u128.pow(decade + 1) <= v {
+        decade += 1;
+    }
+    // v * 10 against the bounds times ten, in integers.
+    let i = E12.iter().rposition(|&m| v * 10 >= m as u128 * 10u128.pow(decade)).unwrap_or(0);
+    (decade, i)
+}
+
+/// A bucket's lower bound.
+fn e12_bound((decade, i): (u32, usize)) -> f64 {
+    E12[i] as f64 * 10f64.powi(decade as i32) / 10.0
 }
 
 /// A set of items kept as 64-bit hashes, at most `cap` of them: past the
@@ -152,5 +198,39 @@ impl Concurrency {
             self.level += entry.remove();
             self.max = self.max.max(self.level.max(0) as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e12_buckets() {
+        assert_eq!(e12_bucket(0), (0, 0));
+        assert_eq!(e12_bucket(1), (0, 0));
+        assert_eq!(e12_bucket(2), (0, 3));
+        assert_eq!(e12_bucket(9), (0, 11));
+        assert_eq!(e12_bucket(10), (1, 0));
+        assert_eq!(e12_bucket(11), (1, 0));
+        assert_eq!(e12_bucket(12), (1, 1));
+        assert_eq!(e12_bucket(6_799), (3, 9));
+        assert_eq!(e12_bucket(6_800), (3, 10));
+        assert_eq!(e12_bucket(u64::MAX), (19, 3));
+        assert_eq!(e12_bound((3, 10)), 6_800.0);
+    }
+
+    #[test]
+    fn buckets_hold_every_value() {
+        let mut h = Hist::default();
+        for v in [1_000, 1_100, 1_600, 2_000, 4_000, 4_000, 4_000] {
+            h.record(v);
+        }
+        let b = h.buckets(1e3);
+        // 1 to 1.2 ms: two; 1.5 to 1.8: one; 1.8 to 2.2: one; empty up to
+        // 3.9 to 4.7: three.
+        let shown: Vec<(f64, f64, u64)> = b.iter().map(|b| (b.from, b.to, b.count)).collect();
+        assert_eq!(shown, [(1.0, 1.2, 2), (1.2, 1.5, 0), (1.5, 1.8, 1), (1.8, 2.2, 1), (2.2, 2.7, 0), (2.7, 3.3, 0), (3.3, 3.9, 0), (3.9, 4.7, 3)]);
+        assert!(Hist::default().buckets(1.0).is_empty());
     }
 }

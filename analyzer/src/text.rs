@@ -21,32 +21,37 @@ pub fn render(a: &Analysis, colour: bool) -> String {
     let o = &a.overview;
     h(&mut s, "OVERVIEW");
     let _ = writeln!(s, "  time       {:.3} s ({} records)", o.duration_s, o.records);
-    let platforms: Vec<String> = o.invocations_by_platform.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    let _ = writeln!(s, "  invocations {} ({}), {:.1}/s", o.invocations, platforms.join(", "), o.invocations_per_s);
-    let ex: Vec<String> = o.exchanges.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    let _ = writeln!(s, "  exchanges  {}; calls {:.1}/s", ex.join(", "), o.calls_per_s);
+    // Lists of unknown length wrap onto lines indented under their label.
+    let mut platforms: Vec<String> = o.invocations_by_platform.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    platforms.push(format!("{:.1}/s", o.invocations_per_s));
+    wrap(&mut s, &format!("  invocations {}: ", o.invocations), &platforms, ", ", 14);
+    let mut ex: Vec<String> = o.exchanges.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    ex.push(format!("calls {:.1}/s", o.calls_per_s));
+    wrap(&mut s, "  exchanges  ", &ex, ", ", 13);
     let _ = writeln!(s, "  concurrency mean {:.2}, max {}", o.concurrency_mean, o.concurrency_max);
     let attr: Vec<String> = o.attribution.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    let _ = writeln!(s, "  attribution {}", attr.join(", "));
-    let sql: Vec<String> = o.errors.sql.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-    let redis: Vec<String> = o.errors.redis.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-    let _ = writeln!(
-        s,
-        "  errors     http 5xx {}, sql {}, redis {}",
-        o.errors.http_5xx,
-        if sql.is_empty() { "0".into() } else { sql.join(" ") },
-        if redis.is_empty() { "0".into() } else { redis.join(" ") }
-    );
-    let _ = writeln!(
-        s,
-        "  gaps {} ({} bytes), fallbacks {}, late calls {}, unanswered {}",
-        o.gaps, o.gap_bytes, o.fallbacks, o.late_calls, o.unanswered_invocations
-    );
+    wrap(&mut s, "  attribution ", &attr, ", ", 14);
+    let mut errors = vec![format!("http 5xx {}", o.errors.http_5xx)];
+    for (name, by) in [("sql", &o.errors.sql), ("redis", &o.errors.redis)] {
+        if by.is_empty() {
+            errors.push(format!("{name} 0"));
+        }
+        errors.extend(by.iter().map(|(k, v)| format!("{name} {k}:{v}")));
+    }
+    wrap(&mut s, "  errors     ", &errors, ", ", 13);
+    let lost = [
+        format!("gaps {} ({})", o.gaps, bytes(o.gap_bytes)),
+        format!("fallbacks {}", o.fallbacks),
+        format!("late calls {}", o.late_calls),
+        format!("unanswered {}", o.unanswered_invocations),
+    ];
+    wrap(&mut s, "  ", &lost, ", ", 4);
     if o.damage.is_empty() {
         let _ = writeln!(s, "  damage     none");
     }
     for d in &o.damage {
-        let _ = writeln!(s, "  DAMAGE     {d}");
+        let words: Vec<String> = d.split(' ').map(str::to_owned).collect();
+        wrap(&mut s, "  DAMAGE     ", &words, " ", 13);
     }
 
     h(&mut s, "LAMBDAS (latency ms; time: mean %/p99 %; calls/inv: mean (p99/max))");
@@ -55,21 +60,22 @@ pub fn render(a: &Analysis, colour: bool) -> String {
         let p = &l.latency_ms;
         let _ = writeln!(s, "  {:<16} {:>6} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>6}", cut(&l.lambda, 16), l.invocations, p.p50, p.p90, p.p99, p.max, l.failed);
         let parts: Vec<String> = l.time.iter().map(|t| format!("{} {:.0}/{:.0}", t.part, t.mean_pct, t.p99_pct)).collect();
-        let _ = writeln!(s, "    time   {}", parts.join("  "));
-        let calls: Vec<String> = l.calls.iter().filter(|c| c.max > 0.0).map(|c| format!("{} {:.1} ({:.0}/{:.0})", c.protocol, c.mean, c.p99, c.max)).collect();
-        let _ = writeln!(s, "    calls  {}", if calls.is_empty() { "none".into() } else { calls.join(", ") });
-        let _ = writeln!(
-            s,
-            "    trips {}, out {} B, in {} B, errors {:.1}%, fan-out max {} mean {:.1}",
-            l.round_trips,
-            l.bytes_out,
-            l.bytes_in,
-            100.0 * l.error_rate,
-            l.fan_out.max,
-            l.fan_out.mean
-        );
+        wrap(&mut s, "    time   ", &parts, "  ", 11);
+        let mut calls: Vec<String> = l.calls.iter().filter(|c| c.max > 0.0).map(|c| format!("{} {:.1} ({:.0}/{:.0})", c.protocol, c.mean, c.p99, c.max)).collect();
+        if calls.is_empty() {
+            calls.push("none".into());
+        }
+        wrap(&mut s, "    calls  ", &calls, ", ", 11);
+        let trips = [
+            format!("trips {}", l.round_trips),
+            format!("out {}", bytes(l.bytes_out)),
+            format!("in {}", bytes(l.bytes_in)),
+            format!("errors {:.1}%", 100.0 * l.error_rate),
+            format!("fan-out max {} mean {:.1}", l.fan_out.max, l.fan_out.mean),
+        ];
+        wrap(&mut s, "    ", &trips, ", ", 6);
         let slow: Vec<String> = l.slowest.iter().take(3).map(|x| format!("#{} {:.1} ms", x.invocation, x.ms)).collect();
-        let _ = writeln!(s, "    slowest {}", slow.join(", "));
+        wrap(&mut s, "    slowest ", &slow, ", ", 12);
     }
 
     h(&mut s, "CALL CLASSES (by total time)");
@@ -91,44 +97,39 @@ pub fn render(a: &Analysis, colour: bool) -> String {
         let _ = writeln!(s, "  none found");
     }
     for f in &a.patterns {
-        let _ = writeln!(
-            s,
-            "  {:<15} {:<14} {}/{} inv, {:.0} ms in all, worst #{} {:.1} ms",
-            f.pattern,
-            cut(&f.lambda, 14),
-            f.invocations,
-            f.of,
-            f.total_ms,
-            f.worst_invocation,
-            f.worst_ms
-        );
+        let evidence = [
+            format!("{}/{} inv", f.invocations, f.of),
+            format!("{:.0} ms in all", f.total_ms),
+            format!("worst #{} {:.1} ms", f.worst_invocation, f.worst_ms),
+        ];
+        wrap(&mut s, &format!("  {:<15} {:<14} ", f.pattern, cut(&f.lambda, 14)), &evidence, ", ", 4);
         let _ = writeln!(s, "    {}", cut(&f.detail, 74));
         let _ = writeln!(s, "    e.g. {}", cut(&f.example, 69));
     }
 
     h(&mut s, "READ/WRITE MIX");
     for m in a.mix.iter().take(15) {
-        let _ = writeln!(s, "  {:<10} {:<36} {:>7} r {:>7} w", m.kind, cut(&m.name, 36), m.reads, m.writes);
+        let _ = writeln!(s, "  {:<10} {:<34} {:>9} r {:>9} w", m.kind, cut(&m.name, 34), m.reads, m.writes);
     }
 
     h(&mut s, "LOCALITY (same-worker hit rate; what each lambda touches)");
     for l in &a.locality.lambdas {
         let touched: Vec<&str> = l.tables.iter().chain(&l.key_prefixes).chain(&l.hosts).map(String::as_str).collect();
-        let _ = writeln!(s, "  {:<16} {:>5.1}% of {:>6} items; {}", cut(&l.lambda, 16), 100.0 * l.same_worker_hit_rate, l.items, cut(&touched.join(" "), 34));
+        let head = format!("  {:<16} {:>5.1}% of {:>6} items; ", cut(&l.lambda, 16), 100.0 * l.same_worker_hit_rate, l.items);
+        let width = WIDTH.saturating_sub(head.chars().count()).max(8);
+        let _ = writeln!(s, "{head}{}", cut(&touched.join(" "), width));
     }
     if let Some(x) = &a.locality.sessions {
-        let _ = writeln!(
-            s,
-            "  sessions ({}): {} over {} invocations ({} without a key); {:.2} workers each (max {}), {:.1}% on one worker{}",
-            x.key,
-            x.sessions,
-            x.invocations_with_key,
-            x.invocations_without_key,
-            x.workers_mean,
-            x.workers_max,
-            100.0 * x.on_one_worker,
-            if x.sampled { ", sampled" } else { "" }
-        );
+        let mut facts = vec![
+            format!("{} over {} invocations", x.sessions, x.invocations_with_key),
+            format!("{} without a key", x.invocations_without_key),
+            format!("{:.2} workers each (max {})", x.workers_mean, x.workers_max),
+            format!("{:.1}% on one worker", 100.0 * x.on_one_worker),
+        ];
+        if x.sampled {
+            facts.push("sampled".into());
+        }
+        wrap(&mut s, &format!("  sessions ({}): ", cut(&x.key, 40)), &facts, "; ", 4);
     }
     let names = &a.locality.names;
     if names.len() > 1 {
@@ -152,14 +153,57 @@ pub fn render(a: &Analysis, colour: bool) -> String {
 
 fn waterfall(s: &mut String, w: &Waterfall) {
     const BAR: usize = 30;
-    let _ = writeln!(s, "invocation #{} ({}) {:.1} ms, status {}", w.invocation, w.lambda, w.wall_ms, w.status.map_or("none".into(), |c| c.to_string()));
+    let _ = writeln!(s, "invocation #{} ({}) {:.1} ms, status {}", w.invocation, cut(&w.lambda, 30), w.wall_ms, w.status.map_or("none".into(), |c| c.to_string()));
+    let t = &w.time_ms;
+    let _ = writeln!(s, "  waiting: postgres {:.1} ms, redis {:.1}, http {:.1}; own {:.1}", t.postgres, t.redis, t.http, t.own);
     let scale = BAR as f64 / w.wall_ms.max(1e-9);
     for st in &w.steps {
         let from = ((st.at_ms * scale) as usize).min(BAR - 1);
         let len = ((st.ms * scale).round() as usize).clamp(1, BAR - from);
         let bar = format!("{}{}{}", " ".repeat(from), "#".repeat(len), " ".repeat(BAR - from - len));
-        let _ = writeln!(s, "{:>8.1} {:>7.1} |{bar}| {:<5} {}", st.at_ms, st.ms, cut(&st.attribution, 5), cut(&format!("{} {}", st.protocol, st.key), 26));
+        let _ = writeln!(s, "{:>8.1} {:>7.1} |{bar}| {:<5} {}", st.at_ms, st.ms, cut(&st.attribution, 5), cut(&format!("{} {}", st.protocol, st.key), 24));
     }
+}
+
+/// The terminal width the report fits.
+const WIDTH: usize = 80;
+
+/// `head`, then `items` joined by `sep`, wrapped to [`WIDTH`] columns:
+/// an item that would pass it starts a new line indented by `indent`
+/// spaces (an item too long for a line of its own is cut).
+fn wrap(s: &mut String, head: &str, items: &[String], sep: &str, indent: usize) {
+    let mut line = head.to_owned();
+    let mut used = head.chars().count();
+    for (i, item) in items.iter().enumerate() {
+        let item = cut(item, WIDTH.saturating_sub(indent).max(8));
+        let n = item.chars().count();
+        if i > 0 && used + sep.len() + n > WIDTH {
+            let _ = writeln!(s, "{}", format!("{line}{sep}").trim_end());
+            line = " ".repeat(indent);
+            used = indent;
+        } else if i > 0 {
+            line.push_str(sep);
+            used += sep.len();
+        }
+        line.push_str(&item);
+        used += n;
+    }
+    let _ = writeln!(s, "{line}");
+}
+
+/// A byte count for people: `512 B`, `1.5 KiB`, `12.0 MiB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 /// At most `n` characters, with `~` marking a cut.

@@ -3,10 +3,12 @@
 //! (precision and recall), time shares must add up to wall time, class
 //! counts must equal the statements sent; bad input gets exit 1 or 2.
 
+mod common;
+
+use common::*;
 use format::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 const MS: u64 = 1_000_000;
 const GATEWAY: u64 = 1;
@@ -185,19 +187,6 @@ fn planted_with(t: &mut Trace, fixed: bool) -> BTreeMap<&'static str, Vec<&'stat
     .collect()
 }
 
-fn olanalyze(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_olanalyze")).args(args).env("NO_COLOR", "1").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let (code, out, err) = olanalyze(&all);
-    assert_eq!(code, 0, "{err}");
-    serde_json::from_str(&out).unwrap()
-}
-
 /// Lambda -> patterns found in it.
 fn found(v: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
     let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -234,7 +223,8 @@ fn planted_patterns_are_found_exactly_where_planted() {
     assert!((by("txn_across_wait")["worst_ms"].as_f64().unwrap() - 60.0).abs() < 0.01);
     assert!(by("repeated_call")["example"].as_str().unwrap().contains("[7]"));
 
-    // Time shares add up to the wall time, per lambda.
+    // Time shares add up to the wall time, per lambda (each invocation's
+    // parts over its end less start, so this fails if a part is lost).
     for l in v["lambdas"].as_array().unwrap() {
         let sum: f64 = l["time"].as_array().unwrap().iter().map(|s| s["mean_pct"].as_f64().unwrap()).sum();
         assert!((sum - 100.0).abs() < 1.0, "{}: shares add up to {sum}", l["lambda"]);
@@ -262,7 +252,7 @@ fn planted_patterns_are_found_exactly_where_planted() {
     assert_eq!(found(&only).keys().collect::<Vec<_>>(), ["blog"]);
     let (code, text, _) = olanalyze(&[path.to_str().unwrap()]);
     assert_eq!(code, 0);
-    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    assert_fits_80_columns(&text);
     assert!(text.contains("n_plus_one") && text.contains("CALL CLASSES"));
     assert!(!text.contains('\x1b'));
 }
@@ -281,9 +271,25 @@ fn waterfall_shows_every_call_of_one_invocation() {
     assert_eq!(w["steps"].as_array().unwrap().len(), 5);
     assert_eq!(w["steps"][2]["attribution"], "traceparent");
     assert!((w["steps"][2]["at_ms"].as_f64().unwrap() - 6.0).abs() < 1e-9);
+    // Where its time went: pg 1+2+1+1, http 60, own the other 7 of 72 ms.
+    let t = &w["time_ms"];
+    let got = ["postgres", "redis", "http", "own"].map(|p| t[p].as_f64().unwrap());
+    for (got, want) in got.iter().zip([5.0, 0.0, 60.0, 7.0]) {
+        assert!((got - want).abs() < 1e-6, "{t}");
+    }
     let (code, text, _) = olanalyze(&[path.to_str().unwrap(), "--invocation", "5"]);
     assert_eq!(code, 0);
-    assert_eq!(text.lines().count(), 6, "{text}");
+    assert_eq!(text.lines().count(), 7, "{text}");
+    assert!(text.contains("waiting: postgres 5.0 ms, redis 0.0, http 60.0; own 7.0"), "{text}");
+    assert_fits_80_columns(&text);
+    // Every invocation's parts add up to its wall time, and each lambda's
+    // slowest drawn in the report too.
+    for id in 0..24 {
+        assert_split_adds_up(&json(&[path.to_str().unwrap(), "--invocation", &id.to_string()])["waterfall"]);
+    }
+    let all = json(&[path.to_str().unwrap()]);
+    assert_eq!(all["waterfalls"].as_array().unwrap().len(), 8);
+    all["waterfalls"].as_array().unwrap().iter().for_each(assert_split_adds_up);
     let (code, _, err) = olanalyze(&[path.to_str().unwrap(), "--invocation", "999"]);
     assert_eq!(code, 2);
     assert!(err.contains("no invocation 999"), "{err}");
@@ -374,26 +380,6 @@ fn diff_gates_on_new_patterns_and_calls_per_invocation() {
     assert!(err.contains("unknown pattern"), "{err}");
 }
 
-/// The `data-v` values of column `key` in the table with id `table`, by
-/// the row's first cell.
-fn table_values(dom: &str, table: &str, key: &str) -> BTreeMap<String, String> {
-    let start = dom.find(&format!("<table id=\"{table}\"")).unwrap_or_else(|| panic!("no table {table}"));
-    let body = &dom[start..start + dom[start..].find("</table>").unwrap()];
-    let mut out = BTreeMap::new();
-    for row in body.split("<tr").skip(2) {
-        let first = row.split("<td").nth(1).unwrap();
-        let first = first[first.find('>').unwrap() + 1..first.find("</td>").unwrap()].replace("<code>", "").replace("</code>", "");
-        let marker = format!("data-k=\"{key}\" data-v=\"");
-        let at = row.find(&marker).unwrap_or_else(|| panic!("no {key} in {row}")) + marker.len();
-        out.insert(first, row[at..at + row[at..].find('"').unwrap()].to_owned());
-    }
-    out
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
 #[test]
 fn html_renders_in_chromium_with_the_json_numbers() {
     let dir = tempfile::tempdir().unwrap();
@@ -408,27 +394,14 @@ fn html_renders_in_chromium_with_the_json_numbers() {
     for needle in ["http://", "https://", "src=", "<link"] {
         assert!(!html.contains(needle), "the page refers to {needle}");
     }
-    let chromium = |extra: &[&str]| {
-        let mut args = vec!["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--enable-logging=stderr", "--v=0"];
-        args.extend_from_slice(extra);
-        let url = format!("file://{}", page.display());
-        args.push(&url);
-        let out = Command::new("chromium").args(&args).output().expect("chromium is installed (.ci/run installs it)");
-        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
-    let (dom, log) = chromium(&["--dump-dom"]);
-    assert!(!log.contains(":CONSOLE"), "console output: {log}");
-    assert!(dom.contains("data-ready=\"1\""), "the script did not run: {dom}");
+    let dom = rendered(&page);
     let o = &v["overview"];
     let overview = &dom[dom.find("<table id=\"overview\"").unwrap()..dom.find("id=\"lambdas\"").unwrap()];
     for k in ["invocations", "records", "concurrency_max"] {
         assert!(overview.contains(&format!("data-k=\"{k}\" data-v=\"{}\"", o[k])), "{k}: {overview}");
     }
-    for l in v["lambdas"].as_array().unwrap() {
-        let name = l["lambda"].as_str().unwrap();
-        assert_eq!(table_values(&dom, "lambdas", "invocations")[name], l["invocations"].to_string());
-        assert_eq!(table_values(&dom, "lambdas", "p99")[name].parse::<f64>().unwrap(), l["latency_ms"]["p99"].as_f64().unwrap());
-    }
+    // Per lambda (latency histograms included) and sessions.
+    assert_page_matches_json(&dom, &v);
     let counts = table_values(&dom, "classes", "count");
     let mut rows = v["classes"]["rows"].as_array().unwrap().clone();
     rows.extend(v["classes"]["rest"].as_object().map(|_| v["classes"]["rest"].clone()));
@@ -442,6 +415,6 @@ fn html_renders_in_chromium_with_the_json_numbers() {
     // And a screenshot, for people.
     let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("olanalyze-report.png");
     let _ = std::fs::remove_file(&shot);
-    chromium(&[&format!("--screenshot={}", shot.display()), "--window-size=1200,2400"]);
+    chromium(&page, &[&format!("--screenshot={}", shot.display()), "--window-size=1200,2400"]);
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
 }
